@@ -1,0 +1,3 @@
+"""factorysync: keeps a plant dashboard's data sources synced into one store."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,427 @@
+"""Command line: parses arguments and calls the same services the API uses.
+
+Every command exits 0 on success and non-zero with a one-line reason on error.
+``--json`` prints machine-readable output using the registry's column names.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from factorysync import __version__, services
+from factorysync.errors import ConfigError, FactorySyncError
+from factorysync.settings import get_settings
+from factorysync.store.store import Store
+
+app = typer.Typer(
+    help="factorysync: keeps a plant dashboard's data sources synced into one store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+source_app = typer.Typer(help="Inspect and operate single sources.", no_args_is_help=True)
+app.add_typer(source_app, name="source")
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _store(ready: bool = True) -> Store:
+    store = Store(get_settings())
+    if ready:
+        store.ensure_ready()
+    return store
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(
+        orjson.dumps(
+            data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
+        ).decode()
+        + "\n"
+    )
+
+
+def _ago(when: datetime | None) -> str:
+    if when is None:
+        return "never"
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            text = f"{int(seconds // size)}{unit}"
+            break
+    else:
+        text = f"{int(seconds)}s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def _status_style(status: str) -> str:
+    return {
+        "active": "green",
+        "success": "green",
+        "error": "red",
+        "failed": "red",
+        "maintenance": "yellow",
+        "running": "cyan",
+        "partial": "yellow",
+    }.get(status, "dim")
+
+
+# -- setup ------------------------------------------------------------------------------
+@app.command()
+def init() -> None:
+    """Create or upgrade the store and the secret key file."""
+    store = _store(ready=False)
+    result = services.init_store(store)
+    out.print(f"store     {store.safe_url} (schema revision {result.revision})")
+    state = "created (mode 0600)" if result.key_created else "in use"
+    out.print(f"secrets   key {state}: {result.key_origin}")
+
+
+@app.command()
+def apply(
+    file: Annotated[Path, typer.Argument(help="YAML file with a 'sources' list.")],
+    prune: Annotated[bool, typer.Option(help="Remove sources that are not in the file.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Make the registry match a YAML file of source declarations (idempotent)."""
+    changes = services.apply_file(_store(ready=False), file, prune=prune)
+    if json:
+        _print_json([c.__dict__ for c in changes])
+        return
+    marks = {
+        "created": "[green]+[/]",
+        "updated": "[yellow]~[/]",
+        "removed": "[red]-[/]",
+        "unchanged": "[dim]=[/]",
+    }
+    for c in changes:
+        out.print(f"{marks[c.action]} {c.source_id} ({c.action})")
+        for detail in c.details:
+            out.print(f"    {detail}", highlight=False)
+    counts = {a: sum(1 for c in changes if c.action == a) for a in marks}
+    out.print(
+        f"{counts['created']} created, {counts['updated']} updated, "
+        f"{counts['removed']} removed, {counts['unchanged']} unchanged"
+    )
+
+
+@app.command("import-legacy")
+def import_legacy(
+    file: Annotated[Path, typer.Argument(help="constant.js or a JSON list of sources.")],
+    root: Annotated[
+        Path | None, typer.Option(help="Folder that relative filePath values start from.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Register each entry of a front end's default_source_data as a JSON file source."""
+    changes, notes = services.import_legacy(_store(ready=False), file, root)
+    if json:
+        _print_json({"changes": [c.__dict__ for c in changes], "notes": notes})
+        return
+    for note in notes:
+        out.print(f"[yellow]note[/] {note}", highlight=False)
+    counts = {
+        a: sum(1 for c in changes if c.action == a) for a in ("created", "updated", "unchanged")
+    }
+    out.print(
+        f"imported {len(changes)} source(s): {counts['created']} created, "
+        f"{counts['updated']} updated, {counts['unchanged']} unchanged"
+    )
+
+
+# -- sources ----------------------------------------------------------------------------
+@source_app.command("list")
+def source_list(
+    status: Annotated[str | None, typer.Option(help="Only sources with this status.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """List the registered sources."""
+    rows = services.sources(_store(), status)
+    if json:
+        _print_json(rows)
+        return
+    table = Table(
+        "source_id", "name", "type", "status", "prio", "last sync", "next sync", "errors", box=None
+    )
+    for r in rows:
+        table.add_row(
+            r["source_id"],
+            r["name"],
+            r["source_type"],
+            f"[{_status_style(r['status'])}]{r['status']}[/]",
+            str(r["priority"]),
+            _ago(r["last_sync"]),
+            _ago(r["next_sync"]),
+            str(r["error_count"] or ""),
+        )
+    out.print(table)
+    out.print(f"{len(rows)} source(s)")
+
+
+@source_app.command("show")
+def source_show(source_id: str, json: JsonOpt = False) -> None:
+    """Show one source with its connections and mappings (secrets masked)."""
+    from factorysync.security.secrets import mask_config
+    from factorysync.store.registry import get_source
+
+    store = _store()
+    with store.connect() as conn:
+        source = get_source(conn, source_id)
+    for c in source["connections"]:
+        c["authentication_config"] = mask_config(c["authentication_config"])
+    if json:
+        _print_json(source)
+        return
+    out.print_json(orjson.dumps(source, default=str).decode())
+
+
+@source_app.command("sync")
+def source_sync(
+    source_id: Annotated[list[str], typer.Argument(help="One or more source ids.")],
+    json: JsonOpt = False,
+) -> None:
+    """Sync sources now, in the foreground; exits non-zero when a sync fails."""
+    results = services.sync_many(_store(), source_id)
+    if json:
+        _print_json([r.as_dict() for r in results])
+    else:
+        _print_results(results)
+    failed = [r for r in results if r.sync_status != "success"]
+    if failed:
+        raise FactorySyncError(
+            f"{len(failed)} sync(s) failed: "
+            + "; ".join(f"{r.source_id}: {r.error_message}" for r in failed)
+        )
+
+
+def _print_results(results: list[Any]) -> None:
+    table = Table(
+        "source_id",
+        "status",
+        "processed",
+        "inserted",
+        "updated",
+        "deleted",
+        "rejected",
+        "ms",
+        box=None,
+    )
+    for r in results:
+        table.add_row(
+            r.source_id,
+            f"[{_status_style(r.sync_status)}]{r.sync_status}[/]",
+            str(r.records_processed),
+            str(r.records_inserted),
+            str(r.records_updated),
+            str(r.records_deleted),
+            str(r.records_rejected),
+            str(r.sync_duration_ms),
+        )
+    out.print(table)
+    for r in results:
+        if r.error_message:
+            out.print(f"[red]{r.source_id}[/]: {r.error_message}", highlight=False)
+
+
+def _set_status(source_id: str, status: str) -> None:
+    from factorysync.store.registry import set_status
+
+    with _store().begin() as conn:
+        set_status(conn, source_id, status)
+    out.print(f"{source_id}: {status}")
+
+
+@source_app.command("enable")
+def source_enable(source_id: str) -> None:
+    """Set a source active (also closes an open circuit)."""
+    _set_status(source_id, "active")
+
+
+@source_app.command("disable")
+def source_disable(source_id: str) -> None:
+    """Set a source inactive: the scheduler skips it."""
+    _set_status(source_id, "inactive")
+
+
+@source_app.command("maintenance")
+def source_maintenance(source_id: str) -> None:
+    """Put a source in maintenance: the scheduler skips it."""
+    _set_status(source_id, "maintenance")
+
+
+@app.command()
+def history(
+    source_id: Annotated[str | None, typer.Argument(help="Only runs of this source.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    json: JsonOpt = False,
+) -> None:
+    """Recent sync runs, newest first."""
+    rows = services.history(_store(), source_id, limit)
+    if json:
+        _print_json(rows)
+        return
+    table = Table(
+        "run",
+        "source_id",
+        "type",
+        "status",
+        "processed",
+        "ins",
+        "upd",
+        "del",
+        "rej",
+        "ms",
+        "started",
+        "error",
+        box=None,
+    )
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["source_id"],
+            r["sync_type"],
+            f"[{_status_style(r['sync_status'])}]{r['sync_status']}[/]",
+            str(r["records_processed"]),
+            str(r["records_inserted"]),
+            str(r["records_updated"]),
+            str(r["records_deleted"]),
+            str(r["records_rejected"]),
+            str(r["sync_duration_ms"] or ""),
+            _ago(r["sync_started_at"]),
+            (r["error_message"] or "")[:80],
+        )
+    out.print(table)
+
+
+@app.command()
+def quarantine(
+    source_id: str,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    json: JsonOpt = False,
+) -> None:
+    """Rows rejected by validation, with the reasons."""
+    rows = services.quarantined(_store(), source_id, limit)
+    if json:
+        _print_json(rows)
+        return
+    table = Table("id", "run", "target", "reasons", "record", box=None)
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            str(r["run_id"]),
+            r["target_table"] or "",
+            "; ".join(r["reasons"]),
+            orjson.dumps(r["record"]).decode()[:100],
+        )
+    out.print(table)
+    out.print(f"{len(rows)} quarantined row(s) shown")
+
+
+@app.command()
+def status(json: JsonOpt = False) -> None:
+    """Counts by status, runs in progress and scheduler lag."""
+    summary = services.status_summary(_store())
+    if json:
+        _print_json(summary)
+        return
+    out.print(f"store            {summary['store']}")
+    out.print(
+        f"sources          {summary['sources']}  "
+        + "  ".join(f"{k}={v}" for k, v in sorted(summary["by_status"].items()))
+    )
+    out.print(f"runs in progress {summary['runs_in_progress']}")
+    out.print(f"scheduler lag    {summary['scheduler_lag_s']} s")
+    out.print(
+        "runs (24 h)      "
+        + ("  ".join(f"{k}={v}" for k, v in sorted(summary["runs_last_24h"].items())) or "none")
+    )
+
+
+# -- long-running ---------------------------------------------------------------------
+def serve_forever(store: Store) -> None:
+    """Run the scheduler until SIGINT/SIGTERM (in-flight runs finish first)."""
+    from factorysync.engine.scheduler import Scheduler
+
+    level = getattr(logging, store.settings.log_level.upper(), logging.INFO)
+    logging.getLogger("factorysync").setLevel(level)
+    scheduler = Scheduler(store)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        err.print(f"stopping ({signal.Signals(signum).name}): finishing runs in progress…")
+        scheduler.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    out.print(f"scheduler running on {store.safe_url} (Ctrl-C stops)")
+    scheduler.run_forever()
+
+
+@app.command()
+def run() -> None:
+    """Run the scheduler and workers until stopped."""
+    serve_forever(_store())
+
+
+@app.command()
+def demo(
+    serve: Annotated[bool, typer.Option(help="Keep running the scheduler afterwards.")] = True,
+    size_mb: Annotated[float, typer.Option(min=0.1, max=10000, help="Size of the data set.")] = 5.0,
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo files go.")] = Path(
+        "factorysync-demo"
+    ),
+    json: JsonOpt = False,
+) -> None:
+    """Generate a plant data set of 40+ JSON sources, import, sync and (by default) serve."""
+    from factorysync.demo.run import run_demo
+
+    store = _store(ready=False)
+    results = run_demo(store, directory, size_mb=size_mb, console=None if json else out)
+    if json:
+        _print_json([r.as_dict() for r in results])
+    failed = [r for r in results if r.sync_status != "success"]
+    if failed:
+        raise FactorySyncError(f"{len(failed)} demo source(s) failed to sync")
+    if serve:
+        serve_forever(store)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(2)
+    except FactorySyncError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

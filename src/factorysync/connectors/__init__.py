@@ -1,0 +1,1 @@
+"""Connectors: one module per connection type, each with check(), discover() and read(state)."""

@@ -1,0 +1,101 @@
+"""The connector interface every connection type implements.
+
+A connector is built from a validated ``connection_config`` model and the decrypted
+``authentication_config``. It answers three questions:
+
+* ``check()``: can the source be reached right now? (raises a ConnectorError if not)
+* ``discover()``: which fields, of which kinds, with which sample values?
+* ``read(state)``: the records, as batches; each batch carries the state to resume from.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from factorysync.settings import Settings
+
+
+@dataclass
+class ConnectorContext:
+    source_id: str
+    settings: Settings
+    batch_size: int = 5000
+
+
+@dataclass
+class Batch:
+    records: list[Any]
+    # State to store once this batch is committed (e.g. a file's marker or a cursor).
+    state: dict[str, Any] = field(default_factory=dict)
+    # Where the records came from (a file path, a page), for error messages.
+    origin: str = ""
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    message: str
+    latency_ms: float
+
+
+@dataclass
+class FieldInfo:
+    name: str
+    kind: str | None
+    samples: list[Any]
+    nullable: bool = False
+
+
+class Connector(ABC):
+    """Base of every connection type."""
+
+    type_name: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, config: BaseModel, auth: dict[str, Any], context: ConnectorContext):
+        self.config = config
+        self.auth = auth
+        self.context = context
+
+    def check(self) -> CheckResult:
+        started = time.perf_counter()
+        message = self._check()
+        return CheckResult(True, message, (time.perf_counter() - started) * 1000)
+
+    @abstractmethod
+    def _check(self) -> str:
+        """Raise a ConnectorError when the source cannot be used; return a short summary."""
+
+    def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
+        from factorysync.store.targets import infer_kind, merge_kinds
+
+        fields: dict[str, FieldInfo] = {}
+        seen = 0
+        for batch in self.read({}, records_path=records_path):
+            for record in batch.records:
+                if not isinstance(record, dict):
+                    record = {"value": record}
+                for name, value in record.items():
+                    info = fields.setdefault(name, FieldInfo(name, None, [], nullable=seen > 0))
+                    info.kind = merge_kinds(info.kind, infer_kind(value))
+                    if value is None:
+                        info.nullable = True
+                    elif len(info.samples) < 3 and value not in info.samples:
+                        info.samples.append(value)
+                for name, info in fields.items():
+                    if name not in record:
+                        info.nullable = True
+                seen += 1
+                if seen >= limit:
+                    return list(fields.values())
+        return list(fields.values())
+
+    @abstractmethod
+    def read(self, state: dict[str, Any], *, records_path: str | None = None) -> Iterator[Batch]:
+        """Yield record batches, resuming from ``state``."""

@@ -1,0 +1,78 @@
+"""Connection types by name: the built-in ones plus any from the ``factorysync.connectors``
+entry-point group."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import ValidationError
+
+from factorysync.connectors.base import Connector, ConnectorContext
+from factorysync.errors import ConfigError
+
+BUILTIN: dict[str, str] = {
+    "file": "factorysync.connectors.file:FileConnector",
+}
+# Types that are part of the design but are not in this release.
+PLANNED = {"database", "api", "artisan", "command", "mqtt", "opcua"}
+
+
+def _load(ref: str) -> type[Connector]:
+    module, _, name = ref.partition(":")
+    return getattr(import_module(module), name)  # type: ignore[no-any-return]
+
+
+def connector_class(connection_type: str) -> type[Connector]:
+    if connection_type in BUILTIN:
+        return _load(BUILTIN[connection_type])
+    for ep in entry_points(group="factorysync.connectors"):
+        if ep.name == connection_type:
+            return ep.load()  # type: ignore[no-any-return]
+    if connection_type in PLANNED:
+        raise ConfigError(
+            f"connection_type {connection_type!r} is not available in this release "
+            f"(available: {', '.join(available())})"
+        )
+    raise ConfigError(
+        f"unknown connection_type {connection_type!r} (available: {', '.join(available())})"
+    )
+
+
+def available() -> list[str]:
+    names = set(BUILTIN) | {ep.name for ep in entry_points(group="factorysync.connectors")}
+    return sorted(names)
+
+
+def validate_connection_config(connection_type: str, config: dict[str, Any]) -> list[str]:
+    """Problems with a connection_config, as 'field: message' strings (empty when valid)."""
+    try:
+        cls = connector_class(connection_type)
+    except ConfigError as exc:
+        return [str(exc)]
+    try:
+        cls.config_model.model_validate(config)
+    except ValidationError as exc:
+        return [format_validation_error(err) for err in exc.errors()]
+    return []
+
+
+def format_validation_error(err: Any) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def build_connector(
+    connection_type: str, config: dict[str, Any], auth: dict[str, Any], context: ConnectorContext
+) -> Connector:
+    cls = connector_class(connection_type)
+    try:
+        model = cls.config_model.model_validate(config)
+    except ValidationError as exc:
+        problems = [format_validation_error(e) for e in exc.errors()]
+        raise ConfigError(
+            f"source {context.source_id!r}: invalid connection_config", problems
+        ) from None
+    return cls(model, auth, context)

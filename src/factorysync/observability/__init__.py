@@ -1,0 +1,1 @@
+"""Infolog, metrics and alerts."""

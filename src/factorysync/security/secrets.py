@@ -1,0 +1,173 @@
+"""Encryption of ``authentication_config`` values at rest, and secret references.
+
+Each value of an ``authentication_config`` mapping is encrypted on its own with Fernet
+(AES-128-CBC + HMAC-SHA256), so a stored config still shows *which* keys it holds (the
+console and API print ``"***"`` per key) while no value is readable without the key.
+A stored value looks like ``enc:v1:<fernet token>``.
+
+The key comes from ``FACTORYSYNC_SECRET_KEY`` or from the key file that ``factorysync init``
+creates with mode 0600. Several keys may be given, comma separated, newest first: values
+are encrypted with the first and decrypted with any (key rotation).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from factorysync.errors import ConfigError
+from factorysync.settings import Settings
+
+PREFIX = "enc:v1:"
+MASK = "***"
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Secret(str):
+    """A string whose ``repr`` and ``str`` in f-strings of containers never show the value."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+def create_key_file(path: Path) -> bool:
+    """Create a new key file readable by its owner only. Returns False if it already exists."""
+    path = path.expanduser()
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(Fernet.generate_key() + b"\n")
+    return True
+
+
+def _load_keys(settings: Settings) -> list[bytes]:
+    raw = settings.secret_key.strip()
+    origin = "FACTORYSYNC_SECRET_KEY"
+    if not raw:
+        path = settings.secret_key_file.expanduser()
+        origin = str(path)
+        if not path.exists():
+            raise ConfigError(
+                f"no secret key: set FACTORYSYNC_SECRET_KEY or run 'factorysync init' "
+                f"to create the key file {path}"
+            )
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"secret key file {path} is readable by others (mode {mode:o}); "
+                f"run: chmod 600 {path}"
+            )
+        raw = path.read_text(encoding="ascii").strip()
+    keys = [k.strip().encode("ascii") for k in re.split(r"[,\s]+", raw) if k.strip()]
+    for key in keys:
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"secret key from {origin} is not a valid Fernet key "
+                "(32 url-safe base64-encoded bytes)"
+            ) from None
+    return keys
+
+
+class SecretBox:
+    """Encrypts and decrypts single values with the configured key(s)."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise ConfigError("no secret key configured")
+        self._fernet = MultiFernet([Fernet(k) for k in keys])
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecretBox:
+        return cls(_load_keys(settings))
+
+    def encrypt(self, value: Any) -> str:
+        import orjson
+
+        return PREFIX + self._fernet.encrypt(orjson.dumps(value)).decode("ascii")
+
+    def decrypt(self, stored: Any) -> Any:
+        import orjson
+
+        if not isinstance(stored, str) or not stored.startswith(PREFIX):
+            # Written before encryption was configured, or by hand: treat as plain.
+            return stored
+        try:
+            return orjson.loads(self._fernet.decrypt(stored[len(PREFIX) :].encode("ascii")))
+        except InvalidToken:
+            raise ConfigError(
+                "a stored secret cannot be decrypted with the configured key "
+                "(wrong FACTORYSYNC_SECRET_KEY or key file?)"
+            ) from None
+
+    def rotate(self, stored: Any) -> Any:
+        if not isinstance(stored, str) or not stored.startswith(PREFIX):
+            return stored
+        return PREFIX + self._fernet.rotate(stored[len(PREFIX) :].encode("ascii")).decode("ascii")
+
+    def encrypt_config(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {k: self.encrypt(v) for k, v in (config or {}).items()}
+
+    def decrypt_config(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {k: self.decrypt(v) for k, v in (config or {}).items()}
+
+
+def resolve_env_refs(value: Any, *, where: str) -> Any:
+    """Replace ``${env:NAME}`` references (in strings, recursively) by the variable's value."""
+    if isinstance(value, str):
+
+        def _sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(_sub, value)
+    if isinstance(value, dict):
+        return {k: resolve_env_refs(v, where=f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_env_refs(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def mask_config(config: Mapping[str, Any] | None) -> dict[str, str]:
+    """The public view of an authentication config: its keys, every value masked."""
+    return dict.fromkeys(config or {}, MASK)
+
+
+class Redactor:
+    """Removes known secret values (and credentials in URLs) from text before it is stored."""
+
+    _URL_CREDS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):[^@/\s]+@")
+    _QUERY_SECRET = re.compile(
+        r"(?i)([?&](?:token|access_token|api_key|apikey|key|password|secret|sig)=)[^&\s]+"
+    )
+
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        # Longest first, so a secret that contains another is removed whole.
+        self._secrets = sorted({s for s in (secrets or []) if len(s) >= 3}, key=len, reverse=True)
+
+    def add(self, value: Any) -> None:
+        if isinstance(value, str) and len(value) >= 3:
+            self._secrets = sorted({*self._secrets, value}, key=len, reverse=True)
+        elif isinstance(value, dict):
+            for v in value.values():
+                self.add(v)
+        elif isinstance(value, list):
+            for v in value:
+                self.add(v)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        text = self._URL_CREDS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+        return self._QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)

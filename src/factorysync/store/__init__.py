@@ -1,0 +1,1 @@
+"""The factorysync store: registry, history, state and target tables in one database."""

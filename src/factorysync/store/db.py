@@ -1,0 +1,119 @@
+"""Engine creation and schema upgrades for the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from factorysync.errors import StoreError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the API read while a sync writes; NORMAL sync is durable in WAL mode
+    # against process crashes (only an OS crash can lose the last commits).
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Write transactions (Store.begin / write_transaction) take the write lock when they
+    # start, so two writers queue on busy_timeout instead of failing half-way with
+    # "database is locked"; reads stay deferred and never block.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("fs_write") else "BEGIN")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Engine for the store URL, with the pragmas and pool settings the store relies on."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # The driver's own transaction handling is turned off so BEGIN IMMEDIATE is ours.
+        event.listen(engine, "connect", lambda c, r: setattr(c, "isolation_level", None))
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_engine(url, **kwargs)
+
+
+@contextmanager
+def write_transaction(conn: Connection) -> Iterator[Connection]:
+    """A transaction that intends to write (takes SQLite's write lock up front)."""
+    conn.info["fs_write"] = True
+    try:
+        with conn.begin():
+            yield conn
+    finally:
+        conn.info["fs_write"] = False
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine) -> str | None:
+    """Create or upgrade the schema to the newest migration; returns the revision."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        command.upgrade(alembic_config(engine), "head")
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise StoreError(f"cannot reach the store: {describe_db_error(exc)}") from None
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def is_initialised(engine: Engine) -> bool:
+    try:
+        return "data_source_registry" in inspect(engine).get_table_names()
+    except OperationalError as exc:
+        raise StoreError(f"cannot reach the store: {describe_db_error(exc)}") from None
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """First line of a driver error, without the SQL or bound parameters SQLAlchemy appends."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def plain(row: Any) -> dict[str, Any]:
+    """A result row as a dict with plain ``str`` keys (SQLAlchemy's are str subclasses)."""
+    return {str(k): v for k, v in row.items()}

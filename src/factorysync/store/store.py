@@ -1,0 +1,67 @@
+"""The store facade: one engine, the secret box, and readiness checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+from sqlalchemy import Connection, Engine
+
+from factorysync.errors import StoreError
+from factorysync.security.secrets import SecretBox
+from factorysync.settings import Settings, get_settings
+from factorysync.store import db
+
+
+class Store:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.url = self.settings.database_url
+
+    @cached_property
+    def engine(self) -> Engine:
+        return db.make_engine(self.url)
+
+    @cached_property
+    def box(self) -> SecretBox:
+        return SecretBox.from_settings(self.settings)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def connect(self) -> Connection:
+        return self.engine.connect()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction on a fresh connection (commits on success)."""
+        with self.engine.connect() as conn, db.write_transaction(conn):
+            yield conn
+
+    def upgrade(self) -> str | None:
+        return db.upgrade(self.engine)
+
+    def ensure_ready(self) -> None:
+        """Refuse to work on a store that is missing or on an older schema."""
+        if not db.is_initialised(self.engine):
+            raise StoreError(
+                f"the store at {self.safe_url} is not initialised: run 'factorysync init'"
+            )
+        have, want = db.current_revision(self.engine), db.head_revision(self.engine)
+        if have != want:
+            raise StoreError(
+                f"the store schema is at revision {have}, this version needs {want}: "
+                "run 'factorysync init' to upgrade"
+            )
+
+    @property
+    def safe_url(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

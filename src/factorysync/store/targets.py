@@ -1,0 +1,483 @@
+"""Target tables: created and evolved from mapped rows, written through a staging table.
+
+Every target table carries provenance columns next to the mapped ones:
+
+    _source_id   the source that owns the row (several sources may share a table)
+    _run_id      the run that last inserted or changed the row
+    _synced_at   when that happened
+    _row_hash    hash of the mapped values, so an unchanged row is never counted as updated
+    _row_key     synthetic identity when the mapping has no primary key
+    _deleted_at  soft-delete marker (``delete_mode: soft``)
+
+A run first writes its rows into a private staging table (a temporary table of its own
+connection), then merges them into the target in one transaction with set-based SQL
+that also yields the exact inserted/updated/deleted counts. Until that transaction
+commits, the target is untouched: a read that fails half-way changes nothing.
+
+Column types are inferred from values when the mapping does not fix them, and widened
+(integer → float → string, anything → json) when later values do not fit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    Float,
+    Index,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    inspect,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.types import TypeEngine
+
+from factorysync.engine.mapping import SYSTEM_COLUMNS
+from factorysync.errors import StoreError
+from factorysync.store.schema import REGISTRY_TABLES
+from factorysync.store.types import JSONType, UTCDateTime
+
+KIND_TYPES: dict[str, TypeEngine[Any]] = {
+    "integer": BigInteger(),
+    "float": Float(precision=53),
+    "decimal": Numeric(),
+    "boolean": Boolean(),
+    "string": Text(),
+    "date": Date(),
+    "datetime": UTCDateTime(),
+    "json": JSONType,
+}
+PG_TYPES = {
+    "integer": "BIGINT",
+    "float": "DOUBLE PRECISION",
+    "decimal": "NUMERIC",
+    "boolean": "BOOLEAN",
+    "string": "TEXT",
+    "date": "DATE",
+    "datetime": "TIMESTAMP WITH TIME ZONE",
+    "json": "JSONB",
+}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$"
+)
+_NUMERIC = ("integer", "decimal", "float")
+
+
+def infer_kind(value: Any) -> str | None:
+    """The column kind a single value suggests (None for null: no information)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, Decimal):
+        return "decimal"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, date):
+        return "date"
+    if isinstance(value, str):
+        # Only timestamps with an explicit offset: a naive one's zone would be a guess.
+        if _ISO_DATETIME.match(value):
+            return "datetime"
+        if _ISO_DATE.match(value):
+            return "date"
+        return "string"
+    return "json"
+
+
+def merge_kinds(a: str | None, b: str | None) -> str | None:
+    """The narrowest kind that holds values of both kinds."""
+    if a is None or a == b:
+        return b
+    if b is None:
+        return a
+    if "json" in (a, b):
+        return "json"
+    if a in _NUMERIC and b in _NUMERIC:
+        return "float" if "float" in (a, b) else "decimal"
+    if {a, b} == {"date", "datetime"}:
+        return "string"
+    return "string"
+
+
+def kind_of_type(sqltype: Any) -> str:
+    name = type(sqltype).__name__.upper()
+    if "JSON" in name:
+        return "json"
+    if "BOOL" in name:
+        return "boolean"
+    if "INT" in name:
+        return "integer"
+    if any(t in name for t in ("FLOAT", "DOUBLE", "REAL")):
+        return "float"
+    if "NUMERIC" in name or "DECIMAL" in name:
+        return "decimal"
+    if "TIMESTAMP" in name or "DATETIME" in name:
+        return "datetime"
+    if "DATE" in name:
+        return "date"
+    return "string"
+
+
+def to_kind(value: Any, kind: str) -> tuple[bool, Any]:
+    """(fits, value converted for a column of ``kind``)."""
+    if value is None:
+        return True, None
+    got = infer_kind(value)
+    if got == kind:
+        if kind == "datetime" and isinstance(value, str):
+            return True, datetime.fromisoformat(value)
+        if kind == "date" and isinstance(value, str):
+            return True, date.fromisoformat(value)
+        return True, value
+    if kind == "json":
+        return True, value
+    if kind == "float" and got in ("integer", "decimal"):
+        return True, float(value)
+    if kind == "decimal" and got == "integer":
+        return True, Decimal(value)
+    if kind == "string" and got != "json":
+        if isinstance(value, datetime | date):
+            return True, value.isoformat()
+        return True, value if isinstance(value, str) else orjson.dumps(value).decode()
+    return False, value
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    import hashlib
+
+    blob = orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+@dataclass
+class MergeCounts:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+
+def check_target_name(name: str) -> None:
+    if name in REGISTRY_TABLES or name.startswith(("alembic", "_fs_", "sqlite_")):
+        raise StoreError(f"target table {name!r} is reserved by factorysync")
+
+
+class TargetTable:
+    """One target table for one source: its columns, staging and merge."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        name: str,
+        *,
+        source_id: str,
+        key: Sequence[str],
+        declared: dict[str, str] | None = None,
+    ) -> None:
+        check_target_name(name)
+        self.conn = conn
+        self.name = name
+        self.source_id = source_id
+        self.key = list(key) or ["_row_key"]
+        self.declared = dict(declared or {})
+        self.dialect = conn.dialect.name
+        self.kinds: dict[str, str] = {}  # mapped columns → kind, in table order
+        self.existing: dict[str, str] = {}  # columns the real table has now
+        self._stage_name = f"_fs_stage_{re.sub(r'[^a-z0-9_]', '_', name)}"
+        self._stage_created: set[str] = set()
+        self._staged = 0
+        self._load_existing()
+
+    # -- schema ----------------------------------------------------------------------
+    def _load_existing(self) -> None:
+        """Read the real table's columns (again at merge: another run may have changed it)."""
+        self.existing = {}
+        insp = inspect(self.conn)
+        if not insp.has_table(self.name):
+            return
+        for col in insp.get_columns(self.name):
+            self.existing[col["name"]] = kind_of_type(col["type"])
+        for column, kind in self.existing.items():
+            if column not in SYSTEM_COLUMNS:
+                self.kinds[column] = merge_kinds(kind, self.kinds.get(column)) or kind
+        missing = [k for k in self.key if k not in self.existing]
+        if missing:
+            raise StoreError(
+                f"target table {self.name!r} exists without key column(s) {missing}; "
+                "choose another target_table or drop the old one"
+            )
+
+    def plan(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Learn column kinds from a batch of rows (before staging it)."""
+        seen: dict[str, str | None] = {}
+        for row in rows:
+            for column, value in row.items():
+                if column in SYSTEM_COLUMNS:
+                    continue
+                seen[column] = merge_kinds(seen.get(column), infer_kind(value))
+        for column, kind in seen.items():
+            declared = self.declared.get(column)
+            if declared is not None:
+                kind = declared
+            current = self.kinds.get(column)
+            wanted = merge_kinds(current, kind) if current else kind
+            if current is None:
+                self.kinds[column] = wanted or "string"
+            elif wanted != current and wanted is not None:
+                self.kinds[column] = wanted
+
+    def _table(self, name: str, *, temp: bool = False) -> Table:
+        cols = [Column(k, KIND_TYPES[self.kinds[k]]) for k in self.key if k in self.kinds]
+        if "_row_key" in self.key:
+            cols.append(Column("_row_key", Text()))
+        cols += [Column(c, KIND_TYPES[k]) for c, k in self.kinds.items() if c not in self.key]
+        cols.append(Column("_row_hash", Text()))
+        if not temp:
+            cols += [
+                Column("_source_id", Text()),
+                Column("_run_id", BigInteger()),
+                Column("_synced_at", UTCDateTime()),
+                Column("_deleted_at", UTCDateTime()),
+            ]
+        return Table(name, MetaData(), *cols)
+
+    def _ddl_type(self, kind: str) -> str:
+        if self.dialect == "postgresql":
+            return PG_TYPES[kind]
+        return str(KIND_TYPES[kind].compile(dialect=self.conn.dialect))
+
+    def _quote(self, name: str) -> str:
+        return self.conn.dialect.identifier_preparer.quote(name)
+
+    def ensure_target(self) -> None:
+        """Create the target table or add/widen its columns to hold the planned kinds."""
+        if not self.existing:
+            table = self._table(self.name)
+            table.append_constraint(
+                Index(f"ux_{self.name}_key"[:63], "_source_id", *self.key, unique=True)
+            )
+            table.append_constraint(Index(f"ix_{self.name}_synced"[:63], "_synced_at"))
+            table.create(self.conn)
+            self.existing = {c.name: kind_of_type(c.type) for c in table.columns}
+            return
+        for column, kind in self.kinds.items():
+            have = self.existing.get(column)
+            if have is None:
+                self.conn.execute(
+                    text(
+                        f"ALTER TABLE {self._quote(self.name)} ADD COLUMN "
+                        f"{self._quote(column)} {self._ddl_type(kind)}"
+                    )
+                )
+                self.existing[column] = kind
+            elif have != kind and merge_kinds(have, kind) == kind:
+                self._widen(self.name, column, kind)
+                self.existing[column] = kind
+            elif have != kind:
+                # The table is wider than the values: keep the table's kind.
+                self.kinds[column] = have
+
+    def _widen(self, table: str, column: str, kind: str) -> None:
+        if self.dialect != "postgresql":
+            # SQLite stores each value with its own type; the declared type only sets
+            # affinity, and a REAL/TEXT value kept in an INTEGER column reads back as is.
+            return
+        q, c, t = self._quote(table), self._quote(column), PG_TYPES[kind]
+        using = f"to_jsonb({c})" if kind == "json" else f"{c}::{t}"
+        self.conn.execute(text(f"ALTER TABLE {q} ALTER COLUMN {c} TYPE {t} USING {using}"))
+
+    # -- staging ---------------------------------------------------------------------
+    def _ensure_stage(self) -> None:
+        quoted = self._quote(self._stage_name)
+        if not self._stage_created:
+            self.conn.execute(text(f"DROP TABLE IF EXISTS {quoted}"))
+            if self.dialect == "postgresql":
+                cols = [f"{self._quote(k)} TEXT" for k in self.key if k not in self.kinds]
+                ddl = ", ".join(
+                    cols
+                    + [f"{self._quote(c)} {PG_TYPES[k]}" for c, k in self.kinds.items()]
+                    + ["_row_hash TEXT"]
+                )
+            else:
+                # Untyped columns store values exactly as bound (no affinity conversions).
+                names = [k for k in self.key if k not in self.kinds] + list(self.kinds)
+                ddl = ", ".join([*(self._quote(c) for c in names), "_row_hash"])
+            keys = ", ".join(self._quote(k) for k in self.key)
+            self.conn.execute(
+                text(f"CREATE TEMPORARY TABLE {quoted} ({ddl}, PRIMARY KEY ({keys}))")
+            )
+            self._stage_created = set(self.kinds) | set(self.key)
+            return
+        for column, kind in self.kinds.items():
+            if column not in self._stage_created:
+                ddl = PG_TYPES[kind] if self.dialect == "postgresql" else ""
+                self.conn.execute(
+                    text(f"ALTER TABLE {quoted} ADD COLUMN {self._quote(column)} {ddl}")
+                )
+                self._stage_created.add(column)
+            elif self.dialect == "postgresql":
+                self._widen(self._stage_name, column, kind)
+
+    def stage(self, rows: list[dict[str, Any]], hashes: list[str]) -> int:
+        """Write a batch into the staging table (last row wins for a repeated key)."""
+        if not rows:
+            return 0
+        self.plan(rows)
+        self._ensure_stage()
+        prepared = []
+        for row, digest in zip(rows, hashes, strict=True):
+            out: dict[str, Any] = {"_row_hash": digest}
+            for column, kind in self.kinds.items():
+                fits, value = to_kind(row.get(column), kind)
+                if not fits:
+                    self.kinds[column] = merge_kinds(kind, infer_kind(value)) or "string"
+                    self._ensure_stage()
+                    fits, value = to_kind(value, self.kinds[column])
+                out[column] = value
+            if "_row_key" in self.key:
+                out["_row_key"] = row["_row_key"]
+            prepared.append(out)
+        stage = self._table(self._stage_name, temp=True)
+        self.conn.execute(self._stage_upsert(stage), prepared)
+        self._staged += len(prepared)
+        return len(prepared)
+
+    def _stage_upsert(self, stage: Table) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(stage)
+        rest = {c.name: stmt.excluded[c.name] for c in stage.columns if c.name not in self.key}
+        return stmt.on_conflict_do_update(index_elements=self.key, set_=rest)
+
+    # -- merge -----------------------------------------------------------------------
+    def merge(self, run_id: int, now: datetime, *, delete_missing: str | None) -> MergeCounts:
+        """Apply the staged rows to the target; ``delete_missing`` is None, "hard" or "soft"."""
+        counts = MergeCounts()
+        if self._staged == 0 and not self.existing:
+            return counts
+        if self._staged:
+            self.ensure_target()
+        target = self._table(self.name)
+        if not self._stage_created:
+            self._ensure_stage()
+        stage = self._table(self._stage_name, temp=True)
+        key_match = and_(*(target.c[k] == stage.c[k] for k in self.key))
+        mine = target.c._source_id == self.source_id
+        columns = [c for c in self.kinds if c not in self.key]
+        provenance = {"_run_id": run_id, "_synced_at": now, "_deleted_at": None}
+
+        changed = update(target).where(
+            mine,
+            key_match,
+            or_(
+                target.c._row_hash.is_distinct_from(stage.c._row_hash),
+                target.c._deleted_at.is_not(None),
+            ),
+        )
+        values = {c: stage.c[c] for c in columns}
+        values["_row_hash"] = stage.c._row_hash
+        counts.updated = self.conn.execute(changed.values(**values, **provenance)).rowcount
+
+        absent = ~exists().where(mine, key_match)
+        names = [*self.key, *columns, "_row_hash"]
+        picked = select(
+            *(stage.c[n] for n in names),
+            literal(self.source_id),
+            literal(run_id, BigInteger()),
+            literal(now, UTCDateTime()),
+        ).where(absent)
+        counts.inserted = self.conn.execute(
+            insert(target)
+            .from_select([*names, "_source_id", "_run_id", "_synced_at"], picked)
+            .execution_options(preserve_rowcount=True)
+        ).rowcount
+
+        if delete_missing:
+            gone = ~exists().where(key_match)
+            if delete_missing == "soft":
+                stmt = (
+                    update(target)
+                    .where(mine, target.c._deleted_at.is_(None), gone)
+                    .values(_deleted_at=now, _run_id=run_id)
+                )
+            else:
+                stmt = delete(target).where(mine, gone)
+            counts.deleted = self.conn.execute(stmt).rowcount
+        return counts
+
+    def drop_stage(self) -> None:
+        if self._stage_created:
+            self.conn.execute(text(f"DROP TABLE IF EXISTS {self._quote(self._stage_name)}"))
+            self._stage_created = set()
+            self._staged = 0
+
+
+def count_rows(conn: Connection, table: str, source_id: str | None = None) -> int:
+    t = Table(table, MetaData(), Column("_source_id", Text()), Column("_deleted_at", Text()))
+    stmt = select(func.count()).select_from(t).where(t.c._deleted_at.is_(None))
+    if source_id is not None:
+        stmt = stmt.where(t.c._source_id == source_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def target_table(conn: Connection, name: str) -> Table:
+    """The target table as a typed Table (JSON decoded, timestamps in UTC on every store)."""
+    check_target_name(name)
+    insp = inspect(conn)
+    if not insp.has_table(name):
+        raise StoreError(f"target table {name!r} does not exist (has its source synced yet?)")
+    cols = []
+    for col in insp.get_columns(name):
+        kind = kind_of_type(col["type"])
+        if col["name"] in ("_row_hash", "_row_key", "_source_id"):
+            kind = "string"
+        cols.append(Column(col["name"], KIND_TYPES[kind]))
+    return Table(name, MetaData(), *cols)
+
+
+def read_rows(
+    conn: Connection,
+    name: str,
+    *,
+    source_id: str | None = None,
+    include_deleted: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    table = target_table(conn, name)
+    stmt = select(table)
+    if source_id is not None:
+        stmt = stmt.where(table.c._source_id == source_id)
+    if not include_deleted:
+        stmt = stmt.where(table.c._deleted_at.is_(None))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [{str(k): v for k, v in r.items()} for r in conn.execute(stmt).mappings()]
