@@ -358,6 +358,7 @@ def serve_forever(store: Store) -> None:
 
     level = getattr(logging, store.settings.log_level.upper(), logging.INFO)
     logging.getLogger("factorysync").setLevel(level)
+    logging.getLogger("factorysync.infolog").setLevel(level)
     scheduler = Scheduler(store)
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -411,13 +412,15 @@ def main() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Foreground commands print their own outcome; the event log echoes only in `run`.
+    logging.getLogger("factorysync.infolog").setLevel(logging.CRITICAL)
     try:
         app()
     except ConfigError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
     except FactorySyncError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.stderr.write(f"error: {exc}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

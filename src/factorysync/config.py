@@ -182,10 +182,12 @@ def parse_sources(document: Any, origin: str = "config") -> list[SourceDecl]:
         where = _where(index, raw)
         decl, found = parse_source(raw, where)
         problems += found
+        sid = raw.get("source_id") if isinstance(raw, dict) else None
+        if isinstance(sid, str):
+            if sid in seen:
+                problems.append(f"{where}: source_id repeats sources[{seen[sid]}]")
+            seen.setdefault(sid, index)
         if decl is not None:
-            if decl.source_id in seen:
-                problems.append(f"{where}: source_id repeats sources[{seen[decl.source_id]}]")
-            seen[decl.source_id] = index
             decls.append(decl)
     if problems:
         raise ConfigError(f"{origin}: {len(problems)} problem(s)", problems)

@@ -163,14 +163,10 @@ def declarations(
     problems: list[str] = []
     taken = set(existing.values())
     for i, entry in enumerate(entries):
-        file_path = (
-            str(entry["filePath"]).lstrip("/")
-            if not Path(str(entry["filePath"])).is_absolute()
-            else str(entry["filePath"])
-        )
-        full = (
-            (root / file_path).resolve() if not Path(file_path).is_absolute() else Path(file_path)
-        )
+        # A front end's filePath is a URL path under its public folder, so "/data/x.json"
+        # and "data/x.json" both live under --root.
+        file_path = str(entry["filePath"]).lstrip("/")
+        full = (root / file_path).resolve()
         source_id = existing.get(str(entry["id"])) or slug(
             entry.get("fileName") or file_path, taken
         )

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, insert
 
 from factorysync.store.schema import infolog
 
-log = logging.getLogger("factorysync")
+log = logging.getLogger("factorysync.infolog")
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
