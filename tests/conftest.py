@@ -151,8 +151,9 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, check: bool = False,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, check: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``factorysync`` command in a subprocess."""
     proc = subprocess.run(
         [sys.executable, "-m", "factorysync.cli", *args],

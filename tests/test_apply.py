@@ -26,8 +26,11 @@ def source(sid: str, **over: object) -> dict[str, object]:
         "name": sid.upper(),
         "source_type": "json",
         "connections": [
-            {"connection_name": "primary", "connection_config": {"file_path": f"{sid}.json"},
-             "authentication_config": {"token": "tkn-" + sid}},
+            {
+                "connection_name": "primary",
+                "connection_config": {"file_path": f"{sid}.json"},
+                "authentication_config": {"token": "tkn-" + sid},
+            },
         ],
         "mappings": [{"target_table": sid, "mapping_config": {"primary_key": "id"}}],
     }
@@ -75,13 +78,15 @@ def test_invalid_file_changes_nothing(store: Store, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"sources\[1\] \(source_id 'c'\): refresh_interval"):
         services.apply_file(store, bad)
     with store.connect() as conn:
-        rows = conn.execute(select(data_source_registry.c.source_id,
-                                   data_source_registry.c.priority)).all()
+        rows = conn.execute(
+            select(data_source_registry.c.source_id, data_source_registry.c.priority)
+        ).all()
     assert [tuple(r) for r in rows] == [("a", 2)]
 
 
-def test_failure_midway_rolls_back(store: Store, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_midway_rolls_back(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from factorysync.store import registry
 
     real = registry.save_source

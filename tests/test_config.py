@@ -38,8 +38,14 @@ def test_valid_source_gets_defaults() -> None:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ({"source_id": "Bad Id"}, "sources[0] (source_id 'Bad Id'): source_id: source_id 'Bad Id' must be a slug"),
-        ({"priority": 7}, "sources[0] (source_id 'oee_line_a'): priority: Input should be less than or equal to 3"),
+        (
+            {"source_id": "Bad Id"},
+            "sources[0] (source_id 'Bad Id'): source_id: source_id 'Bad Id' must be a slug",
+        ),
+        (
+            {"priority": 7},
+            "sources[0] (source_id 'oee_line_a'): priority: Input should be less than or equal to 3",
+        ),
         ({"source_type": "ftp"}, "source_type: Input should be 'json'"),
         ({"colour": "red"}, "colour: Extra inputs are not permitted"),
         ({"connections": []}, "connections: List should have at least 1 item"),
@@ -64,28 +70,62 @@ def test_valid_source_gets_defaults() -> None:
             "sync_strategy 'incremental' needs mapping_config.cursor_field",
         ),
         (
-            {"mappings": [{"target_table": "p", "mapping_config": {"fields": {"a": "x"},
-                                                                    "primary_key": "b"}}]},
+            {
+                "mappings": [
+                    {
+                        "target_table": "p",
+                        "mapping_config": {"fields": {"a": "x"}, "primary_key": "b"},
+                    }
+                ]
+            },
             "primary_key column 'b' is not one of the mapped fields",
         ),
         (
-            {"mappings": [{"target_table": "p", "mapping_config": {
-                "fields": {"t": {"from": "x", "type": "datetime", "timezone": "Mars/Base"}}}}]},
+            {
+                "mappings": [
+                    {
+                        "target_table": "p",
+                        "mapping_config": {
+                            "fields": {
+                                "t": {"from": "x", "type": "datetime", "timezone": "Mars/Base"}
+                            }
+                        },
+                    }
+                ]
+            },
             "unknown time zone 'Mars/Base'",
         ),
         (
-            {"mappings": [{"target_table": "p", "mapping_config": {
-                "fields": {"t": {"from": "x", "expr": "(value - "}}}}]},
+            {
+                "mappings": [
+                    {
+                        "target_table": "p",
+                        "mapping_config": {"fields": {"t": {"from": "x", "expr": "(value - "}}},
+                    }
+                ]
+            },
             "expression '(value - ' is not valid",
         ),
         (
-            {"mappings": [{"target_table": "p", "mapping_config": {
-                "fields": {"t": {"from": "x", "type": "money"}}}}]},
+            {
+                "mappings": [
+                    {
+                        "target_table": "p",
+                        "mapping_config": {"fields": {"t": {"from": "x", "type": "money"}}},
+                    }
+                ]
+            },
             "type: Input should be 'integer'",
         ),
         (
-            {"mappings": [{"target_table": "p", "mapping_config": {
-                "validate": [{"field": "q", "rule": "min"}]}}]},
+            {
+                "mappings": [
+                    {
+                        "target_table": "p",
+                        "mapping_config": {"validate": [{"field": "q", "rule": "min"}]},
+                    }
+                ]
+            },
             "rule 'min' on 'q' needs a numeric 'value'",
         ),
         (
@@ -99,9 +139,7 @@ def test_bad_config_names_source_and_field(override: dict[str, object], expected
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    message = problems_of(
-        {"sources": [src(priority=0), src(source_id="b", name=""), src()]}
-    )
+    message = problems_of({"sources": [src(priority=0), src(source_id="b", name=""), src()]})
     assert "3 problem(s)" in message
     assert "sources[0] (source_id 'oee_line_a'): priority" in message
     assert "sources[1] (source_id 'b'): name" in message

@@ -41,8 +41,13 @@ export const refresh_ms = 300000;
 def test_parse_constant_js() -> None:
     entries = parse_legacy(CONSTANT_JS)
     assert [e["id"] for e in entries] == [1, 2, 3]
-    assert entries[1] == {"id": 2, "name": "OEE per Machine", "type": "json",
-                          "fileName": "oee.json", "filePath": "/data/oee/oee.json"}
+    assert entries[1] == {
+        "id": 2,
+        "name": "OEE per Machine",
+        "type": "json",
+        "fileName": "oee.json",
+        "filePath": "/data/oee/oee.json",
+    }
 
 
 def test_parse_json_list() -> None:
@@ -55,11 +60,15 @@ def test_parse_json_list() -> None:
     [
         ("export const other = [];", "no 'default_source_data = [...]' found"),
         ("export const default_source_data = [ {id: 1, ", "the array is not closed"),
-        ("export const default_source_data = [ {id: 1 name: 'x'} ];",
-         "not valid JavaScript object literals"),
+        (
+            "export const default_source_data = [ {id: 1 name: 'x'} ];",
+            "not valid JavaScript object literals",
+        ),
         ("export const default_source_data = [ {id: 1, name: 'x'} ];", "missing 'filePath'"),
-        ("export const default_source_data = [ {id: 1, name: 'x', type: 'csv', filePath: 'a'} ];",
-         "type 'csv' is not a JSON file source"),
+        (
+            "export const default_source_data = [ {id: 1, name: 'x', type: 'csv', filePath: 'a'} ];",
+            "type 'csv' is not a JSON file source",
+        ),
     ],
 )
 def test_parse_errors(text: str, message: str) -> None:
@@ -69,16 +78,23 @@ def test_parse_errors(text: str, message: str) -> None:
 
 def test_infer_primary_key() -> None:
     assert infer_primary_key([{"id": 1, "v": 1}, {"id": 2, "v": 1}]) == ["id"]
-    rows = [{"machineId": "M1", "date": "d1", "v": 1}, {"machineId": "M1", "date": "d2", "v": 1},
-            {"machineId": "M2", "date": "d1", "v": 2}]
+    rows = [
+        {"machineId": "M1", "date": "d1", "v": 1},
+        {"machineId": "M1", "date": "d2", "v": 1},
+        {"machineId": "M2", "date": "d1", "v": 2},
+    ]
     assert infer_primary_key(rows) == ["machine_id", "date"]
     assert infer_primary_key([{"v": 1}, {"v": 1}]) == []
 
 
 def test_import_registers_and_syncs(store: Store, data_dir: Path) -> None:
-    write_json(data_dir / "data/production/actual_production.json",
-               [{"machineId": "M1", "date": "2026-01-05", "qty": 5},
-                {"machineId": "M2", "date": "2026-01-05", "qty": 7}])
+    write_json(
+        data_dir / "data/production/actual_production.json",
+        [
+            {"machineId": "M1", "date": "2026-01-05", "qty": 5},
+            {"machineId": "M2", "date": "2026-01-05", "qty": 7},
+        ],
+    )
     write_json(data_dir / "data/oee/oee.json", {"unit": "%", "items": [{"id": 1, "oee": 81.5}]})
     write_json(data_dir / "data/calendar.json", {"year": 2026, "holidays": 12})
     constant = data_dir / "constant.js"
@@ -86,7 +102,10 @@ def test_import_registers_and_syncs(store: Store, data_dir: Path) -> None:
 
     changes, notes = services.import_legacy(store, constant, data_dir)
     assert [(c.source_id, c.action) for c in changes] == [
-        ("actual_production", "created"), ("oee", "created"), ("calendar", "created")]
+        ("actual_production", "created"),
+        ("oee", "created"),
+        ("calendar", "created"),
+    ]
     assert notes == ["calendar: no unique key found; rows are matched by content"]
     with store.connect() as conn:
         oee = get_source(conn, "oee")

@@ -55,7 +55,9 @@ def json_source(source_id: str, path: Path, **mapping: Any) -> dict[str, Any]:
 
 def table_rows(store: Store, table: str) -> list[dict[str, Any]]:
     with store.connect() as conn:
-        return sorted(read_rows(conn, table), key=lambda r: str(r.get("_row_key") or r["_row_hash"]))
+        return sorted(
+            read_rows(conn, table), key=lambda r: str(r.get("_row_key") or r["_row_hash"])
+        )
 
 
 def counts(result: Any) -> tuple[int, int, int]:
@@ -170,7 +172,10 @@ def test_ndjson_and_missing_file(store: Store, data_dir: Path) -> None:
     assert runner.sync("events").records_inserted == 20
     missing = runner.sync("missing")
     assert missing.sync_status == "failed"
-    assert missing.error_message == f"connection 'primary' failed: file not found: {data_dir}/nope.json"
+    assert (
+        missing.error_message
+        == f"connection 'primary' failed: file not found: {data_dir}/nope.json"
+    )
 
 
 def test_rows_without_key_match_by_content(store: Store, data_dir: Path) -> None:
@@ -210,9 +215,13 @@ def test_quarantine_and_fail_policies(store: Store, data_dir: Path) -> None:
     quar = runner.sync("quar")
     assert (quar.records_inserted, quar.records_rejected) == (1, 2)
     with store.connect() as conn:
-        reasons = sorted(
-            r[0][0] for r in conn.execute(text("SELECT reasons FROM data_source_quarantine"))
-        ) if store.dialect == "postgresql" else None
+        reasons = (
+            sorted(
+                r[0][0] for r in conn.execute(text("SELECT reasons FROM data_source_quarantine"))
+            )
+            if store.dialect == "postgresql"
+            else None
+        )
     if reasons is not None:
         assert reasons == ["primary key column 'id' is empty", "qty = -3 is below the minimum 0"]
     strict = runner.sync("strict")
@@ -232,14 +241,15 @@ def test_incremental_ties_are_not_lost(store: Store, data_dir: Path) -> None:
     path = write_json(data_dir / "inc.json", rows)
     register(
         store,
-        json_source("inc", path, primary_key="id", cursor_field="ts",
-                    sync_strategy="incremental"),
+        json_source("inc", path, primary_key="id", cursor_field="ts", sync_strategy="incremental"),
     )
     runner = Runner(store)
     assert counts(runner.sync("inc")) == (6, 0, 0)
     # A late row sharing the newest cursor value, plus a row older than the cursor.
-    rows += [{"id": 6, "ts": "2026-01-05T02:00:00+07:00", "v": 6},
-             {"id": 7, "ts": "2026-01-05T00:00:00+07:00", "v": 7}]
+    rows += [
+        {"id": 6, "ts": "2026-01-05T02:00:00+07:00", "v": 6},
+        {"id": 7, "ts": "2026-01-05T00:00:00+07:00", "v": 7},
+    ]
     write_json(path, rows)
     result = runner.sync("inc")
     assert counts(result) == (1, 0, 0)

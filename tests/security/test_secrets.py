@@ -13,12 +13,16 @@ from sqlalchemy import MetaData, select
 
 from factorysync import services
 from factorysync.errors import ConfigError
-from factorysync.security.secrets import Redactor, SecretBox, Secret, resolve_env_refs
+from factorysync.security.secrets import Redactor, Secret, SecretBox, resolve_env_refs
 from factorysync.settings import Settings
 from factorysync.store.store import Store
 from tests.conftest import run_cli, write_json
 
-PLAIN = {"password": "Sup3r-Secret-PW!", "token": "tok-7f3a9c1e5b", "nested": {"k": "api-key-XYZ123"}}
+PLAIN = {
+    "password": "Sup3r-Secret-PW!",
+    "token": "tok-7f3a9c1e5b",
+    "nested": {"k": "api-key-XYZ123"},
+}
 
 
 def test_box_round_trip_and_rotation() -> None:
@@ -35,15 +39,16 @@ def test_box_round_trip_and_rotation() -> None:
 
 
 def test_key_file_created_with_owner_only_permissions(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/s.db",
-                        secret_key_file=tmp_path / "keys" / "fs.key")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/s.db", secret_key_file=tmp_path / "keys" / "fs.key"
+    )
     result = services.init_store(Store(settings))
     assert result.key_created
     mode = stat.S_IMODE((tmp_path / "keys" / "fs.key").stat().st_mode)
     assert mode == 0o600
     assert not services.init_store(Store(settings)).key_created  # kept, not replaced
     os.chmod(tmp_path / "keys" / "fs.key", 0o644)
-    with pytest.raises(ConfigError, match="readable by others .* chmod 600"):
+    with pytest.raises(ConfigError, match=r"readable by others .* chmod 600"):
         SecretBox.from_settings(settings)
 
 
@@ -58,7 +63,7 @@ def test_env_references(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MES_TOKEN", "abc")
     assert resolve_env_refs({"t": "Bearer ${env:MES_TOKEN}"}, where="auth") == {"t": "Bearer abc"}
     monkeypatch.delenv("MES_TOKEN")
-    with pytest.raises(ConfigError, match="auth.t: environment variable MES_TOKEN is not set"):
+    with pytest.raises(ConfigError, match=r"auth\.t: environment variable MES_TOKEN is not set"):
         resolve_env_refs({"t": "${env:MES_TOKEN}"}, where="auth")
 
 
@@ -87,12 +92,22 @@ def _all_text(store: Store) -> str:
 
 def test_store_holds_no_plaintext_secret(store: Store, tmp_path: Path, data_dir: Path) -> None:
     write_json(data_dir / "a.json", [{"id": 1}])
-    doc = {"sources": [{
-        "source_id": "secret_src", "name": "S", "source_type": "json",
-        "connections": [{"connection_config": {"file_path": str(data_dir / "a.json")},
-                         "authentication_config": PLAIN}],
-        "mappings": [{"target_table": "secret_src"}],
-    }]}
+    doc = {
+        "sources": [
+            {
+                "source_id": "secret_src",
+                "name": "S",
+                "source_type": "json",
+                "connections": [
+                    {
+                        "connection_config": {"file_path": str(data_dir / "a.json")},
+                        "authentication_config": PLAIN,
+                    }
+                ],
+                "mappings": [{"target_table": "secret_src"}],
+            }
+        ]
+    }
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc))
     services.apply_file(store, tmp_path / "s.yaml")
     services.sync_many(store, ["secret_src"])
@@ -104,8 +119,13 @@ def test_store_holds_no_plaintext_secret(store: Store, tmp_path: Path, data_dir:
         raw = b"".join(p.read_bytes() for p in tmp_path.glob("factorysync.db*"))
         assert b"Sup3r-Secret-PW!" not in raw and b"tok-7f3a9c1e5b" not in raw
     # Nor does any command print it.
-    for args in (["source", "show", "secret_src"], ["source", "show", "secret_src", "--json"],
-                 ["source", "list", "--json"], ["history", "--json"], ["status"]):
+    for args in (
+        ["source", "show", "secret_src"],
+        ["source", "show", "secret_src", "--json"],
+        ["source", "list", "--json"],
+        ["history", "--json"],
+        ["status"],
+    ):
         proc = run_cli(*args, check=True)
         assert "Sup3r-Secret-PW!" not in proc.stdout + proc.stderr
     shown = run_cli("source", "show", "secret_src", "--json", check=True).stdout

@@ -5,7 +5,7 @@ A connector is built from a validated ``connection_config`` model and the decryp
 
 * ``check()``: can the source be reached right now? (raises a ConnectorError if not)
 * ``discover()``: which fields, of which kinds, with which sample values?
-* ``read(state)``: the records, as batches; each batch carries the state to resume from.
+* ``read(request)``: the records, as batches; each batch carries the state to resume from.
 """
 
 from __future__ import annotations
@@ -29,10 +29,28 @@ class ConnectorContext:
 
 
 @dataclass
+class ReadRequest:
+    """What the engine wants from one read."""
+
+    # The connector's own state after the last successful run (e.g. per-file markers).
+    state: dict[str, Any] = field(default_factory=dict)
+    # Where the records sit in a document or response (dot path), if not at the top.
+    records_path: str | None = None
+    # "full": the whole snapshot; "incremental": what changed since ``state``/``cursor_value``.
+    strategy: str = "full"
+    # Source path of the incremental cursor and the stored cursor value: a connector that
+    # can filter at the source (SQL ``WHERE cursor >= :value``) should; the engine
+    # filters again anyway, so a connector may also return everything.
+    cursor_path: str | None = None
+    cursor_value: Any = None
+
+
+@dataclass
 class Batch:
     records: list[Any]
-    # State to store once this batch is committed (e.g. a file's marker or a cursor).
-    state: dict[str, Any] = field(default_factory=dict)
+    # The connector state to store once this batch is committed (cumulative: the state
+    # of the last batch of a run replaces the stored one). None: nothing to store.
+    state: dict[str, Any] | None = None
     # Where the records came from (a file path, a page), for error messages.
     origin: str = ""
 
@@ -77,7 +95,7 @@ class Connector(ABC):
 
         fields: dict[str, FieldInfo] = {}
         seen = 0
-        for batch in self.read({}, records_path=records_path):
+        for batch in self.read(ReadRequest(records_path=records_path)):
             for record in batch.records:
                 if not isinstance(record, dict):
                     record = {"value": record}
@@ -97,5 +115,5 @@ class Connector(ABC):
         return list(fields.values())
 
     @abstractmethod
-    def read(self, state: dict[str, Any], *, records_path: str | None = None) -> Iterator[Batch]:
-        """Yield record batches, resuming from ``state``."""
+    def read(self, request: ReadRequest) -> Iterator[Batch]:
+        """Yield record batches for ``request``."""

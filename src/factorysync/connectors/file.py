@@ -18,7 +18,7 @@ from typing import IO, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from factorysync.connectors.base import Batch, Connector
+from factorysync.connectors.base import Batch, Connector, ReadRequest
 from factorysync.errors import ConnectorFatal, ConnectorRetriable
 from factorysync.settings import Settings
 
@@ -114,8 +114,8 @@ class FileConnector(Connector):
         size = sum(p.stat().st_size for p in files)
         return f"{len(files)} file(s), {size:,} bytes"
 
-    def read(self, state: dict[str, Any], *, records_path: str | None = None) -> Iterator[Batch]:
-        records_path = records_path or self.config.records_path
+    def read(self, request: ReadRequest) -> Iterator[Batch]:
+        records_path = request.records_path or self.config.records_path
         for path in self.files():
             try:
                 yield from self._read_file(path, records_path)

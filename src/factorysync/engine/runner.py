@@ -24,11 +24,19 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from factorysync.config import MappingDecl, SourceDecl
-from factorysync.connectors.base import Connector, ConnectorContext
+from factorysync.connectors.base import Connector, ConnectorContext, ReadRequest
 from factorysync.connectors.registry import build_connector
 from factorysync.engine.mapping import Mapper
 from factorysync.engine.quality import Validator
-from factorysync.engine.state import comparable, load_cursor, passes_cursor, save_cursor
+from factorysync.engine.state import (
+    CONNECTOR_KEY,
+    comparable,
+    load_cursor,
+    load_state,
+    passes_cursor,
+    save_cursor,
+    save_state,
+)
 from factorysync.errors import ConnectorError, FactorySyncError, MappingError
 from factorysync.observability import infolog
 from factorysync.security.secrets import Redactor, resolve_env_refs
@@ -91,9 +99,30 @@ class _MappingRun:
         self.cursor_field = decl.mapping_config.cursor_field
         self.cursor = load_cursor(conn, source_id, mapping_id) if self.incremental else None
         self.max_cursor: Any = self.cursor
+        self.connector_state = load_state(conn, source_id, mapping_id, CONNECTOR_KEY) or {}
+        self.new_connector_state: dict[str, Any] | None = None
         self.occurrences: dict[str, int] = {}
         self.rejected = 0
         self.quarantine: list[dict[str, Any]] = []
+
+    def request(self) -> ReadRequest:
+        config = self.decl.mapping_config
+        cursor_path = None
+        if self.incremental and self.cursor_field:
+            spec = (config.fields or {}).get(self.cursor_field)
+            if isinstance(spec, str):
+                cursor_path = spec
+            elif spec is not None and spec.from_:
+                cursor_path = spec.from_
+            elif config.fields is None:
+                cursor_path = self.cursor_field
+        return ReadRequest(
+            state=self.connector_state,
+            records_path=config.records_path,
+            strategy=self.decl.sync_strategy,
+            cursor_path=cursor_path,
+            cursor_value=self.cursor,
+        )
 
 
 class Runner:
@@ -239,10 +268,11 @@ class Runner:
                 ]
             try:
                 for mrun in runs:
-                    records_path = mrun.decl.mapping_config.records_path
-                    for batch in connector.read({}, records_path=records_path):
+                    for batch in connector.read(mrun.request()):
                         with conn.begin():
                             self._stage_batch(mrun, batch.records, result)
+                        if batch.state is not None:
+                            mrun.new_connector_state = batch.state
                 with write_transaction(conn):
                     now = utcnow()
                     for mrun in runs:
@@ -260,6 +290,15 @@ class Runner:
                         result.records_rejected += mrun.rejected
                         if mrun.quarantine:
                             conn.execute(insert(quarantine_t), mrun.quarantine)
+                        if mrun.new_connector_state is not None:
+                            save_state(
+                                conn,
+                                decl.source_id,
+                                mrun.mapping_id,
+                                CONNECTOR_KEY,
+                                mrun.new_connector_state,
+                                run_id,
+                            )
                         if mrun.incremental and mrun.max_cursor != mrun.cursor:
                             save_cursor(
                                 conn, decl.source_id, mrun.mapping_id, mrun.max_cursor, run_id

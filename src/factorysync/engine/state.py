@@ -15,6 +15,7 @@ from sqlalchemy import Connection, insert, select, update
 from factorysync.store.schema import data_source_sync_state as state_t
 
 CURSOR_KEY = "cursor"
+CONNECTOR_KEY = "connector"
 
 
 def _encode(value: Any) -> dict[str, Any]:
@@ -38,36 +39,45 @@ def _decode(state: dict[str, Any]) -> Any:
     return value
 
 
-def load_cursor(conn: Connection, source_id: str, mapping_id: int) -> Any:
-    state = conn.execute(
+def load_state(conn: Connection, source_id: str, mapping_id: int, key: str) -> Any:
+    return conn.execute(
         select(state_t.c.state).where(
             state_t.c.source_id == source_id,
             state_t.c.mapping_id == mapping_id,
-            state_t.c.state_key == CURSOR_KEY,
+            state_t.c.state_key == key,
         )
     ).scalar_one_or_none()
-    return None if state is None else _decode(state)
 
 
-def save_cursor(conn: Connection, source_id: str, mapping_id: int, value: Any, run_id: int) -> None:
+def save_state(
+    conn: Connection, source_id: str, mapping_id: int, key: str, state: Any, run_id: int
+) -> None:
+    """Upsert one state entry (in the caller's transaction, next to the rows it covers)."""
     where = (
         state_t.c.source_id == source_id,
         state_t.c.mapping_id == mapping_id,
-        state_t.c.state_key == CURSOR_KEY,
+        state_t.c.state_key == key,
     )
-    found = conn.execute(
-        update(state_t).where(*where).values(state=_encode(value), run_id=run_id)
-    ).rowcount
+    found = conn.execute(update(state_t).where(*where).values(state=state, run_id=run_id)).rowcount
     if not found:
         conn.execute(
             insert(state_t).values(
                 source_id=source_id,
                 mapping_id=mapping_id,
-                state_key=CURSOR_KEY,
-                state=_encode(value),
+                state_key=key,
+                state=state,
                 run_id=run_id,
             )
         )
+
+
+def load_cursor(conn: Connection, source_id: str, mapping_id: int) -> Any:
+    state = load_state(conn, source_id, mapping_id, CURSOR_KEY)
+    return None if state is None else _decode(state)
+
+
+def save_cursor(conn: Connection, source_id: str, mapping_id: int, value: Any, run_id: int) -> None:
+    save_state(conn, source_id, mapping_id, CURSOR_KEY, _encode(value), run_id)
 
 
 def comparable(value: Any) -> Any:
