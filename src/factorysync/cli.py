@@ -406,6 +406,15 @@ def version() -> None:
     out.print(__version__)
 
 
+def _load_command_modules() -> None:
+    from factorysync.commands import load_all
+
+    load_all()
+
+
+_load_command_modules()
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.WARNING,

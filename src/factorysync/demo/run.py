@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from factorysync.demo.generator import generate_demo
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from factorysync import services
+from factorysync.demo.generator import generate_demo
 from factorysync.engine.runner import RunResult
 from factorysync.errors import ConfigError
 from factorysync.store.registry import list_sources
