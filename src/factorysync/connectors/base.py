@@ -53,6 +53,9 @@ class Batch:
     state: dict[str, Any] | None = None
     # Where the records came from (a file path, a page), for error messages.
     origin: str = ""
+    # The document around the records, so the API can serve them in the source's own
+    # shape: {"shape": "list" | "object" | "wrapped", "records_key": ..., "extra": {...}}.
+    envelope: dict[str, Any] | None = None
 
 
 @dataclass

@@ -70,6 +70,21 @@ def resolve_in_roots(path_text: str, settings: Settings) -> Path:
     return resolved
 
 
+ENVELOPE_LIMIT = 64 * 1024
+
+
+def envelope_of(document: Any, records_path: str | None) -> dict[str, Any]:
+    """How the records sit in the document, with its other small top-level values."""
+    if records_path is None:
+        return {"shape": "list" if isinstance(document, list) else "object"}
+    envelope: dict[str, Any] = {"shape": "wrapped", "records_key": records_path, "extra": {}}
+    if isinstance(document, dict) and "." not in records_path:
+        extra = {k: v for k, v in document.items() if k != records_path}
+        if len(orjson.dumps(extra)) <= ENVELOPE_LIMIT:
+            envelope["extra"] = extra
+    return envelope
+
+
 class _Utf8Reader:
     """A byte stream that re-encodes another encoding to UTF-8 (what ijson expects)."""
 
@@ -174,7 +189,10 @@ class FileConnector(Connector):
             records = records_at(document, records_path)
         except MappingError as exc:
             raise ConnectorFatal(f"{path}: {exc}") from None
-        yield from self._batches(records, str(path))
+        envelope = envelope_of(document, records_path)
+        for batch in self._batches(records, str(path)):
+            batch.envelope, envelope = envelope, None
+            yield batch
 
     def _read_json_stream(self, path: Path, records_path: str | None) -> Iterator[Batch]:
         import ijson

@@ -382,6 +382,16 @@ class Mapper:
                 row[name] = value
         return row
 
+    def source_fields(self, record: dict[str, Any]) -> dict[str, str]:
+        """Target column -> top-level source field, for the columns auto mode adds."""
+        found = {}
+        for field in record:
+            if field in self._explicit_sources and not self.config.auto:
+                continue
+            name = snake_case(field)
+            found[name.lstrip("_") + "_src" if name in SYSTEM_COLUMNS else name] = field
+        return found
+
     def key_of(self, row: dict[str, Any]) -> tuple[Any, ...] | None:
         return tuple(row.get(k) for k in self.key) if self.key else None
 

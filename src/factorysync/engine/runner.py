@@ -30,6 +30,7 @@ from factorysync.engine.mapping import Mapper
 from factorysync.engine.quality import Validator
 from factorysync.engine.state import (
     CONNECTOR_KEY,
+    SHAPE_KEY,
     comparable,
     load_cursor,
     load_state,
@@ -101,6 +102,8 @@ class _MappingRun:
         self.max_cursor: Any = self.cursor
         self.connector_state = load_state(conn, source_id, mapping_id, CONNECTOR_KEY) or {}
         self.new_connector_state: dict[str, Any] | None = None
+        self.envelope: dict[str, Any] | None = None
+        self.columns: dict[str, str] = {}  # auto mode: target column -> source field
         self.occurrences: dict[str, int] = {}
         self.rejected = 0
         self.quarantine: list[dict[str, Any]] = []
@@ -273,6 +276,8 @@ class Runner:
                             self._stage_batch(mrun, batch.records, result)
                         if batch.state is not None:
                             mrun.new_connector_state = batch.state
+                        if batch.envelope is not None and mrun.envelope is None:
+                            mrun.envelope = batch.envelope
                 with write_transaction(conn):
                     now = utcnow()
                     for mrun in runs:
@@ -290,12 +295,18 @@ class Runner:
                         result.records_rejected += mrun.rejected
                         if mrun.quarantine:
                             conn.execute(insert(quarantine_t), mrun.quarantine)
+                        shape = {"envelope": mrun.envelope, "columns": mrun.columns}
+                        if mrun.envelope is not None or mrun.columns:
+                            save_state(
+                                conn, decl.source_id, mrun.mapping_id, SHAPE_KEY, shape, run_id
+                            )
                         if mrun.new_connector_state is not None:
                             save_state(
                                 conn,
                                 decl.source_id,
                                 mrun.mapping_id,
                                 CONNECTOR_KEY,
+                                SHAPE_KEY,
                                 mrun.new_connector_state,
                                 run_id,
                             )
@@ -320,6 +331,8 @@ class Runner:
             try:
                 row = mapper.map(record)
                 problems = self.problems(mrun, row)
+                if mapper.auto and isinstance(record, dict) and len(mrun.columns) < len(row):
+                    mrun.columns.update(mapper.source_fields(record))
             except MappingError as exc:
                 row, problems = None, [str(exc)]
             if problems:

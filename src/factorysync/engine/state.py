@@ -16,6 +16,9 @@ from factorysync.store.schema import data_source_sync_state as state_t
 
 CURSOR_KEY = "cursor"
 CONNECTOR_KEY = "connector"
+# How the source's records looked (document envelope, column -> source field), so the API
+# can serve rows in the source's own shape.
+SHAPE_KEY = "shape"
 
 
 def _encode(value: Any) -> dict[str, Any]:
