@@ -87,6 +87,7 @@ class SourceDecl(BaseModel):
     status: Literal["active", "inactive", "error", "maintenance"] = "active"
     priority: int = Field(default=2, ge=1, le=3)
     refresh_interval: int = Field(default=300, ge=1)
+    schedule: str | None = None
     category: str | None = None
     legacy_id: str | None = None
     created_by: str | None = None
@@ -102,6 +103,13 @@ class SourceDecl(BaseModel):
                 "starting with a letter or digit, at most 100 characters"
             )
         return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        from factorysync.engine.schedule import check_cron
+
+        return check_cron(v) if v else None
 
     @field_validator("legacy_id", mode="before")
     @classmethod

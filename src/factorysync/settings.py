@@ -29,9 +29,26 @@ class Settings(BaseSettings):
     secret_key_file: Path = Path("./factorysync.key")
     batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     timezone: str = "Asia/Jakarta"
-    max_concurrent_syncs: int = Field(default=8, ge=1, le=1024)
-    scheduler_tick_s: float = Field(default=1.0, gt=0)
+    max_concurrent_syncs: int = Field(default=32, ge=1, le=1024)
+    scheduler_tick_s: float = Field(default=0.25, gt=0)
+    # Attempts per connection for transient errors, and the first back-off (doubling).
+    retry_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_s: float = Field(default=1.0, ge=0)
+    # How often the scheduler purges rows past their mapping's data_retention_days.
+    retention_interval_s: float = Field(default=3600, gt=0)
     log_level: str = "INFO"
+    # HTTP API (`serve`, `run`, `demo`).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    # Serve /metrics without a token (for a Prometheus inside a trusted network).
+    metrics_public: bool = False
+    # Origins allowed to call the API from a browser, comma separated ("" = none).
+    cors_origins: str = ""
+    # Failed logins allowed per user name and per client address within the window.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_s: float = Field(default=300.0, gt=0)
+    # Lifetime of the token that POST /api/auth/login hands out.
+    login_token_ttl_s: int = Field(default=12 * 3600, ge=60)
 
     @field_validator("database_url")
     @classmethod

@@ -56,6 +56,9 @@ class Batch:
     # The document around the records, so the API can serve them in the source's own
     # shape: {"shape": "list" | "object" | "wrapped", "records_key": ..., "extra": {...}}.
     envelope: dict[str, Any] | None = None
+    # True when batches arrive in cursor order (e.g. SQL ``ORDER BY cursor``): the engine
+    # may then checkpoint the cursor after each batch instead of only at the end.
+    cursor_ordered: bool = False
 
 
 @dataclass

@@ -161,6 +161,33 @@ class MappingConfig(BaseModel):
     validate_: list[ValidationRule] = Field(default_factory=list, alias="validate")
     on_invalid: Literal["quarantine", "skip", "fail"] = "quarantine"
     delete_mode: Literal["hard", "soft"] = "hard"
+    # Keep only source records for which this expression (on ``row``) is true.
+    where: str | None = None
+    # Turn each element of this list into its own record (the parent's other top-level
+    # fields are kept; a scalar element is put under ``explode_as``, default "value").
+    explode: str | None = None
+    explode_as: str | None = None
+    # Incremental: also re-read this much before the stored cursor (seconds for time
+    # cursors, units for numeric ones), for rows that arrive late.
+    lookback: float | None = Field(default=None, ge=0)
+    # Retention: the target column whose age decides (default: the sync time).
+    retention_field: str | None = None
+
+    @field_validator("where")
+    @classmethod
+    def _where(cls, v: str | None) -> str | None:
+        if v is not None:
+            from factorysync.engine.expressions import compile_expression
+
+            compile_expression(v)
+        return v
+
+    @field_validator("explode")
+    @classmethod
+    def _explode(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_path(v)
+        return v
 
     @field_validator("primary_key", mode="before")
     @classmethod
@@ -350,6 +377,33 @@ class Mapper:
         }
         self.auto = config.fields is None or config.include_unmapped
         self.key = list(config.primary_key)
+        self._where = None
+        if config.where:
+            from factorysync.engine.expressions import compile_expression
+
+            self._where = compile_expression(config.where)
+        self._explode = parse_path(config.explode) if config.explode else None
+
+    def expand(self, record: Any) -> list[Any]:
+        """The records one source record stands for, after ``explode`` and ``where``."""
+        records = [record]
+        if self._explode is not None and isinstance(record, dict):
+            items = get_path(record, self._explode)
+            if items is _MISSING or items is None:
+                items = []
+            if not isinstance(items, list):
+                raise MappingError(
+                    f"explode: {self.config.explode!r} holds a {type(items).__name__}, not a list"
+                )
+            parent = {k: v for k, v in record.items() if k != self._explode[0]}
+            name = self.config.explode_as or "value"
+            records = [
+                {**parent, **item} if isinstance(item, dict) else {**parent, name: item}
+                for item in items
+            ]
+        if self._where is not None:
+            records = [r for r in records if self._where(None, r)]
+        return records
 
     def declared_types(self) -> dict[str, str]:
         """Target columns whose type the mapping fixes (others are inferred from values)."""

@@ -1,31 +1,36 @@
 """One sync run of one source, start to finish.
 
 1. A ``data_source_sync_history`` row is committed as ``running``.
-2. The first usable connection (primary, then backups in order) is read batch by batch;
-   records are mapped and validated; good rows go to a private staging table, bad ones
-   to quarantine (or the run fails, per ``on_invalid``).
-3. One write transaction merges the staged rows into every target table (``full``
-   deletes rows absent from the snapshot; ``incremental`` advances its cursor), stores
-   quarantined rows, finishes the history row and updates the registry. Nothing of a
-   failed run reaches the target tables.
+2. The primary connection is read (then, if it fails, each active backup in order);
+   transient errors are retried with exponential back-off and jitter. Records are
+   expanded (``explode``/``where``), mapped and validated; good rows go to a private
+   staging table, bad ones to quarantine (or the run fails, per ``on_invalid``).
+3. Incremental mappings merge every batch in its own transaction, with the connector
+   state (and, for cursor-ordered reads, the cursor) as its checkpoint: a crash loses
+   at most the batch in flight, and re-reading it upserts the same rows again.
+   Full mappings merge once, after the whole snapshot was read, deleting rows that are
+   gone. The final transaction stores the cursor, quarantine, history and registry.
+   Nothing of a failed full read reaches the target tables.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
+import random
 import threading
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert
+from sqlalchemy.exc import OperationalError
 
 from factorysync.config import MappingDecl, SourceDecl
-from factorysync.connectors.base import Connector, ConnectorContext, ReadRequest
+from factorysync.connectors.base import Batch, Connector, ConnectorContext, ReadRequest
 from factorysync.connectors.registry import build_connector
+from factorysync.engine import history
+from factorysync.engine.history import AlreadyRunning, RunResult
 from factorysync.engine.mapping import Mapper
 from factorysync.engine.quality import Validator
 from factorysync.engine.state import (
@@ -38,57 +43,57 @@ from factorysync.engine.state import (
     save_cursor,
     save_state,
 )
-from factorysync.errors import ConnectorError, FactorySyncError, MappingError
-from factorysync.observability import infolog
+from factorysync.errors import ConnectorError, ConnectorRetriable, FactorySyncError, MappingError
 from factorysync.security.secrets import Redactor, resolve_env_refs
 from factorysync.store.db import describe_db_error, write_transaction
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_quarantine as quarantine_t
-from factorysync.store.schema import data_source_registry as reg_t
-from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
 from factorysync.store.targets import TargetTable, row_hash
 from factorysync.store.types import utcnow
 
+__all__ = ["AlreadyRunning", "RunResult", "Runner"]
 log = logging.getLogger("factorysync.runner")
 QUARANTINE_CAP = 10_000  # quarantined rows stored per run; beyond that they are only counted
-CIRCUIT_FAILURES = 5  # consecutive failed runs that put a source in status 'error'
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
 _running: set[str] = set()
 _running_lock = threading.Lock()
 
 
-class AlreadyRunning(FactorySyncError):
-    """A run of this source is in progress."""
+def _lookback(cursor: Any, amount: float | None) -> Any:
+    if cursor is None or not amount:
+        return cursor
+    if isinstance(cursor, datetime):
+        return cursor - timedelta(seconds=amount)
+    if isinstance(cursor, date):
+        return cursor - timedelta(days=max(1, round(amount / 86400)))
+    if isinstance(cursor, int | float):
+        return cursor - amount
+    return cursor
 
 
 @dataclass
-class RunResult:
+class ClaimedRun:
+    """A run whose history row is committed as 'running' and that has not started yet."""
+
     run_id: int
     source_id: str
     sync_type: str
-    sync_status: str
-    records_processed: int = 0
-    records_inserted: int = 0
-    records_updated: int = 0
-    records_deleted: int = 0
-    records_rejected: int = 0
-    sync_duration_ms: int = 0
-    error_message: str | None = None
-    connection_name: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    decl: SourceDecl
+    source: dict[str, Any]
+    started: datetime
+    clock: float
 
 
 class _MappingRun:
-    """State of one mapping during a run: mapper, validator, staging table, cursor."""
+    """One mapping during a run: mapper, validator, staging table, cursor, counters."""
 
     def __init__(self, conn: Connection, source_id: str, mapping_id: int, decl: MappingDecl):
+        config = decl.mapping_config
         self.decl = decl
+        self.source_id = source_id
         self.mapping_id = mapping_id
-        self.mapper = Mapper(decl.mapping_config)
-        self.validator = Validator(decl.mapping_config.validate_)
+        self.mapper = Mapper(config)
+        self.validator = Validator(config.validate_)
         self.target = TargetTable(
             conn,
             decl.target_table,
@@ -97,8 +102,9 @@ class _MappingRun:
             declared=self.mapper.declared_types(),
         )
         self.incremental = decl.sync_strategy == "incremental"
-        self.cursor_field = decl.mapping_config.cursor_field
+        self.cursor_field = config.cursor_field
         self.cursor = load_cursor(conn, source_id, mapping_id) if self.incremental else None
+        self.floor = _lookback(self.cursor, config.lookback)
         self.max_cursor: Any = self.cursor
         self.connector_state = load_state(conn, source_id, mapping_id, CONNECTOR_KEY) or {}
         self.new_connector_state: dict[str, Any] | None = None
@@ -117,15 +123,36 @@ class _MappingRun:
                 cursor_path = spec
             elif spec is not None and spec.from_:
                 cursor_path = spec.from_
-            elif config.fields is None:
+            elif config.fields is None or config.include_unmapped:
                 cursor_path = self.cursor_field
         return ReadRequest(
             state=self.connector_state,
             records_path=config.records_path,
             strategy=self.decl.sync_strategy,
             cursor_path=cursor_path,
-            cursor_value=self.cursor,
+            cursor_value=self.floor,
         )
+
+    def save_checkpoint(self, conn: Connection, run_id: int, *, cursor: bool) -> None:
+        """Quarantine, shape, connector state and (optionally) cursor, in ``conn``'s txn."""
+        if self.quarantine:
+            conn.execute(insert(quarantine_t), self.quarantine)
+            self.quarantine = []
+        if self.envelope is not None or self.columns:
+            shape = {"envelope": self.envelope, "columns": self.columns}
+            save_state(conn, self.source_id, self.mapping_id, SHAPE_KEY, shape, run_id)
+        if self.new_connector_state is not None:
+            save_state(
+                conn,
+                self.source_id,
+                self.mapping_id,
+                CONNECTOR_KEY,
+                self.new_connector_state,
+                run_id,
+            )
+        if cursor and self.incremental and self.max_cursor != self.cursor:
+            save_cursor(conn, self.source_id, self.mapping_id, self.max_cursor, run_id)
+            self.cursor = self.max_cursor
 
 
 class Runner:
@@ -133,56 +160,71 @@ class Runner:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        settings = store.settings
+        self.attempts = settings.retry_attempts
+        self.backoff = settings.retry_backoff_s
 
     # -- public ----------------------------------------------------------------------
-    def sync(self, source_id: str, *, trigger: str = "manual") -> RunResult:
+    def sync(
+        self, source_id: str, *, trigger: str = "manual", due: datetime | None = None
+    ) -> RunResult:
+        return self.execute(self.claim(source_id, trigger=trigger, due=due))
+
+    def claim(
+        self, source_id: str, *, trigger: str = "manual", due: datetime | None = None
+    ) -> ClaimedRun:
+        """Commit the run's 'running' history row; raises AlreadyRunning if one is in progress.
+
+        :meth:`execute` then runs it (possibly in another thread), so the API can answer
+        with the run id before the run starts.
+        """
         with _running_lock:
             if source_id in _running:
                 raise AlreadyRunning(f"source {source_id!r} is already syncing")
             _running.add(source_id)
         try:
-            return self._sync(source_id, trigger)
-        finally:
+            return self._claim(source_id, trigger, due)
+        except BaseException:
             with _running_lock:
                 _running.discard(source_id)
+            raise
+
+    def execute(self, claim: ClaimedRun) -> RunResult:
+        try:
+            return self._execute(claim)
+        finally:
+            with _running_lock:
+                _running.discard(claim.source_id)
 
     # -- steps -----------------------------------------------------------------------
-    def _sync(self, source_id: str, trigger: str) -> RunResult:
+    def _claim(self, source_id: str, trigger: str, due: datetime | None) -> ClaimedRun:
         store = self.store
         started = utcnow()
         clock = time.perf_counter()
         with store.begin() as conn:
             source = get_source(conn, source_id)
-            self._refuse_if_running(conn, source_id)
             decl = declaration_of(source, store.box)
             sync_type = self._sync_type(decl)
-            run_id = conn.execute(
-                insert(hist_t)
-                .values(
-                    source_id=source_id,
-                    sync_type=sync_type,
-                    sync_status="running",
-                    trigger=trigger,
-                    sync_started_at=started,
-                    worker=WORKER,
-                )
-                .returning(hist_t.c.id)
-            ).scalar_one()
+            run_id = history.start_run(conn, source_id, sync_type, trigger, started, due)
+        return ClaimedRun(run_id, source_id, sync_type, decl, source, started, clock)
+
+    def _execute(self, claim: ClaimedRun) -> RunResult:
+        decl, source = claim.decl, claim.source
         redact = Redactor()
         for c in decl.connections:
             redact.add(c.authentication_config)
-        result = RunResult(run_id, source_id, sync_type, "running")
+        result = RunResult(claim.run_id, claim.source_id, claim.sync_type, "running")
         try:
-            self._run(decl, source, run_id, result, redact, started)
+            self._run(decl, source, result, redact, claim.started)
         except Exception as exc:  # every failure ends the run as 'failed', with a reason
-            result.sync_status = "failed"
             result.error_message = redact(self._describe(exc))
-            result.sync_duration_ms = int((time.perf_counter() - clock) * 1000)
-            self._finish_failed(decl, result)
+            result.sync_duration_ms = int((time.perf_counter() - claim.clock) * 1000)
+            with self.store.begin() as conn:
+                history.finish_failed(conn, source, result)
             if not isinstance(exc, FactorySyncError | OSError):
-                log.exception("unexpected error in run %s of %s", run_id, source_id)
+                log.exception("unexpected error in run %s of %s", claim.run_id, claim.source_id)
             return result
-        result.sync_duration_ms = int((time.perf_counter() - clock) * 1000)
+        result.sync_duration_ms = int((time.perf_counter() - claim.clock) * 1000)
         return result
 
     @staticmethod
@@ -198,26 +240,9 @@ class Runner:
             return f"store error: {describe_db_error(exc)}"
         return f"{type(exc).__name__}: {exc}"
 
-    def _refuse_if_running(self, conn: Connection, source_id: str) -> None:
-        row = conn.execute(
-            select(hist_t.c.id, hist_t.c.worker, hist_t.c.sync_started_at)
-            .where(hist_t.c.source_id == source_id, hist_t.c.sync_status == "running")
-            .order_by(hist_t.c.id.desc())
-        ).first()
-        if row is None:
-            return
-        host, _, pid = (row.worker or "").rpartition(":")
-        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
-            # Left behind by a process that died on this host: mark and go on.
-            mark_interrupted(conn, [row.id])
-            return
-        raise AlreadyRunning(
-            f"source {source_id!r} is already syncing (run {row.id} on {row.worker}, "
-            f"started {row.sync_started_at:%Y-%m-%d %H:%M:%S} UTC)"
-        )
-
-    def _connectors(self, decl: SourceDecl, source_id: str) -> list[tuple[str, Connector]]:
-        context = ConnectorContext(source_id, self.store.settings, self.store.settings.batch_size)
+    def _connectors(self, decl: SourceDecl) -> list[tuple[str, Connector]]:
+        settings = self.store.settings
+        context = ConnectorContext(decl.source_id, settings, settings.batch_size)
         ordered = [c for c in decl.connections if c.is_primary] + [
             c for c in decl.connections if c.is_backup and c.status == "active"
         ]
@@ -225,287 +250,203 @@ class Runner:
         for c in ordered:
             assert c.connection_type is not None
             auth = resolve_env_refs(c.authentication_config, where=f"{c.connection_name} auth")
-            built.append(
-                (
-                    c.connection_name,
-                    build_connector(c.connection_type, c.connection_config, auth, context),
-                )
-            )
+            connector = build_connector(c.connection_type, c.connection_config, auth, context)
+            built.append((c.connection_name, connector))
         return built
 
-    def _pick_connection(
-        self, decl: SourceDecl, redact: Redactor
-    ) -> tuple[str, Connector, list[str]]:
-        """The first connection whose check passes; failover notes for the others."""
+    def _run(
+        self,
+        decl: SourceDecl,
+        source: dict[str, Any],
+        result: RunResult,
+        redact: Redactor,
+        started: datetime,
+    ) -> None:
+        """Read from the primary connection, failing over to each active backup in order."""
         notes: list[str] = []
         last: ConnectorError | None = None
-        for name, connector in self._connectors(decl, decl.source_id):
+        for index, (name, connector) in enumerate(self._connectors(decl)):
+            if index:
+                result.records_processed = 0
+            result.connection_name = name
             try:
-                connector.check()
-                return name, connector, notes
+                self._attempts(connector, decl, source, result, started, notes, redact)
+                return
             except ConnectorError as exc:
                 notes.append(f"connection {name!r} failed: {redact(str(exc))}")
                 last = exc
         assert last is not None
         raise type(last)("; ".join(notes))
 
-    def _run(
+    def _attempts(
         self,
+        connector: Connector,
         decl: SourceDecl,
         source: dict[str, Any],
-        run_id: int,
         result: RunResult,
-        redact: Redactor,
         started: datetime,
+        notes: list[str],
+        redact: Redactor,
     ) -> None:
-        store = self.store
+        """One connection, retrying transient errors with exponential back-off and jitter."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                connector.check()
+                self._run_with(connector, decl, source, result, started, notes)
+                return
+            except (ConnectorRetriable, OperationalError) as exc:
+                if attempt == self.attempts:
+                    raise
+                delay = min(self.backoff * 2 ** (attempt - 1), 30.0) * random.uniform(0.5, 1.0)
+                log.warning(
+                    "%s: %s; attempt %d of %d again in %.1f s",
+                    decl.source_id,
+                    redact(self._describe(exc)),
+                    attempt + 1,
+                    self.attempts,
+                    delay,
+                )
+                result.records_processed = 0
+                time.sleep(delay)
+
+    def _run_with(
+        self,
+        connector: Connector,
+        decl: SourceDecl,
+        source: dict[str, Any],
+        result: RunResult,
+        started: datetime,
+        notes: list[str],
+    ) -> None:
         mapping_ids = {m["target_table"]: m["id"] for m in source["mappings"]}
-        name, connector, notes = self._pick_connection(decl, redact)
-        result.connection_name = name
-        active = [m for m in decl.mappings if m.is_active]
-        with store.connect() as conn:
+        run_id = result.run_id
+        with self.store.connect() as conn:
             with conn.begin():
                 runs = [
                     _MappingRun(conn, decl.source_id, mapping_ids[m.target_table], m)
-                    for m in active
+                    for m in decl.mappings
+                    if m.is_active
                 ]
             try:
                 for mrun in runs:
                     for batch in connector.read(mrun.request()):
                         with conn.begin():
-                            self._stage_batch(mrun, batch.records, result)
-                        if batch.state is not None:
-                            mrun.new_connector_state = batch.state
-                        if batch.envelope is not None and mrun.envelope is None:
-                            mrun.envelope = batch.envelope
+                            self._stage_batch(mrun, batch, result)
+                        if mrun.incremental:
+                            self._merge(conn, mrun, result, run_id, cursor=batch.cursor_ordered)
                 with write_transaction(conn):
-                    now = utcnow()
                     for mrun in runs:
-                        mrun.target._load_existing()
-                        counts = mrun.target.merge(
-                            run_id,
-                            now,
-                            delete_missing=None
-                            if mrun.incremental
-                            else mrun.decl.mapping_config.delete_mode,
-                        )
-                        result.records_inserted += counts.inserted
-                        result.records_updated += counts.updated
-                        result.records_deleted += counts.deleted
+                        if not mrun.incremental:
+                            self._merge(conn, mrun, result, run_id, cursor=True, txn=False)
+                        else:
+                            mrun.save_checkpoint(conn, run_id, cursor=True)
                         result.records_rejected += mrun.rejected
-                        if mrun.quarantine:
-                            conn.execute(insert(quarantine_t), mrun.quarantine)
-                        shape = {"envelope": mrun.envelope, "columns": mrun.columns}
-                        if mrun.envelope is not None or mrun.columns:
-                            save_state(
-                                conn, decl.source_id, mrun.mapping_id, SHAPE_KEY, shape, run_id
-                            )
-                        if mrun.new_connector_state is not None:
-                            save_state(
-                                conn,
-                                decl.source_id,
-                                mrun.mapping_id,
-                                CONNECTOR_KEY,
-                                SHAPE_KEY,
-                                mrun.new_connector_state,
-                                run_id,
-                            )
-                        if mrun.incremental and mrun.max_cursor != mrun.cursor:
-                            save_cursor(
-                                conn, decl.source_id, mrun.mapping_id, mrun.max_cursor, run_id
-                            )
                     result.sync_status = "success"
-                    self._finish_success(conn, decl, result, started, notes)
+                    if notes:
+                        result.details["failover"] = notes
+                    history.finish_success(conn, source, result, started)
             finally:
                 with conn.begin():
                     for mrun in runs:
                         mrun.target.drop_stage()
 
-    def _stage_batch(self, mrun: _MappingRun, records: list[Any], result: RunResult) -> None:
+    def _merge(
+        self,
+        conn: Connection,
+        mrun: _MappingRun,
+        result: RunResult,
+        run_id: int,
+        *,
+        cursor: bool,
+        txn: bool = True,
+    ) -> None:
+        def merge() -> None:
+            mrun.target.reload()
+            counts = mrun.target.merge(
+                run_id,
+                utcnow(),
+                delete_missing=None if mrun.incremental else mrun.decl.mapping_config.delete_mode,
+            )
+            result.records_inserted += counts.inserted
+            result.records_updated += counts.updated
+            result.records_deleted += counts.deleted
+            mrun.save_checkpoint(conn, run_id, cursor=cursor)
+            mrun.target.clear_stage()
+
+        if txn:
+            with write_transaction(conn):
+                merge()
+        else:
+            merge()
+
+    def _stage_batch(self, mrun: _MappingRun, batch: Batch, result: RunResult) -> None:
         rows: list[dict[str, Any]] = []
         hashes: list[str] = []
         mapper = mrun.mapper
-        policy = mrun.decl.mapping_config.on_invalid
-        for record in records:
-            result.records_processed += 1
+        if batch.state is not None:
+            mrun.new_connector_state = batch.state
+        if batch.envelope is not None and mrun.envelope is None:
+            mrun.envelope = batch.envelope
+        for source_record in batch.records:
             try:
-                row = mapper.map(record)
-                problems = self.problems(mrun, row)
+                expanded = mapper.expand(source_record)
+            except MappingError as exc:
+                result.records_processed += 1
+                self._reject(mrun, source_record, [str(exc)], result)
+                continue
+            for record in expanded:
+                result.records_processed += 1
+                try:
+                    row = mapper.map(record)
+                    problems = self._problems(mrun, row)
+                except MappingError as exc:
+                    row, problems = None, [str(exc)]
+                if problems or row is None:
+                    self._reject(mrun, record, problems, result)
+                    continue
                 if mapper.auto and isinstance(record, dict) and len(mrun.columns) < len(row):
                     mrun.columns.update(mapper.source_fields(record))
-            except MappingError as exc:
-                row, problems = None, [str(exc)]
-            if problems:
-                if policy == "fail":
-                    raise MappingError(
-                        f"record {result.records_processed} rejected: {'; '.join(problems)}"
-                    )
-                mrun.rejected += 1
-                if policy == "quarantine" and len(mrun.quarantine) < QUARANTINE_CAP:
-                    mrun.quarantine.append(
-                        {
-                            "source_id": mrun.target.source_id,
-                            "run_id": result.run_id,
-                            "target_table": mrun.decl.target_table,
-                            "record": record,
-                            "reasons": problems,
-                        }
-                    )
-                continue
-            assert row is not None
-            if mrun.incremental:
-                value = comparable(row.get(mrun.cursor_field or ""))
-                if not passes_cursor(value, mrun.cursor):
-                    continue
-                if value is not None and (mrun.max_cursor is None or value > mrun.max_cursor):
-                    mrun.max_cursor = value
-            digest = row_hash(row)
-            if not mapper.key:
-                n = mrun.occurrences.get(digest, 0)
-                mrun.occurrences[digest] = n + 1
-                row["_row_key"] = f"{digest}:{n}"
-            rows.append(row)
-            hashes.append(digest)
+                if mrun.incremental:
+                    value = comparable(row.get(mrun.cursor_field or ""))
+                    if not passes_cursor(value, mrun.floor):
+                        continue
+                    if mrun.max_cursor is None or value > mrun.max_cursor:
+                        mrun.max_cursor = value
+                digest = row_hash(row)
+                if not mapper.key:
+                    n = mrun.occurrences.get(digest, 0)
+                    mrun.occurrences[digest] = n + 1
+                    row["_row_key"] = f"{digest}:{n}"
+                rows.append(row)
+                hashes.append(digest)
         mrun.target.stage(rows, hashes)
 
     @staticmethod
-    def problems(mrun: _MappingRun, row: dict[str, Any]) -> list[str]:
+    def _reject(mrun: _MappingRun, record: Any, problems: list[str], result: RunResult) -> None:
+        policy = mrun.decl.mapping_config.on_invalid
+        if policy == "fail":
+            raise MappingError(f"record {result.records_processed} rejected: {'; '.join(problems)}")
+        mrun.rejected += 1
+        if policy == "quarantine" and len(mrun.quarantine) < QUARANTINE_CAP:
+            mrun.quarantine.append(
+                {
+                    "source_id": mrun.source_id,
+                    "run_id": result.run_id,
+                    "target_table": mrun.decl.target_table,
+                    "record": record,
+                    "reasons": problems,
+                }
+            )
+
+    @staticmethod
+    def _problems(mrun: _MappingRun, row: dict[str, Any]) -> list[str]:
         found = [f"primary key column {k!r} is empty" for k in mrun.mapper.missing_key_columns(row)]
         if mrun.incremental and row.get(mrun.cursor_field or "") is None:
             found.append(f"cursor_field {mrun.cursor_field!r} is empty")
         return found + mrun.validator.check(row)
 
-    # -- bookkeeping -----------------------------------------------------------------
-    def _finish_success(
-        self,
-        conn: Connection,
-        decl: SourceDecl,
-        result: RunResult,
-        started: datetime,
-        notes: list[str],
-    ) -> None:
-        now = utcnow()
-        conn.execute(
-            update(hist_t)
-            .where(hist_t.c.id == result.run_id)
-            .values(
-                sync_status="success",
-                connection_name=result.connection_name,
-                records_processed=result.records_processed,
-                records_inserted=result.records_inserted,
-                records_updated=result.records_updated,
-                records_deleted=result.records_deleted,
-                records_rejected=result.records_rejected,
-                sync_duration_ms=int((now - started).total_seconds() * 1000),
-                sync_completed_at=now,
-                details={"failover": notes} if notes else None,
-            )
-        )
-        status = conn.execute(
-            select(reg_t.c.status).where(reg_t.c.source_id == decl.source_id)
-        ).scalar_one()
-        conn.execute(
-            update(reg_t)
-            .where(reg_t.c.source_id == decl.source_id)
-            .values(
-                last_sync=now,
-                next_sync=started + timedelta(seconds=decl.refresh_interval),
-                error_count=0,
-                last_error=None,
-                status="active" if status == "error" else status,
-            )
-        )
-        message = (
-            f"sync {result.sync_type} succeeded: {result.records_processed} processed, "
-            f"{result.records_inserted} inserted, {result.records_updated} updated, "
-            f"{result.records_deleted} deleted, {result.records_rejected} rejected"
-        )
-        infolog.record(
-            conn,
-            "warning" if notes else "info",
-            "sync.success",
-            message + (f" (served by {result.connection_name!r} after failover)" if notes else ""),
-            source_id=decl.source_id,
-            run_id=result.run_id,
-            details={"connection": result.connection_name},
-        )
 
-    def _finish_failed(self, decl: SourceDecl, result: RunResult) -> None:
-        now = utcnow()
-        with self.store.begin() as conn:
-            conn.execute(
-                update(hist_t)
-                .where(hist_t.c.id == result.run_id)
-                .values(
-                    sync_status="failed",
-                    connection_name=result.connection_name,
-                    records_processed=result.records_processed,
-                    sync_duration_ms=result.sync_duration_ms,
-                    error_message=result.error_message,
-                    sync_completed_at=now,
-                )
-            )
-            errors = (
-                conn.execute(
-                    select(reg_t.c.error_count).where(reg_t.c.source_id == decl.source_id)
-                ).scalar_one()
-                + 1
-            )
-            values: dict[str, Any] = {"error_count": errors, "last_error": result.error_message}
-            # Back off: the retry interval doubles with each consecutive failure (≤ 1 h).
-            delay = min(decl.refresh_interval * 2 ** max(errors - 1, 0), 3600)
-            values["next_sync"] = now + timedelta(seconds=max(delay, 5))
-            if errors >= CIRCUIT_FAILURES:
-                values["status"] = "error"
-            conn.execute(
-                update(reg_t)
-                .where(reg_t.c.source_id == decl.source_id, reg_t.c.status != "inactive")
-                .values(**values)
-            )
-            infolog.record(
-                conn,
-                "error",
-                "sync.failed",
-                f"sync failed: {result.error_message}",
-                source_id=decl.source_id,
-                run_id=result.run_id,
-                details={"error_count": errors},
-            )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_interrupted(conn: Connection, run_ids: list[int] | None = None) -> int:
-    """Mark runs left 'running' by a dead process as failed ('interrupted')."""
-    stmt = update(hist_t).where(hist_t.c.sync_status == "running")
-    if run_ids is not None:
-        stmt = stmt.where(hist_t.c.id.in_(run_ids))
-    return conn.execute(
-        stmt.values(
-            sync_status="failed",
-            error_message="interrupted: the process running this sync stopped",
-            sync_completed_at=utcnow(),
-        )
-    ).rowcount
-
-
-def recover_interrupted(store: Store) -> int:
+def recover_interrupted(store: Store) -> list[str]:
     """On start of a long-running process: fail runs of dead processes on this host."""
     with store.begin() as conn:
-        rows = conn.execute(
-            select(hist_t.c.id, hist_t.c.worker).where(hist_t.c.sync_status == "running")
-        ).all()
-        dead = []
-        for row in rows:
-            host, _, pid = (row.worker or "").rpartition(":")
-            if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
-                dead.append(row.id)
-        return mark_interrupted(conn, dead) if dead else 0
+        return history.recover_interrupted(conn)

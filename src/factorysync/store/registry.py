@@ -38,6 +38,7 @@ SOURCE_FIELDS = (
     "connection_type",
     "priority",
     "refresh_interval",
+    "schedule",
     "category",
     "legacy_id",
 )
@@ -127,7 +128,7 @@ def save_source(
     ):
         details.append(f"status: {current['status']!r} → {decl.status!r}")
         values["status"] = decl.status
-    if "refresh_interval" in values:
+    if "refresh_interval" in values or "schedule" in values:
         values["next_sync"] = now
     if values:
         conn.execute(update(reg_t).where(reg_t.c.id == current["id"]).values(**values))

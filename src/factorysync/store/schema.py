@@ -59,6 +59,8 @@ data_source_registry = Table(
     Column("status", String(16), nullable=False, default="active"),
     Column("priority", Integer, nullable=False, default=2),
     Column("refresh_interval", Integer, nullable=False, default=300),
+    # Cron expression in the plant's time zone; when set it replaces refresh_interval.
+    Column("schedule", String(100)),
     Column("last_sync", UTCDateTime),
     Column("next_sync", UTCDateTime),
     Column("error_count", Integer, nullable=False, default=0),

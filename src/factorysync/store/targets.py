@@ -434,6 +434,16 @@ class TargetTable:
             counts.deleted = self.conn.execute(stmt).rowcount
         return counts
 
+    def reload(self) -> None:
+        """Re-read the real table (another run may have added or widened columns)."""
+        self._load_existing()
+
+    def clear_stage(self) -> None:
+        """Empty the staging table after a merge (incremental runs merge batch by batch)."""
+        if self._stage_created:
+            self.conn.execute(text(f"DELETE FROM {self._quote(self._stage_name)}"))
+            self._staged = 0
+
     def drop_stage(self) -> None:
         if self._stage_created:
             self.conn.execute(text(f"DROP TABLE IF EXISTS {self._quote(self._stage_name)}"))
