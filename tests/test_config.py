@@ -129,6 +129,33 @@ def test_valid_source_gets_defaults() -> None:
             "rule 'min' on 'q' needs a numeric 'value'",
         ),
         (
+            {"mappings": [{"target_table": "p", "mapping_config": {"where": "row['qty'] >"}}]},
+            "expression \"row['qty'] >\" is not valid",
+        ),
+        (
+            {"mappings": [{"target_table": "p", "mapping_config": {"lookback": -5}}]},
+            "lookback: Input should be greater than or equal to 0",
+        ),
+        (
+            {"mappings": [{"target_table": "p", "mapping_config": {"explode": "items..x"}}]},
+            "path 'items..x' has an empty segment",
+        ),
+        (
+            {"mappings": [{"target_table": "p", "sync_strategy": "incremental",
+                           "mapping_config": {"fields": {"a": "x"}, "cursor_field": "ts"}}]},
+            "cursor_field 'ts' is not one of the mapped fields",
+        ),
+        (
+            {"mappings": [{"target_table": "p", "mapping_config": {
+                "validate": [{"field": "q", "rule": "regex", "value": "(unclosed"}]}}]},
+            "rule 'regex' on 'q': bad pattern",
+        ),
+        (
+            {"mappings": [{"target_table": "p", "mapping_config": {
+                "validate": [{"field": "q", "rule": "allowed", "value": "S1"}]}}]},
+            "rule 'allowed' on 'q' needs a list in 'value'",
+        ),
+        (
             {"connections": [{"connection_type": "mqtt", "connection_config": {}}]},
             "connection_type 'mqtt' is not available in this release",
         ),

@@ -216,16 +216,20 @@ class MappingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _keys_are_columns(self) -> MappingConfig:
+        explicit = self.fields is not None and not self.include_unmapped
+        mapped = self.fields or {}
         for key in self.primary_key:
             check_identifier(key, "primary_key column")
-            if self.fields is not None and not self.include_unmapped and key not in self.fields:
+            if explicit and key not in mapped:
                 raise ValueError(f"primary_key column {key!r} is not one of the mapped fields")
+        for name, what in (
+            (self.cursor_field, "cursor_field"),
+            (self.retention_field, "retention_field"),
+        ):
+            if name is not None and explicit and name not in mapped:
+                raise ValueError(f"{what} {name!r} is not one of the mapped fields")
         for rule in self.validate_:
-            if (
-                self.fields is not None
-                and not self.include_unmapped
-                and rule.field not in self.fields
-            ):
+            if explicit and rule.field not in mapped:
                 raise ValueError(f"validate rule names {rule.field!r}, which is not a mapped field")
         return self
 

@@ -21,7 +21,10 @@ class Store:
 
     @cached_property
     def engine(self) -> Engine:
-        return db.make_engine(self.url)
+        # Every concurrent sync holds one store connection while it reads; a few more
+        # serve the scheduler and API reads.
+        size = self.settings.max_concurrent_syncs + 4
+        return db.make_engine(self.url, pool_size=size, max_overflow=10)
 
     @cached_property
     def box(self) -> SecretBox:

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -189,6 +190,26 @@ def check_target_name(name: str) -> None:
         raise StoreError(f"target table {name!r} is reserved by factorysync")
 
 
+@lru_cache(maxsize=2048)
+def _build_table(
+    name: str, key: tuple[str, ...], kinds: tuple[tuple[str, str], ...], temp: bool
+) -> Table:
+    kind_of = dict(kinds)
+    cols = [Column(k, KIND_TYPES[kind_of[k]]) for k in key if k in kind_of]
+    if "_row_key" in key:
+        cols.append(Column("_row_key", Text()))
+    cols += [Column(c, KIND_TYPES[k]) for c, k in kinds if c not in key]
+    cols.append(Column("_row_hash", Text()))
+    if not temp:
+        cols += [
+            Column("_source_id", Text()),
+            Column("_run_id", BigInteger()),
+            Column("_synced_at", UTCDateTime()),
+            Column("_deleted_at", UTCDateTime()),
+        ]
+    return Table(name, MetaData(), *cols)
+
+
 class TargetTable:
     """One target table for one source: its columns, staging and merge."""
 
@@ -253,20 +274,10 @@ class TargetTable:
             elif wanted != current and wanted is not None:
                 self.kinds[column] = wanted
 
-    def _table(self, name: str, *, temp: bool = False) -> Table:
-        cols = [Column(k, KIND_TYPES[self.kinds[k]]) for k in self.key if k in self.kinds]
-        if "_row_key" in self.key:
-            cols.append(Column("_row_key", Text()))
-        cols += [Column(c, KIND_TYPES[k]) for c, k in self.kinds.items() if c not in self.key]
-        cols.append(Column("_row_hash", Text()))
-        if not temp:
-            cols += [
-                Column("_source_id", Text()),
-                Column("_run_id", BigInteger()),
-                Column("_synced_at", UTCDateTime()),
-                Column("_deleted_at", UTCDateTime()),
-            ]
-        return Table(name, MetaData(), *cols)
+    def _table(self, name: str, *, temp: bool = False, fresh: bool = False) -> Table:
+        """The table as SQLAlchemy sees it; shared between runs so compiled SQL is reused."""
+        build = _build_table.__wrapped__ if fresh else _build_table
+        return build(name, tuple(self.key), tuple(self.kinds.items()), temp)
 
     def _ddl_type(self, kind: str) -> str:
         if self.dialect == "postgresql":
@@ -279,7 +290,7 @@ class TargetTable:
     def ensure_target(self) -> None:
         """Create the target table or add/widen its columns to hold the planned kinds."""
         if not self.existing:
-            table = self._table(self.name)
+            table = self._table(self.name, fresh=True)
             table.append_constraint(
                 Index(f"ux_{self.name}_key"[:63], "_source_id", *self.key, unique=True)
             )
