@@ -259,3 +259,38 @@ def test_incremental_ties_are_not_lost(store: Store, data_dir: Path) -> None:
     write_json(path, rows)
     assert counts(runner.sync("inc")) == (0, 0, 0)
     assert len(table_rows(store, "inc")) == 7
+
+
+def test_sources_sharing_a_table(store: Store, data_dir: Path) -> None:
+    """Several sources write one table: each owns its rows, columns are the union, and
+    concurrent first runs do not race to create the table."""
+    import threading
+
+    sources = []
+    for i in range(8):
+        path = write_json(
+            data_dir / f"line{i}.json", [{"id": 1, "line": f"L{i}", f"extra{i % 3}": i}]
+        )
+        src = json_source(f"line{i}", path, primary_key="id")
+        src["mappings"][0]["target_table"] = "shared_prod"
+        sources.append(src)
+    register(store, *sources)
+    runner = Runner(store)
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(runner.sync(f"line{i}")))
+        for i in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.error_message for r in results if r.sync_status != "success"] == []
+    rows = {r["_source_id"]: r for r in table_rows(store, "shared_prod")}
+    assert len(rows) == 8 and rows["line4"]["extra1"] == 4 and rows["line4"]["extra0"] is None
+    # Unchanged: nothing to do; a field the source no longer has is cleared on its rows.
+    assert counts(runner.sync("line4")) == (0, 0, 0)
+    write_json(data_dir / "line4.json", [{"id": 1, "line": "L4"}])
+    assert counts(runner.sync("line4")) == (0, 1, 0)
+    rows = {r["_source_id"]: r for r in table_rows(store, "shared_prod")}
+    assert rows["line4"]["extra1"] is None and rows["line1"]["extra1"] == 1

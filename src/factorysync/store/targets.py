@@ -229,7 +229,10 @@ class TargetTable:
         self.key = list(key) or ["_row_key"]
         self.declared = dict(declared or {})
         self.dialect = conn.dialect.name
-        self.kinds: dict[str, str] = {}  # mapped columns → kind, in table order
+        # Columns this run stages → kind. Other columns of a shared table (written by
+        # other sources, or fields this source no longer has) are set to NULL on the
+        # rows this source owns.
+        self.kinds: dict[str, str] = {}
         self.existing: dict[str, str] = {}  # columns the real table has now
         self._stage_name = f"_fs_stage_{re.sub(r'[^a-z0-9_]', '_', name)}"
         self._stage_created: set[str] = set()
@@ -245,9 +248,10 @@ class TargetTable:
             return
         for col in insp.get_columns(self.name):
             self.existing[col["name"]] = kind_of_type(col["type"])
-        for column, kind in self.existing.items():
-            if column not in SYSTEM_COLUMNS:
-                self.kinds[column] = merge_kinds(kind, self.kinds.get(column)) or kind
+        for column in self.kinds:
+            have = self.existing.get(column)
+            if have is not None:
+                self.kinds[column] = merge_kinds(have, self.kinds[column]) or have
         missing = [k for k in self.key if k not in self.existing]
         if missing:
             raise StoreError(
@@ -267,17 +271,22 @@ class TargetTable:
             declared = self.declared.get(column)
             if declared is not None:
                 kind = declared
-            current = self.kinds.get(column)
-            wanted = merge_kinds(current, kind) if current else kind
-            if current is None:
-                self.kinds[column] = wanted or "string"
-            elif wanted != current and wanted is not None:
-                self.kinds[column] = wanted
+            current = self.kinds.get(column) or self.existing.get(column)
+            self.kinds[column] = merge_kinds(current, kind) or current or "string"
+
+    def _others(self) -> dict[str, str]:
+        """Mapped columns of the real table that this run does not stage."""
+        return {
+            c: k
+            for c, k in self.existing.items()
+            if c not in self.kinds and c not in SYSTEM_COLUMNS and c not in self.key
+        }
 
     def _table(self, name: str, *, temp: bool = False, fresh: bool = False) -> Table:
         """The table as SQLAlchemy sees it; shared between runs so compiled SQL is reused."""
         build = _build_table.__wrapped__ if fresh else _build_table
-        return build(name, tuple(self.key), tuple(self.kinds.items()), temp)
+        kinds = dict(self.kinds) if temp else {**self.kinds, **self._others()}
+        return build(name, tuple(self.key), tuple(kinds.items()), temp)
 
     def _ddl_type(self, kind: str) -> str:
         if self.dialect == "postgresql":
@@ -287,8 +296,24 @@ class TargetTable:
     def _quote(self, name: str) -> str:
         return self.conn.dialect.identifier_preparer.quote(name)
 
+    def _needs_ddl(self) -> bool:
+        if not self.existing:
+            return True
+        return any(
+            self.existing.get(c) != k and merge_kinds(self.existing.get(c), k) == k
+            for c, k in self.kinds.items()
+        )
+
     def ensure_target(self) -> None:
         """Create the target table or add/widen its columns to hold the planned kinds."""
+        if self._needs_ddl() and self.dialect == "postgresql":
+            # Several sources may share a table: their first runs must not race to
+            # create it or add the same column. The lock lasts until the merge commits.
+            self.conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                {"name": f"factorysync.target.{self.name}"},
+            )
+            self._load_existing()
         if not self.existing:
             table = self._table(self.name, fresh=True)
             table.append_constraint(
@@ -397,6 +422,9 @@ class TargetTable:
             return counts
         if self._staged:
             self.ensure_target()
+        for k in self.key:  # an empty snapshot still needs typed key columns to compare
+            if k not in self.kinds and k in self.existing and k != "_row_key":
+                self.kinds[k] = self.existing[k]
         target = self._table(self.name)
         if not self._stage_created:
             self._ensure_stage()
@@ -414,7 +442,8 @@ class TargetTable:
                 target.c._deleted_at.is_not(None),
             ),
         )
-        values = {c: stage.c[c] for c in columns}
+        values: dict[str, Any] = {c: stage.c[c] for c in columns}
+        values.update(dict.fromkeys(self._others()))
         values["_row_hash"] = stage.c._row_hash
         counts.updated = self.conn.execute(changed.values(**values, **provenance)).rowcount
 
