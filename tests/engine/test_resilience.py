@@ -38,9 +38,15 @@ def test_failover_to_backup(store: Store, data_dir: Path) -> None:
     backup = write_json(data_dir / "copy" / "oee.json", [{"id": 1, "oee": 0.8}])
     src = json_source("oee", data_dir / "live" / "oee.json", primary_key="id")
     src["connections"] = [
-        {"connection_name": "mes", "connection_config": {"file_path": str(data_dir / "live/oee.json")}},
-        {"connection_name": "nightly", "is_backup": True,
-         "connection_config": {"file_path": str(backup)}},
+        {
+            "connection_name": "mes",
+            "connection_config": {"file_path": str(data_dir / "live/oee.json")},
+        },
+        {
+            "connection_name": "nightly",
+            "is_backup": True,
+            "connection_config": {"file_path": str(backup)},
+        },
     ]
     register(store, src)
     result = Runner(store).sync("oee")
@@ -49,7 +55,8 @@ def test_failover_to_backup(store: Store, data_dir: Path) -> None:
         run = conn.execute(select(hist_t).where(hist_t.c.id == result.run_id)).one()
     assert run.connection_name == "nightly"
     assert run.details["failover"] == [
-        f"connection 'mes' failed: file not found: {data_dir}/live/oee.json"]
+        f"connection 'mes' failed: file not found: {data_dir}/live/oee.json"
+    ]
     write_json(data_dir / "live" / "oee.json", [{"id": 1, "oee": 0.9}])
     again = Runner(store).sync("oee")
     assert again.connection_name == "mes" and again.records_updated == 1
@@ -83,12 +90,10 @@ def test_circuit_opens_after_five_failures_and_closes_on_success(
 
 def test_inactive_and_maintenance_are_skipped(store: Store, data_dir: Path) -> None:
     path = write_json(data_dir / "a.json", [{"id": 1}])
-    register(store, json_source("on", path), json_source("off", path),
-             json_source("maint", path))
+    register(store, json_source("on", path), json_source("off", path), json_source("maint", path))
     with store.begin() as conn:
         conn.execute(update(reg_t).where(reg_t.c.source_id == "off").values(status="inactive"))
-        conn.execute(update(reg_t).where(reg_t.c.source_id == "maint")
-                     .values(status="maintenance"))
+        conn.execute(update(reg_t).where(reg_t.c.source_id == "maint").values(status="maintenance"))
     Scheduler(store).run_forever(stop_after=1.5)
     with store.connect() as conn:
         ran = set(conn.execute(select(hist_t.c.source_id)).scalars())
@@ -145,19 +150,33 @@ def test_transient_errors_are_retried(store: Store, monkeypatch: pytest.MonkeyPa
 
 def test_explode_where_and_lookback(store: Store, data_dir: Path) -> None:
     orders = [
-        {"order": "A", "ts": "2026-01-05T08:00:00+07:00",
-         "lines": [{"item": 1, "qty": 2}, {"item": 2, "qty": 0}]},
+        {
+            "order": "A",
+            "ts": "2026-01-05T08:00:00+07:00",
+            "lines": [{"item": 1, "qty": 2}, {"item": 2, "qty": 0}],
+        },
         {"order": "B", "ts": "2026-01-05T09:00:00+07:00", "lines": [{"item": 1, "qty": 5}]},
     ]
     path = write_json(data_dir / "orders.json", orders)
-    register(store, json_source(
-        "lines", path, primary_key=["order", "item"], cursor_field="ts",
-        sync_strategy="incremental", explode="lines", where="row['qty'] > 0", lookback=3600))
+    register(
+        store,
+        json_source(
+            "lines",
+            path,
+            primary_key=["order", "item"],
+            cursor_field="ts",
+            sync_strategy="incremental",
+            explode="lines",
+            where="row['qty'] > 0",
+            lookback=3600,
+        ),
+    )
     runner = Runner(store)
     assert runner.sync("lines").records_inserted == 2
     # A late row one hour older than the cursor is still picked up thanks to lookback.
-    orders.append({"order": "C", "ts": "2026-01-05T08:30:00+07:00",
-                   "lines": [{"item": 9, "qty": 1}]})
+    orders.append(
+        {"order": "C", "ts": "2026-01-05T08:30:00+07:00", "lines": [{"item": 9, "qty": 1}]}
+    )
     write_json(path, orders)
     assert runner.sync("lines").records_inserted == 1
     with store.connect() as conn:
@@ -180,8 +199,14 @@ def test_retention_purges_old_rows(store: Store, data_dir: Path) -> None:
     today = datetime.now(UTC).date()
     rows = [{"id": i, "day": (today - timedelta(days=i * 10)).isoformat()} for i in range(5)]
     path = write_json(data_dir / "r.json", rows)
-    src = json_source("ret", path, primary_key="id", cursor_field="day",
-                      sync_strategy="incremental", retention_field="day")
+    src = json_source(
+        "ret",
+        path,
+        primary_key="id",
+        cursor_field="day",
+        sync_strategy="incremental",
+        retention_field="day",
+    )
     src["mappings"][0]["data_retention_days"] = 25
     register(store, src)
     assert Runner(store).sync("ret").records_inserted == 5

@@ -43,6 +43,9 @@ class ReadRequest:
     # filters again anyway, so a connector may also return everything.
     cursor_path: str | None = None
     cursor_value: Any = None
+    # The engine takes Arrow record batches (``Batch.arrow``) for this read: a connector
+    # that can produce them (CSV, NDJSON, databases) should, and may always yield rows.
+    columnar: bool = False
 
 
 @dataclass
@@ -59,6 +62,8 @@ class Batch:
     # True when batches arrive in cursor order (e.g. SQL ``ORDER BY cursor``): the engine
     # may then checkpoint the cursor after each batch instead of only at the end.
     cursor_ordered: bool = False
+    # The records as one Arrow record batch instead of ``records`` (columnar reads only).
+    arrow: Any = None
 
 
 @dataclass
@@ -81,6 +86,8 @@ class Connector(ABC):
 
     type_name: ClassVar[str]
     config_model: ClassVar[type[BaseModel]]
+    # Whether read() yields Arrow batches when ReadRequest.columnar asks for them.
+    columnar: ClassVar[bool] = False
 
     def __init__(self, config: BaseModel, auth: dict[str, Any], context: ConnectorContext):
         self.config = config

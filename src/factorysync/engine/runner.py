@@ -19,19 +19,20 @@ import logging
 import random
 import threading
 import time
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from factorysync.config import MappingDecl, SourceDecl
 from factorysync.connectors.base import Batch, Connector, ConnectorContext, ReadRequest
 from factorysync.connectors.registry import build_connector
-from factorysync.engine import history
+from factorysync.engine import columnar, history
 from factorysync.engine.history import AlreadyRunning, RunResult
-from factorysync.engine.mapping import Mapper
+from factorysync.engine.mapping import Mapper, snake_case
 from factorysync.engine.quality import Validator
 from factorysync.engine.state import (
     CONNECTOR_KEY,
@@ -43,8 +44,15 @@ from factorysync.engine.state import (
     save_cursor,
     save_state,
 )
-from factorysync.errors import ConnectorError, ConnectorRetriable, FactorySyncError, MappingError
+from factorysync.errors import (
+    ConfigError,
+    ConnectorError,
+    ConnectorRetriable,
+    FactorySyncError,
+    MappingError,
+)
 from factorysync.security.secrets import Redactor, resolve_env_refs
+from factorysync.store.bulk import NotColumnar, stage_arrow
 from factorysync.store.db import describe_db_error, write_transaction
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_quarantine as quarantine_t
@@ -113,6 +121,8 @@ class _MappingRun:
         self.occurrences: dict[str, int] = {}
         self.rejected = 0
         self.quarantine: list[dict[str, Any]] = []
+        self.columnar = columnar.eligible(config)
+        self.columnar_mapper = columnar.ColumnarMapper(config) if self.columnar else None
 
     def request(self) -> ReadRequest:
         config = self.decl.mapping_config
@@ -131,6 +141,7 @@ class _MappingRun:
             strategy=self.decl.sync_strategy,
             cursor_path=cursor_path,
             cursor_value=self.floor,
+            columnar=self.columnar,
         )
 
     def save_checkpoint(self, conn: Connection, run_id: int, *, cursor: bool) -> None:
@@ -213,6 +224,10 @@ class Runner:
         redact = Redactor()
         for c in decl.connections:
             redact.add(c.authentication_config)
+            # The values ${env:NAME} references stand for are secrets too (an unset
+            # variable is reported when the connection is built).
+            with suppress(ConfigError):
+                redact.add(resolve_env_refs(c.authentication_config, where="auth"))
         result = RunResult(claim.run_id, claim.source_id, claim.sync_type, "running")
         try:
             self._run(decl, source, result, redact, claim.started)
@@ -317,6 +332,8 @@ class Runner:
         result: RunResult,
         started: datetime,
         notes: list[str],
+        *,
+        direct: bool = True,
     ) -> None:
         mapping_ids = {m["target_table"]: m["id"] for m in source["mappings"]}
         run_id = result.run_id
@@ -327,28 +344,96 @@ class Runner:
                     for m in decl.mappings
                     if m.is_active
                 ]
+                # First full load of a columnar source: rows go straight into the target,
+                # all in one transaction that also ends the run (all or nothing).
+                single = (
+                    direct
+                    and connector.columnar
+                    and any(
+                        m.columnar and not m.incremental and not m.target.owns_rows() for m in runs
+                    )
+                )
             try:
-                for mrun in runs:
-                    for batch in connector.read(mrun.request()):
-                        with conn.begin():
-                            self._stage_batch(mrun, batch, result)
-                        if mrun.incremental:
-                            self._merge(conn, mrun, result, run_id, cursor=batch.cursor_ordered)
-                with write_transaction(conn):
+                if single:
+                    with write_transaction(conn):
+                        now = utcnow()
+                        for mrun in runs:
+                            if mrun.columnar and not mrun.incremental:
+                                mrun.target.start_direct(run_id, now)
+                        self._read_all(conn, connector, runs, result, single=True)
+                        self._finish(conn, runs, result, source, started, notes)
+                else:
+                    self._read_all(conn, connector, runs, result, single=False)
+                    with write_transaction(conn):
+                        self._finish(conn, runs, result, source, started, notes)
+            except IntegrityError:
+                if not single:
+                    raise
+                # A key repeated in the source broke the bulk first load (nothing was
+                # committed): load again through staging, where the last row wins.
+                result.records_processed = 0
+                with conn.begin():
                     for mrun in runs:
-                        if not mrun.incremental:
-                            self._merge(conn, mrun, result, run_id, cursor=True, txn=False)
-                        else:
-                            mrun.save_checkpoint(conn, run_id, cursor=True)
-                        result.records_rejected += mrun.rejected
-                    result.sync_status = "success"
-                    if notes:
-                        result.details["failover"] = notes
-                    history.finish_success(conn, source, result, started)
+                        mrun.target.forget_stage()
+                self._run_with(connector, decl, source, result, started, notes, direct=False)
             finally:
+                if conn.in_transaction():
+                    conn.rollback()
                 with conn.begin():
                     for mrun in runs:
                         mrun.target.drop_stage()
+
+    def _read_all(
+        self,
+        conn: Connection,
+        connector: Connector,
+        runs: list[_MappingRun],
+        result: RunResult,
+        *,
+        single: bool,
+    ) -> None:
+        for mrun in runs:
+            for batch in connector.read(mrun.request()):
+                with nullcontext() if single else conn.begin():
+                    if batch.arrow is not None:
+                        self._stage_arrow(mrun, batch, result)
+                    else:
+                        self._stage_batch(mrun, batch, result)
+                if mrun.incremental:
+                    self._merge(
+                        conn,
+                        mrun,
+                        result,
+                        result.run_id,
+                        cursor=batch.cursor_ordered,
+                        txn=not single,
+                    )
+
+    def _finish(
+        self,
+        conn: Connection,
+        runs: list[_MappingRun],
+        result: RunResult,
+        source: dict[str, Any],
+        started: datetime,
+        notes: list[str],
+    ) -> None:
+        """Merge what is staged, store checkpoints, history and registry (caller's txn)."""
+        for mrun in runs:
+            if mrun.target.direct:
+                before = result.records_inserted, result.records_updated
+                self._merge(conn, mrun, result, result.run_id, cursor=True, txn=False)
+                result.records_inserted, result.records_updated = before
+                result.records_inserted += mrun.target.finish_direct()
+            elif not mrun.incremental:
+                self._merge(conn, mrun, result, result.run_id, cursor=True, txn=False)
+            else:
+                mrun.save_checkpoint(conn, result.run_id, cursor=True)
+            result.records_rejected += mrun.rejected
+        result.sync_status = "success"
+        if notes:
+            result.details["failover"] = notes
+        history.finish_success(conn, source, result, started)
 
     def _merge(
         self,
@@ -365,7 +450,10 @@ class Runner:
             counts = mrun.target.merge(
                 run_id,
                 utcnow(),
-                delete_missing=None if mrun.incremental else mrun.decl.mapping_config.delete_mode,
+                # A first load (direct) has nothing of this source's to delete.
+                delete_missing=None
+                if mrun.incremental or mrun.target.direct
+                else mrun.decl.mapping_config.delete_mode,
             )
             result.records_inserted += counts.inserted
             result.records_updated += counts.updated
@@ -420,6 +508,29 @@ class Runner:
                 rows.append(row)
                 hashes.append(digest)
         mrun.target.stage(rows, hashes)
+
+    def _stage_arrow(self, mrun: _MappingRun, batch: Batch, result: RunResult) -> None:
+        """Stage an Arrow batch on the columnar path, or row by row when it cannot."""
+        assert mrun.columnar_mapper is not None
+        arrow = batch.arrow
+        try:
+            mapped = mrun.columnar_mapper.map(arrow)
+            if mrun.incremental and mrun.cursor_field:
+                mapped, top = columnar.filter_cursor(mapped, mrun.cursor_field, mrun.floor)
+                if top is not None and (mrun.max_cursor is None or top > mrun.max_cursor):
+                    mrun.max_cursor = top
+            stage_arrow(mrun.target, mapped)
+        except NotColumnar:
+            batch.records, batch.arrow = arrow.to_pylist(), None
+            self._stage_batch(mrun, batch, result)
+            return
+        result.records_processed += arrow.num_rows
+        if batch.state is not None:
+            mrun.new_connector_state = batch.state
+        if batch.envelope is not None and mrun.envelope is None:
+            mrun.envelope = batch.envelope
+        if mrun.columnar_mapper.config.fields is None and not mrun.columns:
+            mrun.columns = {snake_case(n): n for n in arrow.schema.names}
 
     @staticmethod
     def _reject(mrun: _MappingRun, record: Any, problems: list[str], result: RunResult) -> None:

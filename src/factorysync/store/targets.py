@@ -53,6 +53,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
 from factorysync.engine.mapping import SYSTEM_COLUMNS
@@ -236,7 +237,11 @@ class TargetTable:
         self.existing: dict[str, str] = {}  # columns the real table has now
         self._stage_name = f"_fs_stage_{re.sub(r'[^a-z0-9_]', '_', name)}"
         self._stage_created: set[str] = set()
+        self._stage_indexed = False
         self._staged = 0
+        self.direct = False
+        self.direct_values: dict[str, Any] = {}
+        self._indexes_pending = False
         self._load_existing()
 
     # -- schema ----------------------------------------------------------------------
@@ -316,10 +321,11 @@ class TargetTable:
             self._load_existing()
         if not self.existing:
             table = self._table(self.name, fresh=True)
-            table.append_constraint(
-                Index(f"ux_{self.name}_key"[:63], "_source_id", *self.key, unique=True)
-            )
-            table.append_constraint(Index(f"ix_{self.name}_synced"[:63], "_synced_at"))
+            if self.direct and self.dialect == "postgresql":
+                # A bulk first load builds the indexes once, after the rows are in.
+                self._indexes_pending = True
+            else:
+                self._add_indexes(table)
             table.create(self.conn)
             self.existing = {c.name: kind_of_type(c.type) for c in table.columns}
             return
@@ -340,6 +346,49 @@ class TargetTable:
                 # The table is wider than the values: keep the table's kind.
                 self.kinds[column] = have
 
+    def _add_indexes(self, table: Table) -> None:
+        table.append_constraint(
+            Index(f"ux_{self.name}_key"[:63], "_source_id", *self.key, unique=True)
+        )
+        table.append_constraint(Index(f"ix_{self.name}_synced"[:63], "_synced_at"))
+
+    # -- direct first load -------------------------------------------------------------
+    def owns_rows(self) -> bool:
+        """Whether the target holds any row of this source (soft-deleted ones included)."""
+        if not self.existing:
+            return False
+        t = Table(self.name, MetaData(), Column("_source_id", Text()))
+        found = self.conn.execute(
+            select(literal(1)).select_from(t).where(t.c._source_id == self.source_id).limit(1)
+        ).first()
+        return found is not None
+
+    def start_direct(self, run_id: int, now: datetime) -> None:
+        """Write this run's rows straight into the target (first load of this source).
+
+        Only valid inside one transaction that also ends the run: the rows appear when
+        the run commits, or never.
+        """
+        self.direct = True
+        self.direct_values = {"_source_id": self.source_id, "_run_id": run_id, "_synced_at": now}
+
+    def finish_direct(self) -> int:
+        """Build pending indexes; returns the rows this source now has in the target."""
+        if not self.existing:
+            return 0
+        if self._indexes_pending:
+            table = self._table(self.name, fresh=True)
+            self._add_indexes(table)
+            for index in table.indexes:
+                index.create(self.conn)
+            self._indexes_pending = False
+        t = Table(self.name, MetaData(), Column("_source_id", Text()))
+        return int(
+            self.conn.execute(
+                select(func.count()).select_from(t).where(t.c._source_id == self.source_id)
+            ).scalar_one()
+        )
+
     def _widen(self, table: str, column: str, kind: str) -> None:
         if self.dialect != "postgresql":
             # SQLite stores each value with its own type; the declared type only sets
@@ -350,30 +399,46 @@ class TargetTable:
         self.conn.execute(text(f"ALTER TABLE {q} ALTER COLUMN {c} TYPE {t} USING {using}"))
 
     # -- staging ---------------------------------------------------------------------
+    @property
+    def stage_name(self) -> str:
+        return self._stage_name
+
+    def quote(self, name: str) -> str:
+        return self._quote(name)
+
+    def staged_rows(self, count: int) -> None:
+        self._staged += count
+
+    def ensure_stage(self) -> None:
+        self._ensure_stage()
+
     def _ensure_stage(self) -> None:
         quoted = self._quote(self._stage_name)
         if not self._stage_created:
             self.conn.execute(text(f"DROP TABLE IF EXISTS {quoted}"))
-            if self.dialect == "postgresql":
-                cols = [f"{self._quote(k)} TEXT" for k in self.key if k not in self.kinds]
-                ddl = ", ".join(
-                    cols
-                    + [f"{self._quote(c)} {PG_TYPES[k]}" for c, k in self.kinds.items()]
-                    + ["_row_hash TEXT"]
-                )
-            else:
-                # Untyped columns store values exactly as bound (no affinity conversions).
-                names = [k for k in self.key if k not in self.kinds] + list(self.kinds)
-                ddl = ", ".join([*(self._quote(c) for c in names), "_row_hash"])
+            # Typed like the target: the same affinity on SQLite, and joins between stage
+            # and target can use their indexes.
+            cols = [f"{self._quote(k)} TEXT" for k in self.key if k not in self.kinds]
+            ddl = ", ".join(
+                cols
+                + [f"{self._quote(c)} {self._ddl_type(k)}" for c, k in self.kinds.items()]
+                + ["_row_hash TEXT"]
+            )
             keys = ", ".join(self._quote(k) for k in self.key)
             self.conn.execute(
-                text(f"CREATE TEMPORARY TABLE {quoted} ({ddl}, PRIMARY KEY ({keys}))")
+                # SQLite: the key dedupes on insert (last row wins). PostgreSQL: no key while
+                # loading, so COPY streams freely; prepare_merge() dedupes and indexes.
+                text(
+                    f"CREATE TEMPORARY TABLE {quoted} ({ddl}, PRIMARY KEY ({keys}))"
+                    if self.dialect != "postgresql"
+                    else f"CREATE TEMPORARY TABLE {quoted} ({ddl})"
+                )
             )
             self._stage_created = set(self.kinds) | set(self.key)
             return
         for column, kind in self.kinds.items():
             if column not in self._stage_created:
-                ddl = PG_TYPES[kind] if self.dialect == "postgresql" else ""
+                ddl = self._ddl_type(kind)
                 self.conn.execute(
                     text(f"ALTER TABLE {quoted} ADD COLUMN {self._quote(column)} {ddl}")
                 )
@@ -401,15 +466,36 @@ class TargetTable:
                 out["_row_key"] = row["_row_key"]
             prepared.append(out)
         stage = self._table(self._stage_name, temp=True)
-        self.conn.execute(self._stage_upsert(stage), prepared)
+        if self.dialect == "postgresql":
+            self.conn.execute(insert(stage), prepared)
+        else:
+            self.conn.execute(self._stage_upsert(stage), prepared)
         self._staged += len(prepared)
         return len(prepared)
 
+    def prepare_merge(self) -> None:
+        """PostgreSQL: keep the last staged row of each key, then index the key."""
+        if self.dialect != "postgresql" or not self._stage_created or self._stage_indexed:
+            return
+        stage = self._quote(self._stage_name)
+        keys = ", ".join(self._quote(k) for k in self.key)
+        index = f"CREATE UNIQUE INDEX ON {stage} ({keys})"
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(text(index))
+        except IntegrityError:
+            # Rows are appended in source order, so the highest ctid is the last one read.
+            match = " AND ".join(f"a.{self._quote(k)} = b.{self._quote(k)}" for k in self.key)
+            self.conn.execute(
+                text(f"DELETE FROM {stage} a USING {stage} b WHERE {match} AND a.ctid < b.ctid")
+            )
+            self.conn.execute(text(index))
+        self.conn.execute(text(f"ANALYZE {stage}"))
+        self._stage_indexed = True
+
     def _stage_upsert(self, stage: Table) -> Any:
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+
         stmt = dialect_insert(stage)
         rest = {c.name: stmt.excluded[c.name] for c in stage.columns if c.name not in self.key}
         return stmt.on_conflict_do_update(index_elements=self.key, set_=rest)
@@ -428,20 +514,20 @@ class TargetTable:
         target = self._table(self.name)
         if not self._stage_created:
             self._ensure_stage()
+        self.prepare_merge()
         stage = self._table(self._stage_name, temp=True)
         key_match = and_(*(target.c[k] == stage.c[k] for k in self.key))
         mine = target.c._source_id == self.source_id
         columns = [c for c in self.kinds if c not in self.key]
         provenance = {"_run_id": run_id, "_synced_at": now, "_deleted_at": None}
 
-        changed = update(target).where(
-            mine,
-            key_match,
-            or_(
-                target.c._row_hash.is_distinct_from(stage.c._row_hash),
-                target.c._deleted_at.is_not(None),
-            ),
-        )
+        # Changed: any staged value differs, a field the source dropped still has a value,
+        # or the row was soft-deleted. Compared column by column, so rows staged by the
+        # columnar path (which computes no row hash) are judged the same way.
+        differs = [target.c[c].is_distinct_from(stage.c[c]) for c in columns]
+        differs += [target.c[c].is_not(None) for c in self._others()]
+        differs.append(target.c._deleted_at.is_not(None))
+        changed = update(target).where(mine, key_match, or_(*differs))
         values: dict[str, Any] = {c: stage.c[c] for c in columns}
         values.update(dict.fromkeys(self._others()))
         values["_row_hash"] = stage.c._row_hash
@@ -481,13 +567,29 @@ class TargetTable:
     def clear_stage(self) -> None:
         """Empty the staging table after a merge (incremental runs merge batch by batch)."""
         if self._stage_created:
-            self.conn.execute(text(f"DELETE FROM {self._quote(self._stage_name)}"))
+            if self.dialect == "postgresql":
+                # Rebuilt empty: the key index goes too, so the next batches COPY freely.
+                self.conn.execute(text(f"DROP TABLE {self._quote(self._stage_name)}"))
+                self._stage_created = set()
+                self._stage_indexed = False
+            else:
+                self.conn.execute(text(f"DELETE FROM {self._quote(self._stage_name)}"))
             self._staged = 0
+
+    def forget_stage(self) -> None:
+        """After a rolled-back transaction: the staging table and the direct mode are gone."""
+        self._stage_created = set()
+        self._stage_indexed = False
+        self._staged = 0
+        self.direct = False
+        self._indexes_pending = False
+        self._load_existing()
 
     def drop_stage(self) -> None:
         if self._stage_created:
             self.conn.execute(text(f"DROP TABLE IF EXISTS {self._quote(self._stage_name)}"))
             self._stage_created = set()
+            self._stage_indexed = False
             self._staged = 0
 
 

@@ -1,0 +1,145 @@
+"""The columnar fast path: mapping whole Arrow record batches at once.
+
+Taken automatically when the connector can produce Arrow batches and the mapping needs
+only what columns can do — renames, casts, constants, defaults, the incremental cursor
+filter. Anything else (expressions, value maps, trimming, ``where``, ``explode``,
+validation rules, rows without a primary key) uses the row path. A batch whose values
+do not fit (a text in a number column) falls back to the row path for that batch alone,
+so results are the same either way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from factorysync.engine.mapping import FieldSpec, MappingConfig, snake_case
+from factorysync.errors import MappingError
+from factorysync.store.bulk import NotColumnar
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_ARROW_TYPES = {
+    "integer": "int64",
+    "float": "float64",
+    "string": "string",
+    "boolean": "bool",
+    "date": "date32",
+}
+
+
+def eligible(config: MappingConfig) -> bool:
+    """Whether every part of this mapping can be computed on whole columns."""
+    if not config.primary_key or config.where or config.explode or config.validate_:
+        return False
+    for spec in (config.fields or {}).values():
+        if isinstance(spec, str):
+            if "." in spec or "[" in spec:
+                return False
+            continue
+        if spec.map or spec.trim or spec.case or spec.expr or spec.type in ("json", "decimal"):
+            return False
+        if spec.from_ and ("." in spec.from_ or "[" in spec.from_):
+            return False
+        if spec.type == "date" and spec.format:
+            return False
+    return True
+
+
+class ColumnarMapper:
+    """Maps Arrow record batches to target columns."""
+
+    def __init__(self, config: MappingConfig) -> None:
+        self.config = config
+
+    def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        import pyarrow as pa
+
+        config = self.config
+        names: list[str] = []
+        arrays: list[pa.Array] = []
+        used: set[str] = set()
+        for column, spec in (config.fields or {}).items():
+            spec = FieldSpec(**{"from": spec}) if isinstance(spec, str) else spec
+            names.append(column)
+            arrays.append(self._column(batch, column, spec))
+            used.add(spec.from_ or column)
+        if config.fields is None or config.include_unmapped:
+            for name, array in zip(batch.schema.names, batch.columns, strict=True):
+                if config.fields is not None and name in used:
+                    continue
+                column = snake_case(name)
+                if column.startswith("_"):
+                    raise NotColumnar("system column name")
+                if column in names:
+                    if config.fields is None:
+                        raise MappingError(
+                            f"fields {name!r} and another field both map to column "
+                            f"{column!r}; name the columns in mapping_config.fields"
+                        )
+                    continue
+                names.append(column)
+                arrays.append(array)
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    @staticmethod
+    def _column(batch: pa.RecordBatch, name: str, spec: FieldSpec) -> pa.Array:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        rows = batch.num_rows
+        if spec.value is not None:
+            return pa.array([spec.value] * rows)
+        source = spec.from_ or name
+        index = batch.schema.get_field_index(source)
+        array: Any = batch.column(index) if index >= 0 else pa.nulls(rows)
+        try:
+            if spec.type == "datetime":
+                array = _to_timestamp(array, spec)
+            elif spec.type in _ARROW_TYPES and array.type != pa.type_for_alias(
+                _ARROW_TYPES[spec.type]
+            ):
+                array = pc.cast(array, pa.type_for_alias(_ARROW_TYPES[spec.type]))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise NotColumnar(str(exc)) from None
+        if spec.default is not None:
+            array = pc.fill_null(array, pa.scalar(spec.default, type=array.type))
+        return array
+
+
+def _to_timestamp(array: pa.Array, spec: FieldSpec) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        if spec.format:
+            array = pc.strptime(array, format=spec.format, unit="us", error_is_null=False)
+        else:  # ISO 8601; text without an offset takes the spec's time zone below
+            try:
+                array = pc.cast(array, pa.timestamp("us", "UTC"))
+            except pa.ArrowInvalid:
+                array = pc.cast(array, pa.timestamp("us"))
+    if not pa.types.is_timestamp(array.type):
+        raise NotColumnar("not a timestamp")
+    if array.type.tz is None:
+        array = pc.assume_timezone(array, spec.timezone or "UTC")
+    return pc.cast(array, pa.timestamp("us", "UTC"))
+
+
+def filter_cursor(batch: pa.RecordBatch, column: str, floor: Any) -> tuple[pa.RecordBatch, Any]:
+    """Rows whose cursor is at or after ``floor``, and the batch's largest cursor."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = batch.column(batch.schema.get_field_index(column))
+    if values.null_count:
+        raise NotColumnar("empty cursor values")
+    if floor is not None:
+        try:
+            batch = batch.filter(pc.greater_equal(values, pa.scalar(floor, type=values.type)))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise NotColumnar(str(exc)) from None
+        values = batch.column(batch.schema.get_field_index(column))
+    if batch.num_rows == 0:
+        return batch, None
+    return batch, pc.max(values).as_py()

@@ -1,0 +1,192 @@
+"""Columnar staging: Arrow record batches into a run's staging table without per-row Python.
+
+PostgreSQL receives each batch as CSV through ``COPY … FROM STDIN`` (written by Arrow's
+C++ CSV writer); SQLite receives column lists through one ``executemany`` with the
+timestamps formatted by Arrow. Both run in the run's connection and transaction, next to
+the row-by-row path of :mod:`factorysync.store.targets`, which handles whatever this one
+cannot (nested values, a batch whose values do not fit the column types).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pyarrow is imported lazily: only columnar sources need it
+    import pyarrow as pa
+
+    from factorysync.store.targets import TargetTable
+
+
+class NotColumnar(Exception):
+    """This batch cannot take the columnar path; stage it row by row instead."""
+
+
+def arrow_kind(dtype: pa.DataType) -> str | None:
+    """Our column kind for an Arrow type; None when the columnar path cannot carry it."""
+    import pyarrow as pa
+
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    if pa.types.is_integer(dtype):
+        return "integer"
+    if pa.types.is_floating(dtype):
+        return "float"
+    if pa.types.is_decimal(dtype):
+        return "decimal"
+    if pa.types.is_timestamp(dtype):
+        return "datetime"
+    if pa.types.is_date(dtype):
+        return "date"
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "string"
+    if pa.types.is_null(dtype):
+        return "string"
+    return None
+
+
+def _normalise(column: pa.Array, kind: str) -> pa.Array:
+    """The column as the target kind wants it (timestamps in UTC microseconds)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dtype = column.type
+    if kind == "datetime":
+        if pa.types.is_timestamp(dtype):
+            if dtype.tz is None:
+                raise NotColumnar("timestamp without a time zone")
+            return pc.cast(column, pa.timestamp("us", "UTC"))
+        raise NotColumnar("not a timestamp")
+    if kind == "date" and not pa.types.is_date(dtype):
+        raise NotColumnar("not a date")
+    if kind == "integer" and not pa.types.is_integer(dtype):
+        if pa.types.is_null(dtype):
+            return column.cast(pa.int64())
+        raise NotColumnar("not an integer")
+    if kind == "float":
+        if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_null(dtype):
+            return pc.cast(column, pa.float64())
+        raise NotColumnar("not a number")
+    if kind == "string":
+        if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+            return column
+        if pa.types.is_null(dtype):
+            return column.cast(pa.string())
+        raise NotColumnar("not text")
+    if kind == "boolean" and not (pa.types.is_boolean(dtype) or pa.types.is_null(dtype)):
+        raise NotColumnar("not a boolean")
+    if kind == "decimal" and not (pa.types.is_decimal(dtype) or pa.types.is_integer(dtype)):
+        raise NotColumnar("not a decimal")
+    if kind == "json":
+        raise NotColumnar("JSON columns take the row path")
+    return column
+
+
+def plan_arrow(target: TargetTable, batch: pa.RecordBatch) -> None:
+    """Learn column kinds from a batch's schema (declared types win, tables only widen)."""
+    from factorysync.store.targets import merge_kinds
+
+    for name, dtype in zip(batch.schema.names, batch.schema.types, strict=True):
+        kind = target.declared.get(name) or arrow_kind(dtype)
+        if kind is None:
+            raise NotColumnar(f"column {name!r} has Arrow type {dtype}")
+        if dtype == "null" and name in target.kinds:
+            continue
+        current = target.kinds.get(name) or target.existing.get(name)
+        target.kinds[name] = merge_kinds(current, kind) or kind
+
+
+def stage_arrow(target: TargetTable, batch: pa.RecordBatch) -> int:
+    """Write one batch into the target's staging table; raises NotColumnar to fall back."""
+    if batch.num_rows == 0:
+        return 0
+    missing = [k for k in target.key if k not in batch.schema.names]
+    if missing:
+        raise NotColumnar(f"key column(s) {missing} missing")
+    plan_arrow(target, batch)
+    columns = [
+        _normalise(batch.column(i), target.kinds[name]) for i, name in enumerate(batch.schema.names)
+    ]
+    names = list(batch.schema.names)
+    for key in target.key:
+        if columns[names.index(key)].null_count:
+            raise NotColumnar("a key column has empty values")
+    if target.direct:
+        target.ensure_target()
+        _write_direct(target, names, columns)
+        return batch.num_rows
+    target.ensure_stage()
+    if target.dialect == "postgresql":
+        _copy_postgres(target, names, columns)
+    else:
+        _insert_sqlite(target, names, columns)
+    target.staged_rows(batch.num_rows)
+    return batch.num_rows
+
+
+def _write_direct(target: TargetTable, names: list[str], columns: list[pa.Array]) -> None:
+    """First load: rows straight into the target, provenance columns as constants."""
+    import pyarrow as pa
+
+    rows = len(columns[0]) if columns else 0
+    names = [*names, "_source_id", "_run_id", "_synced_at"]
+    values = target.direct_values
+    columns = [
+        *columns,
+        pa.repeat(pa.scalar(values["_source_id"], pa.string()), rows),
+        pa.repeat(pa.scalar(values["_run_id"], pa.int64()), rows),
+        pa.repeat(pa.scalar(values["_synced_at"], pa.timestamp("us", "UTC")), rows),
+    ]
+    if target.dialect == "postgresql":
+        _copy_into(target, target.name, names, columns)
+    else:
+        _insert_sqlite(target, names, columns, into=target.name)
+
+
+def _copy_into(target: TargetTable, table: str, names: list[str], columns: list[pa.Array]) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    buffer = io.BytesIO()
+    pacsv.write_csv(
+        pa.Table.from_arrays(columns, names=names),
+        buffer,
+        pacsv.WriteOptions(include_header=False),
+    )
+    cols = ", ".join(target.quote(n) for n in names)
+    raw = target.conn.connection.driver_connection
+    assert raw is not None
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT CSV)") as copy,
+    ):
+        copy.write(buffer.getbuffer())
+
+
+def _copy_postgres(target: TargetTable, names: list[str], columns: list[pa.Array]) -> None:
+    _copy_into(target, target.stage_name, names, columns)
+
+
+def _insert_sqlite(
+    target: TargetTable, names: list[str], columns: list[pa.Array], into: str | None = None
+) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values: list[list[Any]] = []
+    for name, column in zip(names, columns, strict=True):
+        kind = "datetime" if name == "_synced_at" else target.kinds.get(name, "")
+        if kind == "datetime":
+            # The text form SQLAlchemy's DateTime uses on SQLite: naive UTC, microseconds
+            # ("2026-01-05 00:00:00.000000"); a cast is far faster than strftime.
+            column = pc.cast(pc.cast(column, pa.timestamp("us")), pa.string())
+        elif kind == "date" or kind == "decimal":
+            column = pc.cast(column, pa.string())
+        values.append(column.to_pylist())
+    cols = ", ".join(target.quote(n) for n in names)
+    marks = ", ".join("?" for _ in names)
+    table = target.quote(into or target.stage_name)
+    sql = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})"
+    raw = target.conn.connection.driver_connection
+    assert raw is not None
+    raw.executemany(sql, zip(*values, strict=True))
