@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     # Folders that file sources may read from, separated by os.pathsep (":" on Linux).
     data_roots: str = "."
+    # Executables that command sources may run: names looked up on the standard PATH or
+    # absolute paths, separated by os.pathsep or commas ("" = none may run).
+    command_allowlist: str = ""
+    # Hosts API sources may connect to, comma separated: names, *.domain wildcards, IP
+    # addresses and networks ("" = any host but link-local and cloud-metadata addresses).
+    api_allowed_hosts: str = ""
     # Fernet key (urlsafe base64, 32 bytes). When empty, the key file is used.
     secret_key: str = Field(default="", repr=False)
     secret_key_file: Path = Path("./factorysync.key")
@@ -36,6 +42,9 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(default=1.0, ge=0)
     # How often the scheduler purges rows past their mapping's data_retention_days.
     retention_interval_s: float = Field(default=3600, gt=0)
+    # PostgreSQL store: how long a worker's claim on a source lasts without renewal
+    # (renewed every third of it); a dead worker's sources move on after this.
+    lease_s: float = Field(default=30.0, ge=2)
     log_level: str = "INFO"
     # HTTP API (`serve`, `run`, `demo`).
     api_host: str = "127.0.0.1"
@@ -49,6 +58,9 @@ class Settings(BaseSettings):
     login_window_s: float = Field(default=300.0, gt=0)
     # Lifetime of the token that POST /api/auth/login hands out.
     login_token_ttl_s: int = Field(default=12 * 3600, ge=60)
+    # How long the API may repeat a data answer, or trust a checked token, from memory
+    # (0 = ask the store every time). See factorysync.api.cache.
+    api_cache_s: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("database_url")
     @classmethod

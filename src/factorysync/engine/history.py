@@ -68,15 +68,24 @@ def start_run(
     trigger: str,
     started: datetime,
     due: datetime | None,
+    lease_owner: str | None = None,
 ) -> int:
-    """Insert the 'running' history row, refusing when another live run holds the source."""
+    """Insert the 'running' history row, refusing when another live run holds the source.
+
+    ``lease_owner``: the caller holds the source's lease, so a 'running' row left by any
+    other worker belongs to one whose lease expired (it died): that run is interrupted.
+    """
+    from factorysync.engine.leases import held_by_other
+
+    if held_by_other(conn, source_id, lease_owner):
+        raise AlreadyRunning(f"source {source_id!r} is leased by another worker")
     row = conn.execute(
         select(hist_t.c.id, hist_t.c.worker, hist_t.c.sync_started_at)
         .where(hist_t.c.source_id == source_id, hist_t.c.sync_status == "running")
         .order_by(hist_t.c.id.desc())
     ).first()
     if row is not None:
-        if not _dead_here(row.worker):
+        if lease_owner is None and not _dead_here(row.worker):
             raise AlreadyRunning(
                 f"source {source_id!r} is already syncing (run {row.id} on {row.worker}, "
                 f"started {row.sync_started_at:%Y-%m-%d %H:%M:%S} UTC)"
@@ -94,7 +103,7 @@ def start_run(
                 sync_status="running",
                 trigger=trigger,
                 sync_started_at=started,
-                worker=WORKER,
+                worker=lease_owner or WORKER,
                 details=details,
             )
             .returning(hist_t.c.id)

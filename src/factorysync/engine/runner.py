@@ -177,12 +177,25 @@ class Runner:
 
     # -- public ----------------------------------------------------------------------
     def sync(
-        self, source_id: str, *, trigger: str = "manual", due: datetime | None = None
+        self,
+        source_id: str,
+        *,
+        trigger: str = "manual",
+        due: datetime | None = None,
+        lease_owner: str | None = None,
     ) -> RunResult:
-        return self.execute(self.claim(source_id, trigger=trigger, due=due))
+        """Run one sync now, in this thread (``lease_owner``: the worker holding its lease)."""
+        return self.execute(
+            self.claim(source_id, trigger=trigger, due=due, lease_owner=lease_owner)
+        )
 
     def claim(
-        self, source_id: str, *, trigger: str = "manual", due: datetime | None = None
+        self,
+        source_id: str,
+        *,
+        trigger: str = "manual",
+        due: datetime | None = None,
+        lease_owner: str | None = None,
     ) -> ClaimedRun:
         """Commit the run's 'running' history row; raises AlreadyRunning if one is in progress.
 
@@ -194,7 +207,7 @@ class Runner:
                 raise AlreadyRunning(f"source {source_id!r} is already syncing")
             _running.add(source_id)
         try:
-            return self._claim(source_id, trigger, due)
+            return self._claim(source_id, trigger, due, lease_owner)
         except BaseException:
             with _running_lock:
                 _running.discard(source_id)
@@ -208,7 +221,9 @@ class Runner:
                 _running.discard(claim.source_id)
 
     # -- steps -----------------------------------------------------------------------
-    def _claim(self, source_id: str, trigger: str, due: datetime | None) -> ClaimedRun:
+    def _claim(
+        self, source_id: str, trigger: str, due: datetime | None, lease_owner: str | None
+    ) -> ClaimedRun:
         store = self.store
         started = utcnow()
         clock = time.perf_counter()
@@ -216,7 +231,9 @@ class Runner:
             source = get_source(conn, source_id)
             decl = declaration_of(source, store.box)
             sync_type = self._sync_type(decl)
-            run_id = history.start_run(conn, source_id, sync_type, trigger, started, due)
+            run_id = history.start_run(
+                conn, source_id, sync_type, trigger, started, due, lease_owner
+            )
         return ClaimedRun(run_id, source_id, sync_type, decl, source, started, clock)
 
     def _execute(self, claim: ClaimedRun) -> RunResult:

@@ -68,6 +68,9 @@ data_source_registry = Table(
     Column("created_by", String(100)),
     Column("category", String(64)),
     Column("legacy_id", String(64)),
+    # Scale-out: the worker running this source and until when its claim holds.
+    Column("lease_owner", String(255)),
+    Column("lease_expires_at", UTCDateTime),
     *_timestamps(),
     Index("ix_data_source_registry_due", "status", "next_sync"),
 )
@@ -244,6 +247,19 @@ alerts = Table(
     Column("acknowledged_by", String(100)),
     Column("resolved_at", UTCDateTime),
     Index("ix_alerts_state", "state", "source_id", "rule"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker_id", String(255), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("max_concurrent", Integer, nullable=False),
+    Column("running", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False, default="alive"),
+    Column("started_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("heartbeat_at", UTCDateTime, nullable=False, default=utcnow),
 )
 
 REGISTRY_TABLES = frozenset(metadata.tables)

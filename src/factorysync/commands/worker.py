@@ -1,0 +1,50 @@
+"""``factorysync worker``: one of many schedulers sharing a PostgreSQL store."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Annotated, Any
+
+import typer
+
+from factorysync.cli import app, err, out
+from factorysync.errors import ConfigError
+from factorysync.settings import get_settings
+from factorysync.store.store import Store
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=1024, help="Runs at once (default: the setting).")
+    ] = None,
+    lease_seconds: Annotated[
+        float | None, typer.Option(min=2, help="Lease length (default: FACTORYSYNC_LEASE_S).")
+    ] = None,
+) -> None:
+    """Run due sources together with other workers on the same PostgreSQL store."""
+    from factorysync.engine.scheduler import Scheduler
+
+    store = Store(get_settings())
+    if store.dialect != "postgresql":
+        raise ConfigError(
+            "factorysync worker needs a PostgreSQL store shared by all workers "
+            "(FACTORYSYNC_DATABASE_URL=postgresql://…); with SQLite run one 'factorysync run'"
+        )
+    store.ensure_ready()
+    level = getattr(logging, store.settings.log_level.upper(), logging.INFO)
+    logging.getLogger("factorysync").setLevel(level)
+    scheduler = Scheduler(store, max_concurrent=concurrency, lease_s=lease_seconds)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        err.print(f"stopping ({signal.Signals(signum).name}): finishing runs in progress…")
+        scheduler.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    out.print(
+        f"worker {scheduler.worker_id} on {store.safe_url}: {scheduler.max_concurrent} at once, "
+        f"leases of {scheduler.lease_s:g} s (Ctrl-C stops)"
+    )
+    scheduler.run_forever()
