@@ -1,0 +1,24 @@
+"""The scale-out benchmark keeps working (tiny mode; timings are not asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import need_service
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "workers_scaling.py"
+
+
+def test_workers_bench_tiny(tmp_path: Path, pg_server: Any) -> None:
+    if isinstance(pg_server, Exception):
+        need_service("PostgreSQL", str(pg_server))
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--sources", "10", "--duration", "2", "--workers", "1,2"],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [line[0] for line in lines] == ["1", "2"]
