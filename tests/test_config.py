@@ -141,23 +141,46 @@ def test_valid_source_gets_defaults() -> None:
             "path 'items..x' has an empty segment",
         ),
         (
-            {"mappings": [{"target_table": "p", "sync_strategy": "incremental",
-                           "mapping_config": {"fields": {"a": "x"}, "cursor_field": "ts"}}]},
+            {
+                "mappings": [
+                    {
+                        "target_table": "p",
+                        "sync_strategy": "incremental",
+                        "mapping_config": {"fields": {"a": "x"}, "cursor_field": "ts"},
+                    }
+                ]
+            },
             "cursor_field 'ts' is not one of the mapped fields",
         ),
         (
-            {"mappings": [{"target_table": "p", "mapping_config": {
-                "validate": [{"field": "q", "rule": "regex", "value": "(unclosed"}]}}]},
+            {
+                "mappings": [
+                    {
+                        "target_table": "p",
+                        "mapping_config": {
+                            "validate": [{"field": "q", "rule": "regex", "value": "(unclosed"}]
+                        },
+                    }
+                ]
+            },
             "rule 'regex' on 'q': bad pattern",
         ),
         (
-            {"mappings": [{"target_table": "p", "mapping_config": {
-                "validate": [{"field": "q", "rule": "allowed", "value": "S1"}]}}]},
+            {
+                "mappings": [
+                    {
+                        "target_table": "p",
+                        "mapping_config": {
+                            "validate": [{"field": "q", "rule": "allowed", "value": "S1"}]
+                        },
+                    }
+                ]
+            },
             "rule 'allowed' on 'q' needs a list in 'value'",
         ),
         (
-            {"connections": [{"connection_type": "mqtt", "connection_config": {}}]},
-            "connection_type 'mqtt' is not available in this release",
+            {"connections": [{"connection_type": "database", "connection_config": {}}]},
+            "connections[0].connection_config.dialect: Field required",
         ),
     ],
 )

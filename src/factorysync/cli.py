@@ -89,6 +89,11 @@ def init() -> None:
     out.print(f"store     {store.safe_url} (schema revision {result.revision})")
     state = "created (mode 0600)" if result.key_created else "in use"
     out.print(f"secrets   key {state}: {result.key_origin}")
+    admin = services.create_first_admin(store)
+    if admin is not None:
+        # The token alone on the last line, so scripts can take it with `tail -n 1`.
+        out.print(f"admin     user {admin[0]!r} created; its API token (shown once, keep it safe):")
+        sys.stdout.write(admin[1] + "\n")
 
 
 @app.command()
@@ -345,6 +350,11 @@ def status(json: JsonOpt = False) -> None:
     )
     out.print(f"runs in progress {summary['runs_in_progress']}")
     out.print(f"scheduler lag    {summary['scheduler_lag_s']} s")
+    for w in summary.get("workers", []):
+        out.print(
+            f"worker           {w['worker_id']}  running {w['running']}/{w['max_concurrent']}"
+            f"  leases {w['leases']}  heartbeat {_ago(w['heartbeat_at'])}"
+        )
     out.print(
         "runs (24 h)      "
         + ("  ".join(f"{k}={v}" for k, v in sorted(summary["runs_last_24h"].items())) or "none")
@@ -352,11 +362,21 @@ def status(json: JsonOpt = False) -> None:
 
 
 # -- long-running ---------------------------------------------------------------------
-def serve_forever(store: Store) -> None:
-    """Run the scheduler until SIGINT/SIGTERM (in-flight runs finish first)."""
+def serve_forever(store: Store, host: str | None = None, port: int | None = None) -> None:
+    """Run the scheduler and serve the API and console until SIGINT/SIGTERM.
+
+    The scheduler runs in its own thread next to uvicorn; on a signal, uvicorn stops
+    taking requests, then the scheduler lets runs in progress finish.
+    """
+    import threading
+
+    from factorysync.api.server import serve as serve_api
     from factorysync.engine.scheduler import Scheduler
 
-    level = getattr(logging, store.settings.log_level.upper(), logging.INFO)
+    settings = store.settings
+    host = host or settings.api_host
+    port = settings.api_port if port is None else port
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
     logging.getLogger("factorysync").setLevel(level)
     logging.getLogger("factorysync.infolog").setLevel(level)
     scheduler = Scheduler(store)
@@ -365,16 +385,44 @@ def serve_forever(store: Store) -> None:
         err.print(f"stopping ({signal.Signals(signum).name}): finishing runs in progress…")
         scheduler.stop()
 
+    # uvicorn handles the signal first (graceful shutdown), then hands it on to these.
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    out.print(f"scheduler running on {store.safe_url} (Ctrl-C stops)")
-    scheduler.run_forever()
+    admin = services.create_first_admin(store)
+    if admin is not None:
+        out.print(f"admin     user {admin[0]!r} created; its API token (shown once, keep it safe):")
+        sys.stdout.write(admin[1] + "\n")
+    thread = threading.Thread(target=scheduler.run_forever, name="scheduler")
+    thread.start()
+    from factorysync.realtime.service import RealtimeService
+
+    realtime = RealtimeService(store)
+    realtime.start()
+    out.print(
+        f"scheduler running on {store.safe_url}; API and console on http://{host}:{port} "
+        "(Ctrl-C stops)"
+    )
+    try:
+        serve_api(store, host, port)
+    finally:
+        realtime.stop()
+        scheduler.stop()
+        thread.join()
+
+
+HostOpt = Annotated[
+    str | None, typer.Option("--host", help="API address [default: FACTORYSYNC_API_HOST]")
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option("--port", min=0, max=65535, help="API port [default: FACTORYSYNC_API_PORT]"),
+]
 
 
 @app.command()
-def run() -> None:
-    """Run the scheduler and workers until stopped."""
-    serve_forever(_store())
+def run(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Run the scheduler and workers, and serve the API and console, until stopped."""
+    serve_forever(_store(), host, port)
 
 
 @app.command()
@@ -384,6 +432,8 @@ def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where the demo files go.")] = Path(
         "factorysync-demo"
     ),
+    host: HostOpt = None,
+    port: PortOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Generate a plant data set of 40+ JSON sources, import, sync and (by default) serve."""
@@ -397,7 +447,7 @@ def demo(
     if failed:
         raise FactorySyncError(f"{len(failed)} demo source(s) failed to sync")
     if serve:
-        serve_forever(store)
+        serve_forever(store, host, port)
 
 
 @app.command()
@@ -436,4 +486,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m factorysync.cli`: run the importable module, whose Typer apps are the ones
+    # the modules in factorysync.commands registered their commands on.
+    from factorysync.cli import main as _main
+
+    _main()

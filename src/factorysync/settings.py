@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # How long the API may repeat a data answer, or trust a checked token, from memory
     # (0 = ask the store every time). See factorysync.api.cache.
     api_cache_s: float = Field(default=1.0, ge=0, le=60)
+    # Realtime sources (MQTT, OPC UA): one history row per window of this many seconds,
+    # and how often `run` looks for realtime sources added, changed or removed.
+    realtime_window_s: float = Field(default=60.0, gt=0)
+    realtime_rescan_s: float = Field(default=5.0, gt=0)
+    # File sources with auto_reload: changes within this many seconds make one sync.
+    file_watch_debounce_ms: int = Field(default=200, ge=0, le=60_000)
 
     @field_validator("database_url")
     @classmethod

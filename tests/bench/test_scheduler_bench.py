@@ -12,7 +12,10 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "scheduler_500.py"
 def test_scheduler_bench_tiny(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--sources", "12", "--duration", "2"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert "capacity" in proc.stdout and "overload" in proc.stdout

@@ -17,7 +17,10 @@ def test_workers_bench_tiny(tmp_path: Path, pg_server: Any) -> None:
         need_service("PostgreSQL", str(pg_server))
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--sources", "10", "--duration", "2", "--workers", "1,2"],
-        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     lines = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]

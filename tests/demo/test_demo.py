@@ -68,24 +68,42 @@ def test_every_source_equals_its_file(demo_store: Store) -> None:
     with demo_store.connect() as conn:
         sources = [get_source(conn, s["source_id"]) for s in list_sources(conn)]
         assert len(sources) >= 40
-        categories = {s["connections"][0]["connection_config"]["file_path"].split("/")[-2]
-                      for s in sources}
-        assert {"production", "oee", "downtime", "quality", "energy", "equipment",
-                "calendar", "layout", "kpi", "product"} <= categories
+        categories = {
+            s["connections"][0]["connection_config"]["file_path"].split("/")[-2] for s in sources
+        }
+        assert {
+            "production",
+            "oee",
+            "downtime",
+            "quality",
+            "energy",
+            "equipment",
+            "calendar",
+            "layout",
+            "kpi",
+            "product",
+        } <= categories
         for source in sources:
             table = source["mappings"][0]["target_table"]
             rows = read_rows(conn, table, source_id=source["source_id"])
             records = file_records(source)
             assert len(rows) == len(records), source["source_id"]
             want = sorted(
-                json.dumps({snake_case(k): normal(v) for k, v in r.items()}, sort_keys=True,
-                           default=canon)
+                json.dumps(
+                    {snake_case(k): normal(v) for k, v in r.items()}, sort_keys=True, default=canon
+                )
                 for r in records
             )
             got = sorted(
-                json.dumps({k: stored(normal(v) if isinstance(v, str) else v)
-                            for k, v in r.items() if not k.startswith("_")},
-                           sort_keys=True, default=canon)
+                json.dumps(
+                    {
+                        k: stored(normal(v) if isinstance(v, str) else v)
+                        for k, v in r.items()
+                        if not k.startswith("_")
+                    },
+                    sort_keys=True,
+                    default=canon,
+                )
                 for r in rows
             )
             assert got == want, source["source_id"]
@@ -97,8 +115,11 @@ def test_demo_resync_change_and_delete(demo_store: Store) -> None:
         source = get_source(conn, "machine_list")
     assert source["mappings"][0]["mapping_config"]["primary_key"] == ["machine_id"]
     unchanged = runner.sync("machine_list")
-    assert (unchanged.records_inserted, unchanged.records_updated,
-            unchanged.records_deleted) == (0, 0, 0)
+    assert (unchanged.records_inserted, unchanged.records_updated, unchanged.records_deleted) == (
+        0,
+        0,
+        0,
+    )
     path = Path(source["connections"][0]["connection_config"]["file_path"])
     records = orjson.loads(path.read_bytes())
     records[0]["status"] = "Breakdown" if records[0].get("status") != "Breakdown" else "Running"
@@ -112,16 +133,30 @@ def test_demo_resync_change_and_delete(demo_store: Store) -> None:
 
 def test_demo_command(tmp_path: Path) -> None:
     """`factorysync demo --no-serve` in a fresh folder, as `make demo` runs it."""
-    proc = run_cli("demo", "--no-serve", "--size-mb", "0.5", "--json", cwd=tmp_path,
-                   env={"FACTORYSYNC_DATABASE_URL": "sqlite:///./factorysync.db",
-                        "FACTORYSYNC_DATA_ROOTS": ".",
-                        "FACTORYSYNC_SECRET_KEY_FILE": "./factorysync.key",
-                        "FACTORYSYNC_SECRET_KEY": ""})
+    proc = run_cli(
+        "demo",
+        "--no-serve",
+        "--size-mb",
+        "0.5",
+        "--json",
+        cwd=tmp_path,
+        env={
+            "FACTORYSYNC_DATABASE_URL": "sqlite:///./factorysync.db",
+            "FACTORYSYNC_DATA_ROOTS": ".",
+            "FACTORYSYNC_SECRET_KEY_FILE": "./factorysync.key",
+            "FACTORYSYNC_SECRET_KEY": "",
+        },
+    )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)
     assert len(results) >= 40 and all(r["sync_status"] == "success" for r in results)
     assert (tmp_path / "factorysync.db").exists()
     assert (tmp_path / "factorysync-demo" / "constant.js").exists()
-    again = run_cli("source", "list", "--json", cwd=tmp_path,
-                    env={"FACTORYSYNC_DATABASE_URL": "sqlite:///./factorysync.db"})
+    again = run_cli(
+        "source",
+        "list",
+        "--json",
+        cwd=tmp_path,
+        env={"FACTORYSYNC_DATABASE_URL": "sqlite:///./factorysync.db"},
+    )
     assert len(json.loads(again.stdout)) == len(results)

@@ -111,6 +111,10 @@ def test_three_workers_run_every_due_run_exactly_once(
     register(store, data_dir, count=200, rows=3, interval=interval, stagger=True)
     workers = [start_worker(env, tmp_path, "--concurrency", "6") for _ in range(3)]
     time.sleep(duration)
+    from factorysync import services
+
+    alive = services.status_summary(store)["workers"]
+    assert len(alive) == 3 and all(w["max_concurrent"] == 6 for w in alive)
     stop(workers)
     by = runs_by_source(store)
     assert len(by) == 200

@@ -64,6 +64,12 @@ class Batch:
     cursor_ordered: bool = False
     # The records as one Arrow record batch instead of ``records`` (columnar reads only).
     arrow: Any = None
+    # Source records the connector could not parse (a ragged CSV line …): each is
+    # (raw record, [reasons]); the engine quarantines and counts them as rejected.
+    rejected: list[tuple[Any, list[str]]] = field(default_factory=list)
+    # The connector already chose these records as new or changed (e.g. files that
+    # arrived since the last run): the engine does not filter them by the cursor again.
+    prefiltered: bool = False
 
 
 @dataclass

@@ -1,43 +1,80 @@
 """File sources: one path or a glob, confined to the configured data roots.
 
-The base class owns what every format shares (finding files, confinement, errors);
-a format only says how to turn one file into record batches. This release reads
-``json`` (an array, or an object with the records under ``records_path``) and ``ndjson``.
-Large JSON documents are streamed with ijson so memory does not grow with the file.
+:class:`FileConnector` owns what every format shares: finding the files, keeping them
+inside the data roots, change detection for incremental reads and turning OS errors into
+connector errors. A format (:class:`FileFormat`) only says how one file becomes record
+batches:
+
+    file_type  reader                                    module
+    json       orjson (ijson past STREAM_THRESHOLD)      here
+    ndjson     orjson, line by line                      here
+    csv        pyarrow, block by block                   csv_file
+    excel      python-calamine (.xlsx .xlsm .xlsb .xls .ods)  excel_file
+
+Without ``file_type`` the format follows the file extension (json when unknown).
+
+Incremental reads skip files that did not change since the last successful run: each
+file's marker (size, modification time, SHA-256 of the content) is kept in the connector
+state. A full read treats the union of all matching files as the snapshot.
 """
 
 from __future__ import annotations
 
 import codecs
 import glob
+import hashlib
 import os
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import import_module
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, ClassVar, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factorysync.connectors.base import Batch, Connector, ReadRequest
+from factorysync.connectors.base import Batch, Connector, ConnectorContext, ReadRequest
 from factorysync.errors import ConnectorFatal, ConnectorRetriable
 from factorysync.settings import Settings
 
 # Documents up to this size are parsed in one go (orjson is ~10x faster than streaming);
 # larger ones are streamed.
 STREAM_THRESHOLD = 32 * 1024 * 1024
+ENVELOPE_LIMIT = 64 * 1024
+# A file whose modification time is this close to the moment its marker was taken may
+# have changed again within the file system's timestamp granularity: hash it again.
+RACY_NS = 2_000_000_000
+
+FileType = Literal["json", "ndjson", "csv", "excel"]
+FORMATS: dict[str, str] = {
+    "json": "factorysync.connectors.file:JsonFormat",
+    "ndjson": "factorysync.connectors.file:NdjsonFormat",
+    "csv": "factorysync.connectors.csv_file:CsvFormat",
+    "excel": "factorysync.connectors.excel_file:ExcelFormat",
+}
+EXTENSIONS = {
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".csv": "csv",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+    ".xlsb": "excel",
+    ".xls": "excel",
+    ".ods": "excel",
+}
 
 
-class FileConfig(BaseModel):
+# -- configuration ------------------------------------------------------------------------
+class FileOptions(BaseModel):
+    """How a file's bytes are read: shared by file sources and command output."""
+
     model_config = ConfigDict(extra="forbid")
 
-    file_path: str = Field(min_length=1)
-    file_type: Literal["json", "ndjson"] = "json"
     encoding: str = "utf-8"
-    auto_reload: bool = False
     records_path: str | None = None
-    # Informational fields kept from imported front-end configs.
-    file_name: str | None = None
-    legacy_path: str | None = None
 
     @field_validator("encoding")
     @classmethod
@@ -47,6 +84,46 @@ class FileConfig(BaseModel):
         except LookupError:
             raise ValueError(f"unknown encoding {v!r} (e.g. utf-8, utf-8-sig, latin-1)") from None
         return v
+
+    def is_utf8(self) -> bool:
+        return codecs.lookup(self.encoding).name in ("utf-8", "utf-8-sig")
+
+
+class FileConfig(FileOptions):
+    """``connection_config`` of a file source (JSON and NDJSON; other formats extend it)."""
+
+    file_path: str = Field(min_length=1)
+    file_type: FileType = "json"
+    auto_reload: bool = False
+    # Informational fields kept from imported front-end configs.
+    file_name: str | None = None
+    legacy_path: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_from_extension(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("file_type") is None and "file_path" in data:
+            return {**data, "file_type": file_type_of(data)}
+        return data
+
+    def fingerprint(self) -> str:
+        """Changes when a setting that affects the records changes (markers then reset)."""
+        relevant = self.model_dump(exclude={"auto_reload", "file_name", "legacy_path"})
+        return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def file_type_of(config: dict[str, Any]) -> str | None:
+    """The format a raw ``connection_config`` asks for: ``file_type``, else the extension."""
+    given = config.get("file_type")
+    if given is not None:
+        return given if isinstance(given, str) else None
+    suffix = Path(str(config.get("file_path") or "")).suffix.lower()
+    return EXTENSIONS.get(suffix, "json")
+
+
+def format_class(file_type: str) -> type[FileFormat]:
+    module, _, name = FORMATS[file_type].partition(":")
+    return getattr(import_module(module), name)  # type: ignore[no-any-return]
 
 
 def resolve_in_roots(path_text: str, settings: Settings) -> Path:
@@ -70,7 +147,52 @@ def resolve_in_roots(path_text: str, settings: Settings) -> Path:
     return resolved
 
 
-ENVELOPE_LIMIT = 64 * 1024
+# -- formats ------------------------------------------------------------------------------
+class FileFormat(ABC):
+    """How one file becomes record batches. ``label`` names the file in messages."""
+
+    options_model: ClassVar[type[FileOptions]]
+    config_model: ClassVar[type[FileConfig]]
+    # Formats that can yield Arrow batches say so; ``columnar`` is set per read.
+    arrow_capable: ClassVar[bool] = False
+
+    def __init__(self, options: FileOptions, context: ConnectorContext) -> None:
+        self.options = options
+        self.context = context
+        self.columnar = False
+
+    @abstractmethod
+    def read(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
+        """Yield the records of the file at ``path`` in batches of ``context.batch_size``."""
+
+    def batches(self, records: Any, origin: str) -> Iterator[Batch]:
+        size = self.context.batch_size
+        batch: list[Any] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= size:
+                yield Batch(batch, origin=origin)
+                batch = []
+        if batch:
+            yield Batch(batch, origin=origin)
+
+
+@contextmanager
+def file_errors(label: str, encoding: str) -> Iterator[None]:
+    """Turn OS and decoding errors raised while reading ``label`` into connector errors."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ConnectorFatal(f"file not found: {label}") from None
+    except PermissionError:
+        raise ConnectorFatal(f"file not readable (permission denied): {label}") from None
+    except UnicodeDecodeError as exc:
+        raise ConnectorFatal(
+            f"{label}: not valid {encoding} at byte {exc.start}; set connection_config.encoding "
+            "(e.g. utf-8, latin-1, cp1252)"
+        ) from None
+    except OSError as exc:
+        raise ConnectorRetriable(f"{label}: {exc.strerror or exc}") from None
 
 
 def envelope_of(document: Any, records_path: str | None) -> dict[str, Any]:
@@ -97,82 +219,24 @@ class _Utf8Reader:
         return self._decoder.decode(chunk, final=not chunk).encode("utf-8")
 
 
-class FileConnector(Connector):
-    type_name = "file"
+class JsonFormat(FileFormat):
+    """A JSON document: an array, or an object holding the records at ``records_path``."""
+
+    options_model = FileOptions
     config_model = FileConfig
-    config: FileConfig
 
-    # -- files ---------------------------------------------------------------------
-    def files(self) -> list[Path]:
-        pattern = self.config.file_path
-        if glob.has_magic(pattern):
-            roots = self.context.settings.data_root_paths()
-            base = Path(pattern).expanduser()
-            patterns = [str(base)] if base.is_absolute() else [str(r / base) for r in roots]
-            found = sorted({Path(p) for pat in patterns for p in glob.glob(pat, recursive=True)})
-            return [resolve_in_roots(str(p), self.context.settings) for p in found if p.is_file()]
-        path = resolve_in_roots(pattern, self.context.settings)
-        if not path.exists():
-            raise ConnectorFatal(f"file not found: {path}")
-        if not path.is_file():
-            raise ConnectorFatal(f"not a file: {path}")
-        return [path]
-
-    def _check(self) -> str:
-        files = self.files()
-        for path in files:
-            try:
-                with path.open("rb") as fh:
-                    fh.read(1)
-            except PermissionError:
-                raise ConnectorFatal(f"file not readable (permission denied): {path}") from None
-        size = sum(p.stat().st_size for p in files)
-        return f"{len(files)} file(s), {size:,} bytes"
-
-    def read(self, request: ReadRequest) -> Iterator[Batch]:
-        records_path = request.records_path or self.config.records_path
-        for path in self.files():
-            try:
-                yield from self._read_file(path, records_path)
-            except FileNotFoundError:
-                raise ConnectorFatal(f"file not found: {path}") from None
-            except PermissionError:
-                raise ConnectorFatal(f"file not readable (permission denied): {path}") from None
-            except UnicodeDecodeError as exc:
-                raise ConnectorFatal(
-                    f"{path}: not valid {self.config.encoding} at byte {exc.start}; "
-                    "set connection_config.encoding"
-                ) from None
-            except OSError as exc:
-                raise ConnectorRetriable(f"{path}: {exc.strerror or exc}") from None
-
-    # -- formats -------------------------------------------------------------------
-    def _read_file(self, path: Path, records_path: str | None) -> Iterator[Batch]:
-        if self.config.file_type == "ndjson":
-            yield from self._read_ndjson(path)
-        elif path.stat().st_size <= STREAM_THRESHOLD:
-            yield from self._read_json_whole(path, records_path)
+    def read(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
+        if path.stat().st_size <= STREAM_THRESHOLD:
+            yield from self._read_whole(path, records_path, label)
         else:
-            yield from self._read_json_stream(path, records_path)
-
-    def _batches(self, records: Any, origin: str) -> Iterator[Batch]:
-        size = self.context.batch_size
-        batch: list[Any] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= size:
-                yield Batch(batch, origin=origin)
-                batch = []
-        if batch:
-            yield Batch(batch, origin=origin)
+            yield from self._read_stream(path, records_path, label)
 
     def _decode(self, data: bytes) -> bytes | str:
-        encoding = codecs.lookup(self.config.encoding).name
-        if encoding == "utf-8":
+        if codecs.lookup(self.options.encoding).name == "utf-8":
             return data.removeprefix(codecs.BOM_UTF8)
-        return data.decode(self.config.encoding)
+        return data.decode(self.options.encoding)
 
-    def _read_json_whole(self, path: Path, records_path: str | None) -> Iterator[Batch]:
+    def _read_whole(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
         from factorysync.engine.mapping import records_at
         from factorysync.errors import MappingError
 
@@ -181,48 +245,56 @@ class FileConnector(Connector):
             document = orjson.loads(self._decode(data))
         except orjson.JSONDecodeError as exc:
             raise ConnectorFatal(
-                f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+                f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
                 + (" (the file ends early: truncated?)" if exc.pos >= len(data) - 1 else "")
             ) from None
         del data
         try:
             records = records_at(document, records_path)
         except MappingError as exc:
-            raise ConnectorFatal(f"{path}: {exc}") from None
-        envelope = envelope_of(document, records_path)
-        for batch in self._batches(records, str(path)):
+            raise ConnectorFatal(f"{label}: {exc}") from None
+        envelope: dict[str, Any] | None = envelope_of(document, records_path)
+        for batch in self.batches(records, label):
             batch.envelope, envelope = envelope, None
             yield batch
 
-    def _read_json_stream(self, path: Path, records_path: str | None) -> Iterator[Batch]:
+    def _read_stream(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
         import ijson
 
         prefix = f"{records_path}.item" if records_path else "item"
+        count = 0
         with path.open("rb") as raw:
             source: Any = raw
-            if codecs.lookup(self.config.encoding).name != "utf-8":
-                source = _Utf8Reader(raw, self.config.encoding)
+            if codecs.lookup(self.options.encoding).name != "utf-8":
+                source = _Utf8Reader(raw, self.options.encoding)
             elif raw.read(3) != codecs.BOM_UTF8:
                 raw.seek(0)
             try:
                 items = ijson.items(source, prefix, use_float=True)
-                count = 0
-                for batch in self._batches(items, str(path)):
+                for batch in self.batches(items, label):
                     count += len(batch.records)
                     yield batch
             except ijson.JSONError as exc:
                 raise ConnectorFatal(
-                    f"{path}: invalid JSON near byte {raw.tell():,}: {exc} "
+                    f"{label}: invalid JSON near byte {raw.tell():,}: {exc} "
                     "(the file is truncated or malformed)"
                 ) from None
         if count == 0:
             raise ConnectorFatal(
-                f"{path}: no records at {records_path or 'the top-level array'!r} "
+                f"{label}: no records at {records_path or 'the top-level array'!r} "
                 "(set mapping_config.records_path)"
             )
 
-    def _read_ndjson(self, path: Path) -> Iterator[Batch]:
+
+class NdjsonFormat(FileFormat):
+    """Newline-delimited JSON: one record per line; blank lines are skipped."""
+
+    options_model = FileOptions
+    config_model = FileConfig
+
+    def read(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
         size = self.context.batch_size
+        utf8 = codecs.lookup(self.options.encoding).name == "utf-8"
         batch: list[Any] = []
         with path.open("rb") as fh:
             for lineno, line in enumerate(fh, start=1):
@@ -230,20 +302,140 @@ class FileConnector(Connector):
                     line = line.removeprefix(codecs.BOM_UTF8)
                 if not line.strip():
                     continue
-                text = (
-                    line
-                    if codecs.lookup(self.config.encoding).name == "utf-8"
-                    else (line.decode(self.config.encoding))
-                )
+                text = line if utf8 else line.decode(self.options.encoding)
                 try:
                     batch.append(orjson.loads(text))
                 except orjson.JSONDecodeError as exc:
                     raise ConnectorFatal(
-                        f"{path}: line {lineno}: invalid JSON: {exc.msg}"
+                        f"{label}: line {lineno}: invalid JSON: {exc.msg}"
                         + ("" if line.endswith(b"\n") else " (last line incomplete: truncated?)")
                     ) from None
                 if len(batch) >= size:
-                    yield Batch(batch, origin=f"{path}:{lineno}")
+                    yield Batch(batch, origin=f"{label}:{lineno}")
                     batch = []
         if batch:
-            yield Batch(batch, origin=str(path))
+            yield Batch(batch, origin=label)
+
+
+# -- the connector ------------------------------------------------------------------------
+def content_hash(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class FileConnector(Connector):
+    type_name = "file"
+    config_model = FileConfig
+    config: FileConfig
+
+    def __init__(self, config: FileConfig, auth: dict[str, Any], context: ConnectorContext):
+        super().__init__(config, auth, context)
+        self.format = format_class(config.file_type)(config, context)
+
+    @classmethod
+    def config_model_for(cls, config: dict[str, Any]) -> type[BaseModel]:
+        """The config model of the format ``config`` asks for (FileConfig if unknown)."""
+        file_type = file_type_of(config)
+        if file_type not in FORMATS:
+            return FileConfig
+        return format_class(file_type).config_model
+
+    # -- files ---------------------------------------------------------------------
+    def is_glob(self) -> bool:
+        return glob.has_magic(self.config.file_path)
+
+    def files(self) -> list[Path]:
+        pattern = self.config.file_path
+        settings = self.context.settings
+        if self.is_glob():
+            roots = settings.data_root_paths()
+            base = Path(pattern).expanduser()
+            patterns = [str(base)] if base.is_absolute() else [str(r / base) for r in roots]
+            found = sorted({Path(p) for pat in patterns for p in glob.glob(pat, recursive=True)})
+            return [resolve_in_roots(str(p), settings) for p in found if p.is_file()]
+        path = resolve_in_roots(pattern, settings)
+        if not path.exists():
+            raise ConnectorFatal(f"file not found: {path}")
+        if not path.is_file():
+            raise ConnectorFatal(f"not a file: {path}")
+        return [path]
+
+    def _check(self) -> str:
+        files = self.files()
+        if not files:
+            raise ConnectorFatal(
+                f"no file matches {self.config.file_path!r} in the data roots "
+                f"({os.pathsep.join(str(r) for r in self.context.settings.data_root_paths())})"
+            )
+        for path in files:
+            with file_errors(str(path), self.config.encoding), path.open("rb") as fh:
+                fh.read(1)
+        size = sum(p.stat().st_size for p in files)
+        return f"{len(files)} {self.config.file_type} file(s), {size:,} bytes"
+
+    # -- reading -------------------------------------------------------------------
+    @property
+    def columnar(self) -> bool:  # type: ignore[override]
+        return self.format.arrow_capable
+
+    def read(self, request: ReadRequest) -> Iterator[Batch]:
+        records_path = request.records_path or self.config.records_path
+        self.format.columnar = request.columnar and self.format.arrow_capable
+        if request.strategy != "incremental":
+            for path in self.files():
+                yield from self._read_file(path, records_path)
+            return
+        yield from self._read_changed(request.state, records_path)
+
+    def _read_file(self, path: Path, records_path: str | None) -> Iterator[Batch]:
+        label = str(path)
+        with file_errors(label, self.config.encoding):
+            yield from self.format.read(path, records_path, label)
+
+    def _read_changed(self, state: dict[str, Any], records_path: str | None) -> Iterator[Batch]:
+        """Read only files that are new or changed; the state carries their markers.
+
+        A file's marker rides on its last batch, so it is stored with that batch's rows:
+        a run that stops half-way reads the file again (its rows are upserted again, not
+        duplicated). Markers of files that are gone are dropped.
+        """
+        fingerprint = self.config.fingerprint()
+        known: dict[str, Any] = state.get("files", {}) if state.get("config") == fingerprint else {}
+        files = self.files()
+        present = {str(p) for p in files}
+        markers = {k: v for k, v in known.items() if k in present}
+        for path in files:
+            key = str(path)
+            with file_errors(key, self.config.encoding):
+                marker, changed = self._marker(path, known.get(key))
+            if not changed:
+                markers[key] = marker
+                continue
+            last: Batch | None = None
+            for batch in self._read_file(path, records_path):
+                if last is not None:
+                    yield last
+                last = batch
+            markers[key] = marker
+            if last is not None:
+                last.state = {"config": fingerprint, "files": dict(markers)}
+                yield last
+
+    @staticmethod
+    def _marker(path: Path, old: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+        """The file's current marker, and whether it changed since ``old``."""
+        stat = path.stat()
+        if (
+            old is not None
+            and old.get("size") == stat.st_size
+            and old.get("mtime_ns") == stat.st_mtime_ns
+            and stat.st_mtime_ns < old.get("checked_ns", 0) - RACY_NS
+        ):
+            return old, False
+        marker = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "sha256": content_hash(path),
+            "checked_ns": time.time_ns(),
+        }
+        return marker, old is None or old.get("sha256") != marker["sha256"]

@@ -7,16 +7,22 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from factorysync.connectors.base import Connector, ConnectorContext
 from factorysync.errors import ConfigError
 
 BUILTIN: dict[str, str] = {
     "file": "factorysync.connectors.file:FileConnector",
+    "database": "factorysync.connectors.database:DatabaseConnector",
+    "command": "factorysync.connectors.command:CommandConnector",
+    "artisan": "factorysync.connectors.command:ArtisanConnector",
+    "api": "factorysync.connectors.api:ApiConnector",
+    "mqtt": "factorysync.connectors.mqtt:MqttConnector",
+    "opcua": "factorysync.connectors.opcua:OpcUaConnector",
 }
 # Types that are part of the design but are not in this release.
-PLANNED = {"database", "api", "artisan", "command", "mqtt", "opcua"}
+PLANNED: set[str] = set()
 
 
 def _load(ref: str) -> type[Connector]:
@@ -45,6 +51,12 @@ def available() -> list[str]:
     return sorted(names)
 
 
+def config_model_of(cls: type[Connector], config: dict[str, Any]) -> type[BaseModel]:
+    """The model that validates ``config``: a type may pick one per config (file formats)."""
+    pick = getattr(cls, "config_model_for", None)
+    return pick(config) if pick is not None else cls.config_model
+
+
 def validate_connection_config(connection_type: str, config: dict[str, Any]) -> list[str]:
     """Problems with a connection_config, as 'field: message' strings (empty when valid)."""
     try:
@@ -52,7 +64,7 @@ def validate_connection_config(connection_type: str, config: dict[str, Any]) -> 
     except ConfigError as exc:
         return [str(exc)]
     try:
-        cls.config_model.model_validate(config)
+        config_model_of(cls, config).model_validate(config)
     except ValidationError as exc:
         return [format_validation_error(err) for err in exc.errors()]
     return []
@@ -69,7 +81,7 @@ def build_connector(
 ) -> Connector:
     cls = connector_class(connection_type)
     try:
-        model = cls.config_model.model_validate(config)
+        model = config_model_of(cls, config).model_validate(config)
     except ValidationError as exc:
         problems = [format_validation_error(e) for e in exc.errors()]
         raise ConfigError(

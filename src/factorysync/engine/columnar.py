@@ -79,7 +79,7 @@ class ColumnarMapper:
                         )
                     continue
                 names.append(column)
-                arrays.append(array)
+                arrays.append(_typed_text(array))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     @staticmethod
@@ -105,6 +105,29 @@ class ColumnarMapper:
         if spec.default is not None:
             array = pc.fill_null(array, pa.scalar(spec.default, type=array.type))
         return array
+
+
+def _typed_text(array: pa.Array) -> pa.Array:
+    """Auto mode types ISO timestamps (with an offset) and dates in text as the row path
+    does: a column whose every value is one becomes a timestamp or date column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from factorysync.store.targets import ISO_DATE, ISO_DATETIME
+
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return array
+    present = len(array) - array.null_count
+    if present == 0:
+        return array
+    for pattern, target in ((ISO_DATETIME, pa.timestamp("us", "UTC")), (ISO_DATE, pa.date32())):
+        matches = pc.sum(pc.match_substring_regex(array, pattern.pattern)).as_py() or 0
+        if matches == present:
+            try:
+                return pc.cast(array, target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise NotColumnar("text that looks like a date but is not one") from None
+    return array
 
 
 def _to_timestamp(array: pa.Array, spec: FieldSpec) -> pa.Array:

@@ -34,6 +34,14 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def batch_source() -> Any:
+    """Sources the scheduler syncs: realtime ones (MQTT, OPC UA) run in the realtime service."""
+    from factorysync.realtime import REALTIME_CONNECTION_TYPES
+
+    kind = reg_t.c.connection_type
+    return or_(kind.is_(None), kind.not_in(REALTIME_CONNECTION_TYPES))
+
+
 def claim(conn: Connection, owner: str, limit: int, lease_s: float) -> list[tuple[str, datetime]]:
     """Claim up to ``limit`` due sources for ``owner`` (PostgreSQL, in the caller's txn)."""
     if limit <= 0:
@@ -43,6 +51,7 @@ def claim(conn: Connection, owner: str, limit: int, lease_s: float) -> list[tupl
     due = (
         select(reg_t.c.id)
         .where(reg_t.c.status.in_(("active", "error")), reg_t.c.next_sync <= now, free)
+        .where(batch_source())
         .order_by(reg_t.c.priority, reg_t.c.next_sync)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -79,19 +88,22 @@ def release(conn: Connection, owner: str, source_id: str) -> None:
 def held_by_other(conn: Connection, source_id: str, owner: str | None) -> bool:
     """Whether a live lease of another worker holds this source."""
     row = conn.execute(
-        select(reg_t.c.lease_owner, reg_t.c.lease_expires_at).where(
-            reg_t.c.source_id == source_id
-        )
+        select(reg_t.c.lease_owner, reg_t.c.lease_expires_at).where(reg_t.c.source_id == source_id)
     ).first()
     if row is None or row.lease_owner in (None, owner):
         return False
     return bool(row.lease_expires_at and row.lease_expires_at > utcnow())
 
 
-def heartbeat(conn: Connection, worker_id: str, max_concurrent: int, running: int,
-              status: str = "alive") -> None:
-    values = {"heartbeat_at": utcnow(), "running": running, "status": status,
-              "max_concurrent": max_concurrent}
+def heartbeat(
+    conn: Connection, worker_id: str, max_concurrent: int, running: int, status: str = "alive"
+) -> None:
+    values = {
+        "heartbeat_at": utcnow(),
+        "running": running,
+        "status": status,
+        "max_concurrent": max_concurrent,
+    }
     found = conn.execute(
         update(workers_t).where(workers_t.c.worker_id == worker_id).values(**values)
     ).rowcount
@@ -117,8 +129,9 @@ def workers_summary(conn: Connection, alive_within_s: float = 60) -> list[dict[s
         .where(and_(workers_t.c.heartbeat_at >= since, workers_t.c.status == "alive"))
         .order_by(workers_t.c.worker_id)
     ).mappings()
-    return [{**{str(k): v for k, v in r.items()}, "leases": held.get(r["worker_id"], 0)}
-            for r in rows]
+    return [
+        {**{str(k): v for k, v in r.items()}, "leases": held.get(r["worker_id"], 0)} for r in rows
+    ]
 
 
 def forget_worker(conn: Connection, worker_id: str) -> None:

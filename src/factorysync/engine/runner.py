@@ -492,6 +492,7 @@ class Runner:
             mrun.new_connector_state = batch.state
         if batch.envelope is not None and mrun.envelope is None:
             mrun.envelope = batch.envelope
+        self._reject_unparsed(mrun, batch, result)
         for source_record in batch.records:
             try:
                 expanded = mapper.expand(source_record)
@@ -513,7 +514,7 @@ class Runner:
                     mrun.columns.update(mapper.source_fields(record))
                 if mrun.incremental:
                     value = comparable(row.get(mrun.cursor_field or ""))
-                    if not passes_cursor(value, mrun.floor):
+                    if not batch.prefiltered and not passes_cursor(value, mrun.floor):
                         continue
                     if mrun.max_cursor is None or value > mrun.max_cursor:
                         mrun.max_cursor = value
@@ -533,7 +534,8 @@ class Runner:
         try:
             mapped = mrun.columnar_mapper.map(arrow)
             if mrun.incremental and mrun.cursor_field:
-                mapped, top = columnar.filter_cursor(mapped, mrun.cursor_field, mrun.floor)
+                floor = None if batch.prefiltered else mrun.floor
+                mapped, top = columnar.filter_cursor(mapped, mrun.cursor_field, floor)
                 if top is not None and (mrun.max_cursor is None or top > mrun.max_cursor):
                     mrun.max_cursor = top
             stage_arrow(mrun.target, mapped)
@@ -542,12 +544,19 @@ class Runner:
             self._stage_batch(mrun, batch, result)
             return
         result.records_processed += arrow.num_rows
+        self._reject_unparsed(mrun, batch, result)
         if batch.state is not None:
             mrun.new_connector_state = batch.state
         if batch.envelope is not None and mrun.envelope is None:
             mrun.envelope = batch.envelope
         if mrun.columnar_mapper.config.fields is None and not mrun.columns:
             mrun.columns = {snake_case(n): n for n in arrow.schema.names}
+
+    def _reject_unparsed(self, mrun: _MappingRun, batch: Batch, result: RunResult) -> None:
+        for record, reasons in batch.rejected:
+            result.records_processed += 1
+            self._reject(mrun, record, reasons, result)
+        batch.rejected = []
 
     @staticmethod
     def _reject(mrun: _MappingRun, record: Any, problems: list[str], result: RunResult) -> None:

@@ -54,6 +54,7 @@ class Scheduler:
             rows = conn.execute(
                 select(reg_t.c.source_id, reg_t.c.next_sync)
                 .where(reg_t.c.status.in_(("active", "error")), reg_t.c.next_sync <= now)
+                .where(leases.batch_source())
                 .order_by(reg_t.c.priority, reg_t.c.next_sync)
             ).all()
         return [(r.source_id, r.next_sync) for r in rows]
@@ -105,8 +106,9 @@ class Scheduler:
         try:
             with self.store.begin() as conn:
                 leases.renew(conn, self.worker_id, list(self._in_flight), self.lease_s)
-                leases.heartbeat(conn, self.worker_id, self.max_concurrent,
-                                 len(self._in_flight), status)
+                leases.heartbeat(
+                    conn, self.worker_id, self.max_concurrent, len(self._in_flight), status
+                )
             if not self.store_ok:
                 log.warning("store reachable again: claiming resumes")
             self.store_ok = True

@@ -81,8 +81,8 @@ PG_TYPES = {
     "datetime": "TIMESTAMP WITH TIME ZONE",
     "json": "JSONB",
 }
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ISO_DATETIME = re.compile(
+ISO_DATE = _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_DATETIME = _ISO_DATETIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$"
 )
 _NUMERIC = ("integer", "decimal", "float")
@@ -504,8 +504,8 @@ class TargetTable:
     def merge(self, run_id: int, now: datetime, *, delete_missing: str | None) -> MergeCounts:
         """Apply the staged rows to the target; ``delete_missing`` is None, "hard" or "soft"."""
         counts = MergeCounts()
-        if self._staged == 0 and not self.existing:
-            return counts
+        if self._staged == 0 and (not self.existing or delete_missing is None):
+            return counts  # nothing to insert or update, and nothing to delete
         if self._staged:
             self.ensure_target()
         for k in self.key:  # an empty snapshot still needs typed key columns to compare

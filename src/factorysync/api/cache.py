@@ -1,0 +1,152 @@
+"""Short-lived answers kept in memory (``api_cache_s``), so polling dashboards cost little.
+
+Many dashboards ask for the same pages every few seconds, and every request shows its
+token. Within ``api_cache_s`` a repeated data request is answered from memory and a
+token checked once is accepted without asking the store again. So data can be that much
+older than the store, and a token revoked by another process keeps working that long;
+changes made through this process (API syncs, source edits, revocations) clear the
+caches at once. ``api_cache_s = 0`` turns both off.
+
+An answer is fresh for the first half (or a little more) of ``api_cache_s``; after
+that it is still served while one refresh runs in the background, so a polling client
+never waits for the store unless nobody asked for that answer for a whole
+``api_cache_s``. Requests that miss together
+wait for one computation instead of each running their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from fastapi.concurrency import run_in_threadpool
+
+V = TypeVar("V")
+log = logging.getLogger("factorysync.api")
+
+
+class TtlCache(Generic[V]):
+    """Entries expire ``ttl_s`` after they were stored; bounded in count and bytes (LRU)."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 4096, max_bytes: int = 64 << 20) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, tuple[float, int, V]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_s > 0
+
+    def get(self, key: Hashable) -> V | None:
+        found = self.get_aged(key)
+        return None if found is None else found[0]
+
+    def get_aged(self, key: Hashable) -> tuple[V, float] | None:
+        """The value and its age in seconds, while younger than ``ttl_s``."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            stored, size, value = entry
+            age = time.monotonic() - stored
+            if age >= self.ttl_s:
+                del self._entries[key]
+                self._bytes -= size
+                return None
+            self._entries.move_to_end(key)
+            return value, age
+
+    def put(self, key: Hashable, value: V, size: int = 0) -> None:
+        if not self.enabled or size > self.max_bytes // 8:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._entries[key] = (time.monotonic(), size, value)
+            self._bytes += size
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                _, (_, dropped, _) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+Answer = tuple[bytes, str]  # body, ETag
+
+
+def _refresh_point(key: Hashable) -> float:
+    """Where in its lifetime an answer is refreshed: 0.5 … 0.8, different per key, so
+    answers stored together are not all refreshed at the same moment."""
+    return 0.5 + (hash(key) % 1000) / 1000 * 0.3
+
+
+def etag_of(body: bytes) -> str:
+    return f'W/"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+
+
+class Answers:
+    """Response bodies by request, each with its ETag (see the module's description)."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.cache: TtlCache[Answer] = TtlCache(ttl_s)
+        self._pending: dict[Hashable, asyncio.Future[Answer]] = {}
+        self._refreshing: set[asyncio.Task[Answer]] = set()
+
+    async def get(self, key: Hashable, make: Callable[[], bytes]) -> Answer:
+        """The answer for ``key``: from memory, or ``make()`` run in a worker thread."""
+        found = self.cache.get_aged(key)
+        if found is None:
+            return await self._compute(key, make)
+        answer, age = found
+        if age >= self.cache.ttl_s * _refresh_point(key) and key not in self._pending:
+            task = asyncio.get_running_loop().create_task(self._compute(key, make))
+            self._refreshing.add(task)
+            task.add_done_callback(self._refreshed)
+        return answer
+
+    async def _compute(self, key: Hashable, make: Callable[[], bytes]) -> Answer:
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = self._pending[key] = asyncio.get_running_loop().create_future()
+        try:
+            body = await run_in_threadpool(make)
+            answer = (body, etag_of(body))
+            self.cache.put(key, answer, len(body))
+            pending.set_result(answer)
+            return answer
+        except BaseException as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: waiters, if any, raise it themselves
+            raise
+        finally:
+            del self._pending[key]
+
+    def _refreshed(self, task: asyncio.Task[Answer]) -> None:
+        self._refreshing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The stale answer expires on its own; the next request sees the error.
+            log.debug("background refresh failed: %s", type(task.exception()).__name__)
+
+    def put(self, key: Hashable, body: bytes) -> Answer:
+        answer = (body, etag_of(body))
+        self.cache.put(key, answer, len(body))
+        return answer
+
+    def clear(self) -> None:
+        self.cache.clear()

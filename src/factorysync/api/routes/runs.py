@@ -1,0 +1,50 @@
+"""``/api/runs``, ``/api/templates`` and ``/api/status``: read-only registry views."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from sqlalchemy import select
+
+from factorysync import services
+from factorysync.api.deps import AUTH_RESPONSES, Operator, StoreDep, Viewer
+from factorysync.api.schemas import ErrorPublic, RunPublic, StatusPublic, TemplatePublic
+from factorysync.errors import NotFoundError
+from factorysync.security.secrets import mask_config
+from factorysync.store.db import plain
+from factorysync.store.schema import data_source_sync_history as hist_t
+from factorysync.store.schema import data_source_templates as templates_t
+
+router = APIRouter(tags=["runs"], responses=AUTH_RESPONSES)
+
+
+@router.get(
+    "/api/runs/{run_id}",
+    response_model=RunPublic,
+    responses={404: {"model": ErrorPublic, "description": "No such run"}},
+)
+def read_run(run_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: Operator, store: StoreDep) -> Any:
+    """One run: status, counts, duration and (redacted) error."""
+    with store.connect() as conn:
+        row = conn.execute(select(hist_t).where(hist_t.c.id == run_id)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no run {run_id}")
+    return plain(row)
+
+
+@router.get("/api/templates", response_model=list[TemplatePublic], tags=["sources"])
+def list_templates(_: Operator, store: StoreDep) -> Any:
+    """Source templates per connection type (secrets shown as "***")."""
+    with store.connect() as conn:
+        rows = conn.execute(select(templates_t).order_by(templates_t.c.template_name)).mappings()
+        templates = [plain(r) for r in rows]
+    for t in templates:
+        t["authentication_config"] = mask_config(t["authentication_config"])
+    return templates
+
+
+@router.get("/api/status", response_model=StatusPublic, tags=["status"])
+def read_status(_: Viewer, store: StoreDep) -> Any:
+    """Sources by status, runs in progress, scheduler lag and the last day's runs."""
+    return services.status_summary(store)

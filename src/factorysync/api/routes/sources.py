@@ -1,0 +1,130 @@
+"""``/api/sources``: the registry (sources with their connections and mappings), tests,
+syncs started in the background, and each source's run history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from pydantic import WithJsonSchema
+
+from factorysync import services
+from factorysync.api.deps import AUTH_RESPONSES, Admin, Context, Operator, Responses, StoreDep
+from factorysync.api.schemas import (
+    ErrorPublic,
+    RunPublic,
+    SourcePublic,
+    SourceSummary,
+    SyncAccepted,
+    TestPublic,
+)
+from factorysync.store.registry import get_source
+
+router = APIRouter(prefix="/api/sources", tags=["sources"], responses=AUTH_RESPONSES)
+
+SourceId = Annotated[str, Path(min_length=1, max_length=100, description="The source's slug.")]
+SourceBody = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"$ref": "#/components/schemas/SourceCreate"}),
+    Body(description="A source declaration, with the registry's field names (as in YAML)."),
+]
+SourcePatch = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"$ref": "#/components/schemas/SourceUpdate"}),
+    Body(
+        description="Fields to change; 'connections' and 'mappings' replace the lists. "
+        "A connection without authentication_config keeps its secrets; values sent back "
+        'as "***" keep theirs.'
+    ),
+]
+NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such source"}}
+INVALID: Responses = {
+    422: {"model": ErrorPublic, "description": "Invalid declaration; every problem named"}
+}
+
+
+def _shown(store: Any, source_id: str) -> dict[str, Any]:
+    with store.connect() as conn:
+        return services.public_source(store, get_source(conn, source_id))
+
+
+@router.get("", response_model=list[SourceSummary])
+def list_sources(
+    _: Operator,
+    store: StoreDep,
+    status: Annotated[Literal["active", "inactive", "error", "maintenance"] | None, Query()] = None,
+) -> Any:
+    """Every registered source (without connections and mappings), by priority."""
+    return services.sources(store, status)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SourcePublic,
+    responses={409: {"model": ErrorPublic, "description": "source_id taken"}, **INVALID},
+)
+def create_source(
+    body: SourceBody, who: Admin, store: StoreDep, ctx: Context, response: Response
+) -> Any:
+    """Register a source. Its secrets (authentication_config) are stored encrypted."""
+    change = services.create_source(store, body, created_by=who.username)
+    ctx.data_changed()
+    response.headers["Location"] = f"/api/sources/{change.source_id}"
+    return _shown(store, change.source_id)
+
+
+@router.get("/{source_id}", response_model=SourcePublic, responses=NOT_FOUND)
+def read_source(source_id: SourceId, _: Operator, store: StoreDep) -> Any:
+    """One source with its connections and mappings; secrets are shown as "***"."""
+    return _shown(store, source_id)
+
+
+@router.patch("/{source_id}", response_model=SourcePublic, responses={**NOT_FOUND, **INVALID})
+def update_source(
+    source_id: SourceId, body: SourcePatch, _: Admin, store: StoreDep, ctx: Context
+) -> Any:
+    services.update_source(store, source_id, body)
+    ctx.data_changed()
+    return _shown(store, source_id)
+
+
+@router.delete("/{source_id}", status_code=204, responses=NOT_FOUND)
+def delete_source(source_id: SourceId, _: Admin, store: StoreDep, ctx: Context) -> Response:
+    """Remove a source (rows it already synced and its history are kept)."""
+    services.delete_source(store, source_id)
+    ctx.data_changed()
+    return Response(status_code=204)
+
+
+@router.post("/{source_id}/test", response_model=TestPublic, responses=NOT_FOUND)
+def test_source(source_id: SourceId, _: Operator, store: StoreDep) -> Any:
+    """Check each connection now (reachable, readable); reads no data."""
+    return services.test_source(store, source_id)
+
+
+@router.post(
+    "/{source_id}/sync",
+    status_code=202,
+    response_model=SyncAccepted,
+    responses={**NOT_FOUND, 409: {"model": ErrorPublic, "description": "A run is in progress"}},
+)
+def sync_source(
+    source_id: SourceId, who: Operator, ctx: Context, request: Request, response: Response
+) -> Any:
+    """Start a sync in the background; the answer carries the run id to follow."""
+    run_id = ctx.start_sync(source_id, trigger=f"api:{who.username}"[:32])
+    url = str(request.url_for("read_run", run_id=run_id))
+    response.headers["Location"] = url
+    return SyncAccepted(run_id=run_id, source_id=source_id, url=url)
+
+
+@router.get("/{source_id}/history", response_model=list[RunPublic])
+def source_history(
+    source_id: SourceId,
+    _: Operator,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Any:
+    """The source's latest runs, newest first (kept after the source is removed)."""
+    return services.history(store, source_id, limit)

@@ -1,0 +1,258 @@
+"""Request and response models: Create / Update / Public per resource.
+
+A source is created and changed with the YAML declaration's own shape (``SourceDecl``,
+published in the OpenAPI document as ``SourceCreate`` and, all fields optional,
+``SourceUpdate``); :func:`factorysync.config.parse_source` validates it, so the API, the
+CLI's ``apply`` and the console report the same problems.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["admin", "operator", "viewer"]
+
+
+class Open(BaseModel):
+    """Rows of our tables: columns added later pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Problem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorPublic(BaseModel):
+    detail: str | list[Problem]
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    store: Literal["ok", "unreachable"]
+
+
+# -- sources -------------------------------------------------------------------------
+class SourceSummary(Open):
+    id: int
+    source_id: str
+    name: str
+    description: str | None = None
+    source_type: str
+    connection_type: str
+    status: str
+    priority: int
+    refresh_interval: int
+    last_sync: datetime | None = None
+    next_sync: datetime | None = None
+    error_count: int
+    last_error: str | None = None
+    created_by: str | None = None
+    category: str | None = None
+    legacy_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConnectionPublic(Open):
+    id: int
+    connection_name: str
+    connection_type: str
+    connection_config: dict[str, Any]
+    authentication_config: dict[str, str] = Field(
+        description='Write-only: every value is shown as "***".'
+    )
+    is_primary: bool
+    is_backup: bool
+    status: str
+
+
+class MappingPublic(Open):
+    id: int
+    target_table: str
+    mapping_config: dict[str, Any]
+    sync_strategy: str
+    sync_frequency: str | None = None
+    data_retention_days: int | None = None
+    is_active: bool
+
+
+class SourcePublic(SourceSummary):
+    connections: list[ConnectionPublic]
+    mappings: list[MappingPublic]
+
+
+class ConnectionCheck(BaseModel):
+    connection_name: str
+    ok: bool
+    message: str
+    latency_ms: float
+
+
+class TestPublic(BaseModel):
+    source_id: str
+    ok: bool
+    connections: list[ConnectionCheck]
+
+
+class SyncAccepted(BaseModel):
+    run_id: int
+    source_id: str
+    sync_status: Literal["running"] = "running"
+    url: str = Field(description="Where the run's progress and outcome can be read.")
+
+
+class RunPublic(Open):
+    id: int
+    source_id: str
+    sync_type: str
+    sync_status: str
+    trigger: str | None = None
+    connection_name: str | None = None
+    records_processed: int
+    records_inserted: int
+    records_updated: int
+    records_deleted: int
+    records_rejected: int
+    sync_duration_ms: int | None = None
+    error_message: str | None = None
+    sync_started_at: datetime
+    sync_completed_at: datetime | None = None
+    worker: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class TemplatePublic(Open):
+    id: int
+    template_name: str
+    display_name: str
+    description: str | None = None
+    source_type: str
+    connection_type: str
+    connection_config: dict[str, Any]
+    authentication_config: dict[str, str]
+    mapping_config: dict[str, Any]
+    is_predefined: bool
+
+
+class StatusPublic(Open):
+    store: str
+    sources: int
+    by_status: dict[str, int]
+    runs_in_progress: int
+    scheduler_lag_s: float
+    runs_last_24h: dict[str, int]
+
+
+# -- data ----------------------------------------------------------------------------
+class DataPage(BaseModel):
+    table: str
+    items: list[dict[str, Any]]
+    limit: int
+    offset: int
+    has_more: bool
+    next_after: str | None = Field(
+        description="Pass as 'after' for the next page (keyset pagination); null on the last."
+    )
+
+
+class LegacyEntry(BaseModel):
+    """One entry of the front end's ``default_source_data``, plus where its data is now."""
+
+    id: int | str
+    name: str
+    type: str
+    fileName: str | None  # the front end's own key names
+    filePath: str | None
+    url: str
+
+
+# -- accounts ------------------------------------------------------------------------
+class UserPublic(Open):
+    id: int
+    username: str
+    email: str | None = None
+    full_name: str | None = None
+    role: Role
+    is_active: bool
+    has_password: bool
+    last_login: datetime | None = None
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=100)
+    role: Role = "viewer"
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    email: str | None = Field(default=None, max_length=255)
+    full_name: str | None = Field(default=None, max_length=255)
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    email: str | None = Field(default=None, max_length=255)
+    full_name: str | None = Field(default=None, max_length=255)
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=100)
+    username: str | None = Field(
+        default=None, max_length=100, description="Admins only: make the token for this user."
+    )
+    expires_at: datetime | None = None
+    expires_in_s: int | None = Field(default=None, ge=60, le=10 * 365 * 86400)
+    scopes: list[str] | None = Field(
+        default=None, max_length=50, description="e.g. ['read'] or ['ingest:SOURCE_ID']"
+    )
+
+
+class TokenPublic(BaseModel):
+    id: int
+    user_id: int
+    username: str
+    name: str | None = None
+    token_prefix: str
+    scopes: list[str] | None = None
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="The token itself: shown this once, stored only hashed.")
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginPublic(BaseModel):
+    token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: datetime
+    user: UserPublic
+
+
+class MePublic(BaseModel):
+    username: str
+    role: Role
+    token_id: int | None
+    scopes: list[str] | None

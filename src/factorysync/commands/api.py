@@ -1,0 +1,222 @@
+"""``serve``, ``user …``, ``token …`` and ``secrets …``: the API and who may use it."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from factorysync import services
+from factorysync.cli import HostOpt, JsonOpt, PortOpt, _print_json, _store, app, out
+from factorysync.security import auth
+from factorysync.store.types import utcnow
+
+user_app = typer.Typer(help="User accounts (roles: admin, operator, viewer).", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (shown once, stored hashed).", no_args_is_help=True)
+secrets_app = typer.Typer(help="The key that encrypts stored credentials.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(secrets_app, name="secrets")
+
+
+@app.command()
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve the HTTP API only (syncs started over it run here; the scheduler does not)."""
+    from factorysync.api.server import serve as serve_api
+
+    store = _store()
+    settings = store.settings
+    admin = services.create_first_admin(store)
+    if admin is not None:
+        _announce_admin(*admin)
+    # uvicorn shuts down gracefully on SIGTERM and then raises it again: end with 0 then.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    serve_api(
+        store,
+        host or settings.api_host,
+        settings.api_port if port is None else port,
+        workers=workers,
+        access_log=access_log,
+    )
+
+
+def _announce_admin(username: str, token: str) -> None:
+    out.print(f"admin     user {username!r} created; its API token (shown once, keep it safe):")
+    sys.stdout.write(token + "\n")
+    sys.stdout.flush()
+
+
+# -- users -------------------------------------------------------------------------------
+def _read_password(prompt: bool, from_stdin: bool) -> str | None:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if prompt:
+        return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    return None
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, operator or viewer.")] = "viewer",
+    password: Annotated[bool, typer.Option("--password", help="Ask for a password.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    email: Annotated[str | None, typer.Option()] = None,
+    full_name: Annotated[str | None, typer.Option()] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Add a user (without a password it can only use tokens)."""
+    secret = _read_password(password, password_stdin)
+    with _store().begin() as conn:
+        user = auth.create_user(
+            conn, username, role, password=secret, email=email, full_name=full_name
+        )
+    if json:
+        _print_json(user)
+        return
+    out.print(f"user {username!r} added with role {role}")
+
+
+@user_app.command("list")
+def user_list(json: JsonOpt = False) -> None:
+    """List users."""
+    with _store().connect() as conn:
+        users = auth.list_users(conn)
+    if json:
+        _print_json(users)
+        return
+    table = Table("username", "role", "active", "password", "last login", box=None)
+    for u in users:
+        table.add_row(
+            u["username"],
+            u["role"],
+            "yes" if u["is_active"] else "[red]no[/]",
+            "set" if u.get("has_password") else "",
+            str(u["last_login"] or ""),
+        )
+    out.print(table)
+
+
+def _set_active(username: str, active: bool) -> None:
+    with _store().begin() as conn:
+        auth.update_user(conn, username, is_active=active)
+    out.print(f"user {username!r} {'enabled' if active else 'disabled'}")
+
+
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    """Disable a user: every token of it stops working at once."""
+    _set_active(username, False)
+
+
+@user_app.command("enable")
+def user_enable(username: str) -> None:
+    """Enable a disabled user again."""
+    _set_active(username, True)
+
+
+# -- tokens ------------------------------------------------------------------------------
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option("--user", help="The user the token acts as.")],
+    name: Annotated[str | None, typer.Option(help="What the token is for.")] = None,
+    expires_in: Annotated[
+        str | None, typer.Option(help="Lifetime, e.g. 90m, 12h, 30d, 2w (default: none).")
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="Limit the token to a scope (repeatable): read, operate, admin, …"),
+    ] = None,
+) -> None:
+    """Create a token; it is printed alone on the last line, and only this once."""
+    expires = utcnow() + auth.parse_duration(expires_in) if expires_in else None
+    with _store().begin() as conn:
+        token, row = auth.create_token(conn, user, name=name, expires_at=expires, scopes=scope)
+    until = f", expires {row['expires_at']:%Y-%m-%d %H:%M} UTC" if expires else ""
+    scopes = f", scopes {', '.join(row['scopes'])}" if row["scopes"] else ""
+    out.print(f"token {row['id']} ({row['token_prefix']}…) for {user!r}{until}{scopes}:")
+    sys.stdout.write(token + "\n")
+    sys.stdout.flush()
+
+
+@token_app.command("list")
+def token_list(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's tokens.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """List tokens (never the tokens themselves)."""
+    with _store().connect() as conn:
+        tokens = auth.list_tokens(conn, user)
+    if json:
+        _print_json(tokens)
+        return
+    table = Table("id", "prefix", "user", "name", "scopes", "expires", "last used", "", box=None)
+    now = utcnow()
+    for t in tokens:
+        state = "revoked" if t["revoked_at"] else ""
+        if not state and t["expires_at"] and t["expires_at"] <= now:
+            state = "expired"
+        table.add_row(
+            str(t["id"]),
+            t["token_prefix"],
+            t["username"],
+            t["name"] or "",
+            ",".join(t["scopes"] or []),
+            str(t["expires_at"] or ""),
+            str(t["last_used_at"] or ""),
+            f"[red]{state}[/]" if state else "",
+        )
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="The token's id or its prefix (fs_…).")],
+) -> None:
+    """Revoke a token; it stops working at once."""
+    with _store().begin() as conn:
+        row = auth.revoke_token(conn, auth.find_token(conn, token)["id"])
+    out.print(f"token {row['id']} ({row['token_prefix']}…) of {row['username']!r} revoked")
+
+
+# -- secrets -----------------------------------------------------------------------------
+@secrets_app.command("rotate-key")
+def secrets_rotate_key(
+    grace: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds for running services to load the new key first."),
+    ] = 5.0,
+    keep_old: Annotated[bool, typer.Option(help="Keep the old key in the key file.")] = False,
+) -> None:
+    """Re-encrypt every stored secret under a new key, without stopping services."""
+    store = _store()
+    if store.settings.secret_key:
+        out.print("key from FACTORYSYNC_SECRET_KEY: re-encrypting under its first key")
+    else:
+        out.print(f"new key first in the key file; waiting {grace:g} s for running services…")
+    result = services.rotate_secret_key(store, grace_s=grace, keep_old=keep_old)
+    out.print(f"{result.values} stored secret value(s) re-encrypted under the new key")
+    if result.key_file is None:
+        out.print("remove the old key from FACTORYSYNC_SECRET_KEY on every process when done")
+    elif result.old_keys_dropped:
+        out.print(f"old key removed from {result.key_file}")
+    else:
+        out.print(f"old key kept in {result.key_file} (--keep-old)")
+
+
+@secrets_app.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new key (for FACTORYSYNC_SECRET_KEY='NEW,OLD' before rotate-key)."""
+    from cryptography.fernet import Fernet
+
+    sys.stdout.write(Fernet.generate_key().decode("ascii") + "\n")

@@ -1,0 +1,420 @@
+"""CSV files (and CSV command output), parsed block by block with pyarrow.
+
+Every column is first read as text; each block then converts its columns to the
+narrowest type all of its values fit: integer (not with leading zeros, so codes like
+``007`` stay text), float (with the configured ``decimal`` and ``thousands`` marks),
+boolean (``true``/``false``), a date or timestamp in one of ``date_formats`` (naive ones
+are in ``timezone``), else text. ``column_types`` fixes a column's type instead, and a
+value that does not fit it is an error naming the file, column and row.
+
+Rows with more or fewer fields than the header (ragged rows) are skipped and reported
+with their line numbers (``ragged_rows: report``), or fail the read (``ragged_rows: fail``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from factorysync.connectors.base import Batch
+from factorysync.connectors.file import FileConfig, FileFormat, FileOptions
+from factorysync.errors import ConnectorFatal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger("factorysync.connectors.csv")
+# Bytes parsed per pyarrow block. The streaming reader reads a few dozen blocks ahead of
+# the consumer, so this bounds the memory a read holds (about 40 MB at 1 MB).
+BLOCK_SIZE = 1024 * 1024
+RAGGED_SHOWN = 10  # ragged rows named in a report; the rest are counted
+ColumnType = Literal["string", "integer", "float", "boolean", "date", "datetime"]
+_TIME_DIRECTIVES = re.compile(r"%[HIMSfpTXcRrsz]")
+_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+_LEADING_ZERO = r"^\s*[+-]?0\d"
+NULL_VALUES = ("", "NULL", "null", "NA", "N/A", "#N/A")
+_TRUE = ("true", "1", "yes", "y", "t", "on")
+_FALSE = ("false", "0", "no", "n", "f", "off")
+
+
+class CsvOptions(FileOptions):
+    """How CSV text is parsed (file sources and command output)."""
+
+    delimiter: str = ","
+    quotechar: str | None = '"'
+    escapechar: str | None = None
+    has_header: bool = True
+    # Names for the columns (instead of the header row, or when there is none).
+    column_names: list[str] | None = None
+    # Lines before the header (or the first data row), e.g. a report title.
+    skip_rows: int = Field(default=0, ge=0)
+    decimal: Literal[".", ","] = "."
+    thousands: Literal[".", ",", " ", "'", "_"] | None = None
+    date_formats: list[str] = Field(default_factory=list)
+    # Zone of timestamps without an offset (default: FACTORYSYNC_TIMEZONE).
+    timezone: str | None = None
+    null_values: list[str] = Field(default_factory=lambda: list(NULL_VALUES))
+    column_types: dict[str, ColumnType] = Field(default_factory=dict)
+    infer_types: bool = True
+    ragged_rows: Literal["report", "fail"] = "report"
+
+    @field_validator("delimiter", "quotechar", "escapechar", mode="before")
+    @classmethod
+    def _one_char(cls, v: Any) -> Any:
+        if v == "\\t" or v == "tab":
+            return "\t"
+        if isinstance(v, str) and (len(v) != 1 or v in "\r\n"):
+            raise ValueError(f"must be one character (got {v!r})")
+        return v
+
+    @field_validator("date_formats")
+    @classmethod
+    def _formats(cls, v: list[str]) -> list[str]:
+        for fmt in v:
+            if "%" not in fmt:
+                raise ValueError(f"date format {fmt!r} has no %-directive (e.g. '%d.%m.%Y %H:%M')")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r} (e.g. Asia/Jakarta, UTC)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _distinct_marks(self) -> CsvOptions:
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise ValueError("thousands and decimal must be different characters")
+        if self.decimal == self.delimiter:
+            raise ValueError("decimal and delimiter must be different characters")
+        if self.quotechar is not None and self.quotechar == self.delimiter:
+            raise ValueError("quotechar and delimiter must be different characters")
+        return self
+
+
+class CsvFileConfig(FileConfig, CsvOptions):
+    file_type: Literal["csv"] = "csv"  # type: ignore[assignment]
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.compute
+        import pyarrow.csv
+    except ImportError:  # pragma: no cover - a dependency of the package
+        raise ConnectorFatal("reading CSV needs pyarrow: pip install 'pyarrow>=15'") from None
+    return pyarrow
+
+
+class CsvFormat(FileFormat):
+    arrow_capable = True
+
+    options_model = CsvOptions
+    config_model = CsvFileConfig
+    options: CsvOptions
+
+    # -- layout --------------------------------------------------------------------
+    def _python_encoding(self) -> str:
+        return "utf-8-sig" if self.options.is_utf8() else self.options.encoding
+
+    def _dialect(self) -> dict[str, Any]:
+        o = self.options
+        return {
+            "delimiter": o.delimiter,
+            "quotechar": o.quotechar or '"',
+            "quoting": csv.QUOTE_MINIMAL if o.quotechar else csv.QUOTE_NONE,
+            "escapechar": o.escapechar,
+            "doublequote": True,
+            "strict": False,
+        }
+
+    def _columns(self, path: Path, label: str) -> list[str] | None:
+        """Column names (from the header, ``column_names`` or the first row's width)."""
+        o = self.options
+        with path.open(encoding=self._python_encoding(), newline="") as fh:
+            rows = csv.reader(fh, **self._dialect())
+            for _ in range(o.skip_rows):
+                if next(rows, None) is None:
+                    return None
+            first = next(rows, None)
+        if first is None:
+            return None
+        if o.column_names:
+            return unique_names(o.column_names)
+        if o.has_header:
+            return unique_names([str(name).strip().lstrip("\ufeff") for name in first])
+        return [f"column_{i + 1}" for i in range(len(first))]
+
+    # -- reading -------------------------------------------------------------------
+    def read(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
+        pa = _pyarrow()
+        o = self.options
+        names = self._columns(path, label)
+        if names is None:
+            return
+        ragged: list[Any] = []
+        pending: list[tuple[Any, list[str]]] = []  # quarantined with the next batch
+
+        def on_invalid_row(row: Any) -> str:
+            ragged.append(row.text)
+            where = f"line {row.number}: " if row.number is not None else ""
+            pending.append(
+                (
+                    {"line": row.number, "text": row.text},
+                    [
+                        f"{where}{row.actual_columns} field(s), "
+                        f"the header has {row.expected_columns}"
+                    ],
+                )
+            )
+            return "skip"
+
+        reader = pa.csv.open_csv(
+            str(path),
+            read_options=pa.csv.ReadOptions(
+                column_names=names,
+                skip_rows=o.skip_rows + (1 if o.has_header else 0),
+                block_size=BLOCK_SIZE,
+                use_threads=False,
+                encoding="utf8" if o.is_utf8() else o.encoding,
+            ),
+            parse_options=pa.csv.ParseOptions(
+                delimiter=o.delimiter,
+                quote_char=o.quotechar or False,
+                escape_char=o.escapechar or False,
+                newlines_in_values=True,
+                ignore_empty_lines=True,
+                invalid_row_handler=on_invalid_row,
+            ),
+            convert_options=pa.csv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                null_values=o.null_values,
+                strings_can_be_null=True,
+            ),
+        )
+        converter = _Converter(o, self.context.settings.timezone, label)
+        size = self.context.batch_size
+        seen = 0
+        try:
+            with reader:
+                for block in self._blocks(reader, label):
+                    if ragged and o.ragged_rows == "fail":
+                        break
+                    block = converter.convert(block, seen)
+                    for start in range(0, block.num_rows, size):
+                        part = block.slice(start, size)
+                        origin = f"{label} (row {seen + start + 1})"
+                        batch = (
+                            Batch([], origin=origin, arrow=part)
+                            if self.columnar
+                            else Batch(part.to_pylist(), origin=origin)
+                        )
+                        batch.rejected, pending[:] = list(pending), []
+                        yield batch
+                    seen += block.num_rows
+                if pending:
+                    yield Batch([], origin=label, rejected=list(pending))
+        finally:
+            if ragged:
+                self._report_ragged(path, label, len(names), len(ragged))
+
+    @staticmethod
+    def _blocks(reader: Any, label: str) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        while True:
+            try:
+                block = reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                text = str(exc)
+                if "UTF8" in text or "UTF-8" in text:
+                    raise ConnectorFatal(
+                        f"{label}: not valid UTF-8 text; set connection_config.encoding "
+                        "(e.g. latin-1, cp1252)"
+                    ) from None
+                raise ConnectorFatal(f"{label}: {text.removeprefix('CSV parse error: ')}") from None
+            yield block
+
+    def _report_ragged(self, path: Path, label: str, expected: int, count: int) -> None:
+        where = ragged_lines(path, self._python_encoding(), self._dialect(), expected, self.options)
+        shown = ", ".join(f"line {line} has {n}" for line, n in where[:RAGGED_SHOWN])
+        more = f" and {count - RAGGED_SHOWN} more" if count > RAGGED_SHOWN else ""
+        message = (
+            f"{label}: {count} row(s) do not have the header's {expected} fields ({shown}{more})"
+        )
+        if self.options.ragged_rows == "fail":
+            raise ConnectorFatal(message + "; set ragged_rows: report to skip them")
+        log.warning("%s; skipped", message)
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Header names made usable: blanks named by position, repeats numbered."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(names):
+        name = raw or f"column_{i + 1}"
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def ragged_lines(
+    path: Path, encoding: str, dialect: dict[str, Any], expected: int, options: CsvOptions
+) -> list[tuple[int, int]]:
+    """(line number, field count) of rows whose width is not ``expected`` (first few)."""
+    found: list[tuple[int, int]] = []
+    with path.open(encoding=encoding, newline="", errors="replace") as fh:
+        rows = csv.reader(fh, **dialect)
+        skip = options.skip_rows + (1 if options.has_header else 0)
+        line = 0
+        for index, row in enumerate(rows):
+            start, line = line + 1, rows.line_num
+            if index < skip or not row:
+                continue
+            if len(row) != expected:
+                found.append((start, len(row)))
+                if len(found) >= RAGGED_SHOWN:
+                    break
+    return found
+
+
+class _Converter:
+    """Converts the text columns of one block to typed columns."""
+
+    def __init__(self, options: CsvOptions, default_zone: str, label: str) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.pa, self.pc = pa, pc
+        self.options = options
+        self.zone = options.timezone or default_zone
+        self.label = label
+
+    def convert(self, block: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
+        columns = []
+        for name, column in zip(block.schema.names, block.columns, strict=True):
+            declared = self.options.column_types.get(name)
+            if declared is not None:
+                columns.append(self._declared(name, column, declared, first_row))
+            elif self.options.infer_types and column.null_count < len(column):
+                columns.append(self._inferred(column))
+            else:
+                columns.append(column)
+        return self.pa.RecordBatch.from_arrays(columns, names=block.schema.names)
+
+    # -- conversions (each raises ArrowInvalid/ValueError when a value does not fit) --
+    def _integer(self, column: Any) -> Any:
+        return self.pc.cast(self.pc.utf8_trim_whitespace(column), self.pa.int64())
+
+    def _float(self, column: Any) -> Any:
+        pc = self.pc
+        text = pc.utf8_trim_whitespace(column)
+        if self.options.thousands:
+            text = pc.replace_substring(text, self.options.thousands, "")
+        if self.options.decimal == ",":
+            text = pc.replace_substring(text, ",", ".")
+        if pc.any(pc.invert(pc.match_substring_regex(text, _NUMBER))).as_py():
+            raise ValueError("not a number")
+        return pc.cast(text, self.pa.float64())
+
+    def _boolean(self, column: Any, *, strict_words: bool) -> Any:
+        pc = self.pc
+        lower = pc.utf8_lower(pc.utf8_trim_whitespace(column))
+        truthy, falsy = (("true",), ("false",)) if strict_words else (_TRUE, _FALSE)
+        is_true = pc.is_in(lower, value_set=self.pa.array(truthy))
+        is_false = pc.is_in(lower, value_set=self.pa.array(falsy))
+        if pc.any(pc.and_(pc.invert(is_true), pc.invert(is_false))).as_py():
+            raise ValueError("not a boolean")
+        return pc.if_else(pc.is_null(lower), self.pa.scalar(None, self.pa.bool_()), is_true)
+
+    def _temporal(self, column: Any, want: str | None) -> Any:
+        pa, pc = self.pa, self.pc
+        text = pc.utf8_trim_whitespace(column)
+        formats = self.options.date_formats
+        if not formats:
+            # ISO 8601 text is typed by the engine (timestamps need an explicit offset).
+            if want == "date":
+                return pc.cast(text, pa.date32())
+            if want == "datetime":
+                return self._localize(pc.cast(text, pa.timestamp("us")))
+            raise ValueError("no date formats")
+        for fmt in formats:
+            timed = bool(_TIME_DIRECTIVES.search(fmt))
+            if (want == "date" and timed) or (want == "datetime" and not timed):
+                continue
+            try:
+                parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=False)
+            except (pa.ArrowInvalid, ValueError):
+                continue
+            return self._localize(parsed) if timed else pc.cast(parsed, pa.date32())
+        raise ValueError("no date format fits")
+
+    def _localize(self, column: Any) -> Any:
+        if getattr(column.type, "tz", None):
+            return column
+        return self.pc.assume_timezone(
+            column, timezone=self.zone, ambiguous="earliest", nonexistent="earliest"
+        )
+
+    def _inferred(self, column: Any) -> Any:
+        pc = self.pc
+        errors = (self.pa.ArrowInvalid, ValueError)
+        numeric: tuple[Any, ...] = ()
+        if not pc.any(pc.match_substring_regex(column, _LEADING_ZERO)).as_py():
+            numeric = (self._integer, self._float)  # codes like 007 stay text
+        for attempt in (
+            *numeric,
+            lambda c: self._boolean(c, strict_words=True),
+            lambda c: self._temporal(c, None),
+        ):
+            try:
+                return attempt(column)
+            except errors:
+                continue
+        return column
+
+    def _declared(self, name: str, column: Any, kind: str, first_row: int) -> Any:
+        convert = {
+            "string": lambda c: c,
+            "integer": self._integer,
+            "float": self._float,
+            "boolean": lambda c: self._boolean(c, strict_words=False),
+            "date": lambda c: self._temporal(c, "date"),
+            "datetime": lambda c: self._temporal(c, "datetime"),
+        }[kind]
+        try:
+            return convert(column)
+        except (self.pa.ArrowInvalid, ValueError):
+            pass
+        # Name the first value that does not fit.
+        for index, value in enumerate(column.to_pylist()):
+            if value is None:
+                continue
+            try:
+                convert(self.pa.array([value], self.pa.string()))
+            except (self.pa.ArrowInvalid, ValueError):
+                formats = self.options.date_formats if kind in ("date", "datetime") else []
+                article = "an" if kind == "integer" else "a"
+                raise ConnectorFatal(
+                    f"{self.label}: data row {first_row + index + 1}, column {name!r}: "
+                    f"{value!r} is not {article} {kind}"
+                    + (f" in the formats {formats}" if formats else "")
+                ) from None
+        raise ConnectorFatal(f"{self.label}: column {name!r} does not fit the type {kind}")

@@ -1,0 +1,194 @@
+"""Prometheus metrics (text format at ``/metrics``).
+
+Run metrics are read from the store when Prometheus scrapes, so they count the runs of
+every process that syncs (scheduler, CLI, API) and survive restarts: runs by source and
+status, run duration, rows by action, seconds since each source's last success, runs in
+progress, scheduler lag and sources by status. The history table is read incrementally:
+after the first scrape only new rows and rows still running are fetched.
+
+Process metrics are observed where they happen: HTTP request latency (by the API's
+middleware) and realtime messages and latency (by the realtime ingest).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from sqlalchemy import Connection, or_, select
+
+from factorysync.store.schema import data_source_registry as reg_t
+from factorysync.store.schema import data_source_sync_history as hist_t
+from factorysync.store.store import Store
+from factorysync.store.types import utcnow
+
+PROCESS = CollectorRegistry(auto_describe=True)
+HTTP_LATENCY = Histogram(
+    "factorysync_http_request_duration_seconds",
+    "HTTP request latency by method, route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=PROCESS,
+)
+REALTIME_MESSAGES = Counter(
+    "factorysync_realtime_messages",
+    "Realtime messages received, by source.",
+    ["source_id"],
+    registry=PROCESS,
+)
+REALTIME_LATENCY = Histogram(
+    "factorysync_realtime_latency_seconds",
+    "Delay from a realtime message's own timestamp to its commit in the store.",
+    ["source_id"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=PROCESS,
+)
+RUN_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
+ROW_ACTIONS = ("processed", "inserted", "updated", "deleted", "rejected")
+
+
+class RunTotals:
+    """Totals over the history table, brought up to date by :meth:`update`."""
+
+    def __init__(self) -> None:
+        self.watermark = 0  # highest history id seen
+        self.running: set[int] = set()  # ids seen while running: fetched again
+        self.runs: dict[tuple[str, str], int] = defaultdict(int)
+        self.rows: dict[tuple[str, str], int] = defaultdict(int)
+        self.buckets: dict[str, list[int]] = {}
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+
+    def update(self, conn: Connection) -> None:
+        with self._lock:
+            new = or_(hist_t.c.id > self.watermark, hist_t.c.id.in_(sorted(self.running)))
+            stmt = (
+                select(
+                    hist_t.c.id,
+                    hist_t.c.source_id,
+                    hist_t.c.sync_status,
+                    hist_t.c.sync_duration_ms,
+                    *(hist_t.c[f"records_{a}"] for a in ROW_ACTIONS),
+                )
+                .where(new)
+                .order_by(hist_t.c.id)
+                .execution_options(yield_per=5000)
+            )
+            for row in conn.execute(stmt):
+                self.watermark = max(self.watermark, row.id)
+                if row.sync_status == "running":
+                    self.running.add(row.id)
+                    continue
+                self.running.discard(row.id)
+                self._count(row)
+
+    def _count(self, row: Any) -> None:
+        sid = row.source_id
+        self.runs[(sid, row.sync_status)] += 1
+        for action in ROW_ACTIONS:
+            self.rows[(sid, action)] += int(getattr(row, f"records_{action}") or 0)
+        seconds = (row.sync_duration_ms or 0) / 1000
+        counts = self.buckets.setdefault(sid, [0] * (len(RUN_BUCKETS) + 1))
+        for i, bound in enumerate(RUN_BUCKETS):
+            if seconds <= bound:
+                counts[i] += 1
+        counts[-1] += 1
+        self.seconds[sid] += seconds
+
+    def families(self) -> Iterator[Metric]:
+        with self._lock:
+            runs = CounterMetricFamily(
+                "factorysync_runs",
+                "Finished sync runs by source and status.",
+                labels=["source_id", "status"],
+            )
+            for (sid, status), n in sorted(self.runs.items()):
+                runs.add_metric([sid, status], n)
+            rows = CounterMetricFamily(
+                "factorysync_rows",
+                "Records by source and action (processed, inserted, updated, deleted, rejected).",
+                labels=["source_id", "action"],
+            )
+            for (sid, action), n in sorted(self.rows.items()):
+                rows.add_metric([sid, action], n)
+            duration = HistogramMetricFamily(
+                "factorysync_run_duration_seconds",
+                "Duration of finished sync runs.",
+                labels=["source_id"],
+            )
+            for sid, counts in sorted(self.buckets.items()):
+                bounds = [*(str(b) for b in RUN_BUCKETS), "+Inf"]
+                duration.add_metric(
+                    [sid], list(zip(bounds, counts, strict=True)), sum_value=self.seconds[sid]
+                )
+        yield from (runs, rows, duration)
+
+
+class StoreCollector(Collector):
+    """Collects the run and registry metrics of one store at scrape time."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.totals = RunTotals()
+
+    def collect(self) -> Iterator[Metric]:
+        from factorysync import services
+
+        with self.store.connect() as conn:
+            self.totals.update(conn)
+            sources = conn.execute(select(reg_t.c.source_id, reg_t.c.last_sync)).all()
+        summary = services.status_summary(self.store)
+        yield from self.totals.families()
+        now = utcnow()
+        since = GaugeMetricFamily(
+            "factorysync_seconds_since_last_success",
+            "Seconds since each source's last successful sync (sources that never "
+            "succeeded are left out).",
+            labels=["source_id"],
+        )
+        for sid, last in sorted(sources, key=lambda r: r.source_id):
+            if last is not None:
+                since.add_metric([sid], max((now - last).total_seconds(), 0.0))
+        yield since
+        by_status = GaugeMetricFamily(
+            "factorysync_sources", "Registered sources by status.", labels=["status"]
+        )
+        for status, n in sorted(summary["by_status"].items()):
+            by_status.add_metric([status], n)
+        yield by_status
+        yield GaugeMetricFamily(
+            "factorysync_runs_in_progress",
+            "Runs in progress (all processes).",
+            value=summary["runs_in_progress"],
+        )
+        yield GaugeMetricFamily(
+            "factorysync_scheduler_lag_seconds",
+            "How late the most overdue active source is.",
+            value=summary["scheduler_lag_s"],
+        )
+
+
+class Metrics:
+    """The metrics of one API app: process-wide ones plus its store's."""
+
+    def __init__(self, store: Store) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StoreCollector(store))
+
+    def render(self) -> bytes:
+        return generate_latest(PROCESS) + generate_latest(self.registry)
+
+
+def observe_http(method: str, route: str, status: int, started: float) -> None:
+    HTTP_LATENCY.labels(method, route, str(status)).observe(time.perf_counter() - started)

@@ -1,0 +1,194 @@
+"""The realtime service: one long-running worker per realtime source.
+
+``factorysync run`` starts it next to the scheduler. Every ``realtime_rescan_s`` it
+compares the registry with what runs: sources of a realtime connection type (MQTT,
+OPC UA) that are ``active`` (or ``error``) get a worker; a worker whose source changed
+is restarted, one whose source was removed, disabled or put in maintenance is stopped.
+File sources with ``auto_reload: true`` get a watcher that syncs them when their file
+changes (:mod:`factorysync.realtime.filewatch`).
+
+A source whose configuration cannot run (bad mapping, missing driver) keeps the reason
+in the registry's ``last_error`` and is tried again once its declaration changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select
+
+from factorysync.config import SourceDecl
+from factorysync.engine.runner import recover_interrupted
+from factorysync.errors import FactorySyncError
+from factorysync.realtime import REALTIME_CONNECTION_TYPES
+from factorysync.realtime.writer import MicroBatchWriter, report_status
+from factorysync.store.registry import declaration_of, get_source
+from factorysync.store.schema import data_source_registry as reg_t
+from factorysync.store.store import Store
+
+log = logging.getLogger("factorysync.realtime")
+
+
+class Worker(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def build_worker(store: Store, decl: SourceDecl) -> Worker:
+    """The worker that runs ``decl``: a subscriber feeding a writer, or a file watcher."""
+    primary = decl.primary()
+    kind = primary.connection_type
+    if kind == "file":
+        from factorysync.realtime.filewatch import FileWatcher
+
+        return FileWatcher(store, decl)
+    if kind not in REALTIME_CONNECTION_TYPES:
+        raise FactorySyncError(f"connection_type {kind!r} is not a realtime type")
+    batch_rows = int(primary.connection_config.get("batch_rows", 500))
+    batch_ms = float(primary.connection_config.get("batch_ms", 200))
+    writer = MicroBatchWriter(store, decl.source_id, max_rows=batch_rows, max_age_s=batch_ms / 1000)
+    subscriber: Any
+    if kind == "mqtt":
+        from factorysync.realtime.mqtt import MqttSubscriber
+
+        subscriber = MqttSubscriber(decl.source_id, primary, writer)
+    else:
+        from factorysync.realtime.opcua import OpcUaSubscriber
+
+        subscriber = OpcUaSubscriber(decl.source_id, primary, writer)
+    return _Pipeline(writer, subscriber)
+
+
+class _Pipeline:
+    """A subscriber and its writer, started and stopped together."""
+
+    def __init__(self, writer: MicroBatchWriter, subscriber: Any) -> None:
+        self.writer = writer
+        self.subscriber = subscriber
+
+    def start(self) -> None:
+        self.writer.open()
+        self.writer.start()
+        try:
+            self.subscriber.start()
+        except BaseException:
+            self.writer.stop()
+            raise
+
+    def stop(self) -> None:
+        self.subscriber.stop()  # stops taking messages, then flushes through the writer
+
+
+def _fingerprint(decl: SourceDecl) -> str:
+    return hashlib.sha256(decl.model_dump_json().encode()).hexdigest()
+
+
+def watched(decl: SourceDecl) -> bool:
+    """Whether the realtime service runs this source (subscription or file watch)."""
+    primary = decl.primary()
+    if primary.connection_type in REALTIME_CONNECTION_TYPES:
+        return True
+    return primary.connection_type == "file" and bool(primary.connection_config.get("auto_reload"))
+
+
+class RealtimeService:
+    def __init__(self, store: Store, *, file_watch: bool = True) -> None:
+        self.store = store
+        self.file_watch = file_watch
+        self.workers: dict[str, tuple[str, Worker]] = {}
+        self.failed: dict[str, str] = {}  # source_id -> fingerprint that could not start
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._recovered = False
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        self.reconcile()
+        self._thread = threading.Thread(target=self._loop, name="realtime", daemon=True)
+        self._thread.start()
+
+    def run_forever(self) -> None:
+        self.reconcile()
+        self._loop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        for sid in list(self.workers):
+            self._stop_worker(sid)
+
+    def _loop(self) -> None:
+        every = self.store.settings.realtime_rescan_s
+        while not self._stop.wait(every):
+            try:
+                self.reconcile()
+            except Exception as exc:
+                log.warning("realtime: registry scan failed (%s); retrying", exc)
+
+    # -- reconcile -------------------------------------------------------------------
+    def wanted(self) -> dict[str, SourceDecl]:
+        """The sources this service should run now, by source id."""
+        types = list(REALTIME_CONNECTION_TYPES) + (["file"] if self.file_watch else [])
+        with self.store.connect() as conn:
+            ids = (
+                conn.execute(
+                    select(reg_t.c.source_id).where(
+                        reg_t.c.status.in_(("active", "error")),
+                        or_(reg_t.c.connection_type.in_(types), reg_t.c.connection_type.is_(None)),
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            found = {}
+            for sid in ids:
+                try:
+                    decl = declaration_of(get_source(conn, sid), self.store.box)
+                except FactorySyncError:
+                    continue  # removed since, or unreadable: 'source show' tells why
+                if watched(decl) and (self.file_watch or decl.primary().connection_type != "file"):
+                    found[sid] = decl
+        return found
+
+    def reconcile(self) -> None:
+        if self._stop.is_set():
+            return
+        if not self._recovered:
+            # Windows left 'running' by a process that died are marked interrupted.
+            recover_interrupted(self.store)
+            self._recovered = True
+        wanted = self.wanted()
+        for sid in list(self.workers):
+            fingerprint, _ = self.workers[sid]
+            decl = wanted.get(sid)
+            if decl is None or _fingerprint(decl) != fingerprint:
+                self._stop_worker(sid)
+        for sid, decl in wanted.items():
+            fingerprint = _fingerprint(decl)
+            if sid in self.workers or self.failed.get(sid) == fingerprint:
+                continue
+            try:
+                worker = build_worker(self.store, decl)
+                worker.start()
+            except Exception as exc:
+                message = str(exc) if isinstance(exc, FactorySyncError) else repr(exc)
+                log.error("realtime: source %s cannot start: %s", sid, message)
+                self.failed[sid] = fingerprint
+                report_status(self.store, sid, message)
+                continue
+            self.failed.pop(sid, None)
+            self.workers[sid] = (fingerprint, worker)
+            log.info("realtime: %s started", sid)
+
+    def _stop_worker(self, sid: str) -> None:
+        _, worker = self.workers.pop(sid)
+        try:
+            worker.stop()
+        except Exception:
+            log.exception("realtime: stopping %s failed", sid)
+        log.info("realtime: %s stopped", sid)

@@ -1,0 +1,108 @@
+"""History of a realtime source: one ``data_source_sync_history`` row per time window.
+
+A window opens with the first flush after the previous one closed (an idle source adds
+no rows), its counts grow with every flush in the flush's own transaction, and it is
+closed as ``success`` once ``window_s`` have passed. A process that dies leaves its
+window ``running``; the next start of ``factorysync run`` marks it interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from factorysync.engine import history
+from factorysync.engine.history import RunResult
+from factorysync.store.registry import get_source
+from factorysync.store.schema import data_source_registry as reg_t
+from factorysync.store.schema import data_source_sync_history as hist_t
+from factorysync.store.targets import MergeCounts
+from factorysync.store.types import utcnow
+
+SYNC_TYPE = "realtime"
+
+
+class HistoryWindow:
+    def __init__(self, source_id: str, window_s: float) -> None:
+        self.source_id = source_id
+        self.window_s = window_s
+        self.result: RunResult | None = None
+        self.started: datetime | None = None
+        self._opened = 0.0
+        self._committed: tuple[RunResult | None, datetime | None, float] = (None, None, 0.0)
+
+    @property
+    def run_id(self) -> int | None:
+        return None if self.result is None else self.result.run_id
+
+    def due(self) -> bool:
+        """Whether the open window has reached its end."""
+        return self.result is not None and time.monotonic() - self._opened >= self.window_s
+
+    def begin(self, conn: Connection) -> int:
+        """The run id of the current window, opening one (closing an expired one) first."""
+        if self.result is not None and self.due():
+            self.close(conn)
+        if self.result is None:
+            self.started = utcnow()
+            run_id = history.start_run(
+                conn, self.source_id, SYNC_TYPE, SYNC_TYPE, self.started, None
+            )
+            self.result = RunResult(run_id, self.source_id, SYNC_TYPE, "running")
+            self._opened = time.monotonic()
+        return self.result.run_id
+
+    def add(
+        self, conn: Connection, processed: int, counts: MergeCounts, rejected: int
+    ) -> RunResult:
+        """Add one flush to the window's counts (in the flush's transaction)."""
+        assert self.result is not None and self.started is not None
+        r = self.result
+        r.records_processed += processed
+        r.records_inserted += counts.inserted
+        r.records_updated += counts.updated
+        r.records_deleted += counts.deleted
+        r.records_rejected += rejected
+        conn.execute(
+            update(hist_t)
+            .where(hist_t.c.id == r.run_id)
+            .values(
+                records_processed=r.records_processed,
+                records_inserted=r.records_inserted,
+                records_updated=r.records_updated,
+                records_deleted=r.records_deleted,
+                records_rejected=r.records_rejected,
+                sync_duration_ms=int((utcnow() - self.started).total_seconds() * 1000),
+            )
+        )
+        conn.execute(
+            update(reg_t).where(reg_t.c.source_id == self.source_id).values(last_sync=utcnow())
+        )
+        return r
+
+    def close(self, conn: Connection) -> None:
+        """End the window as 'success' (in the caller's transaction)."""
+        if self.result is None or self.started is None:
+            return
+        self.result.sync_status = "success"
+        source: dict[str, Any] = get_source(conn, self.source_id)
+        history.finish_success(conn, source, self.result, self.started)
+        self.result = None
+        self.started = None
+
+    # A flush whose transaction rolled back must not leave the window pointing at a row
+    # that was never committed (or a close that never happened).
+    def mark(self) -> None:
+        self._committed = (self._copy(), self.started, self._opened)
+
+    def rollback(self) -> None:
+        result, self.started, self._opened = self._committed
+        self.result = result
+
+    def _copy(self) -> RunResult | None:
+        if self.result is None:
+            return None
+        return RunResult(**{**self.result.as_dict(), "details": dict(self.result.details)})

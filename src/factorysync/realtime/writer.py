@@ -1,0 +1,383 @@
+"""Micro-batch writer of one realtime source.
+
+Subscribers hand over :class:`Incoming` messages; the writer's thread flushes them when
+``max_rows`` wait or the oldest has waited ``max_age_s``. One flush is one transaction:
+the records are mapped and validated like in a batch sync (``mapping_config``), staged
+and merged into each target table by key (latest state per key; a key that includes the
+timestamp appends a time series), rejects are quarantined with their reasons, and the
+history window's counts grow. Only after the commit are the messages acknowledged (an
+MQTT QoS 1/2 message is redelivered when the process dies before that; writing it again
+changes nothing, because the merge is by key) and the changed rows published to live
+subscribers (:mod:`factorysync.realtime.bus`).
+
+A flush that fails (store unreachable, locked) is retried with back-off; its messages
+stay pending and unacknowledged, and while too many are pending ``put`` blocks, which
+stops the subscriber from reading and lets the broker hold the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from factorysync.config import SourceDecl
+from factorysync.engine.mapping import Mapper
+from factorysync.engine.quality import Validator
+from factorysync.errors import ConfigError, MappingError
+from factorysync.realtime.bus import bus
+from factorysync.realtime.window import HistoryWindow
+from factorysync.store.db import describe_db_error, write_transaction
+from factorysync.store.registry import declaration_of, get_source
+from factorysync.store.schema import data_source_quarantine as quarantine_t
+from factorysync.store.schema import data_source_registry as reg_t
+from factorysync.store.store import Store
+from factorysync.store.targets import MergeCounts, TargetTable, row_hash
+from factorysync.store.types import utcnow
+
+log = logging.getLogger("factorysync.realtime")
+MAX_RETRY_S = 30.0
+QUARANTINE_CAP = 10_000  # per flush
+
+
+@dataclass
+class Incoming:
+    """One received message: its records, or why it has none."""
+
+    records: list[Any]
+    # What quarantine keeps of the message when it is refused (e.g. topic and payload).
+    raw: Any = None
+    error: str | None = None
+    # Called after the flush holding this message committed (e.g. the MQTT PUBACK).
+    ack: Callable[[], None] | None = None
+    received: float = field(default_factory=time.monotonic)
+
+
+class _Target:
+    """One active mapping of the source: mapper, validator and its target table."""
+
+    def __init__(self, conn: Connection, source_id: str, decl: Any) -> None:
+        self.decl = decl
+        self.mapper = Mapper(decl.mapping_config)
+        if not self.mapper.key:
+            raise ConfigError(
+                f"source {source_id!r}: mapping {decl.target_table!r} needs a primary_key: "
+                "realtime rows are upserted by key (add the timestamp to the key for a "
+                "time series)"
+            )
+        self.validator = Validator(decl.mapping_config.validate_)
+        self.on_invalid = decl.mapping_config.on_invalid
+        self.table = TargetTable(
+            conn,
+            decl.target_table,
+            source_id=source_id,
+            key=self.mapper.key,
+            declared=self.mapper.declared_types(),
+        )
+
+    def problems(self, row: dict[str, Any]) -> list[str]:
+        found = [f"primary key column {k!r} is empty" for k in self.mapper.missing_key_columns(row)]
+        return found + self.validator.check(row)
+
+
+class MicroBatchWriter:
+    def __init__(
+        self,
+        store: Store,
+        source_id: str,
+        *,
+        max_rows: int = 500,
+        max_age_s: float = 0.2,
+        window_s: float | None = None,
+        max_pending: int | None = None,
+    ) -> None:
+        self.store = store
+        self.source_id = source_id
+        self.max_rows = max_rows
+        self.max_age_s = max_age_s
+        settings = store.settings
+        self.window = HistoryWindow(
+            source_id, settings.realtime_window_s if window_s is None else window_s
+        )
+        self.max_pending = max_pending or max(10 * max_rows, 10_000)
+        self._pending: list[Incoming] = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._conn: Connection | None = None
+        self._targets: list[_Target] = []
+        self.flushes = 0
+        self.last_error: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def open(self) -> SourceDecl:
+        """Connect to the store and prepare the targets; raises ConfigError when invalid."""
+        conn = self.store.connect()
+        try:
+            with conn.begin():
+                decl = declaration_of(get_source(conn, self.source_id), self.store.box)
+                self._targets = [
+                    _Target(conn, self.source_id, m) for m in decl.mappings if m.is_active
+                ]
+        except BaseException:
+            conn.close()
+            raise
+        if not self._targets:
+            conn.close()
+            raise ConfigError(f"source {self.source_id!r} has no active mapping")
+        self._conn = conn
+        return decl
+
+    def start(self) -> None:
+        if self._conn is None:
+            self.open()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"writer-{self.source_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush what is pending (once), close the history window and disconnect."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._conn is not None:
+            try:
+                with write_transaction(self._conn):
+                    self.window.close(self._conn)
+            except Exception as exc:
+                log.warning("%s: could not close the history window: %s", self.source_id, exc)
+            finally:
+                if self._conn.in_transaction():
+                    self._conn.rollback()
+                for t in self._targets:
+                    try:
+                        with self._conn.begin():
+                            t.table.drop_stage()
+                    except Exception:
+                        t.table.forget_stage()
+                self._conn.close()
+                self._conn = None
+
+    # -- input -----------------------------------------------------------------------
+    def put(self, item: Incoming) -> None:
+        """Queue one message; blocks while too many are pending (back-pressure)."""
+        with self._cond:
+            while len(self._pending) >= self.max_pending and not self._stop:
+                self._cond.wait(0.5)
+            self._pending.append(item)
+            # The first message starts the age clock; a full batch is written at once.
+            if len(self._pending) == 1 or len(self._pending) >= self.max_rows:
+                self._cond.notify_all()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    # -- the flush loop --------------------------------------------------------------
+    def _loop(self) -> None:
+        delay = 0.5
+        while True:
+            with self._cond:
+                while not self._stop:
+                    if len(self._pending) >= self.max_rows:
+                        break
+                    if self._pending:
+                        wait = self._pending[0].received + self.max_age_s - time.monotonic()
+                        if wait <= 0:
+                            break
+                    elif self.window.due():
+                        break
+                    else:
+                        wait = 1.0
+                    self._cond.wait(wait)
+                items = self._pending[: self.max_rows]
+                stopping = self._stop
+            try:
+                if items:
+                    self._flush_or_isolate(items)
+                elif self.window.due():
+                    assert self._conn is not None
+                    with write_transaction(self._conn):
+                        self.window.close(self._conn)
+                delay = 0.5
+                if self.last_error is not None:
+                    self._report(None)
+            except Exception as exc:
+                message = self._describe(exc)
+                log.warning(
+                    "%s: write failed (%s); again in %.1f s", self.source_id, message, delay
+                )
+                self._report(message)
+                if stopping:
+                    return
+                with self._cond:
+                    self._cond.wait(delay)
+                delay = min(delay * 2, MAX_RETRY_S)
+                continue
+            with self._cond:
+                del self._pending[: len(items)]
+                self._cond.notify_all()
+                if stopping and not self._pending:
+                    return
+
+    def _flush_or_isolate(self, items: list[Incoming]) -> None:
+        """Flush; when the store refuses the data itself, find and quarantine the culprit.
+
+        A lost or locked store is retried by the caller; a value the store cannot hold
+        (e.g. a NUL character in PostgreSQL JSON) would fail forever, so the batch is
+        written message by message and the one the store refuses is quarantined alone.
+        """
+        try:
+            self.flush(items)
+            return
+        except (OperationalError, InterfaceError):
+            raise
+        except DBAPIError:
+            if len(items) == 1 and items[0].error is not None:
+                raise
+        for item in items:
+            try:
+                self.flush([item])
+            except (OperationalError, InterfaceError):
+                raise
+            except DBAPIError as exc:
+                reason = f"the store refused the record: {describe_db_error(exc)}"
+                raw = item.raw if item.raw is not None else item.records
+                blob = orjson.dumps(raw, default=str).decode().replace("\\u0000", "")
+                self.flush([Incoming([], raw={"text": blob}, error=reason, ack=item.ack)])
+
+    def flush(self, items: list[Incoming]) -> None:
+        """Write ``items`` in one transaction, then acknowledge and publish them."""
+        conn = self._conn
+        assert conn is not None
+        self.window.mark()
+        published: list[tuple[str, list[dict[str, Any]]]] = []
+        try:
+            with write_transaction(conn):
+                run_id = self.window.begin(conn)
+                now = utcnow()
+                quarantine: list[dict[str, Any]] = []
+                rejected = 0
+                counts = MergeCounts()
+                processed = sum(max(len(i.records), 1) for i in items)
+                for target in self._targets:
+                    rows, hashes, refused = self._map(target, items, run_id)
+                    rejected += len(refused)
+                    if target.on_invalid == "fail" and refused:
+                        raise MappingError(refused[0]["reasons"][0])
+                    if target.on_invalid == "quarantine":
+                        quarantine += refused[: QUARANTINE_CAP - len(quarantine)]
+                    if rows:
+                        target.table.reload()
+                        target.table.stage(rows, hashes)
+                        got = target.table.merge(run_id, now, delete_missing=None)
+                        target.table.clear_stage()
+                        counts.inserted += got.inserted
+                        counts.updated += got.updated
+                        published.append((target.decl.target_table, rows))
+                if quarantine:
+                    conn.execute(insert(quarantine_t), quarantine)
+                self.window.add(conn, processed, counts, rejected)
+        except BaseException:
+            self.window.rollback()
+            if conn.in_transaction():
+                conn.rollback()
+            for target in self._targets:
+                target.table.forget_stage()
+            if conn.in_transaction():
+                conn.rollback()
+            raise
+        self.flushes += 1
+        for item in items:
+            if item.ack is not None:
+                try:
+                    item.ack()
+                except Exception as exc:  # the message is then redelivered: harmless
+                    log.debug("%s: acknowledgement failed: %s", self.source_id, exc)
+        for table, rows in published:
+            if bus.subscribers(table):
+                bus.publish(table, {"source_id": self.source_id, "run_id": run_id, "rows": rows})
+
+    def _map(
+        self, target: _Target, items: list[Incoming], run_id: int
+    ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+        rows: list[dict[str, Any]] = []
+        hashes: list[str] = []
+        refused: list[dict[str, Any]] = []
+        mapper = target.mapper
+
+        def reject(record: Any, reasons: list[str]) -> None:
+            refused.append(
+                {
+                    "source_id": self.source_id,
+                    "run_id": run_id,
+                    "target_table": target.decl.target_table,
+                    "record": record,
+                    "reasons": reasons,
+                }
+            )
+
+        for item in items:
+            if item.error is not None:
+                reject(item.raw, [item.error])
+                continue
+            for source_record in item.records:
+                try:
+                    expanded = mapper.expand(source_record)
+                except MappingError as exc:
+                    reject(source_record, [str(exc)])
+                    continue
+                for record in expanded:
+                    try:
+                        row = mapper.map(record)
+                        problems = target.problems(row)
+                    except MappingError as exc:
+                        row, problems = None, [str(exc)]
+                    if problems or row is None:
+                        reject(record, problems)
+                        continue
+                    rows.append(row)
+                    hashes.append(row_hash(row))
+        return rows, hashes, refused
+
+    # -- status ----------------------------------------------------------------------
+    @staticmethod
+    def _describe(exc: BaseException) -> str:
+        if exc.__class__.__module__.startswith("sqlalchemy"):
+            return f"store error: {describe_db_error(exc)}"
+        return str(exc) or type(exc).__name__
+
+    def _report(self, error: str | None) -> None:
+        self.last_error = error
+        report_status(self.store, self.source_id, error)
+
+
+def report_status(store: Store, source_id: str, error: str | None) -> None:
+    """Record a realtime source's health in the registry (``last_error``, ``error_count``)."""
+    values: dict[str, Any] = {"last_error": error}
+    try:
+        with store.begin() as conn:
+            if error is None:
+                values["error_count"] = 0
+                status = conn.execute(
+                    reg_t.select()
+                    .with_only_columns(reg_t.c.status)
+                    .where(reg_t.c.source_id == source_id)
+                ).scalar_one_or_none()
+                if status == "error":
+                    values["status"] = "active"
+            else:
+                values["error_count"] = reg_t.c.error_count + 1
+            conn.execute(update(reg_t).where(reg_t.c.source_id == source_id).values(**values))
+    except Exception as exc:  # the store itself may be what failed
+        log.debug("%s: could not record status: %s", source_id, exc)

@@ -1,0 +1,421 @@
+"""Accounts, roles and API tokens.
+
+Roles, each allowed what the one below it is:
+
+    admin      everything: sources, users, anyone's tokens
+    operator   test and sync sources; read the registry, history, runs and templates
+    viewer     read status and data
+
+An API token is ``fs_`` followed by 43 url-safe characters (32 random bytes). It is shown
+once; only its SHA-256 is stored (a random 256-bit token needs no slow hash), next to
+its first characters so a person can tell tokens apart. Tokens may expire and can be
+revoked; disabling a user stops all of its tokens. Passwords are hashed with Argon2id.
+
+A token may carry ``scopes``; it then reaches only endpoints that ask for one of them,
+still within its user's role. The API asks for ``read`` (status, data, metrics),
+``operate`` (registry reads, test, sync), ``admin`` (changes to sources and users) and
+``tokens`` (managing one's own tokens); ``ingest:<source_id>`` is for pushing one
+source's data. A dashboard's token is typically a viewer's, or any user's with
+``scopes: [read]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Connection, func, insert, select, update
+
+from factorysync.errors import ConfigError, FactorySyncError, NotFoundError
+from factorysync.store.db import plain
+from factorysync.store.schema import api_tokens as tokens_t
+from factorysync.store.schema import users as users_t
+from factorysync.store.types import utcnow
+
+ROLES = ("viewer", "operator", "admin")  # lowest first
+TOKEN_PREFIX = "fs_"
+SHOWN_CHARS = 10  # characters of a token kept in clear to tell tokens apart
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
+SCOPE = re.compile(r"^[a-z]+(:[a-z0-9][a-z0-9_.-]{0,99})?$")
+MIN_PASSWORD = 8
+FIRST_ADMIN = "admin"
+_hasher = PasswordHasher()
+
+
+class AlreadyExists(FactorySyncError):
+    """An object with that name exists already."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user behind a valid token."""
+
+    user_id: int
+    username: str
+    role: str
+    token_id: int | None = None
+    scopes: tuple[str, ...] | None = None
+
+    def has_role(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+    def has_scope(self, scope: str | None) -> bool:
+        """Unscoped tokens reach everything their role allows; scoped ones only their scopes."""
+        return self.scopes is None or (scope is not None and scope in self.scopes)
+
+
+# -- hashing ------------------------------------------------------------------------
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so both cases take the same time."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+# -- users --------------------------------------------------------------------------
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ConfigError(f"role {role!r} is not one of {', '.join(reversed(ROLES))}")
+    return role
+
+
+def _check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise ConfigError(f"password: at least {MIN_PASSWORD} characters")
+    return password
+
+
+def public_user(row: Any) -> dict[str, Any]:
+    user = plain(row)
+    user["has_password"] = bool(user.pop("password_hash", None))
+    return user
+
+
+def create_user(
+    conn: Connection,
+    username: str,
+    role: str,
+    *,
+    password: str | None = None,
+    email: str | None = None,
+    full_name: str | None = None,
+) -> dict[str, Any]:
+    if not USERNAME.match(username):
+        raise ConfigError(
+            f"username {username!r}: letters, digits and '_.@-', starting with a letter "
+            "or digit, at most 100 characters"
+        )
+    _check_role(role)
+    exists = conn.execute(select(users_t.c.id).where(users_t.c.username == username)).first()
+    if exists:
+        raise AlreadyExists(f"user {username!r} exists already")
+    values = {
+        "username": username,
+        "role": role,
+        "email": email,
+        "full_name": full_name,
+        "is_active": True,
+        "password_hash": hash_password(_check_password(password)) if password else None,
+    }
+    conn.execute(insert(users_t).values(**values))
+    return get_user(conn, username)
+
+
+def get_user(conn: Connection, username: str) -> dict[str, Any]:
+    row = conn.execute(select(users_t).where(users_t.c.username == username)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no user {username!r} (see 'factorysync user list')")
+    return public_user(row)
+
+
+def list_users(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(users_t).order_by(users_t.c.username)).mappings()
+    return [public_user(r) for r in rows]
+
+
+def update_user(
+    conn: Connection,
+    username: str,
+    *,
+    role: str | None = None,
+    is_active: bool | None = None,
+    password: str | None = None,
+    email: str | None = None,
+    full_name: str | None = None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if role is not None:
+        values["role"] = _check_role(role)
+    if is_active is not None:
+        values["is_active"] = is_active
+    if password is not None:
+        values["password_hash"] = hash_password(_check_password(password))
+    if email is not None:
+        values["email"] = email
+    if full_name is not None:
+        values["full_name"] = full_name
+    if values:
+        found = conn.execute(
+            update(users_t).where(users_t.c.username == username).values(**values)
+        ).rowcount
+        if not found:
+            raise NotFoundError(f"no user {username!r} (see 'factorysync user list')")
+    return get_user(conn, username)
+
+
+def count_users(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(users_t)).scalar_one())
+
+
+def login(conn: Connection, username: str, password: str) -> dict[str, Any] | None:
+    """The active user with that password (and its last_login set), else None."""
+    row = conn.execute(select(users_t).where(users_t.c.username == username)).mappings().first()
+    stored = row["password_hash"] if row is not None else None
+    if not verify_password(stored, password) or row is None or not row["is_active"]:
+        return None
+    conn.execute(update(users_t).where(users_t.c.id == row["id"]).values(last_login=utcnow()))
+    return public_user(row)
+
+
+# -- tokens -------------------------------------------------------------------------
+def check_scopes(scopes: list[str] | None) -> list[str] | None:
+    if scopes is None:
+        return None
+    bad = [s for s in scopes if not SCOPE.match(s)]
+    if bad:
+        raise ConfigError(
+            f"scopes: {', '.join(map(repr, bad))} are not scopes (e.g. 'read', 'ingest:SOURCE_ID')"
+        )
+    return sorted(set(scopes))
+
+
+def public_token(row: Any) -> dict[str, Any]:
+    token = plain(row)
+    token.pop("token_hash", None)
+    return token
+
+
+def create_token(
+    conn: Connection,
+    username: str,
+    *,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+    scopes: list[str] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A new token for ``username``: (the token, shown only now; its stored row)."""
+    user = get_user(conn, username)
+    if not user["is_active"]:
+        raise ConfigError(f"user {username!r} is disabled")
+    if expires_at is not None and expires_at <= utcnow():
+        raise ConfigError("expires_at: must be in the future")
+    token = new_token()
+    token_id = conn.execute(
+        insert(tokens_t)
+        .values(
+            user_id=user["id"],
+            name=name,
+            token_hash=hash_token(token),
+            token_prefix=token[:SHOWN_CHARS],
+            scopes=check_scopes(scopes),
+            expires_at=expires_at,
+        )
+        .returning(tokens_t.c.id)
+    ).scalar_one()
+    return token, get_token(conn, token_id)
+
+
+def _token_query() -> Any:
+    return select(
+        tokens_t.c.id,
+        tokens_t.c.user_id,
+        users_t.c.username,
+        tokens_t.c.name,
+        tokens_t.c.token_prefix,
+        tokens_t.c.scopes,
+        tokens_t.c.created_at,
+        tokens_t.c.expires_at,
+        tokens_t.c.revoked_at,
+        tokens_t.c.last_used_at,
+    ).join(users_t, users_t.c.id == tokens_t.c.user_id)
+
+
+def get_token(conn: Connection, token_id: int) -> dict[str, Any]:
+    row = conn.execute(_token_query().where(tokens_t.c.id == token_id)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no token {token_id} (see 'factorysync token list')")
+    return plain(row)
+
+
+def list_tokens(conn: Connection, username: str | None = None) -> list[dict[str, Any]]:
+    stmt = _token_query().order_by(tokens_t.c.id)
+    if username is not None:
+        stmt = stmt.where(users_t.c.username == username)
+    return [plain(r) for r in conn.execute(stmt).mappings()]
+
+
+def find_token(conn: Connection, ident: str | int) -> dict[str, Any]:
+    """A token by id or by its shown prefix (``fs_AbCdEfG``)."""
+    text = str(ident)
+    if text.isdigit():
+        return get_token(conn, int(text))
+    rows = conn.execute(_token_query().where(tokens_t.c.token_prefix == text)).mappings().all()
+    if len(rows) != 1:
+        what = "no token" if not rows else f"{len(rows)} tokens"
+        raise NotFoundError(f"{what} with prefix {text!r}: give the token id instead")
+    return plain(rows[0])
+
+
+def revoke_token(conn: Connection, token_id: int) -> dict[str, Any]:
+    conn.execute(
+        update(tokens_t)
+        .where(tokens_t.c.id == token_id, tokens_t.c.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return get_token(conn, token_id)
+
+
+def authenticate(conn: Connection, token: str) -> Principal | None:
+    """The principal behind a presented token, or None (unknown, revoked, expired, disabled)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = conn.execute(
+        select(
+            tokens_t.c.id,
+            tokens_t.c.scopes,
+            tokens_t.c.expires_at,
+            tokens_t.c.revoked_at,
+            users_t.c.id.label("user_id"),
+            users_t.c.username,
+            users_t.c.role,
+            users_t.c.is_active,
+        )
+        .join(users_t, users_t.c.id == tokens_t.c.user_id)
+        .where(tokens_t.c.token_hash == hash_token(token))
+    ).first()
+    if row is None or row.revoked_at is not None or not row.is_active:
+        return None
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None
+    scopes = tuple(row.scopes) if row.scopes is not None else None
+    return Principal(row.user_id, row.username, row.role, row.id, scopes)
+
+
+def ensure_first_admin(conn: Connection) -> tuple[str, str] | None:
+    """On a store without users: create the admin and its first token (username, token)."""
+    if count_users(conn):
+        return None
+    create_user(conn, FIRST_ADMIN, "admin")
+    token, _ = create_token(conn, FIRST_ADMIN, name="created by init")
+    return FIRST_ADMIN, token
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90m``, ``12h``, ``30d``, ``2w`` (or plain seconds) as a timedelta."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
+    if not match:
+        raise ConfigError(f"duration {text!r}: use e.g. 90m, 12h, 30d or 2w")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    return timedelta(seconds=int(match.group(1)) * unit)
+
+
+# -- runtime helpers ---------------------------------------------------------------
+class UsageRecorder:
+    """When tokens were last used, written to ``api_tokens.last_used_at`` in batches.
+
+    Requests only note the time in memory: a write per request would queue API reads
+    behind sync transactions on SQLite.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[int, datetime] = {}
+        self._lock = threading.Lock()
+
+    def note(self, token_id: int) -> None:
+        with self._lock:
+            self._seen[token_id] = utcnow()
+
+    def flush(self, conn: Connection) -> int:
+        with self._lock:
+            seen, self._seen = self._seen, {}
+        for token_id, when in seen.items():
+            conn.execute(
+                update(tokens_t).where(tokens_t.c.id == token_id).values(last_used_at=when)
+            )
+        return len(seen)
+
+
+class LoginLimiter:
+    """Failed logins per key (user name, client address) in a sliding window.
+
+    Kept in memory per process: enough to make guessing passwords slow. A key past its
+    limit is refused until its oldest failure leaves the window, whatever the password.
+    """
+
+    def __init__(self, max_failures: int, window_s: float, *, max_keys: int = 100_000) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.max_keys = max_keys
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until these keys may try again (0 when they may now)."""
+        now = time.monotonic()
+        wait = 0.0
+        with self._lock:
+            for key in keys:
+                times = self._recent(key, now)
+                if len(times) >= self.max_failures:
+                    wait = max(wait, self.window_s - (now - times[-self.max_failures]))
+        return wait
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._failures[key] = [*self._recent(key, now), now]
+                self._failures.move_to_end(key)
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)

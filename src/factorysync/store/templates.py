@@ -1,0 +1,278 @@
+"""Source templates (``data_source_templates``): the predefined ones, seeded by
+``factorysync init``, and source declarations made from a template.
+
+A template holds a complete example connection (``connection_config``, and an
+``authentication_config`` whose secrets are ``${env:NAME}`` references, never values)
+plus a starting ``mapping_config``. :func:`declaration_from_template` overlays what the
+user gives (``file_path``, ``host``, ``table``, …) and returns a source declaration that
+``services.create_source`` registers like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from factorysync.errors import ConfigError, NotFoundError
+from factorysync.store.db import plain
+from factorysync.store.schema import data_source_templates as templates_t
+
+
+def _t(
+    name: str,
+    display: str,
+    description: str,
+    source_type: str,
+    connection_type: str,
+    connection_config: dict[str, Any],
+    authentication_config: dict[str, Any] | None = None,
+    mapping_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "template_name": name,
+        "display_name": display,
+        "description": description,
+        "source_type": source_type,
+        "connection_type": connection_type,
+        "connection_config": connection_config,
+        "authentication_config": authentication_config or {},
+        "mapping_config": mapping_config or {},
+    }
+
+
+def _table(dialect: str, port: int, schema: str | None, display: str) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "dialect": dialect,
+        "host": "127.0.0.1",
+        "port": port,
+        "database": "mes",
+        "table": "production",
+        "connection_pool_size": 5,
+        "connect_timeout": 10,
+    }
+    if schema:
+        config["schema"] = schema
+    return _t(
+        f"{dialect}_table",
+        f"{display} table",
+        f"Rows of one {display} table (or a query), streamed; incremental by a cursor column.",
+        "database",
+        "database",
+        config,
+        {"username": "factorysync", "password": "${env:MES_DB_PASSWORD}"},
+        {"primary_key": ["id"]},
+    )
+
+
+PREDEFINED: list[dict[str, Any]] = [
+    _t(
+        "json_file",
+        "JSON file",
+        "A JSON document (an array, or an object holding the records) or a glob of them.",
+        "json",
+        "file",
+        {"file_path": "data/production.json", "file_type": "json", "encoding": "utf-8"},
+    ),
+    _t(
+        "csv_file",
+        "CSV file",
+        "CSV exports; a glob picks up new files. Semicolons and decimal commas are common "
+        "in plant exports: set delimiter and decimal.",
+        "csv",
+        "file",
+        {
+            "file_path": "imports/*.csv",
+            "file_type": "csv",
+            "delimiter": ",",
+            "decimal": ".",
+            "has_header": True,
+            "encoding": "utf-8",
+        },
+    ),
+    _t(
+        "excel_workbook",
+        "Excel workbook",
+        "One sheet of .xlsx/.xls workbooks (name or 0-based index), header in the first row.",
+        "excel",
+        "file",
+        {"file_path": "imports/report.xlsx", "file_type": "excel", "sheet": 0},
+    ),
+    _table("postgresql", 5432, "public", "PostgreSQL"),
+    _table("mysql", 3306, None, "MySQL / MariaDB"),
+    _table("mssql", 1433, "dbo", "SQL Server"),
+    _t(
+        "sqlite_file",
+        "SQLite file",
+        "A table of an SQLite database file inside the data roots (opened read-only).",
+        "database",
+        "database",
+        {"dialect": "sqlite", "database": "data/plant.db", "table": "production"},
+        None,
+        {"primary_key": ["id"]},
+    ),
+    _t(
+        "rest_api",
+        "REST API",
+        "JSON from an HTTP endpoint of a machine or MES, with a bearer token.",
+        "api",
+        "api",
+        {"url": "https://mes.example.local/api/production", "method": "GET", "timeout": 30},
+        {"type": "bearer", "token": "${env:MES_API_TOKEN}"},
+        {"records_path": "data"},
+    ),
+    _t(
+        "laravel_artisan",
+        "Laravel artisan command",
+        "Runs 'php artisan COMMAND' in the Laravel project and reads its JSON output "
+        "(php must be on FACTORYSYNC_COMMAND_ALLOWLIST).",
+        "artisan",
+        "artisan",
+        {
+            "command": "production:export",
+            "parameters": {"format": "json"},
+            "working_directory": "/var/www/mes",
+            "timeout": 300,
+            "output_format": "json",
+        },
+        None,
+        {"records_path": "data"},
+    ),
+    _t(
+        "mqtt_topic",
+        "MQTT topic",
+        "Machine status messages from an MQTT broker (live).",
+        "mqtt",
+        "mqtt",
+        {"host": "127.0.0.1", "port": 1883, "topics": ["plant/+/status"], "qos": 1},
+        {"username": "factorysync", "password": "${env:MQTT_PASSWORD}"},
+    ),
+    _t(
+        "opcua_nodes",
+        "OPC UA nodes",
+        "Values of OPC UA nodes of a machine controller (subscriptions).",
+        "opcua",
+        "opcua",
+        {
+            "endpoint": "opc.tcp://127.0.0.1:4840",
+            "nodes": ["ns=2;s=Machine1.Temperature"],
+            "publishing_interval_ms": 1000,
+        },
+    ),
+]
+
+
+def seed_templates(conn: Connection) -> int:
+    """Insert or refresh the predefined templates (user templates are left alone).
+
+    Returns how many were inserted or changed.
+    """
+    fields = [templates_t.c[k] for k in PREDEFINED[0]]
+    existing = {
+        r.template_name: r
+        for r in conn.execute(select(templates_t.c.is_predefined, *fields)).mappings()
+    }
+    changed = 0
+    for template in PREDEFINED:
+        row = existing.get(template["template_name"])
+        if row is None:
+            conn.execute(
+                insert(templates_t).values(**template, is_predefined=True, created_by="factorysync")
+            )
+            changed += 1
+        elif row["is_predefined"] and any(row[k] != v for k, v in template.items()):
+            conn.execute(
+                update(templates_t)
+                .where(templates_t.c.template_name == template["template_name"])
+                .values(**template)
+            )
+            changed += 1
+    return changed
+
+
+def list_templates(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(templates_t).order_by(templates_t.c.template_name)).mappings()
+    return [plain(r) for r in rows]
+
+
+def get_template(conn: Connection, name: str) -> dict[str, Any]:
+    row = (
+        conn.execute(select(templates_t).where(templates_t.c.template_name == name))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        names = ", ".join(t["template_name"] for t in list_templates(conn))
+        raise NotFoundError(f"no template {name!r} (templates: {names or 'none'})")
+    return plain(row)
+
+
+def _overlay(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied; a dotted key sets a nested value (csv.delimiter)."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        target = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        if value is None:
+            target.pop(leaf, None)
+        else:
+            target[leaf] = value
+    return out
+
+
+def declaration_from_template(
+    template: dict[str, Any],
+    source_id: str,
+    *,
+    name: str | None = None,
+    connection_config: dict[str, Any] | None = None,
+    authentication_config: dict[str, Any] | None = None,
+    mapping_config: dict[str, Any] | None = None,
+    target_table: str | None = None,
+    sync_strategy: str | None = None,
+    refresh_interval: int | None = None,
+) -> dict[str, Any]:
+    """A source declaration: the template's settings with the given ones laid over them.
+
+    A setting given as None removes the template's value (e.g. ``table`` for ``query``).
+    """
+    if not isinstance(source_id, str) or not source_id:
+        raise ConfigError("a source needs a source_id")
+    mapping = _overlay(template.get("mapping_config") or {}, mapping_config or {})
+    conn_config = _overlay(template["connection_config"], connection_config or {})
+    if "query" in (connection_config or {}) and "table" not in (connection_config or {}):
+        conn_config.pop("table", None)  # a query replaces the template's example table
+    declaration: dict[str, Any] = {
+        "source_id": source_id,
+        "name": name or f"{template['display_name']}: {source_id}",
+        "source_type": template["source_type"],
+        "connection_type": template["connection_type"],
+        "connections": [
+            {
+                "connection_name": "primary",
+                "connection_type": template["connection_type"],
+                "connection_config": conn_config,
+                "authentication_config": _overlay(
+                    template.get("authentication_config") or {}, authentication_config or {}
+                ),
+                "is_primary": True,
+            }
+        ],
+        "mappings": [
+            {
+                "target_table": target_table or re.sub(r"[^a-z0-9_]", "_", source_id),
+                "sync_strategy": sync_strategy or "full",
+                "mapping_config": mapping,
+            }
+        ],
+    }
+    if refresh_interval is not None:
+        declaration["refresh_interval"] = refresh_interval
+    return declaration

@@ -1,0 +1,228 @@
+"""The registry over HTTP: create, read, change, remove, test and sync sources; every
+validation error names its field."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factorysync.engine import runner as runner_module
+from factorysync.engine.runner import Runner
+from tests.api.conftest import Api, machine_source, machines
+from tests.conftest import write_json
+
+
+def messages(response: Any) -> list[str]:
+    assert response.status_code == 422, response.text
+    return [p["msg"] for p in response.json()["detail"]]
+
+
+def test_create_read_list_update_delete(api: Api, data_dir: Path) -> None:
+    write_json(data_dir / "m.json", {"data": machines(3)})
+    body = machine_source(data_dir / "m.json", description="press shop")
+    created = api.post("/api/sources", json=body)
+    assert created.status_code == 201 and created.headers["location"] == "/api/sources/machines"
+    source = created.json()
+    assert source["created_by"] == "admin-user" and source["description"] == "press shop"
+    assert [c["connection_name"] for c in source["connections"]] == ["primary"]
+    assert source["connections"][0]["authentication_config"] == {"api_key": "***"}
+    assert source["mappings"][0]["target_table"] == "machines"
+
+    again = api.post("/api/sources", json=body)
+    assert again.status_code == 409 and "exists already" in again.json()["detail"]
+    listed = api.get("/api/sources").json()
+    assert [s["source_id"] for s in listed] == ["machines"] and "connections" not in listed[0]
+    assert api.get("/api/sources?status=inactive").json() == []
+
+    changed = api.patch("/api/sources/machines", json={"priority": 1, "status": "maintenance"})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["priority"], changed.json()["status"]) == (1, "maintenance")
+    assert api.get("/api/sources?status=maintenance").json()[0]["source_id"] == "machines"
+
+    assert api.delete("/api/sources/machines").status_code == 204
+    assert api.get("/api/sources/machines").status_code == 404
+    assert api.delete("/api/sources/machines").status_code == 404
+    assert api.patch("/api/sources/machines", json={"priority": 1}).status_code == 404
+
+
+def test_validation_errors_name_the_field(api: Api, data_dir: Path) -> None:
+    good = machine_source(data_dir / "m.json")
+    cases = {
+        "source_id": ({**good, "source_id": "Bad Id!"}, "source_id"),
+        "priority": ({**good, "priority": 9}, "priority"),
+        "source_type": ({**good, "source_type": "fax"}, "source_type"),
+        "unknown field": ({**good, "colour": "red"}, "colour"),
+        "missing name": ({k: v for k, v in good.items() if k != "name"}, "name"),
+        "no mappings": ({**good, "mappings": []}, "mappings"),
+        "file_path": (
+            {**good, "connections": [{"connection_config": {"file_type": "json"}}]},
+            "connections[0].connection_config.file_path",
+        ),
+        "target_table": (
+            {**good, "mappings": [{"target_table": "users"}]},
+            "mappings.0.target_table",
+        ),
+        "cursor": (
+            {**good, "mappings": [{"target_table": "t", "sync_strategy": "incremental"}]},
+            "cursor_field",
+        ),
+    }
+    for case, (body, field) in cases.items():
+        found = messages(api.post("/api/sources", json=body))
+        assert any(field in m for m in found), (case, found)
+    detail = api.post("/api/sources", json={**good, "priority": 9}).json()["detail"][0]
+    assert detail["loc"] == ["body", "priority"]
+    assert messages(api.post("/api/sources", json=[good]))[0].startswith("body")
+    assert (
+        api.post(
+            "/api/sources", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
+    # Several problems at once, each named.
+    both = messages(api.post("/api/sources", json={**good, "priority": 0, "refresh_interval": 0}))
+    assert any("priority" in m for m in both) and any("refresh_interval" in m for m in both)
+    assert messages(api.patch("/api/sources/none", json={"source_id": "other"}))  # 422 first
+    assert api.get("/api/sources").json() == []
+
+
+def test_patch_keeps_secrets_not_sent_back(api: Api, data_dir: Path) -> None:
+    write_json(data_dir / "m.json", {"data": machines(3)})
+    body = machine_source(data_dir / "m.json")
+    body["connections"][0]["authentication_config"] = {"user": "plant", "password": "pw-1"}
+    body["connections"][0]["connection_config"]["legacy_path"] = "https://plant:pw-2@mes.local/m"
+    api.post("/api/sources", json=body)
+    shown = api.get("/api/sources/machines").json()
+    connection = shown["connections"][0]
+    assert connection["authentication_config"] == {"user": "***", "password": "***"}
+    # Every authentication value is hidden wherever it appears, and URL passwords anyway.
+    assert connection["connection_config"]["legacy_path"] == "https://***:***@mes.local/m"
+
+    # Sending back what was read changes nothing, secrets included.
+    sent_back = {
+        "connections": [
+            {
+                k: connection[k]
+                for k in ("connection_name", "connection_config", "authentication_config")
+            }
+        ]
+    }
+    assert api.patch("/api/sources/machines", json=sent_back).status_code == 200
+    with api.store.connect() as conn:
+        from factorysync.store.registry import declaration_of, get_source
+
+        stored = declaration_of(get_source(conn, "machines"), api.store.box).connections[0]
+    assert stored.authentication_config == {"user": "plant", "password": "pw-1"}
+    assert stored.connection_config["legacy_path"] == "https://plant:pw-2@mes.local/m"
+
+    # Leaving authentication_config out keeps it; sending a new value replaces that key.
+    api.patch(
+        "/api/sources/machines",
+        json={
+            "connections": [
+                {
+                    "connection_name": "primary",
+                    "connection_config": {"file_path": str(data_dir / "m.json")},
+                }
+            ]
+        },
+    )
+    api.patch(
+        "/api/sources/machines",
+        json={
+            "connections": [
+                {
+                    "connection_name": "primary",
+                    "connection_config": {"file_path": str(data_dir / "m.json")},
+                    "authentication_config": {"user": "***", "password": "pw-3"},
+                }
+            ]
+        },
+    )
+    with api.store.connect() as conn:
+        stored = declaration_of(get_source(conn, "machines"), api.store.box).connections[0]
+    assert stored.authentication_config == {"user": "plant", "password": "pw-3"}
+
+
+def test_test_endpoint_reports_each_connection(api: Api, data_dir: Path) -> None:
+    write_json(data_dir / "m.json", {"data": machines(3)})
+    body = machine_source(data_dir / "m.json")
+    body["connections"].append(
+        {
+            "connection_name": "nightly",
+            "is_backup": True,
+            "connection_config": {"file_path": str(data_dir / "gone.json")},
+        }
+    )
+    api.post("/api/sources", json=body)
+    result = api.post("/api/sources/machines/test").json()
+    assert result["ok"] is False
+    primary, backup = result["connections"]
+    assert (primary["connection_name"], primary["ok"]) == ("primary", True)
+    assert "file(s)" in primary["message"]
+    assert (backup["connection_name"], backup["ok"]) == ("nightly", False)
+    assert "file not found" in backup["message"]
+    assert api.post("/api/sources/nope/test").status_code == 404
+
+
+def test_sync_returns_the_run_and_refuses_a_second(
+    api: Api, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_json(data_dir / "m.json", {"data": machines(20)})
+    api.post("/api/sources", json=machine_source(data_dir / "m.json"))
+    started = threading.Event()
+    release = threading.Event()
+    original = Runner._run
+
+    def slow_run(self: Runner, *args: Any, **kwargs: Any) -> None:
+        started.set()
+        release.wait(30)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "_run", slow_run)
+    first = api.post("/api/sources/machines/sync", role="operator")
+    assert first.status_code == 202, first.text
+    run = first.json()
+    assert run["sync_status"] == "running" and run["url"].endswith(f"/api/runs/{run['run_id']}")
+    assert first.headers["location"] == run["url"]
+    assert started.wait(10)
+    assert api.get(f"/api/runs/{run['run_id']}").json()["sync_status"] == "running"
+    busy = api.post("/api/sources/machines/sync", role="operator")
+    assert busy.status_code == 409 and "already syncing" in busy.json()["detail"]
+    release.set()
+    done = api.wait_run(run["run_id"])
+    assert done["sync_status"] == "success" and done["records_inserted"] == 20
+    assert done["trigger"] == "api:operator-user"
+    assert runner_module._running == set()
+    history = api.get("/api/sources/machines/history").json()
+    assert [h["id"] for h in history] == [run["run_id"]]
+    assert api.get("/api/sources/machines/history?limit=0").status_code == 422
+    assert api.post("/api/sources/nope/sync").status_code == 404
+    assert api.get("/api/runs/999999").status_code == 404
+    assert api.get("/api/runs/0").status_code == 422
+
+
+def test_status_and_templates(api: Api, data_dir: Path) -> None:
+    write_json(data_dir / "m.json", {"data": machines(3)})
+    api.post("/api/sources", json=machine_source(data_dir / "m.json"))
+    status = api.get("/api/status", role="viewer").json()
+    assert status["sources"] == 1 and status["by_status"] == {"active": 1}
+    assert status["runs_in_progress"] == 0 and status["scheduler_lag_s"] >= 0
+    from factorysync.store.schema import data_source_templates
+
+    with api.store.begin() as conn:
+        conn.execute(
+            data_source_templates.insert().values(
+                template_name="mes_api",
+                display_name="MES API",
+                source_type="api",
+                connection_type="api",
+                authentication_config=api.store.box.encrypt_config({"token": "t-1"}),
+            )
+        )
+    templates = {t["template_name"]: t for t in api.get("/api/templates", role="operator").json()}
+    assert templates["mes_api"]["authentication_config"] == {"token": "***"}
+    assert all(set(t["authentication_config"].values()) <= {"***"} for t in templates.values())

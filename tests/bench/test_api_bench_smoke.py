@@ -1,0 +1,58 @@
+"""The data API load benchmark keeps working (tiny mode; timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_ADMIN_URL, need_service
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "api_load.py"
+
+
+def _stores() -> str:
+    import psycopg
+
+    url = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        need_service("PostgreSQL", f"{url}: {exc}")
+    return "sqlite,postgresql"
+
+
+@pytest.mark.postgres
+def test_api_bench_tiny(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--stores",
+            _stores(),
+            "--clients",
+            "4",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.3",
+            "--size-mb",
+            "0.2",
+            "--workers",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert "clients" in lines[0] and lines[1].split()[:3] == ["store", "table", "clients"]
+    results = json.loads(lines[-1])
+    assert [r["store"] for r in results] == ["sqlite", "postgresql"]
+    assert all(r["requests"] > 0 and r["errors"] == 0 and r["p99_ms"] > 0 for r in results)
