@@ -19,12 +19,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from factorysync.connectors.base import Batch
 from factorysync.connectors.file import FileConfig, FileFormat, FileOptions
+from factorysync.engine.mapping import check_zone
 from factorysync.errors import ConnectorFatal
 
 if TYPE_CHECKING:
@@ -85,12 +85,7 @@ class CsvOptions(FileOptions):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {v!r} (e.g. Asia/Jakarta, UTC)") from None
-        return v
+        return check_zone(v)
 
     @model_validator(mode="after")
     def _distinct_marks(self) -> CsvOptions:

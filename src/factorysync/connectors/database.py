@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -50,6 +50,7 @@ from factorysync.connectors.base import (
     FieldInfo,
     ReadRequest,
 )
+from factorysync.engine.mapping import check_zone
 from factorysync.errors import ConnectorError, ConnectorFatal, ConnectorRetriable
 
 Dialect = Literal["postgresql", "mysql", "mariadb", "mssql", "sqlite"]
@@ -175,12 +176,7 @@ class DatabaseConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {v!r} (e.g. Asia/Jakarta, UTC)") from None
-        return v
+        return check_zone(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> DatabaseConfig:

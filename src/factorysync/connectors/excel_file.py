@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
 from factorysync.connectors.base import Batch
 from factorysync.connectors.file import FileConfig, FileFormat, FileOptions
+from factorysync.engine.mapping import check_zone
 from factorysync.errors import ConnectorFatal
 
 _RANGE = re.compile(r"^([A-Z]{1,3})(\d*)(?::([A-Z]{1,3})(\d*))?$")
@@ -59,12 +60,7 @@ class ExcelOptions(FileOptions):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {v!r} (e.g. Asia/Jakarta, UTC)") from None
-        return v
+        return check_zone(v)
 
 
 class ExcelFileConfig(FileConfig, ExcelOptions):

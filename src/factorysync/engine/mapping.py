@@ -53,6 +53,18 @@ def check_identifier(name: str, what: str) -> str:
     return name
 
 
+def check_zone(name: str | None) -> str | None:
+    """A time zone setting, refused with a clear message unless it is a known IANA name."""
+    if name is not None:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r} (use an IANA name like Asia/Jakarta or UTC)"
+            ) from None
+    return name
+
+
 def parse_path(path: str) -> tuple[str | int, ...]:
     """``a.b[0].c`` or ``a.b.0.c`` → ``("a", "b", 0, "c")``."""
     parts: list[str | int] = []
@@ -99,14 +111,7 @@ class FieldSpec(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(
-                    f"unknown time zone {v!r} (use an IANA name like Asia/Jakarta)"
-                ) from None
-        return v
+        return check_zone(v)
 
     @field_validator("from_")
     @classmethod
