@@ -110,29 +110,34 @@ class Connector(ABC):
         """Raise a ConnectorError when the source cannot be used; return a short summary."""
 
     def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
-        from factorysync.store.targets import infer_kind, merge_kinds
-
-        fields: dict[str, FieldInfo] = {}
-        seen = 0
+        records: list[Any] = []
         for batch in self.read(ReadRequest(records_path=records_path)):
-            for record in batch.records:
-                if not isinstance(record, dict):
-                    record = {"value": record}
-                for name, value in record.items():
-                    info = fields.setdefault(name, FieldInfo(name, None, [], nullable=seen > 0))
-                    info.kind = merge_kinds(info.kind, infer_kind(value))
-                    if value is None:
-                        info.nullable = True
-                    elif len(info.samples) < 3 and value not in info.samples:
-                        info.samples.append(value)
-                for name, info in fields.items():
-                    if name not in record:
-                        info.nullable = True
-                seen += 1
-                if seen >= limit:
-                    return list(fields.values())
-        return list(fields.values())
+            records.extend(batch.records[: limit - len(records)])
+            if len(records) >= limit:
+                break
+        return describe_records(records)
 
     @abstractmethod
     def read(self, request: ReadRequest) -> Iterator[Batch]:
         """Yield record batches for ``request``."""
+
+
+def describe_records(records: list[Any]) -> list[FieldInfo]:
+    """Fields of some sample records: kind, up to 3 sample values, whether ever empty."""
+    from factorysync.store.targets import infer_kind, merge_kinds
+
+    fields: dict[str, FieldInfo] = {}
+    for seen, record in enumerate(records):
+        if not isinstance(record, dict):
+            record = {"value": record}
+        for name, value in record.items():
+            info = fields.setdefault(name, FieldInfo(name, None, [], nullable=seen > 0))
+            info.kind = merge_kinds(info.kind, infer_kind(value))
+            if value is None:
+                info.nullable = True
+            elif len(info.samples) < 3 and value not in info.samples:
+                info.samples.append(value)
+        for name, info in fields.items():
+            if name not in record:
+                info.nullable = True
+    return list(fields.values())

@@ -36,7 +36,13 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factorysync.connectors.base import Batch, Connector, FieldInfo, ReadRequest
+from factorysync.connectors.base import (
+    Batch,
+    Connector,
+    FieldInfo,
+    ReadRequest,
+    describe_records,
+)
 from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
 
 INSTALL = "pip install 'paho-mqtt>=2.1'"
@@ -293,7 +299,7 @@ class MqttConnector(Connector):
         records: list[Any] = []
         for topic, payload in self._session(3.0, self.cfg.topics)[:limit]:
             records += message_records(self.cfg, self._template(), topic, payload).records
-        return _describe(records)
+        return describe_records(records)
 
     def _template(self) -> TopicTemplate | None:
         return TopicTemplate(self.cfg.topic_template) if self.cfg.topic_template else None
@@ -303,21 +309,3 @@ class MqttConnector(Connector):
             f"source {self.context.source_id!r} is an MQTT subscription: it is written "
             "continuously by the realtime service of 'factorysync run', not by one-off syncs"
         )
-
-
-def _describe(records: list[Any]) -> list[FieldInfo]:
-    from factorysync.store.targets import infer_kind, merge_kinds
-
-    fields: dict[str, FieldInfo] = {}
-    for n, record in enumerate(records):
-        for name, value in record.items():
-            info = fields.setdefault(name, FieldInfo(name, None, [], nullable=n > 0))
-            info.kind = merge_kinds(info.kind, infer_kind(value))
-            if value is None:
-                info.nullable = True
-            elif len(info.samples) < 3 and value not in info.samples:
-                info.samples.append(value)
-        for name, info in fields.items():
-            if name not in record:
-                info.nullable = True
-    return list(fields.values())

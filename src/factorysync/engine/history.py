@@ -111,15 +111,8 @@ def start_run(
     )
 
 
-def finish_success(
-    conn: Connection, source: dict[str, Any], result: RunResult, started: datetime
-) -> None:
-    now = utcnow()
-    details = dict(result.details)
-    previous = conn.execute(
-        select(hist_t.c.details).where(hist_t.c.id == result.run_id)
-    ).scalar_one()
-    details = {**(previous or {}), **details}
+def _close_run(conn: Connection, result: RunResult, now: datetime, **values: Any) -> None:
+    """Write a run's outcome and counts into its history row."""
     conn.execute(
         update(hist_t)
         .where(hist_t.c.id == result.run_id)
@@ -131,10 +124,27 @@ def finish_success(
             records_updated=result.records_updated,
             records_deleted=result.records_deleted,
             records_rejected=result.records_rejected,
-            sync_duration_ms=int((now - started).total_seconds() * 1000),
             sync_completed_at=now,
-            details=details or None,
+            **values,
         )
+    )
+
+
+def finish_success(
+    conn: Connection, source: dict[str, Any], result: RunResult, started: datetime
+) -> None:
+    now = utcnow()
+    details = dict(result.details)
+    previous = conn.execute(
+        select(hist_t.c.details).where(hist_t.c.id == result.run_id)
+    ).scalar_one()
+    details = {**(previous or {}), **details}
+    _close_run(
+        conn,
+        result,
+        now,
+        sync_duration_ms=int((now - started).total_seconds() * 1000),
+        details=details or None,
     )
     status = conn.execute(
         select(reg_t.c.status).where(reg_t.c.source_id == source["source_id"])
@@ -177,20 +187,12 @@ def finish_failed(conn: Connection, source: dict[str, Any], result: RunResult) -
     # Batches an incremental run already committed stay: the run is then 'partial'.
     committed = result.records_inserted or result.records_updated
     result.sync_status = "partial" if committed else "failed"
-    conn.execute(
-        update(hist_t)
-        .where(hist_t.c.id == result.run_id)
-        .values(
-            sync_status=result.sync_status,
-            connection_name=result.connection_name,
-            records_processed=result.records_processed,
-            records_inserted=result.records_inserted,
-            records_updated=result.records_updated,
-            records_rejected=result.records_rejected,
-            sync_duration_ms=result.sync_duration_ms,
-            error_message=result.error_message,
-            sync_completed_at=now,
-        )
+    _close_run(
+        conn,
+        result,
+        now,
+        sync_duration_ms=result.sync_duration_ms,
+        error_message=result.error_message,
     )
     errors = (
         conn.execute(select(reg_t.c.error_count).where(reg_t.c.source_id == sid)).scalar_one() + 1
