@@ -230,9 +230,9 @@ class OpcUaConnector(Connector):
         return f"OPC UA server {self.cfg.endpoint}: {len(self.cfg.nodes)} node(s) readable"
 
     def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
-        from factorysync.connectors.mqtt import _describe
+        from factorysync.connectors.base import describe_records
 
-        return _describe(asyncio.run(self._read_nodes())[:limit])
+        return describe_records(asyncio.run(self._read_nodes())[:limit])
 
     def read(self, request: ReadRequest) -> Iterator[Batch]:
         raise ConnectorFatal(
