@@ -22,9 +22,11 @@ from factorysync.store.schema import REGISTRY_TABLES
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 SourceType = Literal[
-    "json", "csv", "excel", "database", "api", "artisan", "command", "mqtt", "opcua"
+    "json", "csv", "excel", "database", "api", "artisan", "command", "mqtt", "opcua", "push"
 ]
-ConnectionType = Literal["file", "database", "api", "artisan", "command", "mqtt", "opcua"]
+ConnectionType = Literal[
+    "file", "database", "api", "artisan", "command", "mqtt", "opcua", "push"
+]
 # The connection type a source type usually uses (when the YAML leaves it out).
 DEFAULT_CONNECTION_TYPE = {
     "json": "file",
@@ -36,6 +38,7 @@ DEFAULT_CONNECTION_TYPE = {
     "command": "command",
     "mqtt": "mqtt",
     "opcua": "opcua",
+    "push": "push",
 }
 
 

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # and how often `run` looks for realtime sources added, changed or removed.
     realtime_window_s: float = Field(default=60.0, gt=0)
     realtime_rescan_s: float = Field(default=5.0, gt=0)
+    # HTTP push (POST /api/ingest/{source_id}): largest body accepted, and how long a
+    # request waits for its records to be committed before answering 503.
+    ingest_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    ingest_timeout_s: float = Field(default=30.0, gt=0, le=600)
     # File sources with auto_reload: changes within this many seconds make one sync.
     file_watch_debounce_ms: int = Field(default=200, ge=0, le=60_000)
 

@@ -22,6 +22,7 @@ from factorysync.engine.runner import Runner
 from factorysync.security import auth
 from factorysync.store.store import Store
 from tests.conftest import write_json
+from tests.realtime.conftest import broker, publisher, topic_root  # noqa: F401 - fixtures
 
 ROLES = ("admin", "operator", "viewer")
 PASSWORD = "Correct-Horse-42"

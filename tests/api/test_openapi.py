@@ -74,6 +74,8 @@ def test_generated_requests_fit_the_schema(synced: Api, data_dir: Path) -> None:
     admin = AdminToken(api)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 19
+    # An event stream never ends (tests/api/test_live.py reads it over real HTTP).
+    operations = [o for o in operations if o.label != "GET /api/stream/{target_table}"]
     positive, negative = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
     passes = []
     for operation in operations:

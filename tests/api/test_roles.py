@@ -31,6 +31,16 @@ def endpoints(api: Api, data_dir: Path) -> list[tuple[str, str, str, int, Callab
     def none() -> None:
         return None
 
+    if api.get("/api/sources/pushed").status_code == 404:
+        pushed = {
+            "source_id": "pushed",
+            "name": "Pushed",
+            "source_type": "push",
+            "connections": [{"connection_config": {}}],
+            "mappings": [{"target_table": "pushed", "mapping_config": {"primary_key": ["id"]}}],
+        }
+        assert api.post("/api/sources", json=pushed).status_code == 201
+
     return [
         ("GET", "/api/health", "public", 200, none),
         ("GET", "/api/status", "viewer", 200, none),
@@ -48,6 +58,7 @@ def endpoints(api: Api, data_dir: Path) -> list[tuple[str, str, str, int, Callab
         ("GET", "/api/sources/machines/history", "operator", 200, none),
         ("GET", "/api/runs/1", "operator", 200, none),
         ("GET", "/api/templates", "operator", 200, none),
+        ("POST", "/api/ingest/pushed", "operator", 200, lambda: {"id": next(_n)}),
         ("POST", "/api/sources", "admin", 201, new_source),
         ("PATCH", "/api/sources/machines", "admin", 200, lambda: {"priority": 1}),
         ("DELETE", "/api/sources/{throwaway}", "admin", 204, throwaway),
@@ -81,6 +92,13 @@ def test_every_endpoint_by_role(synced: Api, data_dir: Path) -> None:
             if got != want:
                 wrong.append(f"{method} {path} as {role or 'nobody'}: {got}, expected {want}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_stream_refuses_without_a_token(synced: Api) -> None:
+    # An allowed stream never ends, so tests/api/test_live.py reads it over real HTTP.
+    assert synced.client.get("/api/stream/machines").status_code == 401
+    headers = {"Authorization": "Bearer fs_" + "x" * 43}
+    assert synced.client.get("/api/stream/machines", headers=headers).status_code == 401
 
 
 def test_own_tokens_only_unless_admin(api: Api) -> None:

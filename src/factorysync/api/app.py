@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from factorysync import __version__
 from factorysync.api import errors
 from factorysync.api.context import ApiContext
-from factorysync.api.routes import accounts, data, runs, sources, system
+from factorysync.api.routes import accounts, data, live, runs, sources, system
 from factorysync.api.schemas import ErrorPublic
 from factorysync.config import SourceDecl
 from factorysync.observability.metrics import observe_http
@@ -103,7 +103,7 @@ def create_app(store: Store) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (system, sources, runs, data, accounts):
+    for module in (system, sources, runs, data, live, accounts):
         app.include_router(module.router)
     app.include_router(system.metrics_router(store.settings.metrics_public))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from factorysync.api.cache import Answers, TtlCache
+from factorysync.api.ingest import IngestHub
 from factorysync.api.tables import TableCache
 from factorysync.engine.runner import ClaimedRun, Runner, RunResult
 from factorysync.observability.metrics import Metrics
@@ -43,6 +44,9 @@ class ApiContext:
         self._syncs = ThreadPoolExecutor(
             settings.max_concurrent_syncs, thread_name_prefix="api-sync"
         )
+        self.ingest = IngestHub(store)
+        # Set when the service begins to stop: live streams end, so connections close.
+        self.closing = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._key_stamp = self._key_file_stamp()
@@ -65,8 +69,13 @@ class ApiContext:
             log.error("API-started sync crashed: %s", type(exc).__name__)
 
     def data_changed(self) -> None:
-        """Forget cached data answers (a source changed through this process)."""
+        """Forget cached data answers (data changed through this process)."""
         self.answers.clear()
+
+    def sources_changed(self) -> None:
+        """A source was created, changed or removed through this process."""
+        self.answers.clear()
+        self.ingest.recheck()
 
     def accounts_changed(self) -> None:
         """Forget checked tokens (a user or token changed through this process)."""
@@ -116,8 +125,13 @@ class ApiContext:
             )
             self._thread.start()
 
+    def begin_shutdown(self) -> None:
+        self.closing = True
+
     def close(self) -> None:
-        """Stop housekeeping and wait for API-started syncs to finish."""
+        """Stop housekeeping, flush pushed records and wait for API-started syncs."""
+        self.closing = True
+        self.ingest.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

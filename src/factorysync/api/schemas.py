@@ -151,6 +151,15 @@ class StatusPublic(Open):
 
 
 # -- data ----------------------------------------------------------------------------
+class IngestAnswer(BaseModel):
+    source_id: str
+    received: int = Field(description="Records in the request")
+    stored: int = Field(description="Records written (new or changed rows, or unchanged)")
+    rejected: int = Field(description="Records refused by the mapping or validation rules")
+    reasons: list[str] = Field(description="Why records were refused (the first 20)")
+    run_id: int | None = Field(description="The history window the records were counted in")
+
+
 class DataPage(BaseModel):
     table: str
     items: list[dict[str, Any]]

@@ -27,6 +27,9 @@ def serve(
         "access_log": access_log,
         "proxy_headers": True,
         "server_header": False,
+        # Open event streams end on their own when the service stops (see _Server); this
+        # bounds what else may hold the shutdown up.
+        "timeout_graceful_shutdown": 30,
     }
     if workers > 1:
         # Each worker process builds its own app from the same FACTORYSYNC_* settings.
@@ -36,4 +39,13 @@ def serve(
         return
     from factorysync.api.app import create_app
 
-    uvicorn.Server(uvicorn.Config(create_app(store), **options)).run()  # type: ignore[arg-type]
+    app = create_app(store)
+
+    class _Server(uvicorn.Server):
+        """Tells the app at the first signal, so live streams end and let uvicorn stop."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.ctx.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    _Server(uvicorn.Config(app, **options)).run()

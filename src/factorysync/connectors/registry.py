@@ -20,6 +20,7 @@ BUILTIN: dict[str, str] = {
     "api": "factorysync.connectors.api:ApiConnector",
     "mqtt": "factorysync.connectors.mqtt:MqttConnector",
     "opcua": "factorysync.connectors.opcua:OpcUaConnector",
+    "push": "factorysync.connectors.push:PushConnector",
 }
 # Types that are part of the design but are not in this release.
 PLANNED: set[str] = set()

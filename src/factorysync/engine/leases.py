@@ -35,11 +35,12 @@ def new_worker_id() -> str:
 
 
 def batch_source() -> Any:
-    """Sources the scheduler syncs: realtime ones (MQTT, OPC UA) run in the realtime service."""
-    from factorysync.realtime import REALTIME_CONNECTION_TYPES
+    """Sources the scheduler syncs: realtime ones (MQTT, OPC UA) run in the realtime service,
+    push sources are written by the API."""
+    from factorysync.realtime import PUSH_CONNECTION_TYPES, REALTIME_CONNECTION_TYPES
 
     kind = reg_t.c.connection_type
-    return or_(kind.is_(None), kind.not_in(REALTIME_CONNECTION_TYPES))
+    return or_(kind.is_(None), kind.not_in(REALTIME_CONNECTION_TYPES + PUSH_CONNECTION_TYPES))
 
 
 def claim(conn: Connection, owner: str, limit: int, lease_s: float) -> list[tuple[str, datetime]]:

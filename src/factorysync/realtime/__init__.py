@@ -13,3 +13,5 @@ Modules::
 
 # Connection types the realtime service runs; the batch scheduler leaves them alone.
 REALTIME_CONNECTION_TYPES = ("mqtt", "opcua")
+# Connection types whose records are pushed to the API (POST /api/ingest/{source_id}).
+PUSH_CONNECTION_TYPES = ("push",)

@@ -58,6 +58,10 @@ class Incoming:
     # Called after the flush holding this message committed (e.g. the MQTT PUBACK).
     ack: Callable[[], None] | None = None
     received: float = field(default_factory=time.monotonic)
+    # Filled by the flush that commits it: why records were refused (quarantined).
+    rejections: list[str] = field(default_factory=list)
+    # The history run (window) the message was counted in.
+    run_id: int | None = None
 
 
 class _Target:
@@ -262,6 +266,8 @@ class MicroBatchWriter:
         assert conn is not None
         self.window.mark()
         published: list[tuple[str, list[dict[str, Any]]]] = []
+        for item in items:
+            item.rejections.clear()
         try:
             with write_transaction(conn):
                 run_id = self.window.begin(conn)
@@ -316,7 +322,8 @@ class MicroBatchWriter:
         refused: list[dict[str, Any]] = []
         mapper = target.mapper
 
-        def reject(record: Any, reasons: list[str]) -> None:
+        def reject(record: Any, reasons: list[str], item: Incoming) -> None:
+            item.rejections.append("; ".join(reasons))
             refused.append(
                 {
                     "source_id": self.source_id,
@@ -328,14 +335,15 @@ class MicroBatchWriter:
             )
 
         for item in items:
+            item.run_id = run_id
             if item.error is not None:
-                reject(item.raw, [item.error])
+                reject(item.raw, [item.error], item)
                 continue
             for source_record in item.records:
                 try:
                     expanded = mapper.expand(source_record)
                 except MappingError as exc:
-                    reject(source_record, [str(exc)])
+                    reject(source_record, [str(exc)], item)
                     continue
                 for record in expanded:
                     try:
@@ -344,7 +352,7 @@ class MicroBatchWriter:
                     except MappingError as exc:
                         row, problems = None, [str(exc)]
                     if problems or row is None:
-                        reject(record, problems)
+                        reject(record, problems, item)
                         continue
                     rows.append(row)
                     hashes.append(row_hash(row))

@@ -31,8 +31,10 @@ metadata = MetaData(
     }
 )
 
-SOURCE_TYPES = ("json", "csv", "excel", "database", "api", "artisan", "command", "mqtt", "opcua")
-CONNECTION_TYPES = ("file", "database", "api", "artisan", "command", "mqtt", "opcua")
+SOURCE_TYPES = (
+    "json", "csv", "excel", "database", "api", "artisan", "command", "mqtt", "opcua", "push"
+)  # fmt: skip
+CONNECTION_TYPES = ("file", "database", "api", "artisan", "command", "mqtt", "opcua", "push")
 SOURCE_STATUSES = ("active", "inactive", "error", "maintenance")
 SYNC_STRATEGIES = ("full", "incremental", "realtime")
 SYNC_FREQUENCIES = ("realtime", "minute", "hourly", "daily")

@@ -69,7 +69,7 @@ def create_source(
 ) -> Any:
     """Register a source. Its secrets (authentication_config) are stored encrypted."""
     change = services.create_source(store, body, created_by=who.username)
-    ctx.data_changed()
+    ctx.sources_changed()
     response.headers["Location"] = f"/api/sources/{change.source_id}"
     return _shown(store, change.source_id)
 
@@ -85,7 +85,7 @@ def update_source(
     source_id: SourceId, body: SourcePatch, _: Admin, store: StoreDep, ctx: Context
 ) -> Any:
     services.update_source(store, source_id, body)
-    ctx.data_changed()
+    ctx.sources_changed()
     return _shown(store, source_id)
 
 
@@ -93,7 +93,7 @@ def update_source(
 def delete_source(source_id: SourceId, _: Admin, store: StoreDep, ctx: Context) -> Response:
     """Remove a source (rows it already synced and its history are kept)."""
     services.delete_source(store, source_id)
-    ctx.data_changed()
+    ctx.sources_changed()
     return Response(status_code=204)
 
 
