@@ -396,7 +396,9 @@ def serve_forever(store: Store, host: str | None = None, port: int | None = None
     thread.start()
     from factorysync.realtime.service import RealtimeService
 
-    realtime = RealtimeService(store)
+    # On PostgreSQL, realtime sources are leased like the scheduler's runs, so that `run`
+    # and any `factorysync worker` processes share them.
+    realtime = RealtimeService(store, owner=scheduler.worker_id, lease_s=scheduler.lease_s)
     realtime.start()
     out.print(
         f"scheduler running on {store.safe_url}; API and console on http://{host}:{port} "

@@ -141,6 +141,15 @@ class TemplatePublic(Open):
     is_predefined: bool
 
 
+class WorkerPublic(Open):
+    worker_id: str = Field(description="host:pid:name")
+    host: str
+    running: int = Field(description="Runs in progress")
+    max_concurrent: int
+    leases: int = Field(description="Sources leased (runs and realtime subscriptions)")
+    heartbeat_at: datetime
+
+
 class StatusPublic(Open):
     store: str
     sources: int
@@ -148,6 +157,9 @@ class StatusPublic(Open):
     runs_in_progress: int
     scheduler_lag_s: float
     runs_last_24h: dict[str, int]
+    workers: list[WorkerPublic] = Field(
+        default_factory=list, description="Schedulers with a recent heartbeat (PostgreSQL)"
+    )
 
 
 # -- data ----------------------------------------------------------------------------

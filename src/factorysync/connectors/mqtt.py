@@ -16,6 +16,7 @@ connector's ``check`` (can the broker be reached, with these credentials?) and
     client_id: fs-line-status       # default: factorysync-<source_id>
     tls: true                       # or {ca_file, cert_file, key_file, insecure}
     payload_format: auto            # auto | json | text
+    shared_group: line-status       # MQTT 5 shared subscription: workers split the stream
 
 ``authentication_config``: ``username``, ``password``.
 
@@ -154,6 +155,9 @@ class MqttConfig(BaseModel):
     # Micro-batches: written when this many messages wait, or the oldest waited this long.
     batch_rows: int = Field(default=500, ge=1, le=100_000)
     batch_ms: int = Field(default=200, ge=1, le=60_000)
+    # MQTT 5 shared subscription ($share/<group>/<topic>): every worker subscribes and the
+    # broker hands each message to one of them, splitting a high-volume stream.
+    shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     @field_validator("topics", mode="before")
     @classmethod
@@ -183,8 +187,16 @@ class MqttConfig(BaseModel):
             self.port = 8883 if self.tls else 1883
         return self
 
-    def client_id_for(self, source_id: str) -> str:
-        return self.client_id or f"factorysync-{source_id}"[:128]
+    def client_id_for(self, source_id: str, member: str | None = None) -> str:
+        """The client id; members of a shared subscription add their own name to it."""
+        base = self.client_id or f"factorysync-{source_id}"
+        return (f"{base}-{member}" if self.shared_group and member else base)[:128]
+
+    def subscriptions(self) -> list[str]:
+        """The filters to subscribe: ``topics``, as shared subscriptions with a group."""
+        if self.shared_group:
+            return [f"$share/{self.shared_group}/{t}" for t in self.topics]
+        return list(self.topics)
 
 
 @dataclass

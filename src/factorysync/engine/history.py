@@ -69,21 +69,27 @@ def start_run(
     started: datetime,
     due: datetime | None,
     lease_owner: str | None = None,
+    *,
+    alongside: bool = False,
 ) -> int:
     """Insert the 'running' history row, refusing when another live run holds the source.
 
     ``lease_owner``: the caller holds the source's lease, so a 'running' row left by any
     other worker belongs to one whose lease expired (it died): that run is interrupted.
+    ``alongside``: runs of several workers at once are the design (the windows of an MQTT
+    shared subscription): nothing is refused or interrupted.
     """
     from factorysync.engine.leases import held_by_other
 
-    if held_by_other(conn, source_id, lease_owner):
+    if not alongside and held_by_other(conn, source_id, lease_owner):
         raise AlreadyRunning(f"source {source_id!r} is leased by another worker")
-    row = conn.execute(
-        select(hist_t.c.id, hist_t.c.worker, hist_t.c.sync_started_at)
-        .where(hist_t.c.source_id == source_id, hist_t.c.sync_status == "running")
-        .order_by(hist_t.c.id.desc())
-    ).first()
+    row = None
+    if not alongside:
+        row = conn.execute(
+            select(hist_t.c.id, hist_t.c.worker, hist_t.c.sync_started_at)
+            .where(hist_t.c.source_id == source_id, hist_t.c.sync_status == "running")
+            .order_by(hist_t.c.id.desc())
+        ).first()
     if row is not None:
         if lease_owner is None and not _dead_here(row.worker):
             raise AlreadyRunning(

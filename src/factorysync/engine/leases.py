@@ -13,11 +13,17 @@ on (heartbeat); a worker that dies stops renewing, and after ``lease_s`` its sou
 due for the others, which resume them from their last committed checkpoint. Releasing
 happens when the run has committed its result. This is the pattern of Airflow's
 high-availability scheduler; no protocol of our own runs between workers.
+
+Realtime sources (subscriptions, file watches) are held the same way, for as long as the
+worker runs them (``claim_held``/``renew_held``): each worker takes at most its fair share
+(sources ÷ live workers, rounded up), so they spread over the workers, and a dead
+worker's subscriptions move to the others once its leases expire.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from datetime import datetime, timedelta
@@ -25,13 +31,21 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
+from factorysync.errors import ConfigError
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import workers as workers_t
 from factorysync.store.types import utcnow
 
+WORKER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+def new_worker_id(name: str | None = None) -> str:
+    """``host:pid:name`` (a random name when none is given)."""
+    if name is not None and not WORKER_NAME.match(name):
+        raise ConfigError(
+            f"worker name {name!r}: use 1-64 letters, digits, '_', '.', '-' (e.g. line-a-1)"
+        )
+    return f"{socket.gethostname()}:{os.getpid()}:{name or uuid.uuid4().hex[:6]}"
 
 
 def batch_source() -> Any:
@@ -66,6 +80,59 @@ def claim(conn: Connection, owner: str, limit: int, lease_s: float) -> list[tupl
     ).all()
     ordered = sorted(rows, key=lambda r: (r.priority, r.next_sync))
     return [(r.source_id, r.next_sync) for r in ordered]
+
+
+def claim_held(
+    conn: Connection, owner: str, source_ids: list[str], limit: int, lease_s: float
+) -> set[str]:
+    """Lease up to ``limit`` of ``source_ids`` that no live lease holds (or ``owner``
+    holds already) for ``owner``; long-held sources such as realtime subscriptions.
+    Returns the ids claimed (PostgreSQL, in the caller's transaction)."""
+    if limit <= 0 or not source_ids:
+        return set()
+    now = utcnow()
+    free = or_(
+        reg_t.c.lease_owner.is_(None),
+        reg_t.c.lease_expires_at < now,
+        reg_t.c.lease_owner == owner,
+    )
+    wanted = (
+        select(reg_t.c.id)
+        .where(reg_t.c.source_id.in_(source_ids), free)
+        .order_by(reg_t.c.priority, reg_t.c.source_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        update(reg_t)
+        .where(reg_t.c.id.in_(wanted))
+        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
+        .returning(reg_t.c.source_id)
+    ).all()
+    return {r.source_id for r in rows}
+
+
+def renew_held(conn: Connection, owner: str, source_ids: list[str], lease_s: float) -> set[str]:
+    """Renew ``owner``'s leases of ``source_ids``; returns the ones it still holds."""
+    if not source_ids:
+        return set()
+    rows = conn.execute(
+        update(reg_t)
+        .where(reg_t.c.lease_owner == owner, reg_t.c.source_id.in_(source_ids))
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        .returning(reg_t.c.source_id)
+    ).all()
+    return {r.source_id for r in rows}
+
+
+def alive_workers(conn: Connection, within_s: float) -> int:
+    """Workers whose heartbeat is at most ``within_s`` old (at least 1: the caller)."""
+    since = utcnow() - timedelta(seconds=within_s)
+    count = conn.execute(
+        select(func.count()).where(workers_t.c.heartbeat_at >= since, workers_t.c.status == "alive")
+    ).scalar_one()
+    return max(int(count), 1)
 
 
 def renew(conn: Connection, owner: str, source_ids: list[str], lease_s: float) -> int:

@@ -32,7 +32,12 @@ log = logging.getLogger("factorysync.scheduler")
 
 class Scheduler:
     def __init__(
-        self, store: Store, *, max_concurrent: int | None = None, lease_s: float | None = None
+        self,
+        store: Store,
+        *,
+        max_concurrent: int | None = None,
+        lease_s: float | None = None,
+        name: str | None = None,
     ) -> None:
         self.store = store
         self.runner = Runner(store)
@@ -44,7 +49,7 @@ class Scheduler:
         self.lag_s = 0.0  # how late the most overdue source was at the last tick
         self.leased = store.dialect == "postgresql"
         self.lease_s = lease_s or store.settings.lease_s
-        self.worker_id = leases.new_worker_id()
+        self.worker_id = leases.new_worker_id(name)
         self.store_ok = True
 
     # -- claiming --------------------------------------------------------------------

@@ -177,6 +177,40 @@ class StoreCollector(Collector):
             "How late the most overdue active source is.",
             value=summary["scheduler_lag_s"],
         )
+        workers = summary["workers"]
+        yield GaugeMetricFamily(
+            "factorysync_workers_alive",
+            "Scheduler processes (run, worker) with a recent heartbeat (PostgreSQL store).",
+            value=len(workers),
+        )
+        families = {
+            "leases": GaugeMetricFamily(
+                "factorysync_worker_leases",
+                "Sources each worker holds a lease on (runs and realtime subscriptions).",
+                labels=["worker_id", "host"],
+            ),
+            "running": GaugeMetricFamily(
+                "factorysync_worker_running", "Runs in progress per worker.",
+                labels=["worker_id", "host"],
+            ),
+            "max_concurrent": GaugeMetricFamily(
+                "factorysync_worker_max_concurrent", "Runs at once each worker allows.",
+                labels=["worker_id", "host"],
+            ),
+            "heartbeat_age": GaugeMetricFamily(
+                "factorysync_worker_heartbeat_age_seconds",
+                "Seconds since each worker's last heartbeat.",
+                labels=["worker_id", "host"],
+            ),
+        }  # fmt: skip
+        for w in workers:
+            labels = [w["worker_id"], w["host"]]
+            families["leases"].add_metric(labels, w["leases"])
+            families["running"].add_metric(labels, w["running"])
+            families["max_concurrent"].add_metric(labels, w["max_concurrent"])
+            age = max((now - w["heartbeat_at"]).total_seconds(), 0.0)
+            families["heartbeat_age"].add_metric(labels, age)
+        yield from families.values()
 
 
 class Metrics:

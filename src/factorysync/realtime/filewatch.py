@@ -41,8 +41,15 @@ def _watchfiles():  # type: ignore[no-untyped-def]
 
 
 class FileWatcher:
-    def __init__(self, store: Store, decl: SourceDecl) -> None:
+    """``owner``: the worker holding the source's lease (PostgreSQL workers). The lease
+    keeps the scheduler of every worker away from the source, so the watcher then also
+    syncs it every ``refresh_interval`` seconds without a change, as the schedule would."""
+
+    def __init__(self, store: Store, decl: SourceDecl, owner: str | None = None) -> None:
         self.store = store
+        self.owner = owner
+        self.interval = float(decl.refresh_interval)
+        self._last_sync = time.monotonic()
         self.source_id = decl.source_id
         self.pattern = str(decl.primary().connection_config["file_path"])
         self.runner = Runner(store)
@@ -105,10 +112,11 @@ class FileWatcher:
                     step=min(50, debounce),
                     stop_event=self._stop,
                     recursive=recursive,
-                    yield_on_timeout=False,
+                    yield_on_timeout=self.owner is not None,
                     rust_timeout=1000,
                 ):
-                    if any(self.relevant(path) for _, path in changes):
+                    changed = any(self.relevant(path) for _, path in changes)
+                    if changed or self._interval_due():
                         self._sync()
             except FileNotFoundError:
                 # The watched folder went away: wait for it to come back.
@@ -117,11 +125,15 @@ class FileWatcher:
                 log.exception("%s: file watch failed; watching again", self.source_id)
                 self._stop.wait(1.0)
 
+    def _interval_due(self) -> bool:
+        return self.owner is not None and time.monotonic() - self._last_sync >= self.interval
+
     def _sync(self) -> None:
         deadline = time.monotonic() + BUSY_GIVE_UP_S
         while not self._stop.is_set():
             try:
-                result = self.runner.sync(self.source_id, trigger="watch")
+                self._last_sync = time.monotonic()
+                result = self.runner.sync(self.source_id, trigger="watch", lease_owner=self.owner)
             except AlreadyRunning:
                 # A scheduled run is in progress and may have read the old content.
                 if time.monotonic() > deadline:

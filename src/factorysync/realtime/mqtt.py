@@ -7,6 +7,13 @@ and queues messages while the service is down, and redelivers any message that w
 received but not acknowledged. A redelivered message is upserted by key again: no loss,
 no duplicate rows.
 
+Shared subscriptions (``shared_group``): every worker subscribes ``$share/<group>/<topic>``
+and the broker hands each message to one of them. Members need distinct client ids:
+``<client_id>-<member>``, where the member is the worker's stable ``--name`` (its session
+persists) or, without a name, host and process id (a session that ends with the
+connection: a broker queues a shared subscription's messages for an absent member too, and
+would keep them from the others until it returned).
+
 Reconnects after a lost broker are paho's, with back-off from 1 s up to 30 s; the
 source's ``last_error`` in the registry says the broker is gone until it is back.
 """
@@ -14,6 +21,8 @@ source's ``last_error`` in the registry says the broker is gone until it is back
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import ssl
 import threading
 import time
@@ -106,9 +115,27 @@ def _raw(topic: str, payload: bytes) -> dict[str, Any]:
 class MqttSubscriber:
     """Subscribes one source's topics and feeds its writer until stopped."""
 
-    def __init__(self, source_id: str, connection: ConnectionDecl, writer: MicroBatchWriter):
+    def __init__(
+        self,
+        source_id: str,
+        connection: ConnectionDecl,
+        writer: MicroBatchWriter,
+        *,
+        member: str | None = None,
+    ):
+        """``member``: this process's stable name in a shared subscription (a worker's
+        ``--name``). With one, its session persists like any other; without one, it gets
+        a per-process client id and a session that ends with the connection, so no
+        message waits for a process that will not come back."""
         self.source_id = source_id
         self.cfg = MqttConfig.model_validate(connection.connection_config)
+        self.clean = self.cfg.clean_session
+        client_id = self.cfg.client_id_for(source_id)
+        if self.cfg.shared_group:
+            self.clean = self.clean or member is None
+            client_id = self.cfg.client_id_for(
+                source_id, member or f"{socket.gethostname()}-{os.getpid()}"
+            )
         self.auth = resolve_env_refs(
             connection.authentication_config, where=f"{connection.connection_name} auth"
         )
@@ -120,11 +147,7 @@ class MqttSubscriber:
         self._closing = False
         self._lost = False
         self.client = build_client(
-            self.cfg,
-            self.auth,
-            self.cfg.client_id_for(source_id),
-            clean=self.cfg.clean_session,
-            manual_ack=self.manual_ack,
+            self.cfg, self.auth, client_id, clean=self.clean, manual_ack=self.manual_ack
         )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -137,7 +160,7 @@ class MqttSubscriber:
 
     def start(self) -> None:
         self.client.connect_async(
-            self.cfg.host, self.cfg.port, **connect_kwargs(self.cfg, clean=self.cfg.clean_session)
+            self.cfg.host, self.cfg.port, **connect_kwargs(self.cfg, clean=self.clean)
         )
         self.client.loop_start()
 
@@ -157,7 +180,7 @@ class MqttSubscriber:
             report_status(self.writer.store, self.source_id, f"{self.where} refused: {reason}")
             return
         # Also when the broker kept the session: subscribing again is harmless.
-        client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics])
+        client.subscribe([(t, self.cfg.qos) for t in self.cfg.subscriptions()])
         if self._lost:
             log.info("%s: reconnected to %s", self.source_id, self.where)
         self._lost = False

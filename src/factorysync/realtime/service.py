@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 
 from factorysync.config import SourceDecl
+from factorysync.engine import leases
 from factorysync.engine.runner import recover_interrupted
 from factorysync.errors import FactorySyncError
 from factorysync.realtime import REALTIME_CONNECTION_TYPES
@@ -38,24 +40,36 @@ class Worker(Protocol):
     def stop(self) -> None: ...
 
 
-def build_worker(store: Store, decl: SourceDecl) -> Worker:
-    """The worker that runs ``decl``: a subscriber feeding a writer, or a file watcher."""
+def build_worker(
+    store: Store, decl: SourceDecl, member: str | None = None, owner: str | None = None
+) -> Worker:
+    """The worker that runs ``decl``: a subscriber feeding a writer, or a file watcher.
+    ``member``: this process's stable name in MQTT shared subscriptions; ``owner``: the
+    lease holder running the source."""
     primary = decl.primary()
     kind = primary.connection_type
     if kind == "file":
         from factorysync.realtime.filewatch import FileWatcher
 
-        return FileWatcher(store, decl)
+        return FileWatcher(store, decl, owner)
     if kind not in REALTIME_CONNECTION_TYPES:
         raise FactorySyncError(f"connection_type {kind!r} is not a realtime type")
     batch_rows = int(primary.connection_config.get("batch_rows", 500))
     batch_ms = float(primary.connection_config.get("batch_ms", 200))
-    writer = MicroBatchWriter(store, decl.source_id, max_rows=batch_rows, max_age_s=batch_ms / 1000)
+    is_shared = shared(decl)
+    writer = MicroBatchWriter(
+        store,
+        decl.source_id,
+        max_rows=batch_rows,
+        max_age_s=batch_ms / 1000,
+        owner=None if is_shared else owner,
+        shared=is_shared,
+    )
     subscriber: Any
     if kind == "mqtt":
         from factorysync.realtime.mqtt import MqttSubscriber
 
-        subscriber = MqttSubscriber(decl.source_id, primary, writer)
+        subscriber = MqttSubscriber(decl.source_id, primary, writer, member=member)
     else:
         from factorysync.realtime.opcua import OpcUaSubscriber
 
@@ -87,6 +101,12 @@ def _fingerprint(decl: SourceDecl) -> str:
     return hashlib.sha256(decl.model_dump_json().encode()).hexdigest()
 
 
+def shared(decl: SourceDecl) -> bool:
+    """Whether every worker runs this source (an MQTT shared subscription), unleased."""
+    primary = decl.primary()
+    return primary.connection_type == "mqtt" and bool(primary.connection_config.get("shared_group"))
+
+
 def watched(decl: SourceDecl) -> bool:
     """Whether the realtime service runs this source (subscription or file watch)."""
     primary = decl.primary()
@@ -96,9 +116,32 @@ def watched(decl: SourceDecl) -> bool:
 
 
 class RealtimeService:
-    def __init__(self, store: Store, *, file_watch: bool = True) -> None:
+    """Runs the realtime sources of this process.
+
+    With ``owner`` on a PostgreSQL store (``factorysync worker``, or ``run`` beside
+    workers) each source is leased (:func:`factorysync.engine.leases.claim_held`): this
+    service runs the ones it holds — at most its fair share — renews their leases at every
+    scan, and stops them when a lease is lost or cannot be renewed in time (the store is
+    gone), so that another worker may take them. MQTT sources with a ``shared_group`` run
+    on every worker, unleased. Without ``owner`` (SQLite, one process) it runs them all.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        file_watch: bool = True,
+        owner: str | None = None,
+        member: str | None = None,
+        lease_s: float | None = None,
+    ) -> None:
         self.store = store
         self.file_watch = file_watch
+        self.owner = owner if store.dialect == "postgresql" else None
+        self.member = member
+        self.lease_s = lease_s or store.settings.lease_s
+        self.held: set[str] = set()
+        self._renewed = time.monotonic()
         self.workers: dict[str, tuple[str, Worker]] = {}
         self.failed: dict[str, str] = {}  # source_id -> fingerprint that could not start
         self._stop = threading.Event()
@@ -121,9 +164,12 @@ class RealtimeService:
             self._thread.join()
         for sid in list(self.workers):
             self._stop_worker(sid)
+        self._release(self.held)
 
     def _loop(self) -> None:
         every = self.store.settings.realtime_rescan_s
+        if self.owner is not None:
+            every = min(every, self.lease_s / 3)
         while not self._stop.wait(every):
             try:
                 self.reconcile()
@@ -162,7 +208,14 @@ class RealtimeService:
             # Windows left 'running' by a process that died are marked interrupted.
             recover_interrupted(self.store)
             self._recovered = True
-        wanted = self.wanted()
+        try:
+            wanted = self.wanted()
+        except Exception:
+            if self.owner is not None:
+                self._leased(None)  # stops the leased sources once the leases run out
+            raise
+        if self.owner is not None:
+            wanted = self._leased(wanted)
         for sid in list(self.workers):
             fingerprint, _ = self.workers[sid]
             decl = wanted.get(sid)
@@ -173,7 +226,7 @@ class RealtimeService:
             if sid in self.workers or self.failed.get(sid) == fingerprint:
                 continue
             try:
-                worker = build_worker(self.store, decl)
+                worker = build_worker(self.store, decl, self.member, self.owner)
                 worker.start()
             except Exception as exc:
                 message = str(exc) if isinstance(exc, FactorySyncError) else repr(exc)
@@ -184,6 +237,60 @@ class RealtimeService:
             self.failed.pop(sid, None)
             self.workers[sid] = (fingerprint, worker)
             log.info("realtime: %s started", sid)
+
+    # -- leases --------------------------------------------------------------------
+    def _leased(self, wanted: dict[str, SourceDecl] | None) -> dict[str, SourceDecl]:
+        """Of ``wanted``, the sources this service may run now: renew, rebalance, claim.
+        ``None``: the registry could not be read (only the lease deadline is checked)."""
+        assert self.owner is not None
+        exclusive = sorted(sid for sid, decl in (wanted or {}).items() if not shared(decl))
+        try:
+            if wanted is None:
+                raise ConnectionError("the registry could not be read")
+            with self.store.begin() as conn:
+                kept = leases.renew_held(
+                    conn, self.owner, sorted(self.held & set(exclusive)), self.lease_s
+                )
+                fair = -(-len(exclusive) // leases.alive_workers(conn, self.lease_s))
+                extra = sorted(kept)[fair:]  # more than its share: leave some to others
+                room = fair - len(kept) + len(extra)
+                claimed = leases.claim_held(
+                    conn, self.owner, [s for s in exclusive if s not in kept], room, self.lease_s
+                )
+        except Exception as exc:
+            # Without the store no lease can be renewed: before they expire, stop the
+            # sources, so that the worker that takes them over is the only one running them.
+            late = time.monotonic() - self._renewed
+            if late >= 0.8 * self.lease_s and self.held:
+                log.error(
+                    "realtime: leases not renewed for %.0f s (%s): stopping %d source(s)",
+                    late, type(exc).__name__, len(self.held),
+                )  # fmt: skip
+                for sid in self.held & set(self.workers):
+                    self._stop_worker(sid)
+                self.held = set()
+            else:
+                log.warning("realtime: could not renew leases (%s)", type(exc).__name__)
+        else:
+            self._renewed = time.monotonic()
+            lost = self.held - kept - set(exclusive)
+            self._release(lost)  # no longer wanted (removed, disabled)
+            for sid in extra:
+                if sid in self.workers:
+                    self._stop_worker(sid)
+            self._release(set(extra))
+            self.held = (kept - set(extra)) | claimed
+        return {sid: d for sid, d in (wanted or {}).items() if shared(d) or sid in self.held}
+
+    def _release(self, source_ids: set[str]) -> None:
+        if self.owner is None or not source_ids:
+            return
+        try:
+            with self.store.begin() as conn:
+                for sid in source_ids:
+                    leases.release(conn, self.owner, sid)
+        except Exception as exc:  # they then simply expire
+            log.warning("realtime: could not release leases (%s)", type(exc).__name__)
 
     def _stop_worker(self, sid: str) -> None:
         _, worker = self.workers.pop(sid)

@@ -3,7 +3,8 @@
 A window opens with the first flush after the previous one closed (an idle source adds
 no rows), its counts grow with every flush in the flush's own transaction, and it is
 closed as ``success`` once ``window_s`` have passed. A process that dies leaves its
-window ``running``; the next start of ``factorysync run`` marks it interrupted.
+window ``running``; the next start of ``factorysync run`` on that host, or the worker that
+takes the source's lease over, marks it interrupted.
 """
 
 from __future__ import annotations
@@ -26,9 +27,17 @@ SYNC_TYPE = "realtime"
 
 
 class HistoryWindow:
-    def __init__(self, source_id: str, window_s: float) -> None:
+    """``owner``: the lease holder running the source (a worker on PostgreSQL), whose
+    window replaces one left running by a worker that died. ``shared``: several workers
+    run the source at once (an MQTT shared subscription), each with windows of its own."""
+
+    def __init__(
+        self, source_id: str, window_s: float, *, owner: str | None = None, shared: bool = False
+    ) -> None:
         self.source_id = source_id
         self.window_s = window_s
+        self.owner = owner
+        self.shared = shared
         self.result: RunResult | None = None
         self.started: datetime | None = None
         self._opened = 0.0
@@ -49,7 +58,14 @@ class HistoryWindow:
         if self.result is None:
             self.started = utcnow()
             run_id = history.start_run(
-                conn, self.source_id, SYNC_TYPE, SYNC_TYPE, self.started, None
+                conn,
+                self.source_id,
+                SYNC_TYPE,
+                SYNC_TYPE,
+                self.started,
+                None,
+                lease_owner=self.owner,
+                alongside=self.shared,
             )
             self.result = RunResult(run_id, self.source_id, SYNC_TYPE, "running")
             self._opened = time.monotonic()

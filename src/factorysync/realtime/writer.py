@@ -101,6 +101,8 @@ class MicroBatchWriter:
         max_age_s: float = 0.2,
         window_s: float | None = None,
         max_pending: int | None = None,
+        owner: str | None = None,
+        shared: bool = False,
     ) -> None:
         self.store = store
         self.source_id = source_id
@@ -108,7 +110,10 @@ class MicroBatchWriter:
         self.max_age_s = max_age_s
         settings = store.settings
         self.window = HistoryWindow(
-            source_id, settings.realtime_window_s if window_s is None else window_s
+            source_id,
+            settings.realtime_window_s if window_s is None else window_s,
+            owner=owner,
+            shared=shared,
         )
         self.max_pending = max_pending or max(10 * max_rows, 10_000)
         self._pending: list[Incoming] = []
