@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test services lint bench clean
+.PHONY: install demo test services browser lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ demo: install
 	$(BIN)/factorysync demo $(DEMO_ARGS)
 
 ## make test: the whole suite, against SQLite and the local PostgreSQL server
-test: install services
+test: install services browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make browser: the system Chromium the console's browser tests drive (Debian package)
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium; \
+	fi
 
 ## make services: start the local database servers the tests need, if they are down
 services:

@@ -71,6 +71,30 @@ class Settings(BaseSettings):
     ingest_timeout_s: float = Field(default=30.0, gt=0, le=600)
     # File sources with auto_reload: changes within this many seconds make one sync.
     file_watch_debounce_ms: int = Field(default=200, ge=0, le=60_000)
+    # Web console: the language of a user who has not chosen one, how often the sources
+    # list refreshes itself, and whether the session cookie is sent over HTTPS only.
+    console_language: Literal["en", "id"] = "en"
+    console_refresh_s: float = Field(default=10.0, ge=1, le=3600)
+    console_secure_cookie: bool = False
+    # Alert rules: consecutive failed runs; no success within this many refresh
+    # intervals; share of a run's records rejected; seconds without realtime data.
+    alert_failures: int = Field(default=3, ge=1, le=1000)
+    alert_stale_factor: float = Field(default=3.0, gt=1)
+    alert_rejected_rate: float = Field(default=0.1, gt=0, le=1)
+    alert_silence_s: float = Field(default=600.0, gt=0)
+    # How often staleness and silence are checked and pending notifications sent.
+    alert_check_s: float = Field(default=30.0, gt=0)
+    # Alert channels ("" = off): a URL that receives a JSON POST per alert change, and
+    # e-mail through an SMTP server to the addresses in alert_email_to (comma separated).
+    alert_webhook_url: str = Field(default="", repr=False)
+    alert_webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    alert_smtp_host: str = ""
+    alert_smtp_port: int = Field(default=25, ge=1, le=65535)
+    alert_smtp_starttls: bool = False
+    alert_smtp_username: str = ""
+    alert_smtp_password: str = Field(default="", repr=False)
+    alert_email_from: str = "factorysync@localhost"
+    alert_email_to: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -85,6 +109,19 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             # psycopg 3 is the driver we ship; the bare scheme would ask for psycopg2.
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Asia/Jakarta or UTC)"
+            ) from None
         return value
 
     def data_root_paths(self) -> list[Path]:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from factorysync.alerts import records as alert_records
 from factorysync.security import auth
 from factorysync.store.types import utcnow
 from tests.api.conftest import ROLES, Api, machine_source
@@ -30,6 +31,11 @@ def endpoints(api: Api, data_dir: Path) -> list[tuple[str, str, str, int, Callab
 
     def none() -> None:
         return None
+
+    with api.store.begin() as conn:
+        alert = {"source_id": "machines", "rule": "rejected_rows", "message": "m"}
+        alert_records.raise_alerts(conn, [alert], utcnow())
+        alert_id = alert_records.list_alerts(conn)[0]["id"]
 
     if api.get("/api/sources/pushed").status_code == 404:
         pushed = {
@@ -58,6 +64,8 @@ def endpoints(api: Api, data_dir: Path) -> list[tuple[str, str, str, int, Callab
         ("GET", "/api/sources/machines/history", "operator", 200, none),
         ("GET", "/api/runs/1", "operator", 200, none),
         ("GET", "/api/templates", "operator", 200, none),
+        ("GET", "/api/alerts", "viewer", 200, none),
+        ("POST", f"/api/alerts/{alert_id}/acknowledge", "operator", 200, none),
         ("POST", "/api/ingest/pushed", "operator", 200, lambda: {"id": next(_n)}),
         ("POST", "/api/sources", "admin", 201, new_source),
         ("PATCH", "/api/sources/machines", "admin", 200, lambda: {"priority": 1}),

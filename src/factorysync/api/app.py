@@ -18,10 +18,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from factorysync import __version__
+from factorysync import __version__, web
+from factorysync.alerts import monitor as alert_monitor
 from factorysync.api import errors
 from factorysync.api.context import ApiContext
-from factorysync.api.routes import accounts, data, live, runs, sources, system
+from factorysync.api.routes import accounts, alerts, data, live, runs, sources, system
 from factorysync.api.schemas import ErrorPublic
 from factorysync.config import SourceDecl
 from factorysync.observability.metrics import observe_http
@@ -89,9 +90,11 @@ def create_app(store: Store) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ctx.start()
+        alert_monitor.acquire(store)
         try:
             yield
         finally:
+            await run_in_threadpool(alert_monitor.release, store)
             await run_in_threadpool(ctx.close)
 
     app = FastAPI(
@@ -103,7 +106,8 @@ def create_app(store: Store) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (system, sources, runs, data, live, accounts):
+    web.install(app)  # the console; first, so it answers "/"
+    for module in (system, sources, runs, data, live, accounts, alerts):
         app.include_router(module.router)
     app.include_router(system.metrics_router(store.settings.metrics_public))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

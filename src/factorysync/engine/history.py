@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from factorysync.alerts import rules as alert_rules
 from factorysync.engine.schedule import next_due
 from factorysync.errors import FactorySyncError
 from factorysync.observability import infolog
@@ -134,6 +135,8 @@ def _close_run(conn: Connection, result: RunResult, now: datetime, **values: Any
             **values,
         )
     )
+    # Alert rules see the run's outcome in the same transaction (never failing it).
+    alert_rules.after_run(conn, result)
 
 
 def finish_success(

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from factorysync.alerts import monitor as alert_monitor
 from factorysync.engine import leases, retention
 from factorysync.engine.runner import AlreadyRunning, Runner, recover_interrupted
 from factorysync.store.schema import data_source_registry as reg_t
@@ -133,6 +134,13 @@ class Scheduler:
                 log.exception("retention purge of %s failed", sid)
 
     def run_forever(self, stop_after: float | None = None) -> None:
+        alert_monitor.acquire(self.store)  # staleness checks and alert delivery
+        try:
+            self._run_forever(stop_after)
+        finally:
+            alert_monitor.release(self.store)
+
+    def _run_forever(self, stop_after: float | None) -> None:
         recovered = recover_interrupted(self.store)
         if recovered:
             log.warning(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from factorysync.store.types import JSONType, UTCDateTime, utcnow
@@ -248,7 +249,20 @@ alerts = Table(
     Column("acknowledged_at", UTCDateTime),
     Column("acknowledged_by", String(100)),
     Column("resolved_at", UTCDateTime),
+    Column("details", JSONType),
+    # The last state announced on the alert channels (open, resolved), for delivery.
+    Column("notified_state", String(16)),
+    Column("notified_at", UTCDateTime),
     Index("ix_alerts_state", "state", "source_id", "rule"),
+    # At most one alert that is not resolved per source and rule (de-duplication).
+    Index(
+        "uq_alerts_active",
+        "source_id",
+        "rule",
+        unique=True,
+        sqlite_where=text("state != 'resolved'"),
+        postgresql_where=text("state != 'resolved'"),
+    ),
 )
 
 workers = Table(

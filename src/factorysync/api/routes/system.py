@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,18 +14,6 @@ from factorysync.api.deps import AUTH_RESPONSES, Context, Require
 from factorysync.api.schemas import HealthPublic
 
 router = APIRouter(tags=["system"])
-
-CONSOLE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>factorysync</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto">
-<h1>factorysync</h1>
-<p>The web console will live here. Until then:</p>
-<ul>
-<li><a href="/docs">API documentation</a> (OpenAPI: <a href="/openapi.json">/openapi.json</a>)</li>
-<li><a href="/api/health">/api/health</a></li>
-</ul>
-</body></html>
-"""
 
 
 @router.get(
@@ -43,11 +30,6 @@ def health(ctx: Context, response: Response) -> Any:
         response.status_code = 503
         return {"status": "degraded", "version": __version__, "store": "unreachable"}
     return {"status": "ok", "version": __version__, "store": "ok"}
-
-
-@router.get("/", include_in_schema=False)
-def console() -> HTMLResponse:
-    return HTMLResponse(CONSOLE)
 
 
 def metrics_router(public: bool) -> APIRouter:

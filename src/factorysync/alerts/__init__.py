@@ -1,0 +1,19 @@
+"""Alerts: rules that watch the sources, alert records, and the channels that announce them.
+
+    rules.py     the conditions: consecutive failures, staleness, rejected rows, realtime
+                 silence; evaluated when a run ends (in its transaction) and periodically
+    records.py   the ``alerts`` table: open (de-duplicated), acknowledge, resolve, list
+    channels.py  webhook (JSON POST) and e-mail (SMTP), configured by FACTORYSYNC_ALERT_*
+    monitor.py   the background thread that runs the periodic rules and delivers
+                 notifications, so a slow channel never holds up a sync
+
+An alert is ``open`` while its condition holds, ``acknowledged`` once a person has seen
+it, and ``resolved`` when the condition clears. While an alert is not resolved, the same
+condition on the same source counts ``occurrences`` on it instead of making a new alert.
+Opening and resolving are announced once each on every configured channel.
+"""
+
+from __future__ import annotations
+
+RULES = ("consecutive_failures", "stale", "rejected_rows", "realtime_silence")
+STATES = ("open", "acknowledged", "resolved")

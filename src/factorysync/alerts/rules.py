@@ -1,0 +1,189 @@
+"""The alert rules.
+
+Evaluated when a run ends (:func:`after_run`, inside the run's final transaction, so an
+alert and the run that caused it commit together):
+
+    consecutive_failures  the last ``alert_failures`` runs all failed      → critical
+    rejected_rows         a run rejected ≥ ``alert_rejected_rate`` of its records
+
+and periodically (:func:`check_sources`, from the monitor thread):
+
+    stale                 no successful run within ``alert_stale_factor`` × refresh_interval
+    realtime_silence      an MQTT / OPC UA source wrote nothing for ``alert_silence_s``
+
+A successful run resolves ``consecutive_failures`` and ``stale``; a run under the rejected
+rate resolves ``rejected_rows``; data from a realtime source resolves its silence. Sources
+that are ``inactive`` or in ``maintenance`` are expected to be quiet: their staleness and
+silence alerts resolve.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from factorysync.alerts import records
+from factorysync.settings import Settings, get_settings
+from factorysync.store.schema import data_source_registry as reg_t
+from factorysync.store.schema import data_source_sync_history as hist_t
+from factorysync.store.types import utcnow
+
+log = logging.getLogger("factorysync.alerts")
+REALTIME_TYPES = ("mqtt", "opcua")
+FAILED = ("failed", "partial")
+# Monitors in this process wait on these; a run that raised or resolved an alert sets
+# them, so its notice goes out at once instead of at the next periodic check.
+_listeners: set[threading.Event] = set()
+_listeners_lock = threading.Lock()
+
+
+def subscribe(event: threading.Event) -> None:
+    with _listeners_lock:
+        _listeners.add(event)
+
+
+def unsubscribe(event: threading.Event) -> None:
+    with _listeners_lock:
+        _listeners.discard(event)
+
+
+def _wake() -> None:
+    with _listeners_lock:
+        for event in _listeners:
+            event.set()
+
+
+def after_run(conn: Connection, result: Any) -> None:
+    """Hook for the end of a run (``result``: a RunResult with its final status).
+
+    Runs in a savepoint: a problem here is logged and never fails or undoes the run.
+    """
+    try:
+        with conn.begin_nested():
+            touched = evaluate_run(conn, result, get_settings(), utcnow())
+    except Exception as exc:
+        log.warning(
+            "alert rules after run %s of %s failed: %s",
+            result.run_id,
+            result.source_id,
+            type(exc).__name__,
+        )
+        return
+    if touched:
+        _wake()
+
+
+def evaluate_run(conn: Connection, result: Any, settings: Settings, now: datetime) -> int:
+    """Raise or resolve the run-driven alerts of ``result``'s source; how many changed."""
+    sid = result.source_id
+    touched = 0
+    if result.sync_status in FAILED:
+        n = settings.alert_failures
+        last = conn.execute(
+            select(hist_t.c.sync_status)
+            .where(hist_t.c.source_id == sid, hist_t.c.sync_status != "running")
+            .order_by(hist_t.c.id.desc())
+            .limit(n)
+        ).scalars()
+        statuses = list(last)
+        if len(statuses) == n and all(s in FAILED for s in statuses):
+            errors = conn.execute(
+                select(reg_t.c.error_count).where(reg_t.c.source_id == sid)
+            ).scalar()
+            count = max(n, (errors or 0) + 1)
+            touched += records.raise_alerts(
+                conn,
+                [
+                    {
+                        "source_id": sid,
+                        "rule": "consecutive_failures",
+                        "severity": "critical",
+                        "message": f"{sid}: {count} failed runs in a row; last error: "
+                        f"{result.error_message or 'unknown'}",
+                        "details": {"failures": count, "run_id": result.run_id},
+                    }
+                ],
+                now,
+            )
+        return touched
+    if result.sync_status != "success":
+        return 0
+    touched += records.resolve(conn, ("consecutive_failures", "stale"), now, source_ids=[sid])
+    processed, rejected = result.records_processed, result.records_rejected
+    total = max(processed, rejected)  # processed counts the rejected records too
+    if total and rejected / total >= settings.alert_rejected_rate:
+        touched += records.raise_alerts(
+            conn,
+            [
+                {
+                    "source_id": sid,
+                    "rule": "rejected_rows",
+                    "message": f"{sid}: run {result.run_id} rejected {rejected} of {total} "
+                    f"records ({rejected / total:.0%})",
+                    "details": {"run_id": result.run_id, "rejected": rejected, "total": total},
+                }
+            ],
+            now,
+        )
+    else:
+        touched += records.resolve(conn, ("rejected_rows",), now, source_ids=[sid])
+    if processed:
+        touched += records.resolve(conn, ("realtime_silence",), now, source_ids=[sid])
+    return touched
+
+
+def check_sources(conn: Connection, settings: Settings, now: datetime) -> int:
+    """Staleness and realtime silence of every source (one registry read); alerts raised."""
+    rows = conn.execute(
+        select(
+            reg_t.c.source_id,
+            reg_t.c.status,
+            reg_t.c.connection_type,
+            reg_t.c.refresh_interval,
+            reg_t.c.last_sync,
+            reg_t.c.created_at,
+        )
+    ).all()
+    stale: list[dict[str, Any]] = []
+    silent: list[dict[str, Any]] = []
+    for r in rows:
+        if r.status not in ("active", "error"):
+            continue
+        since = r.last_sync or r.created_at
+        quiet_s = (now - since).total_seconds()
+        if r.connection_type in REALTIME_TYPES:
+            if quiet_s >= settings.alert_silence_s:
+                silent.append(
+                    {
+                        "source_id": r.source_id,
+                        "rule": "realtime_silence",
+                        "message": f"{r.source_id}: no realtime data for {_span(quiet_s)}",
+                        "details": {"quiet_s": round(quiet_s)},
+                    }
+                )
+            continue
+        limit_s = settings.alert_stale_factor * max(r.refresh_interval, 1)
+        if quiet_s >= limit_s:
+            what = "last success" if r.last_sync else "no success since it was added"
+            stale.append(
+                {
+                    "source_id": r.source_id,
+                    "rule": "stale",
+                    "message": f"{r.source_id}: {what} {_span(quiet_s)} ago "
+                    f"(expected every {_span(r.refresh_interval)})",
+                    "details": {"quiet_s": round(quiet_s), "limit_s": round(limit_s)},
+                }
+            )
+    records.resolve(conn, ("stale",), now, except_source_ids=[a["source_id"] for a in stale])
+    records.resolve(
+        conn, ("realtime_silence",), now, except_source_ids=[a["source_id"] for a in silent]
+    )
+    return records.raise_alerts(conn, stale + silent, now)
+
+
+def _span(seconds: float) -> str:
+    return str(timedelta(seconds=int(seconds)))

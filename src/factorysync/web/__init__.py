@@ -1,0 +1,60 @@
+"""The web console, served by the API app at ``/``.
+
+Server-rendered pages (Jinja2 templates in ``templates/``) with a little plain script in
+``static/console.js`` for live refresh and inline results; nothing is built at install
+time or fetched from the internet at run time. See docs/console.md.
+
+    session.py    login cookie (an API token), CSRF, the user's role and language
+    pages.py      overview, data resources, source detail, alerts; source actions
+    editor.py     add / edit a source, with test, discover and mapping preview
+    forms.py      the form generated from each connection type's config model
+    probe.py      test / discover / preview a source as the form describes it
+    views.py      the set-based queries behind the pages
+    charts.py     server-side SVG charts
+    i18n.py       every label in English and Bahasa Indonesia
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from markupsafe import escape
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from factorysync.web.session import CsrfFailed, Forbidden, LoginRequired, login_url
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    if request.method == "GET" and request.headers.get("x-fragment") is None:
+        target = login_url(request)
+        # The body serves clients that do not follow redirects.
+        body = f'<!doctype html><a href="{escape(target)}">Log in to the factorysync console</a>'
+        return HTMLResponse(body, status_code=303, headers={"Location": target})
+    return PlainTextResponse("log in first: your session is missing or expired", 401)
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(f"forbidden: {exc}", 403)
+
+
+async def _csrf(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(
+        "forbidden: the form's CSRF token is missing or wrong; reload the page and try again",
+        403,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Add the console's routes, static files and error pages to the API app."""
+    from factorysync.web import editor, pages
+
+    app.include_router(editor.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.add_exception_handler(CsrfFailed, _csrf)

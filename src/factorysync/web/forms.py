@@ -1,0 +1,484 @@
+"""The add/edit source form, generated from the connection types' config models.
+
+Each field of a type's ``connection_config`` model becomes an input chosen by its type
+(text, number, checkbox, a select for a ``Literal``, one-per-line for a list of strings,
+JSON for anything nested). Required fields and fields that have a value come first; the
+rest sit under "More options". The posted form becomes a source declaration that
+:func:`factorysync.config.parse_source` validates, and its problems are put back next to
+the fields they name.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union, get_args, get_origin
+
+import orjson
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+from starlette.datastructures import FormData
+
+from factorysync.config import DEFAULT_CONNECTION_TYPE
+from factorysync.engine.mapping import FieldType
+
+# (source_type, connection type, icon text) in the order the type picker shows them.
+KINDS: list[tuple[str, str, str]] = [
+    ("json", "file", "{ }"),
+    ("csv", "file", "CSV"),
+    ("excel", "file", "XLS"),
+    ("database", "database", "DB"),
+    ("api", "api", "API"),
+    ("command", "command", ">_"),
+    ("artisan", "artisan", "php"),
+    ("mqtt", "mqtt", "MQ"),
+    ("opcua", "opcua", "UA"),
+]
+ICONS = {k: icon for k, _, icon in KINDS}
+KIND_LABELS = {
+    "json": "JSON",
+    "csv": "CSV",
+    "excel": "Excel",
+    "database": "Database",
+    "api": "API",
+    "command": "Command",
+    "artisan": "Artisan",
+    "mqtt": "MQTT",
+    "opcua": "OPC UA",
+}
+FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
+STRATEGIES = ("full", "incremental", "realtime")
+ON_INVALID = ("quarantine", "skip", "fail")
+SECRET_ROWS = 3  # empty secret rows offered beyond the stored ones
+FIELD_ROWS = 3  # empty mapping rows offered beyond the stored ones
+MASK = "***"
+
+
+def config_model(source_type: str, connection_type: str) -> type[BaseModel]:
+    """The model of ``connection_config`` for a source of this type."""
+    from factorysync.connectors.registry import config_model_of, connector_class
+
+    cls = connector_class(connection_type)
+    if connection_type == "file":
+        return config_model_of(cls, {"file_type": source_type})
+    return config_model_of(cls, {})
+
+
+@dataclass
+class FormField:
+    key: str  # the connection_config key (a model alias when it has one)
+    widget: str  # text | number | checkbox | select | lines | json | fixed
+    required: bool
+    default: Any
+    options: list[str]
+    description: str | None
+    value: Any  # as shown: str, or bool for a checkbox
+    advanced: bool
+
+    @property
+    def name(self) -> str:
+        return f"cfg.{self.key}"
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """(the type inside Optional[...], whether None is allowed)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(get_args(annotation))
+        if len(args) == 1:
+            return _unwrap(args[0])[0], optional
+        return annotation, optional
+    return annotation, False
+
+
+def _widget(annotation: Any) -> tuple[str, list[str]]:
+    inner, _ = _unwrap(annotation)
+    origin = get_origin(inner)
+    if inner is bool:
+        return "checkbox", []
+    if origin is Literal:
+        options = [str(a) for a in get_args(inner)]
+        return ("fixed" if len(options) == 1 else "select"), options
+    if inner in (int, float):
+        return "number", []
+    if inner is str:
+        return "text", []
+    if origin is list and get_args(inner) and get_args(inner)[0] is str:
+        return "lines", []
+    return "json", []
+
+
+def _shown(widget: str, value: Any) -> Any:
+    if widget == "checkbox":
+        return bool(value)
+    if value is None:
+        return ""
+    if widget == "lines":
+        return "\n".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    if widget == "json":
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    return str(value)
+
+
+def config_fields(model: type[BaseModel], config: dict[str, Any]) -> list[FormField]:
+    fields = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        widget, options = _widget(info.annotation)
+        default = None if info.default is PydanticUndefined else info.default
+        if info.default_factory is not None:
+            default = info.default_factory()  # type: ignore[call-arg]
+        required = info.is_required()
+        present = key in config
+        value = config.get(key, default if widget in ("checkbox", "fixed") else None)
+        fields.append(
+            FormField(
+                key=key,
+                widget=widget,
+                required=required,
+                default=default,
+                options=options,
+                description=info.description,
+                value=_shown(widget, value),
+                advanced=not (required or present or widget == "fixed"),
+            )
+        )
+    fields.sort(key=lambda f: f.advanced)
+    return fields
+
+
+def parse_config(
+    model: type[BaseModel], form: FormData, errors: dict[str, list[str]], bad_json: str
+) -> dict[str, Any]:
+    """``connection_config`` from the posted ``cfg.*`` inputs (empty inputs: defaults)."""
+    config: dict[str, Any] = {}
+    for f in config_fields(model, {}):
+        raw = form.get(f.name)
+        if f.widget == "checkbox":
+            checked = raw is not None
+            if checked != bool(f.default):
+                config[f.key] = checked
+            continue
+        text = raw.strip() if isinstance(raw, str) else ""
+        if not text:
+            if f.widget == "fixed":
+                config[f.key] = f.options[0]
+            continue
+        if f.widget == "lines":
+            config[f.key] = [line.strip() for line in text.splitlines() if line.strip()]
+        elif f.widget == "json":
+            try:
+                config[f.key] = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                errors.setdefault(f.name, []).append(bad_json.format(error=exc))
+        elif f.widget in ("select", "fixed"):
+            inner, _ = _unwrap(model.model_fields[_field_name(model, f.key)].annotation)
+            literal = {str(a): a for a in get_args(inner)}
+            config[f.key] = literal.get(text, text)
+        else:
+            config[f.key] = text
+    return config
+
+
+def _field_name(model: type[BaseModel], key: str) -> str:
+    for name, info in model.model_fields.items():
+        if (info.alias or name) == key:
+            return name
+    return key
+
+
+# -- the whole form ----------------------------------------------------------------------
+@dataclass
+class SourceForm:
+    source_type: str
+    connection_type: str
+    values: dict[str, Any]  # general and mapping inputs, as shown
+    fields: list[FormField]
+    secrets: list[tuple[str, bool, str]]  # (name, stored already, value shown)
+    field_rows: list[dict[str, str]]
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    form_errors: list[str] = field(default_factory=list)
+    editing: str | None = None  # the source_id being edited
+    template: str | None = None
+
+    @property
+    def icon(self) -> str:
+        return ICONS.get(self.source_type, "?")
+
+
+def _field_rows(fields: dict[str, Any] | None) -> list[dict[str, str]]:
+    rows = []
+    for column, spec in (fields or {}).items():
+        if isinstance(spec, str):
+            spec = {"from": spec}
+        spec = dict(spec)
+        rows.append(
+            {
+                "col": column,
+                "from": str(spec.pop("from", "") or ""),
+                "type": str(spec.pop("type", "") or ""),
+                "expr": str(spec.pop("expr", "") or ""),
+                "extra": orjson.dumps(spec).decode() if spec else "",
+            }
+        )
+    empty = {"col": "", "from": "", "type": "", "expr": "", "extra": ""}
+    return rows + [dict(empty) for _ in range(FIELD_ROWS)]
+
+
+MAPPING_KEYS = ("records_path", "primary_key", "cursor_field", "fields", "on_invalid")
+
+
+def form_from_declaration(
+    decl: dict[str, Any], *, editing: str | None = None, template: str | None = None
+) -> SourceForm:
+    """The form showing a declaration (stored, from a template, or a new empty one)."""
+    source_type = decl["source_type"]
+    connections = decl.get("connections") or [{}]
+    primary = next((c for c in connections if c.get("is_primary")), connections[0])
+    connection_type = (
+        primary.get("connection_type")
+        or decl.get("connection_type")
+        or DEFAULT_CONNECTION_TYPE[source_type]
+    )
+    mappings = decl.get("mappings") or [{}]
+    mapping = mappings[0]
+    mc = dict(mapping.get("mapping_config") or {})
+    extra = {k: v for k, v in mc.items() if k not in MAPPING_KEYS}
+    values = {
+        "source_id": decl.get("source_id") or "",
+        "name": decl.get("name") or "",
+        "description": decl.get("description") or "",
+        "category": decl.get("category") or "",
+        "priority": str(decl.get("priority") or 2),
+        "refresh_interval": str(decl.get("refresh_interval") or 300),
+        "schedule": decl.get("schedule") or "",
+        "target_table": mapping.get("target_table") or "",
+        "sync_strategy": mapping.get("sync_strategy") or "full",
+        "records_path": mc.get("records_path") or "",
+        "primary_key": ", ".join(mc.get("primary_key") or []),
+        "cursor_field": mc.get("cursor_field") or "",
+        "on_invalid": mc.get("on_invalid") or "quarantine",
+        "mapping_extra": orjson.dumps(extra, option=orjson.OPT_INDENT_2).decode() if extra else "",
+    }
+    model = config_model(source_type, connection_type)
+    secrets = [
+        # A template's ${env:NAME} references are not secrets: they are shown as given.
+        (name, editing is not None, value if _env_ref(value) and editing is None else "")
+        for name, value in (primary.get("authentication_config") or {}).items()
+    ]
+    secrets += [("", False, "")] * SECRET_ROWS
+    return SourceForm(
+        source_type=source_type,
+        connection_type=connection_type,
+        values=values,
+        fields=config_fields(model, primary.get("connection_config") or {}),
+        secrets=secrets,
+        field_rows=_field_rows(mc.get("fields")),
+        editing=editing,
+        template=template,
+    )
+
+
+def _env_ref(value: Any) -> bool:
+    return isinstance(value, str) and bool(re.fullmatch(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}", value))
+
+
+def _text(form: FormData, name: str) -> str:
+    raw = form.get(name)
+    return raw.strip() if isinstance(raw, str) else ""
+
+
+def declaration_from_form(
+    form: FormData, t: Any, *, editing: str | None = None
+) -> tuple[dict[str, Any], SourceForm]:
+    """(the declaration the form describes, the form to show again with its values)."""
+    source_type = _text(form, "source_type")
+    connection_type = _text(form, "connection_type") or DEFAULT_CONNECTION_TYPE.get(
+        source_type, "file"
+    )
+    errors: dict[str, list[str]] = {}
+    model = config_model(source_type, connection_type)
+    config = parse_config(model, form, errors, t("form.bad_json", error="{error}"))
+
+    secrets: dict[str, str] = {}
+    shown_secrets: list[tuple[str, bool, str]] = []
+    i = 0
+    while f"auth.name.{i}" in form:
+        name, value = _text(form, f"auth.name.{i}"), form.get(f"auth.value.{i}")
+        stored = form.get(f"auth.stored.{i}") == "1"
+        value = value if isinstance(value, str) else ""
+        if name:
+            if value:
+                secrets[name] = value
+            elif stored:
+                secrets[name] = MASK  # keeps the stored value
+            shown_secrets.append((name, stored, value if _env_ref(value) else ""))
+        i += 1
+    shown_secrets += [("", False, "")] * SECRET_ROWS
+
+    fields: dict[str, Any] = {}
+    rows = []
+    i = 0
+    while f"f.col.{i}" in form:
+        row = {k: _text(form, f"f.{k}.{i}") for k in ("col", "from", "type", "expr", "extra")}
+        i += 1
+        if not row["col"]:
+            continue
+        rows.append(row)
+        spec: dict[str, Any] = {}
+        if row["extra"]:
+            try:
+                spec.update(orjson.loads(row["extra"]))
+            except orjson.JSONDecodeError as exc:
+                errors.setdefault("fields", []).append(f"{row['col']}: {exc}")
+        spec.update({k: row[k] for k in ("from", "type", "expr") if row[k]})
+        fields[row["col"]] = spec.get("from", row["col"]) if set(spec) <= {"from"} else spec
+    rows += [{"col": "", "from": "", "type": "", "expr": "", "extra": ""}] * FIELD_ROWS
+
+    values = {
+        k: _text(form, k)
+        for k in (
+            "source_id",
+            "name",
+            "description",
+            "category",
+            "priority",
+            "refresh_interval",
+            "schedule",
+            "target_table",
+            "sync_strategy",
+            "records_path",
+            "primary_key",
+            "cursor_field",
+            "on_invalid",
+            "mapping_extra",
+        )
+    }
+    if editing:
+        values["source_id"] = editing
+    mapping_config: dict[str, Any] = {}
+    if values["mapping_extra"]:
+        try:
+            extra = orjson.loads(values["mapping_extra"])
+            if not isinstance(extra, dict):
+                raise ValueError("expected a JSON object")
+            mapping_config.update(extra)
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            errors.setdefault("mapping_extra", []).append(str(exc))
+    if values["records_path"]:
+        mapping_config["records_path"] = values["records_path"]
+    keys = [k.strip() for k in values["primary_key"].split(",") if k.strip()]
+    if keys:
+        mapping_config["primary_key"] = keys
+    if values["cursor_field"]:
+        mapping_config["cursor_field"] = values["cursor_field"]
+    if values["on_invalid"] and values["on_invalid"] != "quarantine":
+        mapping_config["on_invalid"] = values["on_invalid"]
+    if fields:
+        mapping_config["fields"] = fields
+
+    decl: dict[str, Any] = {
+        "source_id": values["source_id"],
+        "name": values["name"],
+        "description": values["description"] or None,
+        "category": values["category"] or None,
+        "source_type": source_type,
+        "priority": _number(values["priority"]),
+        "refresh_interval": _number(values["refresh_interval"]),
+        "schedule": values["schedule"] or None,
+        "connections": [
+            {
+                "connection_name": _text(form, "connection_name") or "primary",
+                "connection_type": connection_type,
+                "connection_config": config,
+                "authentication_config": secrets,
+                "is_primary": True,
+            }
+        ],
+        "mappings": [
+            {
+                "target_table": values["target_table"],
+                "sync_strategy": values["sync_strategy"] or "full",
+                "mapping_config": mapping_config,
+            }
+        ],
+    }
+    shown = SourceForm(
+        source_type=source_type,
+        connection_type=connection_type,
+        values=values,
+        fields=config_fields(model, {k: v for k, v in config.items()}),
+        secrets=shown_secrets,
+        field_rows=rows,
+        errors=errors,
+        editing=editing,
+        template=_text(form, "template") or None,
+    )
+    for f in shown.fields:  # show what was typed, also where it did not parse
+        raw = form.get(f.name)
+        if f.widget == "checkbox":
+            f.value = raw is not None
+        elif isinstance(raw, str):
+            f.value = raw
+    return decl, shown
+
+
+def _number(text: str) -> Any:
+    return int(text) if re.fullmatch(r"-?\d+", text) else (text or None)
+
+
+# -- problems next to their fields -----------------------------------------------------
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def place_problems(problems: list[str], form: SourceForm) -> None:
+    """Attach each 'path: message' problem to the input it names (else to the form)."""
+    known = {f.key for f in form.fields}
+    for problem in problems:
+        text = re.sub(r"^(body|form|source): ", "", problem)
+        path, sep, message = text.partition(": ")
+        if not sep:
+            form.form_errors.append(problem)
+            continue
+        parts = _INDEX.sub(r".\1", path).split(".")
+        key = _key_for(parts, known)
+        form.errors.setdefault(key, []).append(message if key != "_form" else text)
+    form.form_errors += form.errors.pop("_form", [])
+
+
+def _key_for(parts: list[str], known: set[str]) -> str:
+    if not parts or not parts[0]:
+        return "_form"
+    head = parts[0]
+    if head == "connections":
+        rest = parts[2:]
+        if rest[:1] == ["connection_config"]:
+            return f"cfg.{rest[1]}" if len(rest) > 1 and rest[1] in known else "cfg"
+        if rest[:1] == ["authentication_config"]:
+            return "auth"
+        return "cfg"
+    if head == "mappings":
+        rest = parts[2:]
+        if rest[:1] == ["mapping_config"]:
+            inner = rest[1] if len(rest) > 1 else ""
+            if inner in ("records_path", "primary_key", "cursor_field", "on_invalid"):
+                return inner
+            if inner == "fields":
+                return "fields"
+            return "mapping"
+        if rest[:1] and rest[0] in ("target_table", "sync_strategy"):
+            return rest[0]
+        return "mapping"
+    if head in (
+        "source_id",
+        "name",
+        "description",
+        "category",
+        "priority",
+        "refresh_interval",
+        "schedule",
+    ):
+        return head
+    return "_form"

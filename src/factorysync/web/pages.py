@@ -1,0 +1,373 @@
+"""Console pages: login, overview, data resources, source detail, alerts.
+
+Every page needs a session (else it redirects to the login page); every POST needs the
+form's CSRF token and the role the action needs — the same roles as the API: viewers
+read, operators also sync, test and acknowledge alerts, admins change sources.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from factorysync import services
+from factorysync.alerts import records as alert_records
+from factorysync.api.context import ApiContext
+from factorysync.engine.runner import AlreadyRunning
+from factorysync.errors import NotFoundError
+from factorysync.store.registry import get_source, set_status
+from factorysync.web import session, views
+from factorysync.web.charts import bar_chart, line_chart
+from factorysync.web.i18n import LANGUAGES, translator
+from factorysync.web.session import ConsoleUser, check_csrf, current_user
+from factorysync.web.templating import render
+
+
+def _stamp(request: Request) -> None:
+    request.scope["fs_started"] = time.perf_counter()
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_stamp)])
+User = Annotated[ConsoleUser, Depends(current_user)]
+
+
+def _ctx(request: Request) -> ApiContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def _back(request: Request, fallback: str = "/") -> str:
+    return session.safe_next(request.query_params.get("next") or fallback)
+
+
+# -- login ---------------------------------------------------------------------------
+@router.get("/login")
+def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
+    lang = request.query_params.get("lang") or session.guest_language(request)
+    lang = lang if lang in LANGUAGES else "en"
+    token = session.new_login_csrf()
+    response = render(
+        request, "login.html", None, lang, next=session.safe_next(next), csrf=token, error=error
+    )
+    response.set_cookie(
+        session.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login"
+    )
+    if request.query_params.get("lang") in LANGUAGES:
+        session.set_language_cookie(response, _ctx(request), lang)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    ctx = _ctx(request)
+    form = await request.form()
+    lang = session.guest_language(request)
+    t = translator(lang)
+    next_url = session.safe_next(str(form.get("next") or "/"))
+    username = str(form.get("username") or "")
+    password = str(form.get("password") or "")
+    sent = str(form.get("csrf") or "")
+    expected = request.cookies.get(session.LOGIN_CSRF_COOKIE) or ""
+
+    def again(message: str, status: int) -> Response:
+        token = session.new_login_csrf()
+        response = render(
+            request, "login.html", None, lang, status, next=next_url, csrf=token, error=message
+        )
+        response.set_cookie(
+            session.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login"
+        )
+        return response
+
+    if not expected or sent != expected:
+        return again(t("login.expired"), 403)
+    host = request.client.host if request.client else "-"
+    keys = (f"user:{username.lower()}", f"ip:{host}")
+    wait = ctx.logins.retry_after(*keys)
+    if wait > 0:
+        return again(t("login.too_many", seconds=int(wait) + 1), 429)
+    found = await run_in_threadpool(session.log_in, ctx, username, password)
+    if found is None:
+        ctx.logins.failed(*keys)
+        return again(t("login.failed"), 401)
+    ctx.logins.succeeded(keys[0])
+    token, user = found
+    response = RedirectResponse(next_url, status_code=303)
+    session.set_session_cookie(response, ctx, token)
+    response.delete_cookie(session.LOGIN_CSRF_COOKIE, path="/login")
+    if user.get("language") in LANGUAGES:
+        session.set_language_cookie(response, ctx, user["language"])
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, user: User) -> Response:
+    form = await request.form()
+    check_csrf(user, form.get("csrf"))
+    await run_in_threadpool(session.log_out, _ctx(request), user)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(session.SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/language")
+async def language(request: Request, user: User) -> Response:
+    form = await request.form()
+    check_csrf(user, form.get("csrf"))
+    lang = str(form.get("lang") or "")
+    if lang not in LANGUAGES:
+        return Response(f"language {lang!r}: use one of {', '.join(LANGUAGES)}", status_code=422)
+    ctx = _ctx(request)
+    await run_in_threadpool(session.set_language, ctx, user, lang)
+    response = RedirectResponse(session.safe_next(str(form.get("next") or "/")), 303)
+    session.set_language_cookie(response, ctx, lang)
+    return response
+
+
+# -- overview ------------------------------------------------------------------------
+@router.get("/")
+def overview(request: Request, user: User) -> Response:
+    store = _ctx(request).store
+    summary = services.status_summary(store)
+    now = views.now()
+    with store.connect() as conn:
+        failing = views.failing_sources(conn)
+        stalest = views.stalest_sources(conn)
+        hours = views.throughput(conn, now)
+        alerts = alert_records.list_alerts(conn, states=["open", "acknowledged"], limit=10)
+    t = translator(user.language)
+    zone = _zone(request)
+    labels = [h[0].astimezone(zone).strftime("%H:00") for h in hours]
+    chart = bar_chart(
+        t("overview.throughput"),
+        [h[1] for h in hours],
+        labels,
+        [f"{lbl}: {h[1]:,} ({h[2]} runs)" for lbl, h in zip(labels, hours, strict=True)],
+    )
+    return render(
+        request,
+        "overview.html",
+        user,
+        user.language,
+        summary=summary,
+        failing=failing,
+        stalest=stalest,
+        chart=chart,
+        rows_24h=sum(h[1] for h in hours),
+        alerts=alerts,
+    )
+
+
+def _zone(request: Request) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(_ctx(request).store.settings.timezone)
+
+
+# -- data resources ------------------------------------------------------------------
+def _filter(
+    source_type: str | None, status: str | None, category: str | None, q: str | None
+) -> views.SourceFilter:
+    return views.SourceFilter(source_type or None, status or None, category or None, q or None)
+
+
+Filter = Annotated[str | None, Query(max_length=100)]
+
+
+@router.get("/sources")
+def sources_page(
+    request: Request,
+    user: User,
+    type: Filter = None,
+    status: Filter = None,
+    category: Filter = None,
+    q: Filter = None,
+) -> Response:
+    flt = _filter(type, status, category, q)
+    with _ctx(request).store.connect() as conn:
+        rows = views.source_rows(conn, flt)
+        choices = views.filter_choices(conn)
+    return render(
+        request,
+        "sources.html",
+        user,
+        user.language,
+        rows=rows,
+        flt=flt,
+        choices=choices,
+        statuses=views.SOURCE_STATUSES,
+    )
+
+
+@router.get("/sources/rows")
+def source_rows(
+    request: Request,
+    user: User,
+    type: Filter = None,
+    status: Filter = None,
+    category: Filter = None,
+    q: Filter = None,
+) -> Response:
+    """The table body alone, for the list's live refresh."""
+    flt = _filter(type, status, category, q)
+    with _ctx(request).store.connect() as conn:
+        rows = views.source_rows(conn, flt)
+    return render(request, "_source_rows.html", user, user.language, rows=rows)
+
+
+@router.get("/sources/{source_id}")
+def source_page(request: Request, source_id: str, user: User) -> Response:
+    store = _ctx(request).store
+    try:
+        with store.connect() as conn:
+            source = services.public_source(store, get_source(conn, source_id))
+            alerts = alert_records.list_alerts(conn, source_id=source_id, limit=20)
+    except NotFoundError:
+        return _not_found(request, user, source_id)
+    runs = services.history(store, source_id, 100)
+    quarantined = services.quarantined(store, source_id, 50)
+    t = translator(user.language)
+    zone = _zone(request)
+    done = views.runs_for_charts([dict(r) for r in runs])
+    labels = [r["sync_started_at"].astimezone(zone).strftime("%H:%M") for r in done]
+    charts = {
+        "duration": bar_chart(
+            t("source.chart_duration"), [r["sync_duration_ms"] or 0 for r in done], labels
+        ),
+        "rows": bar_chart(t("source.chart_rows"), [r["records_processed"] for r in done], labels),
+        "rate": line_chart(t("source.chart_rate"), [r["rows_per_s"] for r in done], labels),
+    }
+    running = any(r["sync_status"] == "running" for r in runs)
+    return render(
+        request,
+        "source.html",
+        user,
+        user.language,
+        source=source,
+        runs=runs,
+        quarantined=quarantined,
+        alerts=alerts,
+        charts=charts,
+        running=running,
+        notice=request.query_params.get("notice"),
+    )
+
+
+def _not_found(request: Request, user: ConsoleUser, source_id: str) -> Response:
+    t = translator(user.language)
+    return render(
+        request,
+        "error.html",
+        user,
+        user.language,
+        404,
+        message=t("source.not_found", id=source_id),
+    )
+
+
+@router.post("/sources/{source_id}/sync")
+async def sync_now(request: Request, source_id: str, user: User) -> Response:
+    form = await request.form()
+    check_csrf(user, form.get("csrf"))
+    user.require("operator")
+    ctx = _ctx(request)
+    t = translator(user.language)
+    try:
+        run_id = await run_in_threadpool(ctx.start_sync, source_id, f"console:{user.username}"[:32])
+        notice = t("source.sync_started", run=run_id)
+    except AlreadyRunning as exc:
+        notice = str(exc)
+    except NotFoundError:
+        return _not_found(request, user, source_id)
+    return _to_source(source_id, notice)
+
+
+@router.post("/sources/{source_id}/status")
+async def change_status(request: Request, source_id: str, user: User) -> Response:
+    form = await request.form()
+    check_csrf(user, form.get("csrf"))
+    user.require("admin")
+    status = str(form.get("status") or "")
+    if status not in ("active", "inactive", "maintenance"):
+        return Response(f"status {status!r}: use active, inactive or maintenance", status_code=422)
+    ctx = _ctx(request)
+
+    def change() -> None:
+        with ctx.store.begin() as conn:
+            set_status(conn, source_id, status)
+
+    try:
+        await run_in_threadpool(change)
+    except NotFoundError:
+        return _not_found(request, user, source_id)
+    ctx.data_changed()
+    t = translator(user.language)
+    return _to_source(source_id, t("source.status_set", status=t(f"status.{status}")))
+
+
+def _to_source(source_id: str, notice: str) -> Response:
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/sources/{quote(source_id)}?notice={quote(notice)}", status_code=303)
+
+
+@router.post("/sources/{source_id}/test")
+async def test_stored(request: Request, source_id: str, user: User) -> Response:
+    form = await request.form()
+    check_csrf(user, form.get("csrf"))
+    user.require("operator")
+    store = _ctx(request).store
+    try:
+        result = await run_in_threadpool(services.test_source, store, source_id)
+    except NotFoundError:
+        return _not_found(request, user, source_id)
+    return render(request, "_probe.html", user, user.language, action="test_stored", result=result)
+
+
+@router.post("/sources/{source_id}/discover")
+async def discover_stored(request: Request, source_id: str, user: User) -> Response:
+    from factorysync.connectors.discovery import discover_source
+    from factorysync.errors import FactorySyncError
+
+    form = await request.form()
+    check_csrf(user, form.get("csrf"))
+    user.require("operator")
+    store = _ctx(request).store
+    try:
+        found = await run_in_threadpool(discover_source, store, source_id)
+        result = {"ok": True, "message": "", "fields": found["fields"]}
+    except NotFoundError:
+        return _not_found(request, user, source_id)
+    except (FactorySyncError, OSError) as exc:
+        result = {"ok": False, "message": str(exc), "fields": []}
+    return render(request, "_probe.html", user, user.language, action="discover", result=result)
+
+
+# -- alerts --------------------------------------------------------------------------
+@router.get("/alerts")
+def alerts_page(request: Request, user: User, state: Filter = None) -> Response:
+    states = [state] if state in ("open", "acknowledged", "resolved") else None
+    with _ctx(request).store.connect() as conn:
+        alerts = alert_records.list_alerts(conn, states=states, limit=300)
+    return render(request, "alerts.html", user, user.language, alerts=alerts, state=state or "")
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+async def acknowledge(request: Request, alert_id: int, user: User) -> Response:
+    form = await request.form()
+    check_csrf(user, form.get("csrf"))
+    user.require("operator")
+    store = _ctx(request).store
+
+    def ack() -> None:
+        with store.begin() as conn:
+            alert_records.acknowledge(conn, alert_id, user.username)
+
+    try:
+        await run_in_threadpool(ack)
+    except NotFoundError as exc:
+        return render(request, "error.html", user, user.language, 404, message=str(exc))
+    return RedirectResponse(_back(request, "/alerts"), status_code=303)
