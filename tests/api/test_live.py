@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,7 +28,8 @@ from factorysync.security import auth
 from factorysync.store.schema import data_source_quarantine, data_source_sync_history
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows
-from tests.api.conftest import Api, free_port, role_tokens
+from tests.api.conftest import Api, free_port, machine_source, machines, role_tokens
+from tests.conftest import write_json
 from tests.realtime.conftest import Publisher, mqtt_source, register
 
 PUSH_MAPPING = {
@@ -316,3 +318,35 @@ def test_stream_delivers_an_mqtt_change_within_a_second(
     finally:
         service.stop()
     assert max(latencies) < 1.0, latencies
+
+
+def test_stream_announces_a_batch_sync(store: Store, data_dir: Path) -> None:
+    tokens = role_tokens(store)
+    write_json(data_dir / "machines.json", {"data": machines(30)})
+    with store.begin() as conn:
+        from factorysync.config import parse_sources
+        from factorysync.store.registry import apply_declarations
+
+        decl = machine_source(data_dir / "machines.json")
+        apply_declarations(conn, parse_sources({"sources": [decl]}), store.box)
+    with live_server(store) as url:
+        reader = StreamReader(f"{url}/api/stream/machines", tokens["viewer"])
+        assert reader.next()[1] == "ready"
+        http = httpx.Client(base_url=url, timeout=10)
+        operator = {"Authorization": f"Bearer {tokens['operator']}"}
+        run_id = http.post("/api/sources/machines/sync", headers=operator).json()["run_id"]
+        _, kind, event = reader.next()
+        assert kind == "change" and event["run_id"] == run_id
+        assert (event["inserted"], event["updated"], event["deleted"]) == (30, 0, 0)
+        # A sync that changes nothing is not announced; the next change is.
+        quiet = http.post("/api/sources/machines/sync", headers=operator).json()["run_id"]
+        deadline = time.monotonic() + 30
+        while http.get(f"/api/runs/{quiet}", headers=operator).json()["sync_status"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        write_json(data_dir / "machines.json", {"data": machines(29)})
+        run_id = http.post("/api/sources/machines/sync", headers=operator).json()["run_id"]
+        _, kind, event = reader.next()
+        assert event["run_id"] == run_id and (event["inserted"], event["deleted"]) == (0, 1)
+        reader.close()
+        http.close()

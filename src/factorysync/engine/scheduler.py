@@ -24,6 +24,7 @@ from sqlalchemy import select
 from factorysync.alerts import monitor as alert_monitor
 from factorysync.engine import leases, retention
 from factorysync.engine.runner import AlreadyRunning, Runner, recover_interrupted
+from factorysync.realtime.bus import announce_run
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
@@ -88,7 +89,9 @@ class Scheduler:
     def _run_one(self, source_id: str, due: datetime) -> object:
         owner = self.worker_id if self.leased else None
         try:
-            return self.runner.sync(source_id, trigger="schedule", due=due, lease_owner=owner)
+            result = self.runner.sync(source_id, trigger="schedule", due=due, lease_owner=owner)
+            announce_run(self.store, result)
+            return result
         except AlreadyRunning:
             return None
         except Exception:

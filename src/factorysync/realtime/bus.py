@@ -1,11 +1,11 @@
 """Committed changes of target tables, fanned out to live subscribers in this process.
 
 Writers publish after their transaction commits: the realtime writer the rows of every
-flush, a batch sync a summary of its counts. The SSE endpoint subscribes per target table
-(``subscribe_async``, an asyncio queue fed from the writers' threads); threads may use
-``subscribe``. A subscriber that does not keep up loses its oldest events (its queue is
-bounded) rather than slowing the writers down; the events it lost are counted in the next
-event it gets (``missed``), so a dashboard knows to reload.
+flush, a batch sync a summary of its counts (``announce_run``). The SSE endpoint
+subscribes per target table (``subscribe_async``, an asyncio queue fed from the writers'
+threads); threads may use ``subscribe``. A subscriber that does not keep up loses its
+oldest events (its queue is bounded) rather than slowing the writers down; the events it
+lost are counted in the next event it gets (``missed``), so a dashboard knows to reload.
 """
 
 from __future__ import annotations
@@ -110,5 +110,40 @@ class ChangeBus:
         with self._lock:
             return len(self._subscribers.get(table, ()))
 
+    def any_subscriber(self) -> bool:
+        with self._lock:
+            return bool(self._subscribers)
+
 
 bus = ChangeBus()
+
+
+def announce_run(store: Any, result: Any) -> None:
+    """After a batch run committed: tell the subscribers of its target tables what
+    changed (counts only; a dashboard reloads the rows it shows)."""
+    changed = result.records_inserted + result.records_updated + result.records_deleted
+    if not changed or not bus.any_subscriber():
+        return
+    from sqlalchemy import select
+
+    from factorysync.store.schema import data_source_mappings as maps_t
+
+    try:
+        with store.connect() as conn:
+            tables = conn.execute(
+                select(maps_t.c.target_table).where(
+                    maps_t.c.source_id == result.source_id, maps_t.c.is_active.is_(True)
+                )
+            ).scalars().all()  # fmt: skip
+    except Exception:  # the stream is a courtesy: a run never fails for it
+        return
+    event = {
+        "source_id": result.source_id,
+        "run_id": result.run_id,
+        "sync_status": result.sync_status,
+        "inserted": result.records_inserted,
+        "updated": result.records_updated,
+        "deleted": result.records_deleted,
+    }
+    for table in set(tables):
+        bus.publish(table, event)

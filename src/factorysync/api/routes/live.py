@@ -10,7 +10,8 @@ write of the table — ``{"source_id", "run_id", "rows": [...]}`` for realtime a
 data, ``{"source_id", "run_id", "inserted", "updated", "deleted"}`` for a batch sync —
 and a comment line every ``KEEPALIVE_S`` so proxies keep the connection open. Changes
 are those committed by this process (``factorysync run`` runs the scheduler, the realtime
-service and the API together).
+service and the API together; a batch sync is announced once it has committed, and only
+when it changed something).
 """
 
 from __future__ import annotations
