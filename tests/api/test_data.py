@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from factorysync.engine.runner import Runner
+from factorysync.security import auth
 from tests.api.conftest import Api, machine_source, machines, make_api
 from tests.conftest import write_json
 
@@ -315,6 +316,50 @@ def test_answers_from_memory_until_this_process_changes_data(cached: Api, data_d
     assert api.client.get("/api/status", headers=headers).status_code == 200
     api.delete(f"/api/tokens/{mine['id']}", role="viewer")
     assert api.client.get("/api/status", headers=headers).status_code == 401
+
+
+def test_repeated_pages_are_answered_from_memory_exactly_as_the_route_does(
+    cached: Api, data_dir: Path
+) -> None:
+    api = cached
+    write_json(data_dir / "m.json", {"data": machines(300)})
+    api.post("/api/sources", json=machine_source(data_dir / "m.json"))
+    Runner(api.store).sync("machines")
+    url = "/api/data/machines?limit=100&order=-machine_id&line=LINE-A"
+    plain = {"Accept-Encoding": "identity"}
+    answers = api.client.app.state.ctx.answers
+    served: list[Any] = []
+    fast = answers.fast
+    answers.fast = lambda key: served.append(fast(key)) or served[-1]
+    first = api.get(url, role="viewer", headers=plain)  # the route: fills the caches
+    assert not any(served)
+    again = api.get(url, role="viewer", headers=plain)  # answered in front of the route
+    assert served[-1] is not None
+    assert again.status_code == 200 and again.content == first.content
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["content-type"] == "application/json"
+    assert again.headers["cache-control"] == "no-cache"
+    # The same query in another order is the same answer; another query is not.
+    swapped = api.get("/api/data/machines?line=LINE-A&order=-machine_id&limit=100", "viewer")
+    assert swapped.content == first.content
+    assert api.get("/api/data/machines?limit=100", role="viewer").content != first.content
+    zipped = api.get(url, role="viewer", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.content == first.content
+    tag = {"If-None-Match": first.headers["etag"]}
+    assert api.get(url, role="viewer", headers=tag).status_code == 304
+    # Refused callers never get the answer from memory.
+    assert api.get(url, role=None).status_code == 401
+    bad = {"Authorization": "Bearer fs_" + "x" * 43}
+    assert api.client.get(url, headers=bad).status_code == 401
+    with api.store.begin() as conn:
+        scoped, _ = auth.create_token(conn, "viewer-user", scopes=["ingest:machines"])
+    for _ in range(2):  # also once its token is known
+        got = api.client.get(url, headers={"Authorization": f"Bearer {scoped}"})
+        assert got.status_code == 403
+    # Invalid parameters still meet the route's validation.
+    assert api.get("/api/data/machines?limit=0", role="viewer").status_code == 422
+    metrics = api.get("/metrics", role="viewer").text
+    assert 'route="/api/data/{target_table}"' in metrics
 
 
 def test_cors_for_a_dashboard_on_another_origin(store: Any) -> None:

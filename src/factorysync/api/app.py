@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from factorysync import __version__, web
 from factorysync.alerts import monitor as alert_monitor
-from factorysync.api import errors
+from factorysync.api import errors, fastpath
 from factorysync.api.context import ApiContext
 from factorysync.api.routes import accounts, alerts, data, live, runs, sources, system
 from factorysync.api.schemas import ErrorPublic
@@ -121,6 +121,7 @@ def create_app(store: Store) -> FastAPI:
             expose_headers=["ETag", "Location"],
         )
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    fastpath.install(app, ctx, cors=bool(origins))
     app.add_middleware(HttpMetrics)
     return app
 

@@ -106,18 +106,40 @@ class Answers:
         self.cache: TtlCache[Answer] = TtlCache(ttl_s)
         self._pending: dict[Hashable, asyncio.Future[Answer]] = {}
         self._refreshing: set[asyncio.Task[Answer]] = set()
+        # How each answer is made, so that one served without its route (fast path) can
+        # be refreshed too. Bounded like the cache; a forgotten one is learnt again.
+        self._makers: dict[Hashable, Callable[[], bytes]] = {}
 
     async def get(self, key: Hashable, make: Callable[[], bytes]) -> Answer:
         """The answer for ``key``: from memory, or ``make()`` run in a worker thread."""
+        if len(self._makers) > 2 * self.cache.max_entries:
+            self._makers.clear()
+        self._makers[key] = make
         found = self.cache.get_aged(key)
         if found is None:
             return await self._compute(key, make)
         answer, age = found
+        self._refresh_if_aged(key, age, make)
+        return answer
+
+    def fast(self, key: Hashable) -> Answer | None:
+        """The answer for ``key`` if it is in memory (refreshed in the background when
+        aged, as by ``get``); None when only its route can answer (in the event loop)."""
+        make = self._makers.get(key)
+        if make is None:
+            return None
+        found = self.cache.get_aged(key)
+        if found is None:
+            return None
+        answer, age = found
+        self._refresh_if_aged(key, age, make)
+        return answer
+
+    def _refresh_if_aged(self, key: Hashable, age: float, make: Callable[[], bytes]) -> None:
         if age >= self.cache.ttl_s * _refresh_point(key) and key not in self._pending:
             task = asyncio.get_running_loop().create_task(self._compute(key, make))
             self._refreshing.add(task)
             task.add_done_callback(self._refreshed)
-        return answer
 
     async def _compute(self, key: Hashable, make: Callable[[], bytes]) -> Answer:
         pending = self._pending.get(key)
@@ -150,3 +172,4 @@ class Answers:
 
     def clear(self) -> None:
         self.cache.clear()
+        self._makers.clear()
