@@ -39,5 +39,27 @@ lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
+## make bench-venv: the peer tools (dlt, sling, ingestr) in their own environment, never runtime deps
+BENCH_VENV ?= .bench-venv
+.PHONY: bench-venv
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
+	touch $@
+
+bench-venv: $(BENCH_VENV)/.installed
+
+## make bench: every peer comparison case (a–g), 1,000,000 rows, 3 alternating runs;
+## tables on stdout, JSON and Markdown in bench/results, charts in docs/benchmarks
+BENCH_ARGS ?=
+PEER_CASES := peer_csv.py peer_json.py peer_pg_table.py peer_resync.py peer_incremental.py peer_memory.py
+bench: install services bench-venv
+	@status=0; for script in $(PEER_CASES); do \
+	  $(BIN)/python bench/$$script --peers require --bench-venv $(BENCH_VENV) \
+	    --chart-dir docs/benchmarks $(BENCH_ARGS) || status=1; \
+	done; \
+	$(BIN)/python bench/peer_report.py; exit $$status
+
 clean:
 	rm -rf $(VENV) factorysync.db factorysync.db-* factorysync.key factorysync-demo .pytest_cache

@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import PgDatabase, load_pg_from_csv
+from contenders import database_source
 from load_csv import (
     DEFAULT_PG,
     PG_TABLE,
@@ -41,43 +43,11 @@ from load_csv import (
     write_production_csv,
 )
 
-DB_SOURCE = """
-sources:
-  - source_id: production
-    name: Production
-    source_type: database
-    connections:
-      - connection_config:
-          dialect: postgresql
-          host: {host}
-          port: {port}
-          database: {database}
-          table: production
-        authentication_config: {{username: {user}}}
-    mappings:
-      - target_table: production
-        mapping_config: {{primary_key: id}}
-"""
-
 
 def load_source_table(pg_url: str, database: str, csv_path: Path) -> None:
-    import psycopg
-
-    pg_admin(
-        pg_url,
-        f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
-        f'CREATE DATABASE "{database}"',
-    )
-    with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
-        conn.execute(PG_TABLE)
-        with (
-            conn.cursor() as cur,
-            cur.copy("COPY production FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
-            csv_path.open("rb") as data,
-        ):
-            while chunk := data.read(1 << 20):
-                copy.write(chunk)
-        conn.execute("VACUUM ANALYZE production")
+    db = PgDatabase(pg_url, database)
+    db.create()
+    load_pg_from_csv(db, csv_path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,9 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from sqlalchemy.engine import make_url
-
-    url = make_url(args.pg_url)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fs-bench-pg-"))
     workdir.mkdir(parents=True, exist_ok=True)
     source_db = f"fs_bench_src_{os.getpid()}"
@@ -107,12 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         f'DROP DATABASE IF EXISTS "{target_db}" WITH (FORCE)',
         f'CREATE DATABASE "{target_db}"',
     )
-    declaration = DB_SOURCE.format(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        database=source_db,
-        user=url.username or "postgres",
-    )
+    declaration = database_source(args.pg_url, source_db)
     psql = shutil.which("psql") or "psql"
     sqlite3 = shutil.which("sqlite3") or "sqlite3"
     sqlite_db = workdir / "native.db"

@@ -1,0 +1,342 @@
+"""Contenders every load benchmark shares: factorysync itself and the native loaders.
+
+factorysync runs as its CLI (`factorysync source sync --json`) in a fresh store per run;
+the native loaders are the database's own command-line tools into a pre-created, typed
+table (`sqlite3 .import`, `psql \\copy`, and `psql \\copy … TO STDOUT` piped into another
+`psql \\copy … FROM STDIN` for a table-to-table copy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import (
+    PG_TABLE,
+    SQLITE_TABLE,
+    Contender,
+    PgDatabase,
+    pg_admin,
+    pg_url_for,
+    remove_sqlite,
+    sqlite_count,
+)
+
+FACTORYSYNC = [sys.executable, "-m", "factorysync.cli"]
+
+CSV_SOURCE = """
+sources:
+  - source_id: production
+    name: Production
+    source_type: csv
+    connections:
+      - connection_config: {{file_path: {path}, file_type: csv}}
+    mappings:
+      - target_table: production
+        mapping_config: {{primary_key: id}}
+"""
+
+FILE_SOURCE = """
+sources:
+  - source_id: production
+    name: Production
+    source_type: {source_type}
+    connections:
+      - connection_config: {{file_path: '{path}', file_type: {file_type}}}
+    mappings:
+      - target_table: production
+        sync_strategy: {strategy}
+        mapping_config: {{primary_key: id{cursor}}}
+"""
+
+DB_SOURCE = """
+sources:
+  - source_id: production
+    name: Production
+    source_type: database
+    connections:
+      - connection_config:
+          dialect: postgresql
+          host: {host}
+          port: {port}
+          database: {database}
+          table: production
+        authentication_config: {{username: {user}}}
+    mappings:
+      - target_table: production
+        sync_strategy: {strategy}
+        mapping_config: {{primary_key: id{cursor}}}
+"""
+
+
+def file_source(path: Path, file_type: str, *, incremental: bool = False) -> str:
+    """A file (or glob) source; incremental syncs read only new or changed files."""
+    return FILE_SOURCE.format(
+        path=path,
+        source_type="csv" if file_type == "csv" else "json",
+        file_type=file_type,
+        strategy="incremental" if incremental else "full",
+        cursor=", cursor_field: id" if incremental else "",
+    )
+
+
+def database_source(pg_url: str, database: str, *, incremental: bool = False) -> str:
+    """The ``production`` table of ``database``; incremental syncs follow the id cursor."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url)
+    return DB_SOURCE.format(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        database=database,
+        user=url.username or "postgres",
+        strategy="incremental" if incremental else "full",
+        cursor=", cursor_field: id" if incremental else "",
+    )
+
+
+def sync_counts(stdout: str) -> dict[str, Any]:
+    """The run record printed by `factorysync source sync --json` (its first run)."""
+    start = stdout.find("[")
+    runs = json.loads(stdout[start:]) if start >= 0 else []
+    return runs[0] if runs else {}
+
+
+def expect_counts(**expected: int) -> Callable[[int, str], str | None]:
+    """A check that the timed sync reported exactly these counts (inserted=0, …)."""
+
+    def check(run: int, stdout: str) -> str | None:
+        try:
+            counts = sync_counts(stdout)
+        except ValueError as exc:
+            return f"no run record in the output: {exc}"
+        wrong = {
+            f"records_{k}": counts.get(f"records_{k}")
+            for k, v in expected.items()
+            if counts.get(f"records_{k}") != v
+        }
+        return f"reported {wrong}, expected {expected}" if wrong else None
+
+    return check
+
+
+class FactorysyncStore:
+    """A fresh factorysync store per run, with one source declared by ``source_yaml``.
+
+    ``warm_syncs`` untimed syncs run first (a re-sync times the second sync);
+    ``before_warm`` and ``before_timed`` change the source around them (an incremental
+    case adds rows between the first and the timed sync).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        target: str,
+        pg_url: str,
+        source_yaml: str,
+        *,
+        tag: str = "",
+        warm_syncs: int = 0,
+        before_warm: Callable[[int], None] | None = None,
+        before_timed: Callable[[int], None] | None = None,
+    ) -> None:
+        self.workdir, self.target, self.pg_url = workdir, target, pg_url
+        self.source_yaml, self.tag, self.warm_syncs = source_yaml, tag, warm_syncs
+        self.before_warm, self.before_timed = before_warm, before_timed
+        self.env: dict[str, str] = {}
+
+    def database(self, run: int) -> str:
+        return f"fs_bench_store{self.tag}_{os.getpid()}_{run}"
+
+    def sqlite_path(self, run: int) -> Path:
+        return self.workdir / f"store{self.tag}_{run}.db"
+
+    def url(self, run: int) -> str:
+        if self.target == "SQLite":
+            return f"sqlite:///{self.sqlite_path(run)}"
+        return pg_url_for(self.pg_url, self.database(run))
+
+    def prepare(self, run: int) -> None:
+        if self.target == "SQLite":
+            remove_sqlite(self.sqlite_path(run))
+        else:
+            PgDatabase(self.pg_url, self.database(run)).create()
+        self.env.clear()
+        self.env.update(
+            {
+                "FACTORYSYNC_DATABASE_URL": self.url(run),
+                "FACTORYSYNC_DATA_ROOTS": str(self.workdir),
+                "FACTORYSYNC_SECRET_KEY": "",
+                "FACTORYSYNC_SECRET_KEY_FILE": str(self.workdir / "bench.key"),
+            }
+        )
+        sources = self.workdir / f"sources{self.tag}.yaml"
+        sources.write_text(self.source_yaml)
+        env = {**os.environ, **self.env}
+        if self.before_warm is not None:
+            self.before_warm(run)
+        steps = [["init"], ["apply", str(sources)]]
+        steps += [["source", "sync", "production"]] * self.warm_syncs
+        for args in steps:
+            done = subprocess.run([*FACTORYSYNC, *args], env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"untimed `factorysync {' '.join(args)}` exited {done.returncode}: "
+                    f"{(done.stderr or done.stdout)[-600:]}"
+                )
+        if self.before_timed is not None:
+            self.before_timed(run)
+
+    def command(self, run: int) -> list[list[str]]:
+        return [[*FACTORYSYNC, "source", "sync", "production", "--json"]]
+
+    def verify(self, run: int) -> int:
+        if self.target == "SQLite":
+            return sqlite_count(self.sqlite_path(run))
+        return PgDatabase(self.pg_url, self.database(run)).count()
+
+    def cleanup(self, run: int) -> None:
+        if self.target == "SQLite":
+            remove_sqlite(self.sqlite_path(run))
+        else:
+            PgDatabase(self.pg_url, self.database(run)).drop()
+
+    def contender(self, name: str = "factorysync source sync", **extra: Any) -> Contender:
+        return Contender(
+            name,
+            self.target,
+            False,
+            self.prepare,
+            self.command,
+            self.verify,
+            self.env,
+            factorysync=True,
+            cleanup=self.cleanup,
+            **extra,
+        )
+
+
+# -- native loaders -----------------------------------------------------------------------
+def _missing(*tools: str) -> str | None:
+    absent = [t for t in tools if shutil.which(t) is None]
+    return f"{', '.join(absent)} not installed" if absent else None
+
+
+def sqlite_import(name: str, db: Path, source: Path | None, **extra: Any) -> Contender:
+    """`sqlite3 .import` of a CSV file (with a header) into a typed table; ``source=None``
+    reads headerless CSV from standard input (the end of a pipeline)."""
+    sqlite3 = shutil.which("sqlite3") or "sqlite3"
+
+    def prepare(run: int) -> None:
+        remove_sqlite(db)
+        subprocess.run([sqlite3, str(db), SQLITE_TABLE], check=True)
+
+    what = f"--csv --skip 1 {source}" if source is not None else "--csv /dev/stdin"
+    extra.setdefault("cleanup", lambda run: remove_sqlite(db))
+    c = Contender(
+        name,
+        "SQLite",
+        True,
+        prepare,
+        lambda run: [[sqlite3, str(db), f".import {what} production"]],
+        lambda run: sqlite_count(db),
+        **extra,
+    )
+    c.failure = _missing("sqlite3")
+    return c
+
+
+def psql_copy(name: str, db: PgDatabase, source: Path, **extra: Any) -> Contender:
+    """`psql \\copy` of a CSV file (with a header) into a typed table."""
+    psql = shutil.which("psql") or "psql"
+    extra.setdefault("cleanup", lambda run: db.drop())
+
+    def prepare(run: int) -> None:
+        db.create()
+        db.execute(PG_TABLE)
+
+    c = Contender(
+        name,
+        "PostgreSQL",
+        True,
+        prepare,
+        lambda run: [
+            [
+                psql,
+                db.url,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                f"\\copy production FROM '{source}' WITH (FORMAT csv, HEADER true)",
+            ]
+        ],
+        lambda run: db.count(),
+        **extra,
+    )
+    c.failure = _missing("psql")
+    return c
+
+
+def copy_out(source: PgDatabase) -> list[str]:
+    psql = shutil.which("psql") or "psql"
+    return [
+        psql,
+        source.url,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        "\\copy production TO STDOUT WITH (FORMAT csv)",
+    ]
+
+
+def pg_copy_pipe(name: str, source: PgDatabase, target: PgDatabase, **extra: Any) -> Contender:
+    """`psql \\copy … TO STDOUT | psql \\copy … FROM STDIN` into a typed table."""
+    psql = shutil.which("psql") or "psql"
+    extra.setdefault("cleanup", lambda run: target.drop())
+
+    def prepare(run: int) -> None:
+        target.create()
+        target.execute(PG_TABLE)
+
+    c = Contender(
+        name,
+        "PostgreSQL",
+        True,
+        prepare,
+        lambda run: [
+            copy_out(source),
+            [
+                psql,
+                target.url,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                "\\copy production FROM STDIN WITH (FORMAT csv)",
+            ],
+        ],
+        lambda run: target.count(),
+        **extra,
+    )
+    c.failure = _missing("psql")
+    return c
+
+
+__all__ = [
+    "CSV_SOURCE",
+    "FactorysyncStore",
+    "copy_out",
+    "database_source",
+    "expect_counts",
+    "file_source",
+    "pg_admin",
+    "pg_copy_pipe",
+    "psql_copy",
+    "sqlite_import",
+    "sync_counts",
+]

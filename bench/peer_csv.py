@@ -1,0 +1,136 @@
+"""Cases a and b: a production CSV file into an empty SQLite / PostgreSQL target.
+
+    a  CSV → SQLite       sqlite3 .import (native), factorysync, dlt (default row path and
+                          Arrow + parquet), sling
+    b  CSV → PostgreSQL   psql \\copy (native), factorysync, dlt (default row path and Arrow +
+                          parquet loader through ADBC), sling, ingestr
+
+Every contender is a whole process, run alternately (--runs), from an empty target each
+time; the target's rows are counted after every run.
+
+    python bench/peer_csv.py [--cases a,b] [--rows 1000000] [--runs 3] [--peers auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Contender, PgDatabase, write_production
+from contenders import FactorysyncStore, file_source, psql_copy, sqlite_import
+from harness import add_arguments, run_case, session
+from peers import PeerTools, Target, dlt_load, ingestr_load, sling_load
+
+TITLES = {"a": "CSV → SQLite, empty target", "b": "CSV → PostgreSQL, empty target"}
+
+
+def csv_sqlite(
+    args: argparse.Namespace, tools: PeerTools, work: Path, csv: Path
+) -> list[Contender]:
+    rows = args.rows
+    source = ["--source", "csv", "--path", str(csv)]
+    return [
+        sqlite_import("sqlite3 .import (native)", work / "native.db", csv, expected_rows=rows),
+        FactorysyncStore(work, "SQLite", args.pg_url, file_source(csv, "csv"), tag="a").contender(
+            expected_rows=rows
+        ),
+        dlt_load(
+            tools,
+            "dlt default (rows)",
+            Target(sqlite=work / "dlt_rows.db"),
+            work,
+            source=source,
+            expected_rows=rows,
+        ),
+        dlt_load(
+            tools,
+            "dlt Arrow + parquet",
+            Target(sqlite=work / "dlt_arrow.db"),
+            work,
+            source=source,
+            path_kind="arrow",
+            expected_rows=rows,
+        ),
+        sling_load(
+            tools,
+            "sling",
+            Target(sqlite=work / "sling.db"),
+            work,
+            stream=f"file://{csv}",
+            expected_rows=rows,
+        ),
+    ]
+
+
+def csv_postgresql(
+    args: argparse.Namespace, tools: PeerTools, work: Path, csv: Path
+) -> list[Contender]:
+    rows, tag = args.rows, work.name[-8:].lower().replace("-", "_")
+
+    def db(name: str) -> PgDatabase:
+        return PgDatabase(args.pg_url, f"fs_bench_b_{name}_{tag}")
+
+    source = ["--source", "csv", "--path", str(csv)]
+    return [
+        psql_copy("psql \\copy (native)", db("native"), csv, expected_rows=rows),
+        FactorysyncStore(
+            work, "PostgreSQL", args.pg_url, file_source(csv, "csv"), tag="b"
+        ).contender(expected_rows=rows),
+        dlt_load(
+            tools,
+            "dlt default (rows)",
+            Target(pg=db("dlt_rows")),
+            work,
+            source=source,
+            expected_rows=rows,
+        ),
+        dlt_load(
+            tools,
+            "dlt Arrow + parquet (ADBC)",
+            Target(pg=db("dlt_arrow")),
+            work,
+            source=source,
+            path_kind="arrow",
+            expected_rows=rows,
+        ),
+        sling_load(
+            tools, "sling", Target(pg=db("sling")), work, stream=f"file://{csv}", expected_rows=rows
+        ),
+        ingestr_load(
+            tools,
+            "ingestr",
+            Target(pg=db("ingestr")),
+            work,
+            source_uri=f"csv://{csv}",
+            source_table="production",
+            expected_rows=rows,
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    parser.add_argument("--cases", default="a,b", help="a (SQLite), b (PostgreSQL) or both")
+    args = parser.parse_args(argv)
+    failed = 0
+    with session(args, "csv") as (work, tools):
+        csv = work / "production.csv"
+        size = write_production(csv, args.rows, "csv")
+        builders = {"a": csv_sqlite, "b": csv_postgresql}
+        for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
+            failed |= run_case(
+                f"{case}-csv-{'sqlite' if case == 'a' else 'postgresql'}",
+                f"{TITLES[case]} ({args.rows:,} rows, {size / 1e6:.1f} MB)",
+                builders[case](args, tools, work, csv),
+                args,
+                tools,
+            )
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Case d: a production table on PostgreSQL into an empty PostgreSQL target.
+
+Contenders: `psql \\copy … TO STDOUT | psql \\copy … FROM STDIN` (native), factorysync
+(a database source into a PostgreSQL store), dlt ``sql_table`` on its fastest path
+(connectorx backend, parquet loader through ADBC) and on its default (SQLAlchemy backend,
+insert statements), sling and ingestr. The source table holds the same deterministic
+rows as the CSV cases; every run starts from an empty target.
+
+    python bench/peer_pg_table.py [--rows 1000000] [--runs 3] [--peers auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Contender, PgDatabase, load_pg_from_csv, write_production
+from contenders import FactorysyncStore, database_source, pg_copy_pipe
+from harness import add_arguments, run_case, session
+from peers import PeerTools, Target, dlt_load, ingestr_load, sling_load
+
+
+def table_contenders(
+    args: argparse.Namespace, tools: PeerTools, work: Path, source: PgDatabase, tag: str
+) -> list[Contender]:
+    rows = args.rows
+
+    def target(name: str) -> Target:
+        return Target(pg=PgDatabase(args.pg_url, f"fs_bench_d_{name}_{tag}"))
+
+    dlt_source = ["--source", "postgres", "--source-url", source.url]
+    return [
+        pg_copy_pipe(
+            "psql \\copy | psql \\copy (native)",
+            source,
+            PgDatabase(args.pg_url, f"fs_bench_d_native_{tag}"),
+            expected_rows=rows,
+        ),
+        FactorysyncStore(
+            work, "PostgreSQL", args.pg_url, database_source(args.pg_url, source.name), tag="d"
+        ).contender(expected_rows=rows),
+        dlt_load(
+            tools,
+            "dlt sql_table connectorx + parquet",
+            target("dlt_cx"),
+            work,
+            source=dlt_source,
+            path_kind="arrow",
+            expected_rows=rows,
+        ),
+        dlt_load(
+            tools,
+            "dlt sql_table default (SQLAlchemy)",
+            target("dlt_sa"),
+            work,
+            source=dlt_source,
+            expected_rows=rows,
+        ),
+        sling_load(
+            tools,
+            "sling",
+            target("sling"),
+            work,
+            stream="public.production",
+            source_url=source.url,
+            expected_rows=rows,
+        ),
+        ingestr_load(
+            tools,
+            "ingestr",
+            target("ingestr"),
+            work,
+            source_uri=source.url,
+            source_table="public.production",
+            expected_rows=rows,
+        ),
+    ]
+
+
+def create_source(args: argparse.Namespace, work: Path, tag: str, rows: int) -> PgDatabase:
+    """A database whose ``production`` table holds ``rows`` deterministic rows."""
+    source = PgDatabase(args.pg_url, f"fs_bench_src_{tag}")
+    source.create()
+    csv = work / "source.csv"
+    write_production(csv, rows, "csv")
+    load_pg_from_csv(source, csv)
+    csv.unlink()
+    return source
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    with session(args, "pgtable") as (work, tools):
+        tag = work.name[-8:].lower().replace("-", "_")
+        source = create_source(args, work, tag, args.rows)
+        try:
+            return run_case(
+                "d-pg-table",
+                f"PostgreSQL table → PostgreSQL, empty target ({args.rows:,} rows)",
+                table_contenders(args, tools, work, source, tag),
+                args,
+                tools,
+            )
+        finally:
+            source.drop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Gather the peer benchmark results (``<case>.json``) into one Markdown section.
+
+Writes ``peer-comparison.md`` beside the results: the machine, every tool's version, the
+command of each case, its table and its chart, and a summary against the issue's
+done-when targets — ready to paste into docs/benchmarks.md.
+
+    python bench/peer_report.py [--out bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import RESULTS, markdown
+
+CASES = [
+    "a-csv-sqlite",
+    "b-csv-postgresql",
+    "c-json",
+    "d-pg-table",
+    "e-resync",
+    "f-incremental",
+    "g-memory",
+]
+
+
+def verdicts(result: dict[str, Any]) -> list[str]:
+    """The done-when targets that this case's results can be held against."""
+    entries = result["contenders"]
+    found = []
+    mine = [e for e in entries if e["role"] == "factorysync" and "median_s" in e]
+    case = result["case"]
+    for e in mine:
+        label = f"{case} ({e['group']}): {e['contender']}"
+        if case in ("a-csv-sqlite", "b-csv-postgresql", "d-pg-table"):
+            rivals = [
+                p
+                for p in entries
+                if p["role"] == "peer" and p["group"] == e["group"] and "median_s" in p
+            ]
+            beaten = [p["contender"] for p in rivals if p["median_s"] <= e["median_s"]]
+            native = e.get("x_native")
+            found.append(
+                f"{label}: {native:.2f}× native (target ≤ 2.0×: "
+                f"{'met' if native is not None and native <= 2.0 else 'not met'}); "
+                + ("ahead of every peer run" if not beaten else f"behind {', '.join(beaten)}")
+            )
+        elif case == "e-resync" and e.get("x_native") is not None:
+            met = "met" if e["x_native"] <= 3.0 else "not met"
+            found.append(f"{label}: {e['x_native']:.2f}× native (target ≤ 3.0×: {met})")
+        elif case == "f-incremental" and "incremental" in e["contender"]:
+            share = e.get("x_factorysync")
+            if share is not None:
+                met = "met" if share <= 0.05 else "not met"
+                found.append(f"{label}: {share * 100:.1f} % of the full load (target ≤ 5 %: {met})")
+        elif case == "g-memory":
+            limit = result.get("limit_mb", 300)
+            met = "met" if e["peak_rss_mb"] <= limit else "not met"
+            found.append(
+                f"{label}: peak RSS {e['peak_rss_mb']:.0f} MB (target ≤ {limit} MB: {met})"
+            )
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    results = []
+    for case in CASES:
+        path = args.out / f"{case}.json"
+        if path.exists():
+            results.append(json.loads(path.read_text()))
+    if not results:
+        print(f"no results in {args.out}", file=sys.stderr)
+        return 1
+    versions: dict[str, str] = {}
+    for r in results:
+        versions.update(r["versions"])
+    lines = ["## Peer comparison", ""]
+    machine = results[0]["machine"].split(", load")[0]
+    lines.append(
+        f"Machine: {machine}. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(versions.items(), key=lambda kv: kv[0].lower()))
+        + "."
+    )
+    lines.append("")
+    summary = [v for r in results for v in verdicts(r)]
+    if summary:
+        lines += ["Against the done-when targets:", ""] + [f"- {v}" for v in summary] + [""]
+    for r in results:
+        lines += ["```sh", r["command"], "```", "", markdown(r)]
+    text = "\n".join(lines)
+    target = args.out / "peer-comparison.md"
+    target.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
