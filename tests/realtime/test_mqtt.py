@@ -253,7 +253,11 @@ def test_broker_restart_mid_stream_loses_nothing(
         assert subscriber.connected.wait(15), "no reconnect"
         wait_for(lambda: pub.client.is_connected(), what="publisher reconnect")
         pub.publish_many([(f"{topic_root}/x", {"seq": i}) for i in range(300, 400)])
-        wait_for(lambda: len(rows(store, "restart")) == 400, timeout=15, what="all 400 rows")
+        try:
+            wait_for(lambda: len(rows(store, "restart")) == 400, timeout=15, what="400 rows")
+        except AssertionError:
+            have = {r["seq"] for r in rows(store, "restart")}
+            raise AssertionError(f"missing seq: {sorted(set(range(400)) - have)}") from None
     finally:
         pub.close()
         service.stop()

@@ -12,7 +12,8 @@ subscribers (:mod:`factorysync.realtime.bus`).
 
 A flush that fails (store unreachable, locked) is retried with back-off; its messages
 stay pending and unacknowledged, and while too many are pending ``put`` blocks, which
-stops the subscriber from reading and lets the broker hold the rest.
+stops the subscriber from reading and lets the broker hold the rest. While a backlog
+waits, flushes grow (up to ``BACKLOG_FACTOR`` × ``max_rows``) so the writer catches up.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from factorysync.store.types import utcnow
 
 log = logging.getLogger("factorysync.realtime")
 MAX_RETRY_S = 30.0
+BACKLOG_FACTOR = 10  # a flush takes up to this many times max_rows while behind
 QUARANTINE_CAP = 10_000  # per flush
 
 
@@ -188,6 +190,14 @@ class MicroBatchWriter:
             if len(self._pending) == 1 or len(self._pending) >= self.max_rows:
                 self._cond.notify_all()
 
+    def _batch_size(self) -> int:
+        """``max_rows``, or more while a backlog waits: fewer, larger transactions catch
+        up faster than the store's per-transaction cost would allow (with the lock held)."""
+        backlog = len(self._pending)
+        if backlog <= 2 * self.max_rows:
+            return self.max_rows
+        return min(backlog, self.max_rows * BACKLOG_FACTOR)
+
     def pending(self) -> int:
         with self._cond:
             return len(self._pending)
@@ -209,7 +219,7 @@ class MicroBatchWriter:
                     else:
                         wait = 1.0
                     self._cond.wait(wait)
-                items = self._pending[: self.max_rows]
+                items = self._pending[: self._batch_size()]
                 stopping = self._stop
             try:
                 if items:
