@@ -40,6 +40,43 @@ def test_fresh_then_stale_while_refreshing_then_expired(monkeypatch: pytest.Monk
     asyncio.run(scenario())
 
 
+def test_aged_answers_are_made_again_only_when_their_version_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cache, "_refresh_point", lambda key: 0.5)
+    calls: list[int] = []
+    version = [7]
+
+    def make() -> bytes:
+        calls.append(1)
+        return f"v{len(calls)}".encode()
+
+    async def settle() -> None:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if not answers._pending:
+                return
+
+    async def scenario() -> None:
+        assert (await answers.get("k", make, lambda: version[0]))[0] == b"v1"
+        for _ in range(3):  # aged three times, the version unchanged: never made again
+            await asyncio.sleep(0.3)
+            assert (await answers.get("k", make, lambda: version[0]))[0] == b"v1"
+            await settle()
+        assert len(calls) == 1
+        # Kept alive by the checks: 0.9 s after it was made, beyond its 0.4 s lifetime.
+        assert answers.cache.get_aged("k") is not None
+        version[0] = 8  # the data changed
+        await asyncio.sleep(0.3)
+        assert (await answers.get("k", make, lambda: version[0]))[0] == b"v1"  # served...
+        await settle()
+        assert (await answers.get("k", make, lambda: version[0]))[0] == b"v2"  # ...remade
+        assert answers.fast("k") == (b"v2", cache.etag_of(b"v2"))
+
+    answers = Answers(0.4)
+    asyncio.run(scenario())
+
+
 def test_concurrent_misses_share_one_computation_and_errors_are_not_kept() -> None:
     started = threading.Event()
     calls: list[int] = []

@@ -10,9 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from factorysync.engine.runner import Runner
 from factorysync.security import auth
+from factorysync.store.schema import data_source_registry as reg_t
 from tests.api.conftest import Api, machine_source, machines, make_api
 from tests.conftest import write_json
 
@@ -360,6 +362,35 @@ def test_repeated_pages_are_answered_from_memory_exactly_as_the_route_does(
     assert api.get("/api/data/machines?limit=0", role="viewer").status_code == 422
     metrics = api.get("/metrics", role="viewer").text
     assert 'route="/api/data/{target_table}"' in metrics
+
+
+def test_pages_follow_changes_made_by_other_processes_within_api_cache_s(
+    store: Any, data_dir: Path
+) -> None:
+    for api in make_api(store, api_cache_s=0.5):
+        write_json(data_dir / "m.json", {"data": machines(5)})
+        api.post("/api/sources", json=machine_source(data_dir / "m.json"))
+        Runner(api.store).sync("machines")
+
+        def version(api: Api = api) -> int:
+            with api.store.connect() as conn:
+                return int(
+                    conn.execute(
+                        select(reg_t.c.data_version).where(reg_t.c.source_id == "machines")
+                    ).scalar_one()
+                )
+
+        first = version()
+        assert len(page(api)["items"]) == 5
+        Runner(api.store).sync("machines")  # nothing changed: the version stays
+        assert version() == first
+        write_json(data_dir / "m.json", {"data": machines(7)})
+        Runner(api.store).sync("machines")  # "another process" changed the table
+        assert version() == first + 1
+        deadline = time.monotonic() + 5
+        while len(page(api)["items"]) != 7:  # seen within about api_cache_s
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
 
 
 def test_cors_for_a_dashboard_on_another_origin(store: Any) -> None:

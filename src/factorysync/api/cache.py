@@ -80,6 +80,16 @@ class TtlCache(Generic[V]):
                 _, (_, dropped, _) = self._entries.popitem(last=False)
                 self._bytes -= dropped
 
+    def touch(self, key: Hashable) -> bool:
+        """Start ``key``'s lifetime again (its value is known to be current)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False
+            self._entries[key] = (time.monotonic(), entry[1], entry[2])
+            self._entries.move_to_end(key)
+            return True
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -87,6 +97,7 @@ class TtlCache(Generic[V]):
 
 
 Answer = tuple[bytes, str]  # body, ETag
+Version = Callable[[], Hashable]
 
 
 def _refresh_point(key: Hashable) -> float:
@@ -100,56 +111,94 @@ def etag_of(body: bytes) -> str:
 
 
 class Answers:
-    """Response bodies by request, each with its ETag (see the module's description)."""
+    """Response bodies by request, each with its ETag (see the module's description).
+
+    ``version``: a cheap question whose answer changes whenever the data behind an answer
+    may have changed (for table pages: the data versions of the table's sources). An aged
+    answer is then first checked against it — one small query — and only made again when
+    it changed, so polled pages of unchanged tables cost the store almost nothing.
+    """
 
     def __init__(self, ttl_s: float) -> None:
         self.cache: TtlCache[Answer] = TtlCache(ttl_s)
         self._pending: dict[Hashable, asyncio.Future[Answer]] = {}
         self._refreshing: set[asyncio.Task[Answer]] = set()
-        # How each answer is made, so that one served without its route (fast path) can
-        # be refreshed too. Bounded like the cache; a forgotten one is learnt again.
-        self._makers: dict[Hashable, Callable[[], bytes]] = {}
+        # How each answer is made (and checked), so that one served without its route
+        # (fast path) can be refreshed too, and the version it was made at. Bounded like
+        # the cache; a forgotten one is learnt again.
+        self._makers: dict[Hashable, tuple[Callable[[], bytes], Version | None]] = {}
+        self._versions: dict[Hashable, Hashable] = {}
 
-    async def get(self, key: Hashable, make: Callable[[], bytes]) -> Answer:
+    async def get(
+        self, key: Hashable, make: Callable[[], bytes], version: Version | None = None
+    ) -> Answer:
         """The answer for ``key``: from memory, or ``make()`` run in a worker thread."""
         if len(self._makers) > 2 * self.cache.max_entries:
             self._makers.clear()
-        self._makers[key] = make
+            self._versions.clear()
+        self._makers[key] = (make, version)
         found = self.cache.get_aged(key)
         if found is None:
-            return await self._compute(key, make)
+            return await self._compute(key, make, version)
         answer, age = found
-        self._refresh_if_aged(key, age, make)
+        self._refresh_if_aged(key, age, make, version)
         return answer
 
     def fast(self, key: Hashable) -> Answer | None:
         """The answer for ``key`` if it is in memory (refreshed in the background when
         aged, as by ``get``); None when only its route can answer (in the event loop)."""
-        make = self._makers.get(key)
-        if make is None:
+        known = self._makers.get(key)
+        if known is None:
             return None
         found = self.cache.get_aged(key)
         if found is None:
             return None
         answer, age = found
-        self._refresh_if_aged(key, age, make)
+        self._refresh_if_aged(key, age, *known)
         return answer
 
-    def _refresh_if_aged(self, key: Hashable, age: float, make: Callable[[], bytes]) -> None:
+    def _refresh_if_aged(
+        self, key: Hashable, age: float, make: Callable[[], bytes], version: Version | None
+    ) -> None:
         if age >= self.cache.ttl_s * _refresh_point(key) and key not in self._pending:
-            task = asyncio.get_running_loop().create_task(self._compute(key, make))
+            task = asyncio.get_running_loop().create_task(
+                self._compute(key, make, version, self._versions.get(key))
+            )
             self._refreshing.add(task)
             task.add_done_callback(self._refreshed)
 
-    async def _compute(self, key: Hashable, make: Callable[[], bytes]) -> Answer:
+    async def _compute(
+        self,
+        key: Hashable,
+        make: Callable[[], bytes],
+        version: Version | None = None,
+        known: Hashable | None = None,
+    ) -> Answer:
         pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         pending = self._pending[key] = asyncio.get_running_loop().create_future()
+
+        def work() -> tuple[Hashable | None, bytes | None]:
+            # The version is read before the data: a change in between makes the next
+            # check see a newer version, never an answer older than its version.
+            now = version() if version is not None else None
+            if known is not None and now == known:
+                return now, None
+            return now, make()
+
         try:
-            body = await run_in_threadpool(make)
-            answer = (body, etag_of(body))
-            self.cache.put(key, answer, len(body))
+            current, body = await run_in_threadpool(work)
+            kept = self.cache.get(key) if body is None else None
+            if kept is not None and self.cache.touch(key):
+                answer = kept  # unchanged data: the answer in memory is current again
+            else:
+                if body is None:  # dropped from memory meanwhile: make it after all
+                    body = await run_in_threadpool(make)
+                answer = (body, etag_of(body))
+                self.cache.put(key, answer, len(body))
+            if current is not None:
+                self._versions[key] = current
             pending.set_result(answer)
             return answer
         except BaseException as exc:
@@ -173,3 +222,4 @@ class Answers:
     def clear(self) -> None:
         self.cache.clear()
         self._makers.clear()
+        self._versions.clear()

@@ -14,6 +14,7 @@ from factorysync.alerts import rules as alert_rules
 from factorysync.engine.schedule import next_due
 from factorysync.errors import FactorySyncError
 from factorysync.observability import infolog
+from factorysync.store.registry import data_changed
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.types import utcnow
@@ -135,6 +136,8 @@ def _close_run(conn: Connection, result: RunResult, now: datetime, **values: Any
             **values,
         )
     )
+    if result.records_inserted or result.records_updated or result.records_deleted:
+        data_changed(conn, result.source_id)
     # Alert rules see the run's outcome in the same transaction (never failing it).
     alert_rules.after_run(conn, result)
 

@@ -16,7 +16,7 @@ from sqlalchemy import delete, insert, inspect
 from factorysync.engine.history import WORKER
 from factorysync.observability import infolog
 from factorysync.store.db import write_transaction
-from factorysync.store.registry import get_source
+from factorysync.store.registry import data_changed, get_source
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
 from factorysync.store.targets import target_table
@@ -44,6 +44,7 @@ def purge(store: Store, source_id: str) -> int:
                 delete(table).where(table.c._source_id == source_id, table.c[column] < cutoff)
             ).rowcount
         if total:
+            data_changed(conn, source_id)
             run_id = conn.execute(
                 insert(hist_t)
                 .values(

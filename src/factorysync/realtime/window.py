@@ -17,7 +17,7 @@ from sqlalchemy import Connection, update
 
 from factorysync.engine import history
 from factorysync.engine.history import RunResult
-from factorysync.store.registry import get_source
+from factorysync.store.registry import data_changed, get_source
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.targets import MergeCounts
@@ -82,6 +82,8 @@ class HistoryWindow:
         r.records_updated += counts.updated
         r.records_deleted += counts.deleted
         r.records_rejected += rejected
+        if counts.inserted or counts.updated or counts.deleted:
+            data_changed(conn, self.source_id)
         conn.execute(
             update(hist_t)
             .where(hist_t.c.id == r.run_id)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from factorysync.config import SourceDecl
 from factorysync.engine.mapping import MappingConfig
@@ -224,6 +224,27 @@ def remove_source(conn: Connection, source_id: str) -> Change:
         raise NotFoundError(f"no source {source_id!r}")
     conn.execute(delete(state_t).where(state_t.c.source_id == source_id))
     return Change(source_id, "removed")
+
+
+def data_changed(conn: Connection, source_id: str) -> None:
+    """Count a change of the source's rows (in the transaction that made it): cached
+    answers of its target tables compare ``data_version`` to know they are stale."""
+    conn.execute(
+        update(reg_t)
+        .where(reg_t.c.source_id == source_id)
+        .values(data_version=reg_t.c.data_version + 1, updated_at=reg_t.c.updated_at)
+    )
+
+
+def data_version(conn: Connection, target_table: str) -> tuple[int, int]:
+    """What changes whenever the rows of ``target_table`` may have changed: the sum of its
+    sources' data versions, and how many sources write it."""
+    row = conn.execute(
+        select(func.coalesce(func.sum(reg_t.c.data_version), 0), func.count())
+        .select_from(reg_t.join(maps_t, maps_t.c.source_id == reg_t.c.source_id))
+        .where(maps_t.c.target_table == target_table)
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def set_status(conn: Connection, source_id: str, status: str) -> None:

@@ -74,6 +74,9 @@ data_source_registry = Table(
     # Scale-out: the worker running this source and until when its claim holds.
     Column("lease_owner", String(255)),
     Column("lease_expires_at", UTCDateTime),
+    # Grows in the same transaction as any change of the source's rows in its target
+    # tables (runs, realtime flushes, retention): the API's cached pages compare it.
+    Column("data_version", BigInteger, nullable=False, default=0, server_default="0"),
     *_timestamps(),
     Index("ix_data_source_registry_due", "status", "next_sync"),
 )

@@ -23,6 +23,7 @@ from factorysync.api.deps import AUTH_RESPONSES, Context, PlantZone, Responses, 
 from factorysync.api.schemas import DataPage, ErrorPublic, LegacyEntry
 from factorysync.api.shapes import render, source_shape
 from factorysync.security.secrets import Redactor
+from factorysync.store.registry import data_version
 from factorysync.store.schema import data_source_connections as conns_t
 from factorysync.store.schema import data_source_registry as reg_t
 
@@ -88,7 +89,12 @@ async def read_table(
         }
         return orjson.dumps(body, default=to_json)
 
-    return respond(request, *await ctx.answers.get(("table", target_table, tuple(items)), page))
+    def version() -> tuple[int, int]:
+        with ctx.store.connect() as conn:
+            return data_version(conn, target_table)
+
+    key = ("table", target_table, tuple(items))
+    return respond(request, *await ctx.answers.get(key, page, version))
 
 
 def _document(ctx: ApiContext, source_id: str, table: str | None, tz: tzinfo) -> Any:

@@ -1,0 +1,28 @@
+"""data version per source
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-26
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("data_source_registry") as batch_op:
+        batch_op.add_column(
+            sa.Column("data_version", sa.BigInteger(), nullable=False, server_default="0")
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("data_source_registry") as batch_op:
+        batch_op.drop_column("data_version")
