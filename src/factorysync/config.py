@@ -24,9 +24,7 @@ SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 SourceType = Literal[
     "json", "csv", "excel", "database", "api", "artisan", "command", "mqtt", "opcua", "push"
 ]
-ConnectionType = Literal[
-    "file", "database", "api", "artisan", "command", "mqtt", "opcua", "push"
-]
+ConnectionType = Literal["file", "database", "api", "artisan", "command", "mqtt", "opcua", "push"]
 # The connection type a source type usually uses (when the YAML leaves it out).
 DEFAULT_CONNECTION_TYPE = {
     "json": "file",

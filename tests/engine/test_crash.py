@@ -73,6 +73,9 @@ def test_sigkill_at_random_points(
     child_env = {**os.environ, **env, "FACTORYSYNC_BATCH_SIZE": "500"}
 
     kills, hour, next_id = 0, 20, 20_000
+    # Kill points spread over a run's lifetime: the last completed run's duration
+    # (a faster sync path must not let runs slip through unkilled).
+    lifetime = 2.5
     for _ in range(KILLS * 3):
         if kills >= KILLS:
             break
@@ -91,8 +94,11 @@ def test_sigkill_at_random_points(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.4, 2.5))
-        if proc.poll() is None:
+        started = time.perf_counter()
+        try:
+            proc.wait(timeout=rng.uniform(0.4, max(0.5, 0.95 * lifetime)))
+            lifetime = time.perf_counter() - started
+        except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait(timeout=60)

@@ -199,30 +199,38 @@ class CsvFormat(FileFormat):
             ),
         )
         converter = _Converter(o, self.context.settings.timezone, label)
-        size = self.context.batch_size
-        seen = 0
+        blocks = (converter.convert(block, seen) for block, seen in self._numbered(reader, label))
+        if self.columnar:
+            # Arrow batches gather blocks up to the columnar batch size.
+            parts = _gathered(blocks, self.context.columnar_batch_size)
+        else:
+            parts = _sliced(blocks, self.context.batch_size)
         try:
             with reader:
-                for block in self._blocks(reader, label):
+                for first, part in parts:
                     if ragged and o.ragged_rows == "fail":
                         break
-                    block = converter.convert(block, seen)
-                    for start in range(0, block.num_rows, size):
-                        part = block.slice(start, size)
-                        origin = f"{label} (row {seen + start + 1})"
-                        batch = (
-                            Batch([], origin=origin, arrow=part)
-                            if self.columnar
-                            else Batch(part.to_pylist(), origin=origin)
-                        )
-                        batch.rejected, pending[:] = list(pending), []
-                        yield batch
-                    seen += block.num_rows
+                    origin = f"{label} (row {first + 1})"
+                    batch = (
+                        Batch([], origin=origin, arrow=part)
+                        if self.columnar
+                        else Batch(part.to_pylist(), origin=origin)
+                    )
+                    batch.rejected, pending[:] = list(pending), []
+                    yield batch
                 if pending:
                     yield Batch([], origin=label, rejected=list(pending))
         finally:
             if ragged:
                 self._report_ragged(path, label, len(names), len(ragged))
+
+    @classmethod
+    def _numbered(cls, reader: Any, label: str) -> Iterator[tuple[pa.RecordBatch, int]]:
+        """Each block with the number of data rows before it."""
+        seen = 0
+        for block in cls._blocks(reader, label):
+            yield block, seen
+            seen += block.num_rows
 
     @staticmethod
     def _blocks(reader: Any, label: str) -> Iterator[pa.RecordBatch]:
@@ -253,6 +261,39 @@ class CsvFormat(FileFormat):
         if self.options.ragged_rows == "fail":
             raise ConnectorFatal(message + "; set ragged_rows: report to skip them")
         log.warning("%s; skipped", message)
+
+
+def _sliced(blocks: Iterator[pa.RecordBatch], size: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(first row, part) of at most ``size`` rows, each from one block."""
+    seen = 0
+    for block in blocks:
+        for start in range(0, block.num_rows, size):
+            yield seen + start, block.slice(start, size)
+        seen += block.num_rows
+
+
+def _gathered(blocks: Iterator[pa.RecordBatch], size: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(first row, batch) of about ``size`` rows, consecutive blocks of one schema joined."""
+    import pyarrow as pa
+
+    held: list[pa.RecordBatch] = []
+    first = rows = 0
+
+    def joined() -> pa.RecordBatch:
+        if len(held) == 1:
+            return held[0]
+        return pa.Table.from_batches(held).combine_chunks().to_batches()[0]
+
+    for block in blocks:
+        if block.num_rows == 0:
+            continue
+        if held and (block.schema != held[0].schema or rows + block.num_rows > size):
+            yield first, joined()
+            first, rows, held = first + rows, 0, []
+        held.append(block)
+        rows += block.num_rows
+    if held:
+        yield first, joined()
 
 
 def unique_names(names: list[str]) -> list[str]:
@@ -301,6 +342,9 @@ class _Converter:
         self.options = options
         self.zone = options.timezone or default_zone
         self.label = label
+        # The kind each column took in earlier blocks: tried first, since a column keeps
+        # its kind through a file; a text column stays text (its values are kept as is).
+        self.kinds: dict[str, str] = {}
 
     def convert(self, block: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
         columns = []
@@ -309,7 +353,7 @@ class _Converter:
             if declared is not None:
                 columns.append(self._declared(name, column, declared, first_row))
             elif self.options.infer_types and column.null_count < len(column):
-                columns.append(self._inferred(column))
+                columns.append(self._inferred(name, column))
             else:
                 columns.append(column)
         return self.pa.RecordBatch.from_arrays(columns, names=block.schema.names)
@@ -325,9 +369,36 @@ class _Converter:
             text = pc.replace_substring(text, self.options.thousands, "")
         if self.options.decimal == ",":
             text = pc.replace_substring(text, ",", ".")
-        if pc.any(pc.invert(pc.match_substring_regex(text, _NUMBER))).as_py():
+        # The regex only runs when a value has an "n": Arrow also reads "nan" and
+        # "inf(inity)", which are text here; anything else it reads is a number.
+        if (
+            pc.any(pc.match_substring(text, "n", ignore_case=True)).as_py()
+            and pc.any(pc.invert(pc.match_substring_regex(text, _NUMBER))).as_py()
+        ):
             raise ValueError("not a number")
         return pc.cast(text, self.pa.float64())
+
+    def _number(self, column: Any, kind: str) -> Any:
+        """An integer or float column, unless a value is a code with leading zeros (007)."""
+        pc = self.pc
+        if kind == "integer":
+            try:  # plain digits need no trimming
+                converted = pc.cast(column, self.pa.int64())
+            except self.pa.ArrowInvalid:
+                converted = self._integer(column)
+            canonical = pc.all(pc.equal(pc.cast(converted, self.pa.string()), column)).as_py()
+        else:
+            converted = self._float(column)
+            trimmed = pc.utf8_ltrim_whitespace(column)
+            canonical = not any(
+                pc.any(pc.starts_with(trimmed, prefix)).as_py() for prefix in ("0", "-0", "+0")
+            )
+        if (
+            canonical is not False
+            or not pc.any(pc.match_substring_regex(column, _LEADING_ZERO)).as_py()
+        ):
+            return converted
+        raise ValueError("a code with leading zeros")
 
     def _boolean(self, column: Any, *, strict_words: bool) -> Any:
         pc = self.pc
@@ -368,21 +439,28 @@ class _Converter:
             column, timezone=self.zone, ambiguous="earliest", nonexistent="earliest"
         )
 
-    def _inferred(self, column: Any) -> Any:
-        pc = self.pc
-        errors = (self.pa.ArrowInvalid, ValueError)
-        numeric: tuple[Any, ...] = ()
-        if not pc.any(pc.match_substring_regex(column, _LEADING_ZERO)).as_py():
-            numeric = (self._integer, self._float)  # codes like 007 stay text
-        for attempt in (
-            *numeric,
-            lambda c: self._boolean(c, strict_words=True),
-            lambda c: self._temporal(c, None),
-        ):
+    def _inferred(self, name: str, column: Any) -> Any:
+        attempts = {
+            "integer": lambda c: self._number(c, "integer"),
+            "float": lambda c: self._number(c, "float"),
+            "boolean": lambda c: self._boolean(c, strict_words=True),
+            "datetime": lambda c: self._temporal(c, None),
+        }
+        previous = self.kinds.get(name)
+        if previous == "string":
+            return column
+        order = list(attempts)
+        if previous is not None:
+            order.remove(previous)
+            order.insert(0, previous)
+        for kind in order:
             try:
-                return attempt(column)
-            except errors:
+                converted = attempts[kind](column)
+            except (self.pa.ArrowInvalid, ValueError):
                 continue
+            self.kinds[name] = kind
+            return converted
+        self.kinds[name] = "string"
         return column
 
     def _declared(self, name: str, column: Any, kind: str, first_row: int) -> Any:

@@ -449,13 +449,24 @@ class DatabaseConnector(Connector):
         self.zone = ZoneInfo(config.timezone or context.settings.timezone)
         self._limit: int | None = None
 
+    @property
+    def columnar(self) -> bool:  # type: ignore[override]
+        """PostgreSQL tables of plain column types are read as Arrow batches (COPY)."""
+        return self.config.dialect == "postgresql"
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         import sqlalchemy.exc as sa_exc
 
+        # Arrow reads use the driver's connection directly (PostgreSQL COPY).
+        driver_errors: tuple[type[BaseException], ...] = ()
+        if self.config.driver == "psycopg":
+            import psycopg
+
+            driver_errors = (psycopg.Error,)
         try:
             yield
-        except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError, *driver_errors) as exc:
             raise classify(exc, self.config, [_credentials(self.auth)[1] or ""]) from None
 
     def _engine(self) -> Any:
@@ -538,11 +549,35 @@ class DatabaseConnector(Connector):
                         ordered = True
             if self._limit is not None:
                 stmt = stmt.limit(self._limit)
+            if request.columnar and self.config.dialect == "postgresql":
+                arrow = self._read_arrow(conn, stmt, origin, ordered)
+                if arrow is not None:
+                    yield from arrow
+                    return
             zone = self.zone
             with conn.execute(stmt.execution_options(yield_per=size)) as result:
                 for part in result.mappings().partitions(size):
                     records = [{k: plain_value(v, zone) for k, v in row.items()} for row in part]
                     yield Batch(records, origin=origin, cursor_ordered=ordered)
+
+    def _read_arrow(
+        self, conn: Any, stmt: Any, origin: str, ordered: bool
+    ) -> Iterator[Batch] | None:
+        """Arrow batches through COPY, or None when a column needs the row path."""
+        from factorysync.connectors import pg_copy
+
+        compiled = stmt.compile(dialect=conn.dialect)
+        sql, params = str(compiled), dict(compiled.params)
+        raw = conn.connection.driver_connection
+        types = pg_copy.column_types(raw, sql, params)
+        if types is None:
+            return None
+        zone = self.config.timezone or self.context.settings.timezone
+        size = self.context.columnar_batch_size
+        return (
+            Batch([], origin=origin, cursor_ordered=ordered, arrow=part)
+            for part in pg_copy.read_batches(raw, sql, params, types, zone, size)
+        )
 
     def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
         """Fields from the first ``limit`` rows; declared column types win where known."""

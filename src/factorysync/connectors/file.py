@@ -7,7 +7,8 @@ batches:
 
     file_type  reader                                    module
     json       orjson (ijson past STREAM_THRESHOLD)      here
-    ndjson     orjson, line by line                      here
+    ndjson     orjson line by line; pyarrow in chunks    here
+               on columnar reads
     csv        pyarrow, block by block                   csv_file
     excel      python-calamine (.xlsx .xlsm .xlsb .xls .ods)  excel_file
 
@@ -43,6 +44,8 @@ from factorysync.settings import Settings
 # larger ones are streamed.
 STREAM_THRESHOLD = 32 * 1024 * 1024
 ENVELOPE_LIMIT = 64 * 1024
+# NDJSON bytes parsed at once on columnar reads (whole lines; one Arrow batch each).
+NDJSON_CHUNK = 8 * 1024 * 1024
 # A file whose modification time is this close to the moment its marker was taken may
 # have changed again within the file system's timestamp granularity: hash it again.
 RACY_NS = 2_000_000_000
@@ -220,10 +223,41 @@ class _Utf8Reader:
 
 
 class JsonFormat(FileFormat):
-    """A JSON document: an array, or an object holding the records at ``records_path``."""
+    """A JSON document: an array, or an object holding the records at ``records_path``.
+
+    On columnar reads each batch of decoded records becomes one Arrow record batch when
+    its records are flat objects whose fields each hold one kind of scalar; any other
+    batch stays rows.
+    """
 
     options_model = FileOptions
     config_model = FileConfig
+    arrow_capable = True
+
+    def batches(self, records: Any, origin: str) -> Iterator[Batch]:
+        if not self.columnar:
+            yield from super().batches(records, origin)
+            return
+        # Records become Arrow a few thousand at a time (decoded objects cost far more
+        # memory than columns), gathered into batches of the columnar size.
+        held: list[Any] = []
+        rows = 0
+        for part in super().batches(records, origin):
+            arrow = records_to_arrow(part.records)
+            if held and (
+                arrow is None
+                or arrow.schema != held[0].schema
+                or rows + arrow.num_rows > self.context.columnar_batch_size
+            ):
+                yield Batch([], origin=origin, arrow=_joined(held))
+                held, rows = [], 0
+            if arrow is None:
+                yield part
+            else:
+                held.append(arrow)
+                rows += arrow.num_rows
+        if held:
+            yield Batch([], origin=origin, arrow=_joined(held))
 
     def read(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
         if path.stat().st_size <= STREAM_THRESHOLD:
@@ -272,7 +306,7 @@ class JsonFormat(FileFormat):
             try:
                 items = ijson.items(source, prefix, use_float=True)
                 for batch in self.batches(items, label):
-                    count += len(batch.records)
+                    count += len(batch.records) or (batch.arrow.num_rows if batch.arrow else 0)
                     yield batch
             except ijson.JSONError as exc:
                 raise ConnectorFatal(
@@ -286,15 +320,36 @@ class JsonFormat(FileFormat):
             )
 
 
+def _joined(batches: list[Any]) -> Any:
+    """Record batches of one schema as one record batch."""
+    import pyarrow as pa
+
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+
+
 class NdjsonFormat(FileFormat):
-    """Newline-delimited JSON: one record per line; blank lines are skipped."""
+    """Newline-delimited JSON: one record per line; blank lines are skipped.
+
+    Columnar reads parse UTF-8 files in chunks of whole lines with pyarrow's JSON reader
+    (types inferred per chunk, as for CSV blocks). Arrow would read text that looks like a
+    date as a timestamp, so such fields are read again as text (and stay text for the
+    rest of the file), typed later like the row path types them. A chunk with nested
+    values, a field of mixed kinds or a line that is not valid JSON is decoded line by
+    line instead, which also names the bad line.
+    """
 
     options_model = FileOptions
     config_model = FileConfig
+    arrow_capable = True
 
     def read(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
-        size = self.context.batch_size
         utf8 = codecs.lookup(self.options.encoding).name == "utf-8"
+        if self.columnar and utf8:
+            yield from self._read_arrow(path, label)
+            return
+        size = self.context.batch_size
         batch: list[Any] = []
         with path.open("rb") as fh:
             for lineno, line in enumerate(fh, start=1):
@@ -302,19 +357,135 @@ class NdjsonFormat(FileFormat):
                     line = line.removeprefix(codecs.BOM_UTF8)
                 if not line.strip():
                     continue
-                text = line if utf8 else line.decode(self.options.encoding)
-                try:
-                    batch.append(orjson.loads(text))
-                except orjson.JSONDecodeError as exc:
-                    raise ConnectorFatal(
-                        f"{label}: line {lineno}: invalid JSON: {exc.msg}"
-                        + ("" if line.endswith(b"\n") else " (last line incomplete: truncated?)")
-                    ) from None
+                batch.append(
+                    self._decode(
+                        line if utf8 else line.decode(self.options.encoding), line, lineno, label
+                    )
+                )
                 if len(batch) >= size:
                     yield Batch(batch, origin=f"{label}:{lineno}")
                     batch = []
         if batch:
             yield Batch(batch, origin=label)
+
+    @staticmethod
+    def _decode(text: bytes | str, line: bytes, lineno: int, label: str) -> Any:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ConnectorFatal(
+                f"{label}: line {lineno}: invalid JSON: {exc.msg}"
+                + ("" if line.endswith(b"\n") else " (last line incomplete: truncated?)")
+            ) from None
+
+    def _read_arrow(self, path: Path, label: str) -> Iterator[Batch]:
+        import pyarrow as pa
+        import pyarrow.json as pajson
+
+        text_fields: dict[str, Any] = {}  # fields read as text (see the class docstring)
+        read_options = pajson.ReadOptions(use_threads=False, block_size=NDJSON_CHUNK + 1024)
+        lineno = 1
+        with path.open("rb") as fh:
+            first = True
+            while chunk := fh.read(NDJSON_CHUNK):
+                if not chunk.endswith(b"\n"):
+                    chunk += fh.readline()
+                if first:
+                    chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
+                origin = f"{label}:{lineno}"
+                table = None
+                if chunk.strip():
+                    table = _parse_ndjson(pa, pajson, chunk, read_options, text_fields)
+                if table is not None:
+                    for part in table.to_batches(max_chunksize=self.context.columnar_batch_size):
+                        yield Batch([], origin=origin, arrow=part)
+                else:
+                    records = [
+                        self._decode(line, line, lineno + n, label)
+                        for n, line in enumerate(chunk.split(b"\n"))
+                        if line.strip()
+                    ]
+                    if records:
+                        yield Batch(records, origin=origin)
+                lineno += chunk.count(b"\n")
+
+
+def _parse_ndjson(
+    pa: Any, pajson: Any, chunk: bytes, read_options: Any, text_fields: dict[str, Any]
+) -> Any:
+    """One chunk of NDJSON as a flat Arrow table, or None when it needs the row path."""
+    for _ in range(2):
+        parse = pajson.ParseOptions(
+            explicit_schema=pa.schema(text_fields) if text_fields else None,
+            unexpected_field_behavior="infer",
+        )
+        try:
+            table = pajson.read_json(
+                pa.py_buffer(chunk), read_options=read_options, parse_options=parse
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        dated = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+        if not dated:
+            break
+        text_fields.update(dict.fromkeys(dated, pa.string()))
+    else:
+        return None
+    if not all(_flat(pa, t) for t in table.schema.types):
+        return None
+    return table.combine_chunks()
+
+
+def _flat(pa: Any, dtype: Any) -> bool:
+    return bool(
+        pa.types.is_integer(dtype)
+        or pa.types.is_floating(dtype)
+        or pa.types.is_boolean(dtype)
+        or pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_null(dtype)
+    )
+
+
+def _arrow_type(pa: Any, kinds: set[type]) -> Any:
+    """The Arrow type that holds values of these Python types exactly (None: none does).
+
+    Checked on the Python types because Arrow would also turn ``True`` into ``1.0`` in a
+    column of floats, where the row path sees text of mixed kinds.
+    """
+    kinds.discard(type(None))
+    if not kinds:
+        return pa.null()
+    if kinds <= {int, float}:
+        return pa.int64() if kinds == {int} else pa.float64()
+    if kinds == {bool}:
+        return pa.bool_()
+    if kinds == {str}:
+        return pa.string()
+    return None
+
+
+def records_to_arrow(records: list[Any]) -> Any:
+    """Decoded JSON records as one Arrow record batch; None when they are not flat objects
+    whose fields each hold one kind of scalar (those keep the row path)."""
+    import pyarrow as pa
+
+    names: dict[str, None] = {}
+    for record in records:
+        if type(record) is not dict:
+            return None
+        names.update(dict.fromkeys(record))
+    arrays = []
+    for name in names:
+        values = [record.get(name) for record in records]
+        dtype = _arrow_type(pa, set(map(type, values)))
+        if dtype is None:
+            return None
+        try:
+            arrays.append(pa.array(values, type=dtype))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return None  # e.g. an integer beyond 64 bits
+    return pa.RecordBatch.from_arrays(arrays, names=list(names))
 
 
 # -- the connector ------------------------------------------------------------------------

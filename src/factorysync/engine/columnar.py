@@ -51,6 +51,10 @@ class ColumnarMapper:
 
     def __init__(self, config: MappingConfig) -> None:
         self.config = config
+        # Unmapped text columns that were not all dates or timestamps in an earlier
+        # batch: they stay text (as on the row path, where a text column keeps its
+        # values as written), so later batches skip the pattern match.
+        self.plain: set[str] = set()
 
     def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         import pyarrow as pa
@@ -79,7 +83,13 @@ class ColumnarMapper:
                         )
                     continue
                 names.append(column)
-                arrays.append(_typed_text(array))
+                if column in self.plain:
+                    arrays.append(array)
+                    continue
+                typed = _typed_text(array)
+                if typed is array and array.null_count < len(array):
+                    self.plain.add(column)
+                arrays.append(typed)
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     @staticmethod

@@ -16,9 +16,11 @@
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -366,16 +368,14 @@ class Runner:
                 single = (
                     direct
                     and connector.columnar
-                    and any(
-                        m.columnar and not m.incremental and not m.target.owns_rows() for m in runs
-                    )
+                    and any(m.columnar and not m.target.owns_rows() for m in runs)
                 )
             try:
                 if single:
                     with write_transaction(conn):
                         now = utcnow()
                         for mrun in runs:
-                            if mrun.columnar and not mrun.incremental:
+                            if mrun.columnar:
                                 mrun.target.start_direct(run_id, now)
                         self._read_all(conn, connector, runs, result, single=True)
                         self._finish(conn, runs, result, source, started, notes)
@@ -410,7 +410,11 @@ class Runner:
         single: bool,
     ) -> None:
         for mrun in runs:
-            for batch in connector.read(mrun.request()):
+            batches = connector.read(mrun.request())
+            if mrun.columnar and connector.columnar:
+                # Columnar reads parse the next batch while this one is written.
+                batches = prefetched(batches)
+            for batch in batches:
                 with nullcontext() if single else conn.begin():
                     if batch.arrow is not None:
                         self._stage_arrow(mrun, batch, result)
@@ -438,12 +442,12 @@ class Runner:
         """Merge what is staged, store checkpoints, history and registry (caller's txn)."""
         for mrun in runs:
             if mrun.target.direct:
-                before = result.records_inserted, result.records_updated
+                # Every row of this source in the target is new: counted once, here.
                 self._merge(conn, mrun, result, result.run_id, cursor=True, txn=False)
-                result.records_inserted, result.records_updated = before
                 result.records_inserted += mrun.target.finish_direct()
             elif not mrun.incremental:
-                self._merge(conn, mrun, result, result.run_id, cursor=True, txn=False)
+                # The staging table is dropped with the run: no need to empty it first.
+                self._merge(conn, mrun, result, result.run_id, cursor=True, txn=False, clear=False)
             else:
                 mrun.save_checkpoint(conn, result.run_id, cursor=True)
             result.records_rejected += mrun.rejected
@@ -461,6 +465,7 @@ class Runner:
         *,
         cursor: bool,
         txn: bool = True,
+        clear: bool = True,
     ) -> None:
         def merge() -> None:
             mrun.target.reload()
@@ -472,11 +477,13 @@ class Runner:
                 if mrun.incremental or mrun.target.direct
                 else mrun.decl.mapping_config.delete_mode,
             )
-            result.records_inserted += counts.inserted
-            result.records_updated += counts.updated
-            result.records_deleted += counts.deleted
+            if not mrun.target.direct:  # a first load counts its rows when it finishes
+                result.records_inserted += counts.inserted
+                result.records_updated += counts.updated
+                result.records_deleted += counts.deleted
             mrun.save_checkpoint(conn, run_id, cursor=cursor)
-            mrun.target.clear_stage()
+            if clear:
+                mrun.target.clear_stage()
 
         if txn:
             with write_transaction(conn):
@@ -549,8 +556,9 @@ class Runner:
             mrun.new_connector_state = batch.state
         if batch.envelope is not None and mrun.envelope is None:
             mrun.envelope = batch.envelope
-        if mrun.columnar_mapper.config.fields is None and not mrun.columns:
-            mrun.columns = {snake_case(n): n for n in arrow.schema.names}
+        if mrun.columnar_mapper.config.fields is None and len(mrun.columns) < arrow.num_columns:
+            for name in arrow.schema.names:
+                mrun.columns.setdefault(snake_case(name), name)
 
     def _reject_unparsed(self, mrun: _MappingRun, batch: Batch, result: RunResult) -> None:
         for record, reasons in batch.rejected:
@@ -581,6 +589,55 @@ class Runner:
         if mrun.incremental and row.get(mrun.cursor_field or "") is None:
             found.append(f"cursor_field {mrun.cursor_field!r} is empty")
         return found + mrun.validator.check(row)
+
+
+def prefetched(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
+    """``batches``, produced by a thread up to ``depth`` ahead of the consumer.
+
+    Arrow parsing and the store's own work release the GIL, so reading the next batch
+    overlaps with writing this one. The producer's exceptions are raised here, in order;
+    when the consumer stops early, the producer stops at its next hand-over.
+    """
+    done = object()
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not hand_over(batch):
+                    break
+            else:
+                hand_over(done)
+        except BaseException as exc:  # raised in the consumer
+            hand_over(exc)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="factorysync-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def recover_interrupted(store: Store) -> list[str]:

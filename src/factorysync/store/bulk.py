@@ -10,12 +10,15 @@ cannot (nested values, a batch whose values do not fit the column types).
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pyarrow is imported lazily: only columnar sources need it
     import pyarrow as pa
 
     from factorysync.store.targets import TargetTable
+
+
+SQLITE_SLICE_ROWS = 10_000  # rows turned into Python values per executemany
 
 
 class NotColumnar(Exception):
@@ -113,7 +116,17 @@ def stage_arrow(target: TargetTable, batch: pa.RecordBatch) -> int:
             raise NotColumnar("a key column has empty values")
     if target.direct:
         target.ensure_target()
-        _write_direct(target, names, columns)
+        import sqlite3
+
+        import psycopg
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            _write_direct(target, names, columns)
+        except (psycopg.IntegrityError, sqlite3.IntegrityError) as exc:
+            # A repeated key once the key index exists (the driver's own error, as this
+            # bypasses SQLAlchemy): the runner then loads again through staging.
+            raise IntegrityError("bulk first load", None, exc) from exc
         return batch.num_rows
     target.ensure_stage()
     if target.dialect == "postgresql":
@@ -147,6 +160,12 @@ def _copy_into(target: TargetTable, table: str, names: list[str], columns: list[
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    # Arrow's CSV writer formats zoned timestamps through the time zone database, value
+    # by value; as UTC text with an explicit offset they cost a cast and a concatenation.
+    columns = [
+        _utc_text(column, "+00") if pa.types.is_timestamp(column.type) else column
+        for column in columns
+    ]
     buffer = io.BytesIO()
     pacsv.write_csv(
         pa.Table.from_arrays(columns, names=names),
@@ -163,6 +182,15 @@ def _copy_into(target: TargetTable, table: str, names: list[str], columns: list[
         copy.write(buffer.getbuffer())
 
 
+def _utc_text(column: pa.Array, suffix: str = "") -> pa.Array:
+    """UTC timestamps as "YYYY-MM-DD HH:MM:SS.ffffff" text (plus ``suffix``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.cast(pc.cast(column, pa.timestamp("us")), pa.string())
+    return pc.binary_join_element_wise(text, suffix, "") if suffix else text
+
+
 def _copy_postgres(target: TargetTable, names: list[str], columns: list[pa.Array]) -> None:
     _copy_into(target, target.stage_name, names, columns)
 
@@ -173,20 +201,24 @@ def _insert_sqlite(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    values: list[list[Any]] = []
+    prepared = []
     for name, column in zip(names, columns, strict=True):
         kind = "datetime" if name == "_synced_at" else target.kinds.get(name, "")
         if kind == "datetime":
             # The text form SQLAlchemy's DateTime uses on SQLite: naive UTC, microseconds
             # ("2026-01-05 00:00:00.000000"); a cast is far faster than strftime.
-            column = pc.cast(pc.cast(column, pa.timestamp("us")), pa.string())
+            column = _utc_text(column)
         elif kind == "date" or kind == "decimal":
             column = pc.cast(column, pa.string())
-        values.append(column.to_pylist())
+        prepared.append(column)
     cols = ", ".join(target.quote(n) for n in names)
     marks = ", ".join("?" for _ in names)
     table = target.quote(into or target.stage_name)
     sql = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})"
     raw = target.conn.connection.driver_connection
     assert raw is not None
-    raw.executemany(sql, zip(*values, strict=True))
+    rows = len(prepared[0]) if prepared else 0
+    # Python objects cost ~50 bytes a value: bind a slice at a time, not the whole batch.
+    for start in range(0, rows, SQLITE_SLICE_ROWS):
+        values = [c.slice(start, SQLITE_SLICE_ROWS).to_pylist() for c in prepared]
+        raw.executemany(sql, zip(*values, strict=True))
