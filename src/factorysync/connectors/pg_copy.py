@@ -21,10 +21,10 @@ afterwards like every read.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from factorysync.prefetch import prefetched
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -118,53 +118,25 @@ def read_batches(
             table = table.set_column(index, name, local)
         return table.combine_chunks()
 
-    done = object()
-    ready: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH)
-    stop = threading.Event()
+    def tables() -> Iterator[pa.Table]:
+        with raw.cursor() as cur:
+            # Text the parser reads exactly: UTC offsets and ISO dates. Floats are
+            # written as for the row path's driver (the session's float digits).
+            cur.execute("SET LOCAL TIME ZONE 'UTC'")
+            cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+            # Closed early (the reader stopped), leaving the block cancels the COPY.
+            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)", params) as copy:
+                chunks: list[bytes] = []
+                size = rows = 0
+                for row in copy:
+                    chunks.append(bytes(row))
+                    size += len(row)
+                    rows += 1
+                    if size >= CHUNK_BYTES or rows >= rows_per_batch:
+                        yield parsed(chunks)
+                        chunks, size, rows = [], 0, 0
+                if chunks:
+                    yield parsed(chunks)
 
-    def hand_over(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            with raw.cursor() as cur:
-                # Text the parser reads exactly: UTC offsets and ISO dates. Floats are
-                # written as for the row path's driver (the session's float digits).
-                cur.execute("SET LOCAL TIME ZONE 'UTC'")
-                cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-                with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)", params) as copy:
-                    chunks: list[bytes] = []
-                    size = rows = 0
-                    for row in copy:
-                        chunks.append(bytes(row))
-                        size += len(row)
-                        rows += 1
-                        if size >= CHUNK_BYTES or rows >= rows_per_batch:
-                            if not hand_over(parsed(chunks)):
-                                return  # the reader stopped: leaving the block cancels COPY
-                            chunks, size, rows = [], 0, 0
-                    if chunks and not hand_over(parsed(chunks)):
-                        return
-            hand_over(done)
-        except BaseException as exc:  # handed to the reader, raised there
-            hand_over(exc)
-
-    worker = threading.Thread(target=produce, name="factorysync-pg-copy", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item.to_batches(max_chunksize=rows_per_batch)
-    finally:
-        stop.set()
-        worker.join()
+    for table in prefetched(tables(), depth=PREFETCH):
+        yield from table.to_batches(max_chunksize=rows_per_batch)

@@ -16,11 +16,9 @@
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -53,6 +51,7 @@ from factorysync.errors import (
     FactorySyncError,
     MappingError,
 )
+from factorysync.prefetch import prefetched
 from factorysync.security.secrets import Redactor, resolve_env_refs
 from factorysync.store.bulk import NotColumnar, stage_arrow
 from factorysync.store.db import describe_db_error, write_transaction
@@ -589,55 +588,6 @@ class Runner:
         if mrun.incremental and row.get(mrun.cursor_field or "") is None:
             found.append(f"cursor_field {mrun.cursor_field!r} is empty")
         return found + mrun.validator.check(row)
-
-
-def prefetched(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
-    """``batches``, produced by a thread up to ``depth`` ahead of the consumer.
-
-    Arrow parsing and the store's own work release the GIL, so reading the next batch
-    overlaps with writing this one. The producer's exceptions are raised here, in order;
-    when the consumer stops early, the producer stops at its next hand-over.
-    """
-    done = object()
-    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def hand_over(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if not hand_over(batch):
-                    break
-            else:
-                hand_over(done)
-        except BaseException as exc:  # raised in the consumer
-            hand_over(exc)
-        finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="factorysync-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
 
 
 def recover_interrupted(store: Store) -> list[str]:

@@ -82,8 +82,6 @@ class HistoryWindow:
         r.records_updated += counts.updated
         r.records_deleted += counts.deleted
         r.records_rejected += rejected
-        if counts.inserted or counts.updated or counts.deleted:
-            data_changed(conn, self.source_id)
         conn.execute(
             update(hist_t)
             .where(hist_t.c.id == r.run_id)
@@ -96,9 +94,12 @@ class HistoryWindow:
                 sync_duration_ms=int((utcnow() - self.started).total_seconds() * 1000),
             )
         )
-        conn.execute(
-            update(reg_t).where(reg_t.c.source_id == self.source_id).values(last_sync=utcnow())
-        )
+        if counts.inserted or counts.updated or counts.deleted:
+            data_changed(conn, self.source_id, last_sync=utcnow())
+        else:
+            conn.execute(
+                update(reg_t).where(reg_t.c.source_id == self.source_id).values(last_sync=utcnow())
+            )
         return r
 
     def close(self, conn: Connection) -> None:

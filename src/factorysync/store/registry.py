@@ -226,13 +226,14 @@ def remove_source(conn: Connection, source_id: str) -> Change:
     return Change(source_id, "removed")
 
 
-def data_changed(conn: Connection, source_id: str) -> None:
+def data_changed(conn: Connection, source_id: str, **also: Any) -> None:
     """Count a change of the source's rows (in the transaction that made it): cached
-    answers of its target tables compare ``data_version`` to know they are stale."""
+    answers of its target tables compare ``data_version`` to know they are stale.
+    ``also``: other registry values to set in the same statement."""
     conn.execute(
         update(reg_t)
         .where(reg_t.c.source_id == source_id)
-        .values(data_version=reg_t.c.data_version + 1, updated_at=reg_t.c.updated_at)
+        .values(data_version=reg_t.c.data_version + 1, updated_at=reg_t.c.updated_at, **also)
     )
 
 
