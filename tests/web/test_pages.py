@@ -112,7 +112,12 @@ def test_login_needs_the_form_token_and_the_right_password(app: TestClient) -> N
 def test_posts_need_the_csrf_token_and_logout_revokes(app: TestClient) -> None:
     token = log_in(app, "operator")
     assert app.post("/sources/oee/sync", data={}).status_code == 403
-    assert app.post("/sources/oee/sync", data={"csrf": token[:-1] + "0"}).status_code == 403
+    assert (
+        app.post(
+            "/sources/oee/sync", data={"csrf": token[:-1] + ("1" if token.endswith("0") else "0")}
+        ).status_code
+        == 403
+    )
     assert (
         app.post("/sources/oee/sync", data={"csrf": token}, follow_redirects=False).status_code
         == 303
