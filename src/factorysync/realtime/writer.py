@@ -299,10 +299,14 @@ class MicroBatchWriter:
                     if target.on_invalid == "quarantine":
                         quarantine += refused[: QUARANTINE_CAP - len(quarantine)]
                     if rows:
-                        target.table.reload()
-                        target.table.stage(rows, hashes)
-                        got = target.table.merge(run_id, now, delete_missing=None)
-                        target.table.clear_stage()
+                        table = target.table
+                        table.reload()
+                        # PostgreSQL upserts the batch in one statement where it can.
+                        got = table.upsert(rows, hashes, run_id, now)
+                        if got is None:
+                            table.stage(rows, hashes)
+                            got = table.merge(run_id, now, delete_missing=None)
+                            table.clear_stage()
                         counts.inserted += got.inserted
                         counts.updated += got.updated
                         published.append((target.decl.target_table, rows))

@@ -12,7 +12,9 @@ Every target table carries provenance columns next to the mapped ones:
 A run first writes its rows into a private staging table (a temporary table of its own
 connection), then merges them into the target in one transaction with set-based SQL
 that also yields the exact inserted/updated/deleted counts. Until that transaction
-commits, the target is untouched: a read that fails half-way changes nothing.
+commits, the target is untouched: a read that fails half-way changes nothing. A small
+batch of the realtime writer on PostgreSQL skips staging: ``upsert`` writes it with one
+``INSERT … ON CONFLICT`` statement that yields the same counts.
 
 Column types are inferred from values when the mapping does not fix them, and widened
 (integer → float → string, anything → json) when later values do not fit.
@@ -246,6 +248,7 @@ class TargetTable:
         self.direct_values: dict[str, Any] = {}
         self._indexes_pending = False
         self._stage_kinds: dict[str, str] = {}  # staging columns' kinds as created
+        self._key_index: bool | None = None  # PostgreSQL: unique (_source_id, key) index
         self._load_existing()
 
     # -- schema ----------------------------------------------------------------------
@@ -578,6 +581,91 @@ class TargetTable:
         if diff is not None:
             diff.drop()
         return counts
+
+    def upsert(
+        self, rows: list[dict[str, Any]], hashes: list[str], run_id: int, now: datetime
+    ) -> MergeCounts | None:
+        """PostgreSQL: write a small batch straight into the target in one statement.
+
+        ``INSERT … SELECT FROM unnest(<one array per column>) ON CONFLICT (key) DO UPDATE``
+        changes a row only where a value differs, and ``RETURNING (xmax = 0)`` tells
+        inserted rows from updated ones, so the counts are exact without a staging table,
+        a diff table and their catalog work. Within the batch the last row of a key wins.
+        Returns None where the staging path has to do it: another store, JSON columns, a
+        synthetic row key, a value that does not fit its column, or no key index yet.
+        """
+        if self.dialect != "postgresql" or "_row_key" in self.key or self._indexes_pending:
+            return None
+        self.plan(rows)
+        if "json" in self.kinds.values():
+            return None
+        self.ensure_target()
+        if "json" in self.kinds.values() or not self._has_key_index():
+            return None
+        latest: dict[tuple[Any, ...], int] = {}
+        for i, row in enumerate(rows):
+            latest[tuple(row.get(k) for k in self.key)] = i
+        picked = sorted(latest.values()) if len(latest) < len(rows) else range(len(rows))
+        names = [*self.key, *(c for c in self.kinds if c not in self.key)]
+        arrays: list[list[Any]] = []
+        for column in names:
+            kind = self.kinds[column]
+            bind = KIND_TYPES[kind].bind_processor(self.conn.dialect)
+            values = []
+            for i in picked:
+                fits, value = to_kind(rows[i].get(column), kind)
+                if not fits:
+                    return None
+                values.append(value if bind is None or value is None else bind(value))
+            arrays.append(values)
+        arrays.append([hashes[i] for i in picked])
+        q = self._quote
+        columns = [*names, "_row_hash"]
+        params = {f"a{n}": values for n, values in enumerate(arrays)}
+        casts = [
+            f"CAST(:a{n} AS {PG_TYPES[self.kinds[c]] if c in self.kinds else 'TEXT'}[])"
+            for n, c in enumerate(columns)
+        ]
+        others = list(self._others())
+        changes = [f"{q(c)} = EXCLUDED.{q(c)}" for c in columns if c not in self.key]
+        changes += [f"{q(c)} = NULL" for c in others]
+        changes += [f"{q(c)} = EXCLUDED.{q(c)}" for c in ("_run_id", "_synced_at")]
+        changes.append("_deleted_at = NULL")
+        differs = [f"t.{q(c)} IS DISTINCT FROM EXCLUDED.{q(c)}" for c in names if c not in self.key]
+        differs += [f"t.{q(c)} IS NOT NULL" for c in others]
+        differs.append("t._deleted_at IS NOT NULL")
+        listed = ", ".join(q(c) for c in columns)
+        statement = (
+            f"WITH w AS (INSERT INTO {q(self.name)} AS t "
+            f"({listed}, _source_id, _run_id, _synced_at) "
+            f"SELECT {listed}, :source_id, :run_id, :now "
+            f"FROM unnest({', '.join(casts)}) AS u({listed}) "
+            f"ON CONFLICT (_source_id, {', '.join(q(k) for k in self.key)}) DO UPDATE "
+            f"SET {', '.join(changes)} WHERE {' OR '.join(differs)} "
+            "RETURNING (t.xmax = 0) AS fresh) "
+            "SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM w"
+        )
+        params.update(source_id=self.source_id, run_id=run_id, now=now)
+        inserted, updated = self.conn.execute(text(statement), params).one()
+        return MergeCounts(inserted=inserted, updated=updated)
+
+    def _has_key_index(self) -> bool:
+        """Whether the target has its unique (_source_id, key) index (ON CONFLICT needs it)."""
+        if self._key_index is None:
+            found = self.conn.execute(
+                text(
+                    "SELECT 1 FROM pg_index i JOIN pg_attribute a "
+                    "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                    "WHERE i.indrelid = to_regclass(:table) AND i.indisunique "
+                    "AND i.indpred IS NULL AND i.indexprs IS NULL "
+                    "GROUP BY i.indexrelid, i.indnatts HAVING count(*) = i.indnatts "
+                    'AND array_agg(a.attname::text ORDER BY a.attname::text COLLATE "C") '
+                    "= CAST(:columns AS TEXT[]) LIMIT 1"
+                ),
+                {"table": self._quote(self.name), "columns": sorted(["_source_id", *self.key])},
+            ).first()
+            self._key_index = found is not None
+        return self._key_index
 
     def _diff(self, target: Table, stage: Table, delete_missing: str | None) -> _Diff | None:
         """PostgreSQL: the keys to insert, update and delete, found in one pass.
