@@ -10,7 +10,12 @@ cannot (nested values, a batch whose values do not fit the column types).
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+import queue
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import Connection, event
 
 if TYPE_CHECKING:  # pyarrow is imported lazily: only columnar sources need it
     import pyarrow as pa
@@ -127,6 +132,7 @@ def stage_arrow(target: TargetTable, batch: pa.RecordBatch) -> int:
             # A repeated key once the key index exists (the driver's own error, as this
             # bypasses SQLAlchemy): the runner then loads again through staging.
             raise IntegrityError("bulk first load", None, exc) from exc
+        target.direct_rows += batch.num_rows
         return batch.num_rows
     target.ensure_stage()
     if target.dialect == "postgresql":
@@ -151,12 +157,19 @@ def _write_direct(target: TargetTable, names: list[str], columns: list[pa.Array]
         pa.repeat(pa.scalar(values["_synced_at"], pa.timestamp("us", "UTC")), rows),
     ]
     if target.dialect == "postgresql":
-        _copy_into(target, target.name, names, columns)
+        _copy_into(target, target.name, names, columns, keep_open=True)
     else:
         _insert_sqlite(target, names, columns, into=target.name)
 
 
-def _copy_into(target: TargetTable, table: str, names: list[str], columns: list[pa.Array]) -> None:
+def _copy_into(
+    target: TargetTable,
+    table: str,
+    names: list[str],
+    columns: list[pa.Array],
+    *,
+    keep_open: bool = False,
+) -> None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -173,13 +186,104 @@ def _copy_into(target: TargetTable, table: str, names: list[str], columns: list[
         pacsv.WriteOptions(include_header=False),
     )
     cols = ", ".join(target.quote(n) for n in names)
+    statement = f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT CSV)"
+    if keep_open:
+        OpenCopy.get(target.conn, statement).write(buffer.getbuffer())
+        return
+    OpenCopy.end(target.conn)
     raw = target.conn.connection.driver_connection
     assert raw is not None
-    with (
-        raw.cursor() as cur,
-        cur.copy(f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT CSV)") as copy,
-    ):
+    with raw.cursor() as cur, cur.copy(statement) as copy:
         copy.write(buffer.getbuffer())
+
+
+class OpenCopy:
+    """A ``COPY … FROM STDIN`` kept open across the batches of a bulk first load.
+
+    A thread sends each batch while the next one is prepared, and the server parses one
+    continuous stream instead of waiting for a round trip per batch; at most ``QUEUED``
+    batches wait for the thread (memory stays bounded when the server is the slower).
+    The COPY ends before anything else happens on the connection: any other statement,
+    savepoint, commit or rollback ends it first (a rollback aborts it), so callers need
+    not know it is open. An error of the server surfaces when the COPY ends.
+    """
+
+    QUEUED = 1
+    _open: ClassVar[weakref.WeakKeyDictionary[Connection, OpenCopy]] = weakref.WeakKeyDictionary()
+    _hooked: ClassVar[weakref.WeakSet[Connection]] = weakref.WeakSet()
+    _HOOKS = ("before_cursor_execute", "commit", "savepoint", "rollback", "rollback_savepoint")
+
+    def __init__(self, conn: Connection, statement: str) -> None:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        self.conn, self.statement = conn, statement
+        self.cursor = raw.cursor()
+        self._context = self.cursor.copy(statement)
+        self.copy = self._context.__enter__()
+        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=self.QUEUED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._send, name="copy-writer", daemon=True)
+        self._thread.start()
+        if conn not in OpenCopy._hooked:
+            # Listeners stay for the connection's life (they cannot be removed while
+            # they run); with no COPY open they do nothing.
+            for name in self._HOOKS:
+                event.listen(conn, name, _end_hook(name.startswith("rollback")))
+            OpenCopy._hooked.add(conn)
+        OpenCopy._open[conn] = self
+
+    @classmethod
+    def get(cls, conn: Connection, statement: str) -> OpenCopy:
+        """The connection's open COPY of ``statement``; another one open is ended first."""
+        current = cls._open.get(conn)
+        if current is not None and current.statement == statement:
+            return current
+        cls.end(conn)
+        return cls(conn, statement)
+
+    @classmethod
+    def end(cls, conn: Connection, *, abort: bool = False) -> None:
+        current = cls._open.pop(conn, None)
+        if current is not None:
+            current._close(abort)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def _send(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.copy.write(data)
+                except BaseException as exc:  # reported by write() or when the COPY ends
+                    self._error = exc
+
+    def _close(self, abort: bool) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        error = self._error
+        try:
+            if abort or error is not None:
+                failure = error or RuntimeError("the transaction was rolled back")
+                self._context.__exit__(type(failure), failure, None)
+            else:
+                self._context.__exit__(None, None, None)
+        except Exception:
+            if not abort:
+                raise
+        finally:
+            self.cursor.close()
+        if error is not None and not abort:
+            raise error
+
+
+def _end_hook(abort: bool) -> Any:
+    def hook(conn: Connection, *_args: Any, **_kwargs: Any) -> None:
+        OpenCopy.end(conn, abort=abort)
+
+    return hook
 
 
 def _utc_text(column: pa.Array, suffix: str = "") -> pa.Array:

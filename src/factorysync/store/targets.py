@@ -249,6 +249,8 @@ class TargetTable:
         self._indexes_pending = False
         self._stage_kinds: dict[str, str] = {}  # staging columns' kinds as created
         self._key_index: bool | None = None  # PostgreSQL: unique (_source_id, key) index
+        self.direct_rows = 0  # rows a first load wrote straight into the target
+        self._row_staged = False  # whether any batch of the run took the row path
         self._load_existing()
 
     # -- schema ----------------------------------------------------------------------
@@ -380,12 +382,20 @@ class TargetTable:
         """
         self.direct = True
         self.direct_values = {"_source_id": self.source_id, "_run_id": run_id, "_synced_at": now}
+        self.direct_rows = 0
+        self._row_staged = False
 
     def finish_direct(self) -> int:
         """Build pending indexes; returns the rows this source now has in the target."""
         if not self.existing:
             return 0
+        if self.dialect == "postgresql":
+            from factorysync.store.bulk import OpenCopy
+
+            OpenCopy.end(self.conn)
         self._build_pending_indexes()
+        if not self._row_staged:
+            return self.direct_rows  # every row came through COPY, each batch whole
         t = Table(self.name, MetaData(), Column("_source_id", Text()))
         return int(
             self.conn.execute(
@@ -466,6 +476,7 @@ class TargetTable:
         """Write a batch into the staging table (last row wins for a repeated key)."""
         if not rows:
             return 0
+        self._row_staged = True
         self.plan(rows)
         self._ensure_stage()
         prepared = []
