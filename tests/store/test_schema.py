@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import inspect
 
-from factorysync.store.db import alembic_config, current_revision, head_revision
+from factorysync.store.db import HEAD_REVISION, alembic_config, current_revision, head_revision
 from factorysync.store.store import Store
 
 EXPECTED = {
@@ -78,7 +78,7 @@ def test_tables_and_columns(store: Store) -> None:
 
 
 def test_migrations_match_models_and_upgrade_is_idempotent(store: Store) -> None:
-    assert current_revision(store.engine) == head_revision(store.engine)
+    assert current_revision(store.engine) == head_revision(store.engine) == HEAD_REVISION
     command.check(alembic_config(store.engine))  # raises if models and migrations differ
     assert store.upgrade() == head_revision(store.engine)
 

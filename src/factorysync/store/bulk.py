@@ -121,14 +121,15 @@ def stage_arrow(target: TargetTable, batch: pa.RecordBatch) -> int:
             raise NotColumnar("a key column has empty values")
     if target.direct:
         target.ensure_target()
-        import sqlite3
-
-        import psycopg
         from sqlalchemy.exc import IntegrityError
 
+        if target.dialect == "postgresql":
+            from psycopg import IntegrityError as DriverIntegrityError
+        else:
+            from sqlite3 import IntegrityError as DriverIntegrityError
         try:
             _write_direct(target, names, columns)
-        except (psycopg.IntegrityError, sqlite3.IntegrityError) as exc:
+        except DriverIntegrityError as exc:
             # A repeated key once the key index exists (the driver's own error, as this
             # bypasses SQLAlchemy): the runner then loads again through staging.
             raise IntegrityError("bulk first load", None, exc) from exc
@@ -147,19 +148,20 @@ def _write_direct(target: TargetTable, names: list[str], columns: list[pa.Array]
     """First load: rows straight into the target, provenance columns as constants."""
     import pyarrow as pa
 
+    values = target.direct_values
+    if target.dialect != "postgresql":
+        # Constants in the statement: three values fewer to bind per row.
+        _insert_sqlite(target, names, columns, into=target.name, constants=values)
+        return
     rows = len(columns[0]) if columns else 0
     names = [*names, "_source_id", "_run_id", "_synced_at"]
-    values = target.direct_values
     columns = [
         *columns,
         pa.repeat(pa.scalar(values["_source_id"], pa.string()), rows),
         pa.repeat(pa.scalar(values["_run_id"], pa.int64()), rows),
         pa.repeat(pa.scalar(values["_synced_at"], pa.timestamp("us", "UTC")), rows),
     ]
-    if target.dialect == "postgresql":
-        _copy_into(target, target.name, names, columns, keep_open=True)
-    else:
-        _insert_sqlite(target, names, columns, into=target.name)
+    _copy_into(target, target.name, names, columns, keep_open=True)
 
 
 def _copy_into(
@@ -300,14 +302,20 @@ def _copy_postgres(target: TargetTable, names: list[str], columns: list[pa.Array
 
 
 def _insert_sqlite(
-    target: TargetTable, names: list[str], columns: list[pa.Array], into: str | None = None
+    target: TargetTable,
+    names: list[str],
+    columns: list[pa.Array],
+    into: str | None = None,
+    constants: dict[str, Any] | None = None,
 ) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from factorysync.store.types import UTCDateTime
+
     prepared = []
     for name, column in zip(names, columns, strict=True):
-        kind = "datetime" if name == "_synced_at" else target.kinds.get(name, "")
+        kind = target.kinds.get(name, "")
         if kind == "datetime":
             # The text form SQLAlchemy's DateTime uses on SQLite: naive UTC, microseconds
             # ("2026-01-05 00:00:00.000000"); a cast is far faster than strftime.
@@ -315,8 +323,12 @@ def _insert_sqlite(
         elif kind == "date" or kind == "decimal":
             column = pc.cast(column, pa.string())
         prepared.append(column)
-    cols = ", ".join(target.quote(n) for n in names)
-    marks = ", ".join("?" for _ in names)
+    fixed = dict(constants or {})
+    if "_synced_at" in fixed:
+        stamp = UTCDateTime().process_bind_param(fixed["_synced_at"], target.conn.dialect)
+        fixed["_synced_at"] = stamp.isoformat(" ", "microseconds")
+    cols = ", ".join(target.quote(n) for n in [*names, *fixed])
+    marks = ", ".join(["?"] * len(names) + [_sqlite_literal(v) for v in fixed.values()])
     table = target.quote(into or target.stage_name)
     sql = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})"
     raw = target.conn.connection.driver_connection
@@ -326,3 +338,10 @@ def _insert_sqlite(
     for start in range(0, rows, SQLITE_SLICE_ROWS):
         values = [c.slice(start, SQLITE_SLICE_ROWS).to_pylist() for c in prepared]
         raw.executemany(sql, zip(*values, strict=True))
+
+
+def _sqlite_literal(value: Any) -> str:
+    """A constant (text or integer) written into an SQLite statement."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"

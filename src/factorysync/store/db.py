@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from factorysync.errors import StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration's revision: checked on every start without loading the migration
+# scripts (a test holds it equal to the scripts' head).
+HEAD_REVISION = "0005"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -24,6 +28,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Large sorts (an index built after a bulk first load) may use helper threads.
+    cur.execute(f"PRAGMA threads={min(4, os.cpu_count() or 1)}")
     cur.close()
 
 
@@ -91,10 +97,13 @@ def upgrade(engine: Engine) -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
+    """The store's schema revision (None before ``init``), read without alembic."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        try:
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        except (OperationalError, ProgrammingError):  # no version table yet
+            return None
+    return found[0] if len(found) == 1 else None
 
 
 def head_revision(engine: Engine) -> str | None:

@@ -52,7 +52,7 @@ class Store:
             raise StoreError(
                 f"the store at {self.safe_url} is not initialised: run 'factorysync init'"
             )
-        have, want = db.current_revision(self.engine), db.head_revision(self.engine)
+        have, want = db.current_revision(self.engine), db.HEAD_REVISION
         if have != want:
             raise StoreError(
                 f"the store schema is at revision {have}, this version needs {want}: "
