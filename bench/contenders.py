@@ -150,6 +150,7 @@ class FactorysyncStore:
         self.source_yaml, self.tag, self.warm_syncs = source_yaml, tag, warm_syncs
         self.before_warm, self.before_timed = before_warm, before_timed
         self.env: dict[str, str] = {}
+        self.token = ""
 
     def database(self, run: int) -> str:
         return f"fs_bench_store{self.tag}_{os.getpid()}_{run}"
@@ -190,8 +191,14 @@ class FactorysyncStore:
                     f"untimed `factorysync {' '.join(args)}` exited {done.returncode}: "
                     f"{(done.stderr or done.stdout)[-600:]}"
                 )
+            if args == ["init"]:  # its last line is the first admin's API token
+                self.token = done.stdout.strip().splitlines()[-1]
+        self.after_warm(run)
         if self.before_timed is not None:
             self.before_timed(run)
+
+    def after_warm(self, run: int) -> None:
+        """Called after the untimed syncs, before ``before_timed``."""
 
     def command(self, run: int) -> list[list[str]]:
         return [[*FACTORYSYNC, "source", "sync", "production", "--json"]]
@@ -220,6 +227,64 @@ class FactorysyncStore:
             cleanup=self.cleanup,
             **extra,
         )
+
+
+class FactorysyncService(FactorysyncStore):
+    """The timed sync runs inside a running service (`factorysync run`), where scheduled
+    syncs run in production: the service is started after the untimed first load, has
+    run one sync already (so it is warm, as a service that has been up a while is), and
+    the timed command asks it for a sync over the API and waits for the run to end
+    (``bench/trigger_sync.py``: the client's own start-up and polling are in the time).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.server: subprocess.Popen[bytes] | None = None
+
+    def after_warm(self, run: int) -> None:
+        import socket
+        import time
+        import urllib.request
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        self.server = subprocess.Popen(
+            [*FACTORYSYNC, "run", "--port", str(port)],
+            env={**os.environ, **self.env, "FACTORYSYNC_LOG_LEVEL": "WARNING"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.server.poll() is not None:
+                    raise RuntimeError("the factorysync service did not start") from None
+                time.sleep(0.1)
+        self.env.update(FACTORYSYNC_BENCH_URL=url, FACTORYSYNC_BENCH_TOKEN=self.token)
+        warm = subprocess.run(
+            self.command(run)[0], env={**os.environ, **self.env}, capture_output=True, text=True
+        )
+        if warm.returncode != 0:
+            raise RuntimeError(f"the service's untimed sync failed: {warm.stdout[-600:]}")
+
+    def command(self, run: int) -> list[list[str]]:
+        return [[sys.executable, str(Path(__file__).with_name("trigger_sync.py")), "production"]]
+
+    def cleanup(self, run: int) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            try:
+                self.server.wait(30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+            self.server = None
+        super().cleanup(run)
 
 
 # -- native loaders -----------------------------------------------------------------------
@@ -329,6 +394,7 @@ def pg_copy_pipe(name: str, source: PgDatabase, target: PgDatabase, **extra: Any
 
 __all__ = [
     "CSV_SOURCE",
+    "FactorysyncService",
     "FactorysyncStore",
     "copy_out",
     "database_source",

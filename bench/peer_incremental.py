@@ -7,6 +7,9 @@ source and the timed run picks them up:
     factorysync full load     the reference: a fresh store's first sync of the table
     factorysync incremental   an incremental source (cursor_field id): must insert exactly
                               the new rows
+    … running service         the same sync inside a running `factorysync run`, asked for
+                              over the API (bench/trigger_sync.py), where scheduled syncs
+                              run in production
     COPY of the new rows      `psql \\copy (SELECT … WHERE id > last) | psql \\copy` (native)
     dlt                       sql_table(incremental=dlt.sources.incremental("id")),
                               connectorx + parquet, append
@@ -30,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import PG_TABLE, Contender, PgDatabase, load_pg_from_csv, write_production
-from contenders import FactorysyncStore, database_source, expect_counts
+from contenders import FactorysyncService, FactorysyncStore, database_source, expect_counts
 from harness import add_arguments, run_case, session
 from peer_pg_table import create_source
 from peers import PeerTools, Target, dlt_load, sling_load
@@ -131,6 +134,20 @@ def incremental_contenders(
             before_timed=source.grow,
         ).contender(
             "factorysync incremental",
+            check=expect_counts(inserted=new, updated=0, deleted=0),
+            **same,
+        ),
+        FactorysyncService(
+            work,
+            "PostgreSQL",
+            args.pg_url,
+            declaration,
+            tag="fs",
+            warm_syncs=1,
+            before_warm=source.reset,
+            before_timed=source.grow,
+        ).contender(
+            "factorysync incremental, running service",
             check=expect_counts(inserted=new, updated=0, deleted=0),
             **same,
         ),
