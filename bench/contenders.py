@@ -231,10 +231,11 @@ class FactorysyncStore:
 
 class FactorysyncService(FactorysyncStore):
     """The timed sync runs inside a running service (`factorysync run`), where scheduled
-    syncs run in production: the service is started after the untimed first load, has
-    run one sync already (so it is warm, as a service that has been up a while is), and
+    syncs run in production. The service is started on the fresh store and makes the
+    untimed first load itself, so it is warm as a service that has been up a while is;
     the timed command asks it for a sync over the API and waits for the run to end
-    (``bench/trigger_sync.py``: the client's own start-up and polling are in the time).
+    (``bench/trigger_sync.py``: the client's own start-up is in the time). Peak RSS is
+    then the client's: the service's memory is not measured.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -266,6 +267,7 @@ class FactorysyncService(FactorysyncStore):
                     raise RuntimeError("the factorysync service did not start") from None
                 time.sleep(0.1)
         self.env.update(FACTORYSYNC_BENCH_URL=url, FACTORYSYNC_BENCH_TOKEN=self.token)
+        # The first load, by the service (untimed).
         warm = subprocess.run(
             self.command(run)[0], env={**os.environ, **self.env}, capture_output=True, text=True
         )

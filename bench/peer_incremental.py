@@ -143,7 +143,6 @@ def incremental_contenders(
             args.pg_url,
             declaration,
             tag="fs",
-            warm_syncs=1,
             before_warm=source.reset,
             before_timed=source.grow,
         ).contender(

@@ -1,8 +1,8 @@
 """Start a sync on a running factorysync service and wait for the run to end.
 
-What a plant's own script (or the console's "sync now") does: ``POST
-/api/sources/{id}/sync``, then follow ``GET /api/runs/{run_id}`` until the run is no
-longer running. Prints the run record as a one-element JSON list (like `factorysync
+What a plant's own script does: ``POST /api/sources/{id}/sync?wait_s=…``, which answers
+with the finished run (or, for a run longer than that, 202 and the run to follow at
+``GET /api/runs/{run_id}``). Prints the run record as a one-element JSON list (like `factorysync
 source sync --json`); exits 1 when the run did not succeed. Standard library only, so
 its own start-up stays small.
 
@@ -18,7 +18,8 @@ import sys
 import time
 import urllib.request
 
-POLL_S = 0.005
+POLL_S = 0.05
+WAIT_S = 600
 
 
 def call(method: str, url: str, token: str) -> dict[str, object]:
@@ -33,10 +34,11 @@ def main() -> int:
     source_id = sys.argv[1]
     base = os.environ["FACTORYSYNC_BENCH_URL"].rstrip("/")
     token = os.environ["FACTORYSYNC_BENCH_TOKEN"]
-    started = call("POST", f"{base}/api/sources/{source_id}/sync", token)
-    run_url = f"{base}/api/runs/{started['run_id']}"
-    while (run := call("GET", run_url, token))["sync_status"] == "running":
-        time.sleep(POLL_S)
+    run = call("POST", f"{base}/api/sources/{source_id}/sync?wait_s={WAIT_S}", token)
+    if "run_id" in run:  # still running after WAIT_S: follow it
+        run_url = f"{base}/api/runs/{run['run_id']}"
+        while (run := call("GET", run_url, token))["sync_status"] == "running":
+            time.sleep(POLL_S)
     print(json.dumps([run]))
     return 0 if run["sync_status"] == "success" else 1
 

@@ -205,6 +205,41 @@ def test_sync_returns_the_run_and_refuses_a_second(
     assert api.get("/api/runs/0").status_code == 422
 
 
+def test_sync_can_wait_for_the_run_to_end(
+    api: Api, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_json(data_dir / "m.json", {"data": machines(20)})
+    api.post("/api/sources", json=machine_source(data_dir / "m.json"))
+    done = api.post("/api/sources/machines/sync?wait_s=30", role="operator")
+    assert done.status_code == 200, done.text
+    run = done.json()
+    assert (run["sync_status"], run["records_inserted"]) == ("success", 20)
+    assert done.headers["location"].endswith(f"/api/runs/{run['id']}")
+
+    # A run that outlasts wait_s is answered as without it: 202 and where to follow it.
+    release = threading.Event()
+    original = Runner._run
+
+    def slow_run(self: Runner, *args: Any, **kwargs: Any) -> None:
+        release.wait(30)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "_run", slow_run)
+    later = api.post("/api/sources/machines/sync?wait_s=0.2", role="operator")
+    assert later.status_code == 202 and later.json()["sync_status"] == "running"
+    release.set()
+    assert api.wait_run(later.json()["run_id"])["records_updated"] == 0
+
+    # A failed run is still the finished run, with its (redacted) error.
+    (data_dir / "m.json").write_text("{ not json")
+    failed = api.post("/api/sources/machines/sync?wait_s=30", role="operator")
+    assert failed.status_code == 200 and failed.json()["sync_status"] == "failed"
+    assert failed.json()["error_message"]
+    for wrong in ("-1", "3601", "soon"):
+        answer = api.post(f"/api/sources/machines/sync?wait_s={wrong}", role="operator")
+        assert answer.status_code == 422, wrong
+
+
 def test_status_and_templates(api: Api, data_dir: Path) -> None:
     write_json(data_dir / "m.json", {"data": machines(3)})
     api.post("/api/sources", json=machine_source(data_dir / "m.json"))

@@ -55,10 +55,14 @@ class ApiContext:
     # -- syncs ---------------------------------------------------------------------
     def start_sync(self, source_id: str, trigger: str) -> int:
         """Claim a run (raises AlreadyRunning) and execute it in a worker; the run id."""
+        return self.start_sync_waitable(source_id, trigger)[0]
+
+    def start_sync_waitable(self, source_id: str, trigger: str) -> tuple[int, Future[RunResult]]:
+        """As ``start_sync``, with the future that ends with the run."""
         claim = self.runner.claim(source_id, trigger=trigger)
         future = self._syncs.submit(self._execute, claim)
         future.add_done_callback(self._after_sync)
-        return claim.run_id
+        return claim.run_id, future
 
     def _execute(self, claim: ClaimedRun) -> RunResult:
         return self.runner.execute(claim)

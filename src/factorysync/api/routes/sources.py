@@ -3,10 +3,12 @@ syncs started in the background, and each source's run history."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import WithJsonSchema
+from sqlalchemy import select
 
 from factorysync import services
 from factorysync.api.deps import AUTH_RESPONSES, Admin, Context, Operator, Responses, StoreDep
@@ -18,7 +20,9 @@ from factorysync.api.schemas import (
     SyncAccepted,
     TestPublic,
 )
+from factorysync.store.db import plain
 from factorysync.store.registry import get_source
+from factorysync.store.schema import data_source_sync_history as hist_t
 
 router = APIRouter(prefix="/api/sources", tags=["sources"], responses=AUTH_RESPONSES)
 
@@ -106,16 +110,43 @@ def test_source(source_id: SourceId, _: Operator, store: StoreDep) -> Any:
 @router.post(
     "/{source_id}/sync",
     status_code=202,
-    response_model=SyncAccepted,
-    responses={**NOT_FOUND, 409: {"model": ErrorPublic, "description": "A run is in progress"}},
+    response_model=SyncAccepted | RunPublic,
+    responses={
+        **NOT_FOUND,
+        200: {"model": RunPublic, "description": "The run ended within `wait_s`"},
+        409: {"model": ErrorPublic, "description": "A run is in progress"},
+    },
 )
 def sync_source(
-    source_id: SourceId, who: Operator, ctx: Context, request: Request, response: Response
+    source_id: SourceId,
+    who: Operator,
+    ctx: Context,
+    store: StoreDep,
+    request: Request,
+    response: Response,
+    wait_s: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=3600,
+            description="Wait up to this many seconds for the run to end: if it does, the "
+            "answer is the finished run (200) instead of 202.",
+        ),
+    ] = 0,
 ) -> Any:
     """Start a sync in the background; the answer carries the run id to follow."""
-    run_id = ctx.start_sync(source_id, trigger=f"api:{who.username}"[:32])
+    run_id, future = ctx.start_sync_waitable(source_id, trigger=f"api:{who.username}"[:32])
     url = str(request.url_for("read_run", run_id=run_id))
     response.headers["Location"] = url
+    if wait_s > 0:
+        with contextlib.suppress(Exception):  # a timeout; or a crash, which the run records
+            future.result(timeout=wait_s)
+        if future.done():
+            with store.connect() as conn:
+                row = conn.execute(select(hist_t).where(hist_t.c.id == run_id)).mappings().first()
+            if row is not None:
+                response.status_code = 200
+                return plain(row)
     return SyncAccepted(run_id=run_id, source_id=source_id, url=url)
 
 
