@@ -267,12 +267,26 @@ class FactorysyncService(FactorysyncStore):
                     raise RuntimeError("the factorysync service did not start") from None
                 time.sleep(0.1)
         self.env.update(FACTORYSYNC_BENCH_URL=url, FACTORYSYNC_BENCH_TOKEN=self.token)
-        # The first load, by the service (untimed).
-        warm = subprocess.run(
-            self.command(run)[0], env={**os.environ, **self.env}, capture_output=True, text=True
+        # The first load, by the service (untimed). Its scheduler may have started it
+        # already (a new source is due at once): then wait for that run and sync again.
+        import urllib.error
+
+        request = urllib.request.Request(
+            f"{url}/api/sources/production/sync?wait_s=600",
+            method="POST",
+            headers={"Authorization": f"Bearer {self.token}"},
         )
-        if warm.returncode != 0:
-            raise RuntimeError(f"the service's untimed sync failed: {warm.stdout[-600:]}")
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=660) as answer:
+                    status = json.loads(answer.read()).get("sync_status")
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code != 409 or time.monotonic() > deadline + 600:
+                    raise RuntimeError(f"the service's untimed sync failed: {exc}") from None
+                time.sleep(0.2)
+        if status != "success":
+            raise RuntimeError(f"the service's untimed sync ended {status!r}")
 
     def command(self, run: int) -> list[list[str]]:
         return [[sys.executable, str(Path(__file__).with_name("trigger_sync.py")), "production"]]
