@@ -544,6 +544,27 @@ class TargetTable:
         target = self._table(self.name)
         if not self._stage_created:
             self._ensure_stage()
+        if (
+            self._staged
+            and delete_missing is None
+            and self.dialect == "postgresql"
+            and "_row_key" not in self.key
+            and self._has_key_index()
+        ):
+            # Nothing to delete: one upsert from staging does the update and the insert,
+            # reading the last staged row of each key (rows are staged in source order).
+            q = self._quote
+            columns = [*self.key, *(c for c in self.kinds if c not in self.key), "_row_hash"]
+            keys = ", ".join(q(k) for k in self.key)
+            latest = (
+                f"(SELECT DISTINCT ON ({keys}) {', '.join(q(c) for c in columns)} "
+                f"FROM {q(self._stage_name)} ORDER BY {keys}, ctid DESC) AS s"
+            )
+            inserted, updated = self.conn.execute(
+                text(self._upsert_sql(columns, latest)),
+                {"source_id": self.source_id, "run_id": run_id, "now": now},
+            ).one()
+            return MergeCounts(inserted=inserted, updated=updated)
         self.prepare_merge()
         stage = self._table(self._stage_name, temp=True)
         key_match = and_(*(target.c[k] == stage.c[k] for k in self.key))
@@ -630,39 +651,46 @@ class TargetTable:
                 values.append(value if bind is None or value is None else bind(value))
             arrays.append(values)
         arrays.append([hashes[i] for i in picked])
-        q = self._quote
         columns = [*names, "_row_hash"]
-        params = {f"a{n}": values for n, values in enumerate(arrays)}
+        params: dict[str, Any] = {f"a{n}": values for n, values in enumerate(arrays)}
         casts = [
             f"CAST(:a{n} AS {PG_TYPES[self.kinds[c]] if c in self.kinds else 'TEXT'}[])"
             for n, c in enumerate(columns)
         ]
+        listed = ", ".join(self._quote(c) for c in columns)
+        statement = self._upsert_sql(columns, f"unnest({', '.join(casts)}) AS u({listed})")
+        params.update(source_id=self.source_id, run_id=run_id, now=now)
+        inserted, updated = self.conn.execute(text(statement), params).one()
+        return MergeCounts(inserted=inserted, updated=updated)
+
+    def _upsert_sql(self, columns: list[str], source: str) -> str:
+        """``INSERT … SELECT <columns> FROM <source> ON CONFLICT (key) DO UPDATE`` where a
+        value differs, answering (inserted, updated); ``columns`` are the key, the mapped
+        columns and ``_row_hash``, as ``source`` names them."""
+        q = self._quote
         others = list(self._others())
-        changes = [f"{q(c)} = EXCLUDED.{q(c)}" for c in columns if c not in self.key]
+        mapped = [c for c in columns if c not in self.key and c != "_row_hash"]
+        changes = [f"{q(c)} = EXCLUDED.{q(c)}" for c in [*mapped, "_row_hash"]]
         changes += [f"{q(c)} = NULL" for c in others]
         changes += [f"{q(c)} = EXCLUDED.{q(c)}" for c in ("_run_id", "_synced_at")]
         changes.append("_deleted_at = NULL")
-        differs = [f"t.{q(c)} IS DISTINCT FROM EXCLUDED.{q(c)}" for c in names if c not in self.key]
+        differs = [f"t.{q(c)} IS DISTINCT FROM EXCLUDED.{q(c)}" for c in mapped]
         differs += [f"t.{q(c)} IS NOT NULL" for c in others]
         differs.append("t._deleted_at IS NOT NULL")
         listed = ", ".join(q(c) for c in columns)
-        statement = (
+        return (
             f"WITH w AS (INSERT INTO {q(self.name)} AS t "
             f"({listed}, _source_id, _run_id, _synced_at) "
-            f"SELECT {listed}, :source_id, :run_id, :now "
-            f"FROM unnest({', '.join(casts)}) AS u({listed}) "
+            f"SELECT {listed}, :source_id, :run_id, :now FROM {source} "
             f"ON CONFLICT (_source_id, {', '.join(q(k) for k in self.key)}) DO UPDATE "
             f"SET {', '.join(changes)} WHERE {' OR '.join(differs)} "
             "RETURNING (t.xmax = 0) AS fresh) "
             "SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM w"
         )
-        params.update(source_id=self.source_id, run_id=run_id, now=now)
-        inserted, updated = self.conn.execute(text(statement), params).one()
-        return MergeCounts(inserted=inserted, updated=updated)
 
     def _has_key_index(self) -> bool:
         """Whether the target has its unique (_source_id, key) index (ON CONFLICT needs it)."""
-        if self._key_index is None:
+        if not self._key_index:  # a missing index may be built later: ask again
             found = self.conn.execute(
                 text(
                     "SELECT 1 FROM pg_index i JOIN pg_attribute a "
