@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     parser.set_defaults(runs=1)
     parser.add_argument("--size-mb", type=float, default=1024.0, help="size of each file")
-    parser.add_argument("--targets", default="SQLite", help="SQLite, PostgreSQL, or both comma separated")
+    parser.add_argument(
+        "--targets", default="SQLite", help="SQLite, PostgreSQL or both (comma separated)"
+    )
     args = parser.parse_args(argv)
     with session(args, "memory") as (work, tools):
         contenders: list[Contender] = []

@@ -13,9 +13,10 @@ import io
 import queue
 import threading
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 
 if TYPE_CHECKING:  # pyarrow is imported lazily: only columnar sources need it
     import pyarrow as pa
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pyarrow is imported lazily: only columnar sources need it
 
 
 SQLITE_SLICE_ROWS = 10_000  # rows turned into Python values per executemany
+BINARY_SLICE_ROWS = 16_384  # rows encoded at once for a binary COPY
 
 
 class NotColumnar(Exception):
@@ -164,6 +166,14 @@ def _write_direct(target: TargetTable, names: list[str], columns: list[pa.Array]
     _copy_into(target, target.name, names, columns, keep_open=True)
 
 
+_PROVENANCE_KINDS = {
+    "_source_id": "string",
+    "_run_id": "integer",
+    "_synced_at": "datetime",
+    "_row_hash": "string",
+}
+
+
 def _copy_into(
     target: TargetTable,
     table: str,
@@ -172,6 +182,83 @@ def _copy_into(
     *,
     keep_open: bool = False,
 ) -> None:
+    """COPY the columns into ``table``: binary where every column's kind allows it (the
+    server's cheapest input), else CSV written by Arrow."""
+    from factorysync.store import pgbinary
+
+    kinds = [target.kinds.get(n) or _PROVENANCE_KINDS.get(n, "") for n in names]
+    cols = ", ".join(target.quote(n) for n in names)
+    rows = len(columns[0]) if columns else 0
+    parts: Iterable[bytes | memoryview]
+    if pgbinary.fits(columns, kinds) and _binary_fits(target, table, names, kinds):
+        statement = f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT BINARY)"
+        head, tail = pgbinary.SIGNATURE, pgbinary.TRAILER
+        # Encoded a slice at a time: the intermediate arrays stay small.
+        parts = (
+            _encoded([c.slice(start, BINARY_SLICE_ROWS) for c in columns], kinds)
+            for start in range(0, rows, BINARY_SLICE_ROWS)
+        )
+    else:
+        statement = f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT CSV)"
+        head = tail = b""
+        parts = [_csv(names, columns)]
+    if keep_open:
+        copy = OpenCopy.get(target.conn, statement, head=head, tail=tail)
+        for part in parts:
+            copy.write(part)
+        return
+    OpenCopy.end(target.conn)
+    raw = target.conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(statement) as stream:
+        for part in (head, *parts, tail):
+            if part:
+                stream.write(part)
+
+
+def _encoded(columns: list[pa.Array], kinds: list[str]) -> bytes | memoryview:
+    from factorysync.store import pgbinary
+
+    body = pgbinary.encode(columns, kinds)
+    assert body is not None, "pgbinary.fits() said these columns fit"
+    return body
+
+
+_PG_TYPE_OF_KIND = {
+    "integer": "bigint",
+    "float": "double precision",
+    "boolean": "boolean",
+    "string": "text",
+    "date": "date",
+    "datetime": "timestamp with time zone",
+}
+
+
+def _binary_fits(target: TargetTable, table: str, names: list[str], kinds: list[str]) -> bool:
+    """Whether every column of ``table`` has exactly the type its binary values are for
+    (a table made elsewhere may hold an INTEGER or a TIMESTAMP without time zone, whose
+    binary forms differ). Asked once per table and column layout."""
+    key = (table, tuple(names), tuple(kinds))
+    known = target.binary_layouts.get(key)
+    if known is None:
+        OpenCopy.end(target.conn)
+        found = dict(
+            target.conn.execute(
+                text(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = to_regclass(:table) AND attnum > 0 AND NOT attisdropped"
+                ),
+                {"table": target.quote(table)},
+            ).all()
+        )
+        known = all(
+            found.get(n) == _PG_TYPE_OF_KIND.get(k) for n, k in zip(names, kinds, strict=True)
+        )
+        target.binary_layouts[key] = known
+    return known
+
+
+def _csv(names: list[str], columns: list[pa.Array]) -> memoryview:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -187,16 +274,7 @@ def _copy_into(
         buffer,
         pacsv.WriteOptions(include_header=False),
     )
-    cols = ", ".join(target.quote(n) for n in names)
-    statement = f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT CSV)"
-    if keep_open:
-        OpenCopy.get(target.conn, statement).write(buffer.getbuffer())
-        return
-    OpenCopy.end(target.conn)
-    raw = target.conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cur, cur.copy(statement) as copy:
-        copy.write(buffer.getbuffer())
+    return buffer.getbuffer()
 
 
 class OpenCopy:
@@ -215,10 +293,12 @@ class OpenCopy:
     _hooked: ClassVar[weakref.WeakSet[Connection]] = weakref.WeakSet()
     _HOOKS = ("before_cursor_execute", "commit", "savepoint", "rollback", "rollback_savepoint")
 
-    def __init__(self, conn: Connection, statement: str) -> None:
+    def __init__(
+        self, conn: Connection, statement: str, *, head: bytes = b"", tail: bytes = b""
+    ) -> None:
         raw = conn.connection.driver_connection
         assert raw is not None
-        self.conn, self.statement = conn, statement
+        self.conn, self.statement, self.tail = conn, statement, tail
         self.cursor = raw.cursor()
         self._context = self.cursor.copy(statement)
         self.copy = self._context.__enter__()
@@ -233,15 +313,20 @@ class OpenCopy:
                 event.listen(conn, name, _end_hook(name.startswith("rollback")))
             OpenCopy._hooked.add(conn)
         OpenCopy._open[conn] = self
+        if head:
+            self.write(head)
 
     @classmethod
-    def get(cls, conn: Connection, statement: str) -> OpenCopy:
-        """The connection's open COPY of ``statement``; another one open is ended first."""
+    def get(
+        cls, conn: Connection, statement: str, *, head: bytes = b"", tail: bytes = b""
+    ) -> OpenCopy:
+        """The connection's open COPY of ``statement``; another one open is ended first.
+        ``head`` is sent when it opens (a binary COPY's signature), ``tail`` when it ends."""
         current = cls._open.get(conn)
         if current is not None and current.statement == statement:
             return current
         cls.end(conn)
-        return cls(conn, statement)
+        return cls(conn, statement, head=head, tail=tail)
 
     @classmethod
     def end(cls, conn: Connection, *, abort: bool = False) -> None:
@@ -263,6 +348,8 @@ class OpenCopy:
                     self._error = exc
 
     def _close(self, abort: bool) -> None:
+        if self.tail and not abort and self._error is None:
+            self._queue.put(self.tail)
         self._queue.put(None)
         self._thread.join()
         error = self._error

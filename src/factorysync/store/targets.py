@@ -250,6 +250,8 @@ class TargetTable:
         self._stage_kinds: dict[str, str] = {}  # staging columns' kinds as created
         self._key_index: bool | None = None  # PostgreSQL: unique (_source_id, key) index
         self.direct_rows = 0  # rows a first load wrote straight into the target
+        # PostgreSQL: (table, columns, kinds) → whether binary COPY fits its column types
+        self.binary_layouts: dict[tuple[Any, ...], bool] = {}
         self._row_staged = False  # whether any batch of the run took the row path
         self._load_existing()
 
