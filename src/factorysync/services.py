@@ -113,6 +113,13 @@ def sync_many(
     return results
 
 
+def run_record(store: Store, run_id: int) -> dict[str, Any] | None:
+    """One run of the history, or None when there is no such run."""
+    with store.connect() as conn:
+        row = conn.execute(select(hist_t).where(hist_t.c.id == run_id)).mappings().first()
+    return None if row is None else plain(row)
+
+
 def history(store: Store, source_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     stmt = select(hist_t).order_by(hist_t.c.id.desc()).limit(limit)
     if source_id:

@@ -13,6 +13,7 @@ from factorysync.connectors.base import ReadRequest
 from factorysync.engine.runner import Runner
 from factorysync.store.store import Store
 from tests.connectors.conftest import SourceServer
+from tests.connectors.test_database import db_source
 from tests.engine.test_runner import counts, register, table_rows
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -96,24 +97,6 @@ def test_incremental_copy_read_pushes_the_cursor_down(pg_source: SourceServer, m
     assert sorted(ids) == list(range(90, 101)) and all(b.cursor_ordered for b in got)
 
 
-def pg_source_decl(source_id: str, pg: SourceServer, table: str, **mapping: Any) -> dict[str, Any]:
-    return {
-        "source_id": source_id,
-        "name": source_id,
-        "source_type": "database",
-        "connections": [
-            {"connection_config": pg.source(table=table), "authentication_config": pg.auth}
-        ],
-        "mappings": [
-            {
-                "target_table": source_id,
-                "sync_strategy": mapping.pop("sync_strategy", "full"),
-                "mapping_config": {"primary_key": "id", **mapping},
-            }
-        ],
-    }
-
-
 def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     drop = {"_source_id", "_run_id", "_synced_at", "_row_hash"}
     return sorted(
@@ -133,8 +116,8 @@ def test_counts_and_values_match_the_row_path(
     slow_rule = {"validate": [{"field": "medium", "rule": "min", "value": -1e18}]}
     register(
         store,
-        pg_source_decl("fast", pg_source, table, delete_mode=delete_mode),
-        pg_source_decl("slow", pg_source, table, delete_mode=delete_mode, **slow_rule),
+        db_source("fast", pg_source, table, delete_mode=delete_mode),
+        db_source("slow", pg_source, table, delete_mode=delete_mode, **slow_rule),
     )
     runner = Runner(store)
     steps = [

@@ -241,7 +241,6 @@ def _binary_fits(target: TargetTable, table: str, names: list[str], kinds: list[
     key = (table, tuple(names), tuple(kinds))
     known = target.binary_layouts.get(key)
     if known is None:
-        OpenCopy.end(target.conn)
         found = dict(
             target.conn.execute(
                 text(

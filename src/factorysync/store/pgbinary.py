@@ -30,7 +30,8 @@ _WIDTH = {"integer": 8, "float": 8, "boolean": 1, "date": 4, "datetime": 8}
 
 
 def fits(columns: list[pa.Array], kinds: list[str]) -> bool:
-    """Whether every column's Arrow type can be written as a column of its kind."""
+    """Whether every column's Arrow type can be written, exactly, as a column of its kind
+    (then :func:`encode` cannot fail)."""
     return all(_carries(c.type, k) for c, k in zip(columns, kinds, strict=True))
 
 
@@ -47,8 +48,8 @@ def _carries(dtype: pa.DataType, kind: str) -> bool:
         return pa.types.is_boolean(dtype)
     if kind == "date":
         return pa.types.is_date(dtype)
-    if kind == "datetime":
-        return pa.types.is_timestamp(dtype) and dtype.tz is not None
+    if kind == "datetime":  # units that widen to microseconds without loss
+        return pa.types.is_timestamp(dtype) and dtype.tz is not None and dtype.unit != "ns"
     if kind == "string":
         return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
     return False
@@ -56,7 +57,7 @@ def _carries(dtype: pa.DataType, kind: str) -> bool:
 
 def encode(columns: list[pa.Array], kinds: list[str]) -> bytes | memoryview | None:
     """The rows of ``columns`` (one Arrow array per target column, of the given kinds) as
-    binary COPY tuples, without signature or trailer; None when a column cannot be.
+    binary COPY tuples, without signature or trailer; None unless they :func:`fits`.
 
     Each column becomes a binary array of its fields (length prefix and value), and
     Arrow joins them row by row: the joined array's data is the COPY body."""
@@ -68,12 +69,7 @@ def encode(columns: list[pa.Array], kinds: list[str]) -> bytes | memoryview | No
         return None
     if rows == 0:
         return b""
-    parts = []
-    for array, kind in zip(columns, kinds, strict=True):
-        part = _field(array, kind, rows)
-        if part is None:
-            return None
-        parts.append(part)
+    parts = [_field(array, kind, rows) for array, kind in zip(columns, kinds, strict=True)]
     count = pa.scalar(len(columns).to_bytes(2, "big"), pa.binary())
     joined = pc.binary_join_element_wise(count, *parts, pa.scalar(b"", pa.binary()))
     offsets = joined.buffers()[1]
@@ -87,67 +83,49 @@ def encode(columns: list[pa.Array], kinds: list[str]) -> bytes | memoryview | No
 _NULL_FIELD = b"\xff\xff\xff\xff"
 
 
-def _field(array: pa.Array, kind: str, rows: int) -> pa.Array | None:
-    """One column's fields as a binary array (length prefix and value), or None."""
-    import numpy as np
+def _field(array: pa.Array, kind: str, rows: int) -> pa.Array:
+    """One column's fields as a binary array (length prefix and value)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    dtype = array.type
     null = pa.scalar(_NULL_FIELD, pa.binary())
-    if pa.types.is_null(dtype):
+    if pa.types.is_null(array.type):
         return pa.repeat(null, rows)
     if kind == "string":
-        if pa.types.is_large_string(dtype):
+        if pa.types.is_large_string(array.type):
             array = array.cast(pa.string())
-        elif not pa.types.is_string(dtype):
-            return None
         lengths = pc.binary_length(array).fill_null(0).to_numpy().astype(">i4")
         prefix = _fixed(lengths.view(np.uint8).reshape(rows, 4))
         fields = pc.binary_join_element_wise(
             prefix, array.cast(pa.binary()), pa.scalar(b"", pa.binary())
         )
     else:
-        width = _WIDTH.get(kind)
-        if width is None:
-            return None
-        try:
-            values = _values(array, kind)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None  # e.g. an unsigned value beyond BIGINT
-        if values is None:
-            return None
+        width = _WIDTH[kind]
         block = np.empty((rows, 4 + width), dtype=np.uint8)
         block[:, :4] = np.frombuffer(width.to_bytes(4, "big"), dtype=np.uint8)
-        block[:, 4:] = values.view(np.uint8).reshape(rows, width)
+        block[:, 4:] = _values(array, kind).view(np.uint8).reshape(rows, width)
         fields = _fixed(block)
     if array.null_count:
         fields = pc.if_else(array.is_valid(), fields, null)
     return fields
 
 
-def _values(array: pa.Array, kind: str) -> np.ndarray | None:
-    """The non-null values in network byte order (nulls as zeros), or None."""
-    import numpy as np
+def _values(array: pa.Array, kind: str) -> np.ndarray:
+    """The values in network byte order (nulls as zeros) of a column that fits ``kind``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    dtype = array.type
-    if kind == "integer" and pa.types.is_integer(dtype):
+    if kind == "integer":
         return pc.cast(pc.fill_null(array, 0), pa.int64()).to_numpy().astype(">i8")
-    if kind == "float" and pa.types.is_floating(dtype):
+    if kind == "float":
         return pc.cast(pc.fill_null(array, 0), pa.float64()).to_numpy().astype(">f8")
-    if kind == "boolean" and pa.types.is_boolean(dtype):
+    if kind == "boolean":
         return pc.fill_null(array, False).to_numpy(zero_copy_only=False).astype(np.uint8)
-    if kind == "date" and pa.types.is_date(dtype):
+    if kind == "date":
         days = pc.cast(pc.cast(array, pa.date32()), pa.int32()).fill_null(0).to_numpy()
         return (days.astype(np.int64) - _PG_EPOCH_DAYS).astype(">i4")
-    if kind == "datetime" and pa.types.is_timestamp(dtype) and dtype.tz is not None:
-        micros = pc.cast(pc.cast(array, pa.timestamp("us", "UTC")), pa.int64())
-        return (micros.fill_null(0).to_numpy() - _PG_EPOCH_US).astype(">i8")
-    return None
+    micros = pc.cast(pc.cast(array, pa.timestamp("us", "UTC")), pa.int64())  # datetime
+    return (micros.fill_null(0).to_numpy() - _PG_EPOCH_US).astype(">i8")
 
 
 def _fixed(block: np.ndarray) -> pa.Array:

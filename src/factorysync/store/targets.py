@@ -12,9 +12,10 @@ Every target table carries provenance columns next to the mapped ones:
 A run first writes its rows into a private staging table (a temporary table of its own
 connection), then merges them into the target in one transaction with set-based SQL
 that also yields the exact inserted/updated/deleted counts. Until that transaction
-commits, the target is untouched: a read that fails half-way changes nothing. A small
-batch of the realtime writer on PostgreSQL skips staging: ``upsert`` writes it with one
-``INSERT … ON CONFLICT`` statement that yields the same counts.
+commits, the target is untouched: a read that fails half-way changes nothing. On
+PostgreSQL a merge with nothing to delete is one ``INSERT … ON CONFLICT`` from staging,
+and a small batch of the realtime writer skips staging altogether (``upsert``); both
+yield the same counts.
 
 Column types are inferred from values when the mapping does not fix them, and widened
 (integer → float → string, anything → json) when later values do not fit.
@@ -248,7 +249,7 @@ class TargetTable:
         self.direct_values: dict[str, Any] = {}
         self._indexes_pending = False
         self._stage_kinds: dict[str, str] = {}  # staging columns' kinds as created
-        self._key_index: bool | None = None  # PostgreSQL: unique (_source_id, key) index
+        self._key_index = False  # PostgreSQL: the unique (_source_id, key) index was seen
         self.direct_rows = 0  # rows a first load wrote straight into the target
         # PostgreSQL: (table, columns, kinds) → whether binary COPY fits its column types
         self.binary_layouts: dict[tuple[Any, ...], bool] = {}
@@ -556,17 +557,13 @@ class TargetTable:
             # Nothing to delete: one upsert from staging does the update and the insert,
             # reading the last staged row of each key (rows are staged in source order).
             q = self._quote
-            columns = [*self.key, *(c for c in self.kinds if c not in self.key), "_row_hash"]
+            columns = self._upsert_columns()
             keys = ", ".join(q(k) for k in self.key)
             latest = (
                 f"(SELECT DISTINCT ON ({keys}) {', '.join(q(c) for c in columns)} "
                 f"FROM {q(self._stage_name)} ORDER BY {keys}, ctid DESC) AS s"
             )
-            inserted, updated = self.conn.execute(
-                text(self._upsert_sql(columns, latest)),
-                {"source_id": self.source_id, "run_id": run_id, "now": now},
-            ).one()
-            return MergeCounts(inserted=inserted, updated=updated)
+            return self._run_upsert(self._upsert_sql(columns, latest), {}, run_id, now)
         self.prepare_merge()
         stage = self._table(self._stage_name, temp=True)
         key_match = and_(*(target.c[k] == stage.c[k] for k in self.key))
@@ -631,8 +628,6 @@ class TargetTable:
         if self.dialect != "postgresql" or "_row_key" in self.key or self._indexes_pending:
             return None
         self.plan(rows)
-        if "json" in self.kinds.values():
-            return None
         self.ensure_target()
         if "json" in self.kinds.values() or not self._has_key_index():
             return None
@@ -640,9 +635,9 @@ class TargetTable:
         for i, row in enumerate(rows):
             latest[tuple(row.get(k) for k in self.key)] = i
         picked = sorted(latest.values()) if len(latest) < len(rows) else range(len(rows))
-        names = [*self.key, *(c for c in self.kinds if c not in self.key)]
+        columns = self._upsert_columns()
         arrays: list[list[Any]] = []
-        for column in names:
+        for column in columns[:-1]:  # the mapped columns; _row_hash comes from ``hashes``
             kind = self.kinds[column]
             bind = KIND_TYPES[kind].bind_processor(self.conn.dialect)
             values = []
@@ -653,7 +648,6 @@ class TargetTable:
                 values.append(value if bind is None or value is None else bind(value))
             arrays.append(values)
         arrays.append([hashes[i] for i in picked])
-        columns = [*names, "_row_hash"]
         params: dict[str, Any] = {f"a{n}": values for n, values in enumerate(arrays)}
         casts = [
             f"CAST(:a{n} AS {PG_TYPES[self.kinds[c]] if c in self.kinds else 'TEXT'}[])"
@@ -661,8 +655,17 @@ class TargetTable:
         ]
         listed = ", ".join(self._quote(c) for c in columns)
         statement = self._upsert_sql(columns, f"unnest({', '.join(casts)}) AS u({listed})")
-        params.update(source_id=self.source_id, run_id=run_id, now=now)
-        inserted, updated = self.conn.execute(text(statement), params).one()
+        return self._run_upsert(statement, params, run_id, now)
+
+    def _upsert_columns(self) -> list[str]:
+        """What an upsert writes: the key, the other mapped columns and ``_row_hash``."""
+        return [*self.key, *(c for c in self.kinds if c not in self.key), "_row_hash"]
+
+    def _run_upsert(
+        self, statement: str, params: dict[str, Any], run_id: int, now: datetime
+    ) -> MergeCounts:
+        values = {**params, "source_id": self.source_id, "run_id": run_id, "now": now}
+        inserted, updated = self.conn.execute(text(statement), values).one()
         return MergeCounts(inserted=inserted, updated=updated)
 
     def _upsert_sql(self, columns: list[str], source: str) -> str:

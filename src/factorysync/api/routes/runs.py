@@ -13,7 +13,6 @@ from factorysync.api.schemas import ErrorPublic, RunPublic, StatusPublic, Templa
 from factorysync.errors import NotFoundError
 from factorysync.security.secrets import mask_config
 from factorysync.store.db import plain
-from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.schema import data_source_templates as templates_t
 
 router = APIRouter(tags=["runs"], responses=AUTH_RESPONSES)
@@ -26,11 +25,10 @@ router = APIRouter(tags=["runs"], responses=AUTH_RESPONSES)
 )
 def read_run(run_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: Operator, store: StoreDep) -> Any:
     """One run: status, counts, duration and (redacted) error."""
-    with store.connect() as conn:
-        row = conn.execute(select(hist_t).where(hist_t.c.id == run_id)).mappings().first()
-    if row is None:
+    run = services.run_record(store, run_id)
+    if run is None:
         raise NotFoundError(f"no run {run_id}")
-    return plain(row)
+    return run
 
 
 @router.get("/api/templates", response_model=list[TemplatePublic], tags=["sources"])

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import WithJsonSchema
-from sqlalchemy import select
 
 from factorysync import services
 from factorysync.api.deps import AUTH_RESPONSES, Admin, Context, Operator, Responses, StoreDep
@@ -20,9 +19,7 @@ from factorysync.api.schemas import (
     SyncAccepted,
     TestPublic,
 )
-from factorysync.store.db import plain
 from factorysync.store.registry import get_source
-from factorysync.store.schema import data_source_sync_history as hist_t
 
 router = APIRouter(prefix="/api/sources", tags=["sources"], responses=AUTH_RESPONSES)
 
@@ -141,12 +138,10 @@ def sync_source(
     if wait_s > 0:
         with contextlib.suppress(Exception):  # a timeout; or a crash, which the run records
             future.result(timeout=wait_s)
-        if future.done():
-            with store.connect() as conn:
-                row = conn.execute(select(hist_t).where(hist_t.c.id == run_id)).mappings().first()
-            if row is not None:
-                response.status_code = 200
-                return plain(row)
+        run = services.run_record(store, run_id) if future.done() else None
+        if run is not None:
+            response.status_code = 200
+            return run
     return SyncAccepted(run_id=run_id, source_id=source_id, url=url)
 
 
