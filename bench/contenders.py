@@ -236,11 +236,21 @@ class FactorysyncService(FactorysyncStore):
     the timed command asks it for a sync over the API and waits for the run to end
     (``bench/trigger_sync.py``: the client's own start-up is in the time). Peak RSS is
     then the client's: the service's memory is not measured.
+
+    With ``first_load=True`` the timed sync is the first load itself: the source is
+    declared inactive, so the scheduler leaves it alone, and the service makes no
+    untimed sync.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, first_load: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.server: subprocess.Popen[bytes] | None = None
+        self.first_load = first_load
+        if first_load:
+            self.source_yaml = self.source_yaml.replace(
+                "    name: Production\n", "    name: Production\n    status: inactive\n", 1
+            )
+            assert "status: inactive" in self.source_yaml
 
     def after_warm(self, run: int) -> None:
         import socket
@@ -267,6 +277,8 @@ class FactorysyncService(FactorysyncStore):
                     raise RuntimeError("the factorysync service did not start") from None
                 time.sleep(0.1)
         self.env.update(FACTORYSYNC_BENCH_URL=url, FACTORYSYNC_BENCH_TOKEN=self.token)
+        if self.first_load:
+            return
         # The first load, by the service (untimed). Its scheduler may have started it
         # already (a new source is due at once): then wait for that run and sync again.
         import urllib.error

@@ -1,7 +1,8 @@
 """Case d: a production table on PostgreSQL into an empty PostgreSQL target.
 
 Contenders: `psql \\copy … TO STDOUT | psql \\copy … FROM STDIN` (native), factorysync
-(a database source into a PostgreSQL store), dlt ``sql_table`` on its fastest path
+(a database source into a PostgreSQL store, as a one-off `factorysync source sync` and
+inside a running service asked over the API), dlt ``sql_table`` on its fastest path
 (connectorx backend, parquet loader through ADBC) and on its default (SQLAlchemy backend,
 insert statements), sling and ingestr. The source table holds the same deterministic
 rows as the CSV cases; every run starts from an empty target.
@@ -18,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Contender, PgDatabase, load_pg_from_csv, write_production
-from contenders import FactorysyncStore, database_source, pg_copy_pipe
+from contenders import FactorysyncService, FactorysyncStore, database_source, pg_copy_pipe
 from harness import add_arguments, run_case, session
 from peers import PeerTools, Target, dlt_load, ingestr_load, sling_load
 
@@ -42,6 +43,14 @@ def table_contenders(
         FactorysyncStore(
             work, "PostgreSQL", args.pg_url, database_source(args.pg_url, source.name), tag="d"
         ).contender(expected_rows=rows),
+        FactorysyncService(
+            work,
+            "PostgreSQL",
+            args.pg_url,
+            database_source(args.pg_url, source.name),
+            tag="ds",
+            first_load=True,
+        ).contender("factorysync, running service", expected_rows=rows),
         dlt_load(
             tools,
             "dlt sql_table connectorx + parquet",

@@ -155,3 +155,15 @@ def test_files_match_the_row_path(store: Store, data_dir: Path, suffix: str) -> 
         seen.append(counts(fast))
         assert strip(table_rows(store, "fast")) == strip(table_rows(store, "slow"))
     assert seen == [(30, 0, 0), (0, 0, 0), (3, 10, 0), (0, 0, 8)]
+
+
+def test_first_block_goes_alone_and_the_rest_is_gathered() -> None:
+    import pyarrow as pa
+
+    from factorysync.connectors.csv_file import _gathered
+
+    blocks = [pa.record_batch({"n": list(range(i * 10, i * 10 + 10))}) for i in range(5)]
+    empty = pa.record_batch({"n": pa.array([], pa.int64())})
+    got = list(_gathered(iter([empty, *blocks]), 25))
+    assert [(first, b.num_rows) for first, b in got] == [(0, 10), (10, 20), (30, 20)]
+    assert [v for _, b in got for v in b.column(0).to_pylist()] == list(range(50))

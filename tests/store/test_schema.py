@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from alembic import command
 from sqlalchemy import inspect
 
-from factorysync.store.db import HEAD_REVISION, alembic_config, current_revision, head_revision
+from factorysync.store.db import (
+    HEAD_REVISION,
+    SQLITE_PAGE_SIZE,
+    alembic_config,
+    current_revision,
+    head_revision,
+    make_engine,
+)
 from factorysync.store.store import Store
 
 EXPECTED = {
@@ -88,3 +98,27 @@ def test_sqlite_store_uses_wal(store: Store) -> None:
         return
     with store.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_new_sqlite_store_uses_large_pages_and_an_existing_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    fresh = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    with fresh.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE
+    fresh.dispose()
+
+    old = tmp_path / "old.db"
+    raw = sqlite3.connect(old)  # made elsewhere, with SQLite's default pages
+    raw.execute("CREATE TABLE t (x INTEGER)")
+    raw.execute("INSERT INTO t VALUES (1)")
+    raw.commit()
+    default = raw.execute("PRAGMA page_size").fetchone()[0]
+    raw.close()
+    assert default != SQLITE_PAGE_SIZE
+    engine = make_engine(f"sqlite:///{old}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == default
+        assert conn.exec_driver_sql("SELECT x FROM t").scalar() == 1
+    engine.dispose()

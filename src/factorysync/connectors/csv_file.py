@@ -273,11 +273,18 @@ def _sliced(blocks: Iterator[pa.RecordBatch], size: int) -> Iterator[tuple[int, 
 
 
 def _gathered(blocks: Iterator[pa.RecordBatch], size: int) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """(first row, batch) of about ``size`` rows, consecutive blocks of one schema joined."""
+    """(first row, batch) of about ``size`` rows, consecutive blocks of one schema joined.
+    The first block goes alone, so the store starts writing while the rest is parsed."""
     import pyarrow as pa
 
     held: list[pa.RecordBatch] = []
     first = rows = 0
+    blocks = iter(blocks)
+    for block in blocks:
+        if block.num_rows:
+            yield 0, block
+            first = block.num_rows
+            break
 
     def joined() -> pa.RecordBatch:
         if len(held) == 1:

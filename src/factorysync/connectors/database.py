@@ -579,6 +579,35 @@ class DatabaseConnector(Connector):
             for part in pg_copy.read_batches(raw, sql, params, types, zone, size)
         )
 
+    @contextmanager
+    def relay(self, request: ReadRequest) -> Iterator[Relay | None]:
+        """The whole source as a binary COPY stream, for a first full load into a
+        PostgreSQL store; None when this source cannot be relayed (another database or
+        driver, an incremental read, a row limit, a repeated column name)."""
+        if not (
+            self.config.dialect == "postgresql"
+            and self.config.driver == "psycopg"
+            and request.strategy == "full"
+            and self._limit is None
+        ):
+            yield None
+            return
+        engine = self._engine()
+        with self._errors():
+            conn = engine.connect()
+        try:
+            with self._errors():
+                compiled = self._select().compile(dialect=conn.dialect)
+                sql, params = str(compiled), dict(compiled.params)
+                raw = conn.connection.driver_connection
+                from factorysync.connectors import pg_copy
+
+                types = pg_copy.type_names(raw, sql, params)
+            yield None if types is None else Relay(self, raw, sql, params, types)
+        finally:
+            with self._errors():
+                conn.close()
+
     def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
         """Fields from the first ``limit`` rows; declared column types win where known."""
         self._limit = limit
@@ -612,3 +641,34 @@ class DatabaseConnector(Connector):
             for c in columns
             if c["name"] in wanted
         }
+
+
+class Relay:
+    """A PostgreSQL source read as binary COPY: its column types, the first value of
+    chosen columns, and the stream itself, with errors reported as the source's."""
+
+    def __init__(
+        self,
+        connector: DatabaseConnector,
+        raw: Any,
+        sql: str,
+        params: dict[str, Any],
+        types: dict[str, str],
+    ) -> None:
+        self.connector, self.raw, self.sql, self.params = connector, raw, sql, params
+        self.types = types  # source column -> PostgreSQL type name
+
+    def first_values(self, columns: list[str]) -> list[Any]:
+        from factorysync.connectors import pg_copy
+
+        with self.connector._errors():
+            return pg_copy.first_values(self.raw, self.sql, self.params, columns)
+
+    def stream(self, select: list[str], params: dict[str, Any]) -> Iterator[bytearray]:
+        """``SELECT <select> FROM (source) AS q`` as binary COPY; ``params`` are added
+        to the source's own (their names start with ``fs_``)."""
+        from factorysync.connectors import pg_copy
+
+        sql = f"SELECT {', '.join(select)} FROM ({self.sql}) AS q"
+        with self.connector._errors():
+            yield from pg_copy.copy_binary(self.raw, sql, {**self.params, **params})

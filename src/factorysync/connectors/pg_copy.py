@@ -140,3 +140,67 @@ def read_batches(
 
     for table in prefetched(tables(), depth=PREFETCH):
         yield from table.to_batches(max_chunksize=rows_per_batch)
+
+
+# -- binary relay ---------------------------------------------------------------------------
+# Column types a first load may relay as the server writes them in binary COPY, each cast
+# in the source query to the exact type of the store column the Arrow path would make.
+# float4 is left out (the Arrow path reads its text, which a cast to float8 does not
+# give), and so are types whose text differs from a cast (char(n) keeps its padding).
+PIPE_CASTS = {
+    "int2": "bigint",
+    "int4": "bigint",
+    "int8": "bigint",
+    "float8": "double precision",
+    "text": "text",
+    "varchar": "text",
+    "bool": "boolean",
+    "date": "date",
+    "timestamptz": "timestamp with time zone",
+}
+RELAY_BYTES = 1024 * 1024  # bytes handed to the writer at once
+
+
+def type_names(raw: Any, sql: str, params: dict[str, Any]) -> dict[str, str] | None:
+    """PostgreSQL type names of the statement's columns (None: a repeated name)."""
+    with raw.cursor() as cur:
+        cur.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0", params)
+        names: dict[str, str] = {}
+        for column in cur.description or []:
+            info = raw.adapters.types.get(column.type_code)
+            if column.name in names:
+                return None
+            names[column.name] = info.name if info is not None else ""
+    return names
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def first_values(raw: Any, sql: str, params: dict[str, Any], columns: list[str]) -> list[Any]:
+    """Each column's first value that is not NULL, in the order the statement reads."""
+    if not columns:
+        return []
+    picks = ", ".join(
+        f"(SELECT q.{quote(c)} FROM ({sql}) AS q WHERE q.{quote(c)} IS NOT NULL LIMIT 1)"
+        for c in columns
+    )
+    with raw.cursor() as cur:
+        cur.execute(f"SELECT {picks}", params)
+        row = cur.fetchone()
+    return list(row or [])
+
+
+def copy_binary(raw: Any, sql: str, params: dict[str, Any]) -> Iterator[bytearray]:
+    """The statement's rows in PostgreSQL's binary COPY format, about ``RELAY_BYTES`` at a
+    time (the server sends one message per row; joining them keeps the relay cheap)."""
+    with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params) as copy:
+        buffer = bytearray()
+        for row in copy:
+            buffer += row
+            if len(buffer) >= RELAY_BYTES:
+                yield buffer
+                buffer = bytearray()
+        if buffer:
+            yield buffer

@@ -30,10 +30,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from factorysync.config import MappingDecl, SourceDecl
 from factorysync.connectors.base import Batch, Connector, ConnectorContext, ReadRequest
 from factorysync.connectors.registry import build_connector
-from factorysync.engine import columnar, history
+from factorysync.engine import columnar, history, relay
 from factorysync.engine.history import AlreadyRunning, RunResult
 from factorysync.engine.mapping import Mapper, snake_case
 from factorysync.engine.quality import Validator
+from factorysync.engine.relay import RelayFallback
 from factorysync.engine.state import (
     CONNECTOR_KEY,
     SHAPE_KEY,
@@ -352,6 +353,7 @@ class Runner:
         notes: list[str],
         *,
         direct: bool = True,
+        use_relay: bool = True,
     ) -> None:
         mapping_ids = {m["target_table"]: m["id"] for m in source["mappings"]}
         run_id = result.run_id
@@ -376,7 +378,9 @@ class Runner:
                         for mrun in runs:
                             if mrun.columnar:
                                 mrun.target.start_direct(run_id, now)
-                        self._read_all(conn, connector, runs, result, single=True)
+                        self._read_all(
+                            conn, connector, runs, result, single=True, use_relay=use_relay
+                        )
                         self._finish(conn, runs, result, source, started, notes)
                 else:
                     self._read_all(conn, connector, runs, result, single=False)
@@ -392,6 +396,10 @@ class Runner:
                     for mrun in runs:
                         mrun.target.forget_stage()
                 self._run_with(connector, decl, source, result, started, notes, direct=False)
+            except RelayFallback:
+                # Relayed rows the Arrow path would have rejected: load again on it.
+                result.records_processed = 0
+                self._run_with(connector, decl, source, result, started, notes, use_relay=False)
             finally:
                 if conn.in_transaction():
                     conn.rollback()
@@ -407,8 +415,11 @@ class Runner:
         result: RunResult,
         *,
         single: bool,
+        use_relay: bool = False,
     ) -> None:
         for mrun in runs:
+            if single and use_relay and self._relayed(connector, mrun, result):
+                continue
             batches = connector.read(mrun.request())
             if mrun.columnar and connector.columnar:
                 # Columnar reads parse the next batch while this one is written.
@@ -428,6 +439,24 @@ class Runner:
                         cursor=batch.cursor_ordered,
                         txn=not single,
                     )
+
+    @staticmethod
+    def _relayed(connector: Connector, mrun: _MappingRun, result: RunResult) -> bool:
+        """A first load relayed from a PostgreSQL source as binary COPY (engine.relay)."""
+        open_relay = getattr(connector, "relay", None)
+        target = mrun.target
+        if open_relay is None or mrun.incremental or not mrun.columnar or not target.direct:
+            return False
+        if target.dialect != "postgresql":
+            return False
+        with open_relay(mrun.request()) as source:
+            if source is None:
+                return False
+            rows = relay.first_load(target, mrun.decl.mapping_config, source, mrun.columns)
+        if rows is None:
+            return False
+        result.records_processed += rows
+        return True
 
     def _finish(
         self,

@@ -190,7 +190,7 @@ def _copy_into(
     cols = ", ".join(target.quote(n) for n in names)
     rows = len(columns[0]) if columns else 0
     parts: Iterable[bytes | memoryview]
-    if pgbinary.fits(columns, kinds) and _binary_fits(target, table, names, kinds):
+    if pgbinary.fits(columns, kinds) and binary_fits(target, table, names, kinds):
         statement = f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT BINARY)"
         head, tail = pgbinary.SIGNATURE, pgbinary.TRAILER
         # Encoded a slice at a time: the intermediate arrays stay small.
@@ -234,7 +234,7 @@ _PG_TYPE_OF_KIND = {
 }
 
 
-def _binary_fits(target: TargetTable, table: str, names: list[str], kinds: list[str]) -> bool:
+def binary_fits(target: TargetTable, table: str, names: list[str], kinds: list[str]) -> bool:
     """Whether every column of ``table`` has exactly the type its binary values are for
     (a table made elsewhere may hold an INTEGER or a TIMESTAMP without time zone, whose
     binary forms differ). Asked once per table and column layout."""
@@ -255,6 +255,22 @@ def _binary_fits(target: TargetTable, table: str, names: list[str], kinds: list[
         )
         target.binary_layouts[key] = known
     return known
+
+
+def copy_binary(
+    target: TargetTable, table: str, names: list[str], chunks: Iterable[bytes | bytearray]
+) -> int:
+    """Write a binary COPY stream made elsewhere (signature, rows, trailer) into
+    ``table``'s columns ``names``; returns the rows the server took."""
+    OpenCopy.end(target.conn)
+    raw = target.conn.connection.driver_connection
+    assert raw is not None
+    cols = ", ".join(target.quote(n) for n in names)
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+            for chunk in chunks:
+                copy.write(chunk)
+        return int(cur.rowcount)
 
 
 def _csv(names: list[str], columns: list[pa.Array]) -> memoryview:

@@ -1,0 +1,107 @@
+"""First loads relayed from a PostgreSQL source into a PostgreSQL store.
+
+When a mapping only picks and renames a PostgreSQL source's columns, its first full
+load into an empty PostgreSQL target needs no value to pass through Python: the source
+server writes the rows in binary COPY format, each column cast to the exact type of its
+store column and the provenance columns added as constants, and the bytes go unchanged
+into a binary ``COPY … FROM STDIN`` of the target. Both servers do their own half at
+once; the indexes are built afterwards, as for every first load.
+
+The result is the one the Arrow path gives: the same column types (only types whose
+binary value equals what the Arrow path stores are relayed), the same text columns
+(auto mode types a text column whose values are ISO dates; such a source is not
+relayed), and rows with an empty key column, which the Arrow path rejects, make the
+runner load again on that path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+
+from factorysync.engine import columnar
+from factorysync.engine.mapping import MappingConfig
+from factorysync.prefetch import prefetched
+
+if TYPE_CHECKING:
+    from factorysync.connectors.database import Relay
+    from factorysync.store.targets import TargetTable
+
+PROVENANCE = ("_source_id", "_run_id", "_synced_at")
+PREFETCH = 4  # relayed chunks (about 1 MB each) that may wait for the store
+
+
+class RelayFallback(Exception):
+    """The relayed rows cannot stand as loaded: the run loads again on the Arrow path."""
+
+
+def first_load(
+    target: TargetTable, config: MappingConfig, relay: Relay, columns: dict[str, str]
+) -> int | None:
+    """Relay the source into ``target`` (in its direct first load); the rows written,
+    or None when this mapping or source needs the Arrow path (nothing written then).
+    ``columns`` learns the target columns of an auto mapping, as on the Arrow path."""
+    import pyarrow as pa
+
+    from factorysync.connectors import pg_copy
+    from factorysync.store import bulk
+    from factorysync.store.targets import ISO_DATE, ISO_DATETIME
+
+    if target.dialect != "postgresql" or not target.direct:
+        return None
+    casts = {name: pg_copy.PIPE_CASTS.get(kind) for name, kind in relay.types.items()}
+    if any(cast is None for cast in casts.values()):
+        return None
+    types = {name: pg_copy.arrow_type(kind) for name, kind in relay.types.items()}
+    planned = columnar.projection(config, types)  # type: ignore[arg-type]
+    if planned is None:
+        return None
+    pairs, auto = planned
+    names = [column for column, _ in pairs]
+    if any(key not in names for key in target.key):
+        return None
+    # Auto mode would type a text column of ISO dates: its first value shows it is not.
+    sources = dict(pairs)
+    firsts = relay.first_values([sources[c] for c in auto])
+    if any(isinstance(v, str) and (ISO_DATETIME.match(v) or ISO_DATE.match(v)) for v in firsts):
+        return None
+    empty = pa.RecordBatch.from_arrays(
+        [pa.array([], type=types[source]) for _, source in pairs], names=names
+    )
+    bulk.plan_arrow(target, empty)
+    kinds = [target.kinds[column] for column in names]
+    if any(target.kinds[column] != bulk.arrow_kind(types[source]) for column, source in pairs):
+        return None  # a declared type differs from the source's: the Arrow path converts
+    target.ensure_target()
+    layout = [*names, *PROVENANCE]
+    if not bulk.binary_fits(target, target.name, layout, [*kinds, "string", "integer", "datetime"]):
+        return None
+    select = [f"q.{pg_copy.quote(source)}::{casts[source]}" for _, source in pairs]
+    select += [
+        "%(fs_source_id)s::text",
+        "%(fs_run_id)s::bigint",
+        "%(fs_synced_at)s::timestamp with time zone",
+    ]
+    values = target.direct_values
+    params = {f"fs{name}": values[name] for name in PROVENANCE}
+    rows = bulk.copy_binary(
+        target, target.name, layout, prefetched(relay.stream(select, params), depth=PREFETCH)
+    )
+    if _empty_key(target, values["_run_id"]):
+        raise RelayFallback("a key column has empty values")
+    if config.fields is None:
+        for column, source in pairs:
+            columns.setdefault(column, source)
+    target.direct_rows += rows
+    return rows
+
+
+def _empty_key(target: TargetTable, run_id: Any) -> bool:
+    empty = " OR ".join(f"{target.quote(k)} IS NULL" for k in target.key)
+    table = target.quote(target.name)
+    found = target.conn.execute(
+        text(f"SELECT 1 FROM {table} WHERE _run_id = :run AND ({empty}) LIMIT 1"),
+        {"run": run_id},
+    ).first()
+    return found is not None

@@ -1,0 +1,197 @@
+"""First loads relayed from PostgreSQL as binary COPY give what the Arrow path gives."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from factorysync.engine.relay import RelayFallback
+from factorysync.engine.runner import Runner
+from factorysync.store.store import Store
+from tests.connectors.conftest import SourceServer
+from tests.connectors.test_database import db_source
+from tests.connectors.test_database_arrow import strip
+from tests.engine.test_runner import counts, register, table_rows
+
+pytestmark = pytest.mark.parametrize("backend", ["postgresql"])  # a PostgreSQL store
+_names = itertools.count()
+
+# Every type the relay takes, with NULLs, empty text, COPY-special characters and the
+# extremes of each type.
+RELAY_TABLE = """
+CREATE TABLE {name} (
+    id BIGINT {key}, small SMALLINT, medium INTEGER, value DOUBLE PRECISION, note TEXT,
+    code VARCHAR(8), ok BOOLEAN, day DATE, at TIMESTAMPTZ
+)
+"""
+RELAY_ROWS = """
+INSERT INTO {name} VALUES
+ (1, 1, 100, 0.1, 'plain', 'A1', true, '2026-01-05', '2026-01-05 06:00:00+07'),
+ (2, NULL, NULL, NULL, '', NULL, NULL, NULL, NULL),
+ (3, -32768, -2147483648, 1e-300, E'tab\\there, "quote"\\nnewline \\\\', 'é€', false,
+  '0099-12-31', '2026-03-29 01:30:00.123456+00'),
+ (4, 32767, 2147483647, 'NaN', 'NULL', '', NULL, '9999-12-31', '1970-01-01 00:00:00+00'),
+ (5, 0, 0, '-Infinity', '\\N', 'x', true, '2000-02-29', '2262-04-11 23:47:16.854775+00'),
+ (9223372036854775807, 7, 7, -0.0, 'ünïcödé ✓', 'max', false, NULL, NULL)
+"""
+
+
+def relay_table(pg: SourceServer, *, key: str = "PRIMARY KEY", rows: str = RELAY_ROWS) -> str:
+    name = f"relayed_{next(_names)}"
+    pg.execute(RELAY_TABLE.format(name=name, key=key), rows.format(name=name))
+    return name
+
+
+@pytest.fixture
+def relayed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool | str]]:
+    """Which sources' first loads were relayed; source ids starting with "arrow" never
+    are (the Arrow path's twin)."""
+    seen: list[tuple[str, bool | str]] = []
+    original = Runner._relayed
+
+    def spy(connector: Any, mrun: Any, result: Any) -> bool:
+        if mrun.source_id.startswith("arrow"):
+            return False
+        try:
+            done = original(connector, mrun, result)
+        except RelayFallback:
+            seen.append((mrun.source_id, "undone"))
+            raise
+        seen.append((mrun.source_id, done))
+        return done
+
+    monkeypatch.setattr(Runner, "_relayed", staticmethod(spy))
+    return seen
+
+
+def column_types(store: Store, table: str) -> dict[str, str]:
+    with store.connect() as conn:
+        found = conn.execute(
+            text(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = :t"
+            ),
+            {"t": table},
+        ).all()
+    return dict(found)  # type: ignore[arg-type]
+
+
+def test_relayed_first_load_equals_the_arrow_path(
+    pg_source: SourceServer, store: Store, relayed: list[tuple[str, bool | str]]
+) -> None:
+    table = relay_table(pg_source)
+    register(store, db_source("relay", pg_source, table), db_source("arrow", pg_source, table))
+    runner = Runner(store)
+    steps = [[], [], [f"UPDATE {table} SET note = 'changed' WHERE id = 1"]]
+    seen = []
+    for statements in steps:
+        if statements:
+            pg_source.execute(*statements)
+        fast, twin = runner.sync("relay"), runner.sync("arrow")
+        assert fast.sync_status == twin.sync_status == "success", (fast, twin)
+        assert (fast.records_processed, *counts(fast)) == (twin.records_processed, *counts(twin))
+        seen.append(counts(fast))
+        assert strip(table_rows(store, "relay")) == strip(table_rows(store, "arrow"))
+    assert seen == [(6, 0, 0), (0, 0, 0), (0, 1, 0)]
+    assert relayed == [("relay", True)]  # the first load only
+    assert column_types(store, "relay") == column_types(store, "arrow")
+    row = next(r for r in table_rows(store, "relay") if r["id"] == 3)
+    assert row["note"] == 'tab\there, "quote"\nnewline \\' and row["code"] == "é€"
+    assert row["small"] == -32768 and row["value"] == 1e-300
+
+
+def test_renamed_columns_are_relayed(
+    pg_source: SourceServer, store: Store, relayed: list[tuple[str, bool | str]]
+) -> None:
+    table = relay_table(pg_source)
+    fields = {"id": "id", "label": {"from": "note"}, "when": {"from": "at", "type": "datetime"}}
+    register(
+        store,
+        db_source("relay", pg_source, table, fields=fields),
+        db_source("arrow", pg_source, table, fields=fields),
+    )
+    runner = Runner(store)
+    assert counts(runner.sync("relay")) == counts(runner.sync("arrow")) == (6, 0, 0)
+    assert relayed == [("relay", True)]
+    assert strip(table_rows(store, "relay")) == strip(table_rows(store, "arrow"))
+    assert {"id", "label", "when"} <= set(column_types(store, "relay"))
+    assert "note" not in column_types(store, "relay")
+
+
+@pytest.mark.parametrize(
+    ("case", "setup"),
+    [
+        ("a REAL column", "ALTER TABLE {t} ADD COLUMN ratio REAL DEFAULT 1.1"),
+        ("a CHAR(n) column", "ALTER TABLE {t} ADD COLUMN fixed CHAR(4) DEFAULT 'ab'"),
+        ("a TIMESTAMP column", "ALTER TABLE {t} ADD COLUMN local_at TIMESTAMP DEFAULT now()"),
+        (
+            "text that auto mode types as timestamps",
+            "ALTER TABLE {t} ADD COLUMN stamp TEXT DEFAULT '2026-01-05T06:00:00+07:00'",
+        ),
+        ("a default in the mapping", None),
+        ("an incremental sync", None),
+    ],
+)
+def test_what_the_relay_leaves_to_the_arrow_path(
+    pg_source: SourceServer,
+    store: Store,
+    relayed: list[tuple[str, bool | str]],
+    case: str,
+    setup: str | None,
+) -> None:
+    table = relay_table(pg_source)
+    if setup:
+        pg_source.execute(setup.format(t=table))
+    mapping: dict[str, Any] = {}
+    if case == "a default in the mapping":
+        mapping["fields"] = {"id": "id", "note": {"from": "note", "default": "none"}}
+    if case == "an incremental sync":
+        mapping.update(sync_strategy="incremental", cursor_field="id")
+    register(
+        store,
+        db_source("relay", pg_source, table, **mapping),
+        db_source("arrow", pg_source, table, **mapping),
+    )
+    runner = Runner(store)
+    fast, twin = runner.sync("relay"), runner.sync("arrow")
+    assert fast.sync_status == twin.sync_status == "success", (fast, twin)
+    assert counts(fast) == counts(twin) == (6, 0, 0)
+    assert relayed in ([("relay", False)], [])  # asked and declined, or never asked
+    assert strip(table_rows(store, "relay")) == strip(table_rows(store, "arrow"))
+    assert column_types(store, "relay") == column_types(store, "arrow")
+    if case.startswith("text"):
+        assert column_types(store, "relay")["stamp"] == "timestamp with time zone"
+
+
+@pytest.mark.parametrize(
+    ("case", "extra", "expected", "relay"),
+    [
+        # An empty key: the Arrow path rejects that row, so the relayed load is undone.
+        ("empty key", "(NULL, 1, 1, 1, 'k', 'k', true, NULL, NULL)", (6, 0, 0, 1), "undone"),
+        # A repeated key: the unique index fails, and staging keeps one row of it.
+        ("repeated key", "(1, 9, 9, 9, 'again', 'k', true, NULL, NULL)", (6, 0, 0, 0), True),
+    ],
+)
+def test_rows_the_relay_cannot_keep_load_again(
+    pg_source: SourceServer,
+    store: Store,
+    relayed: list[tuple[str, bool | str]],
+    case: str,
+    extra: str,
+    expected: tuple[int, int, int, int],
+    relay: bool | str,
+) -> None:
+    rows = RELAY_ROWS.rstrip() + ",\n " + extra
+    table = relay_table(pg_source, key="", rows=rows)
+    register(store, db_source("relay", pg_source, table), db_source("arrow", pg_source, table))
+    runner = Runner(store)
+    fast, twin = runner.sync("relay"), runner.sync("arrow")
+    assert fast.sync_status == twin.sync_status == "success", (fast, twin)
+    assert (*counts(fast), fast.records_rejected) == expected
+    assert (*counts(twin), twin.records_rejected) == expected
+    assert relayed == [("relay", relay)]  # relayed first, then loaded again
+    assert strip(table_rows(store, "relay")) == strip(table_rows(store, "arrow"))
+    assert len(table_rows(store, "relay")) == 6
