@@ -5,6 +5,9 @@
     b  CSV → PostgreSQL   psql \\copy (native), factorysync, dlt (default row path and Arrow +
                           parquet loader through ADBC), sling, ingestr
 
+factorysync runs twice: as a one-off `factorysync source sync` process, and inside a
+running service (`factorysync run`) asked over the API, where scheduled syncs run.
+
 Every contender is a whole process, run alternately (--runs), from an empty target each
 time; the target's rows are counted after every run.
 
@@ -20,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Contender, PgDatabase, write_production
-from contenders import FactorysyncStore, file_source, psql_copy, sqlite_import
+from contenders import FactorysyncService, FactorysyncStore, file_source, psql_copy, sqlite_import
 from harness import add_arguments, run_case, session
 from peers import PeerTools, Target, dlt_load, ingestr_load, sling_load
 
@@ -37,6 +40,9 @@ def csv_sqlite(
         FactorysyncStore(work, "SQLite", args.pg_url, file_source(csv, "csv"), tag="a").contender(
             expected_rows=rows
         ),
+        FactorysyncService(
+            work, "SQLite", args.pg_url, file_source(csv, "csv"), tag="as", first_load=True
+        ).contender("factorysync, running service", expected_rows=rows),
         dlt_load(
             tools,
             "dlt default (rows)",
@@ -79,6 +85,9 @@ def csv_postgresql(
         FactorysyncStore(
             work, "PostgreSQL", args.pg_url, file_source(csv, "csv"), tag="b"
         ).contender(expected_rows=rows),
+        FactorysyncService(
+            work, "PostgreSQL", args.pg_url, file_source(csv, "csv"), tag="bs", first_load=True
+        ).contender("factorysync, running service", expected_rows=rows),
         dlt_load(
             tools,
             "dlt default (rows)",

@@ -195,3 +195,32 @@ def test_rows_the_relay_cannot_keep_load_again(
     assert relayed == [("relay", relay)]  # relayed first, then loaded again
     assert strip(table_rows(store, "relay")) == strip(table_rows(store, "arrow"))
     assert len(table_rows(store, "relay")) == 6
+
+
+def test_binary_stream_reports_errors_and_stops_cleanly(
+    pg_source: SourceServer, backend: str
+) -> None:
+    import psycopg
+
+    from factorysync.connectors import pg_copy
+
+    info = pg_source.config
+    with psycopg.connect(
+        host=info["host"], port=info["port"], dbname=info["database"], user="postgres"
+    ) as raw:
+        # A failing query is the server's own error, and the connection stays usable.
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            list(pg_copy.copy_binary(raw, "SELECT 1 / (g - 5) FROM generate_series(1, 9) g", {}))
+        raw.rollback()
+        assert raw.execute("SELECT 1").fetchone() == (1,)
+        # A reader that stops after the first chunk cancels the rest of the COPY.
+        big = "SELECT g, repeat('x', 100) FROM generate_series(1, 300000) g"
+        stream = pg_copy.copy_binary(raw, big, {})
+        first = next(stream)
+        assert first.startswith(b"PGCOPY\n\xff\r\n\x00") and len(first) >= pg_copy.RELAY_BYTES
+        stream.close()
+        raw.rollback()
+        assert raw.execute("SELECT 2").fetchone() == (2,)
+        # A whole stream: signature, every row, trailer.
+        whole = b"".join(pg_copy.copy_binary(raw, "SELECT %(n)s::int", {"n": 7}))
+        assert whole.endswith(b"\xff\xff") and (7).to_bytes(4, "big") in whole
