@@ -257,9 +257,11 @@ def run_alternately(
     *,
     max_slow_runs: int = 1,
     slow_seconds: float = 60.0,
+    settle: Callable[[], None] | None = None,
 ) -> None:
     """Round after round, each contender once; a slow one (first run over ``slow_seconds``)
-    stops after ``max_slow_runs`` runs. A failed run ends that contender's runs."""
+    stops after ``max_slow_runs`` runs. A failed run ends that contender's runs.
+    ``settle`` runs after each contender's set-up, just before its timed run."""
     for run in range(runs):
         for c in contenders:
             if c.failure or c.skipped:
@@ -272,6 +274,8 @@ def run_alternately(
                 continue
             try:
                 c.prepare(run)
+                if settle is not None:
+                    settle()
                 result = measure(c.command(run), c.env, timeout)
             except Exception as exc:
                 c.failure = _last_line(exc)
@@ -313,6 +317,30 @@ def _cleanup(c: Contender, run: int) -> None:
 
 
 # -- targets ------------------------------------------------------------------------------
+def settle_server(admin_url: str | None, limit_s: float = 60.0) -> None:
+    """Let the work of earlier runs finish before a timed run, so no contender pays for
+    another's: dirty files written back (``sync``), and on PostgreSQL a checkpoint (the
+    earlier loads' dirty pages written) and no autovacuum worker busy with their tables."""
+    import time
+
+    os.sync()
+    if not admin_url:
+        return
+    try:
+        pg_admin(admin_url, "CHECKPOINT")
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            busy = pg_admin(
+                admin_url,
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'",
+            )
+            if not busy or not busy[0]:
+                break
+            time.sleep(0.2)
+    except Exception as exc:  # a server that is down fails the run itself, more clearly
+        _log(f"  (could not settle the PostgreSQL server: {exc})")
+
+
 def pg_url_for(url: str, database: str) -> str:
     base, _, rest = url.rpartition("/")
     query = rest.partition("?")[2]

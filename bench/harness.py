@@ -26,7 +26,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from common import DEFAULT_PG, Contender, pg_admin, run_alternately
+from common import DEFAULT_PG, Contender, pg_admin, run_alternately, settle_server
 from peers import PeerTools
 
 BENCH = Path(__file__).resolve().parent
@@ -345,6 +345,7 @@ def run_case(
         args.timeout,
         max_slow_runs=args.max_slow_runs,
         slow_seconds=args.slow_seconds,
+        settle=lambda: settle_server(getattr(args, "pg_url", None)),
     )
     return finish(case, title, chosen, args, extra=extra, peer_versions=tools.versions())
 
