@@ -224,3 +224,20 @@ def test_binary_stream_reports_errors_and_stops_cleanly(
         # A whole stream: signature, every row, trailer.
         whole = b"".join(pg_copy.copy_binary(raw, "SELECT %(n)s::int", {"n": 7}))
         assert whole.endswith(b"\xff\xff") and (7).to_bytes(4, "big") in whole
+
+
+def test_a_query_source_is_relayed_and_its_keys_checked(
+    pg_source: SourceServer, store: Store, relayed: list[tuple[str, bool | str]]
+) -> None:
+    # A query declares no NOT NULL: the relayed rows' keys are looked at instead.
+    table = relay_table(pg_source, key="")
+    relay, twin = db_source("relay", pg_source, table), db_source("arrow", pg_source, table)
+    for source in (relay, twin):
+        config = source["connections"][0]["connection_config"]
+        config.pop("table")
+        config["query"] = f"SELECT * FROM {table} WHERE id <> 4"
+    register(store, relay, twin)
+    runner = Runner(store)
+    assert counts(runner.sync("relay")) == counts(runner.sync("arrow")) == (5, 0, 0)
+    assert relayed == [("relay", True)]
+    assert strip(table_rows(store, "relay")) == strip(table_rows(store, "arrow"))

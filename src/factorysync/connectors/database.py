@@ -658,6 +658,26 @@ class Relay:
         self.connector, self.raw, self.sql, self.params = connector, raw, sql, params
         self.types = types  # source column -> PostgreSQL type name
 
+    def not_null(self, columns: list[str]) -> bool:
+        """Whether the source table declares every one of ``columns`` NOT NULL (False for
+        a query, whose columns declare nothing)."""
+        config = self.connector.config
+        if not config.table or not columns:
+            return False
+        from factorysync.connectors import pg_copy
+
+        table = pg_copy.quote(config.table)
+        if config.schema_name:
+            table = f"{pg_copy.quote(config.schema_name)}.{table}"
+        with self.connector._errors(), self.raw.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attname = ANY(%s) AND attnotnull AND NOT attisdropped",
+                (table, columns),
+            )
+            row = cur.fetchone()
+        return bool(row) and row[0] == len(set(columns))
+
     def first_values(self, columns: list[str]) -> list[Any]:
         from factorysync.connectors import pg_copy
 

@@ -88,7 +88,9 @@ def first_load(
     rows = bulk.copy_binary(
         target, target.name, layout, prefetched(relay.stream(select, params), depth=PREFETCH)
     )
-    if _empty_key(target, values["_run_id"]):
+    # Key columns the source declares NOT NULL need no look at the rows.
+    declared = relay.not_null([sources[k] for k in target.key])
+    if not declared and _empty_key(target, values["_run_id"]):
         raise RelayFallback("a key column has empty values")
     if config.fields is None:
         for column, source in pairs:
