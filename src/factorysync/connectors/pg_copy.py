@@ -59,16 +59,15 @@ def arrow_type(type_name: str | None) -> pa.DataType | None:
 
 def column_types(raw: Any, sql: str, params: dict[str, Any]) -> dict[str, pa.DataType] | None:
     """Arrow types of the statement's columns, or None when one has no exact CSV form."""
-    with raw.cursor() as cur:
-        cur.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0", params)
-        description = cur.description or []
-        types: dict[str, pa.DataType] = {}
-        for column in description:
-            info = raw.adapters.types.get(column.type_code)
-            dtype = arrow_type(info.name if info is not None else None)
-            if dtype is None or column.name in types:
-                return None
-            types[column.name] = dtype
+    names = type_names(raw, sql, params)
+    if names is None:
+        return None
+    types: dict[str, pa.DataType] = {}
+    for name, kind in names.items():
+        dtype = arrow_type(kind)
+        if dtype is None:
+            return None
+        types[name] = dtype
     return types
 
 

@@ -39,17 +39,16 @@ class RelayFallback(Exception):
 def first_load(
     target: TargetTable, config: MappingConfig, relay: Relay, columns: dict[str, str]
 ) -> int | None:
-    """Relay the source into ``target`` (in its direct first load); the rows written,
-    or None when this mapping or source needs the Arrow path (nothing written then).
-    ``columns`` learns the target columns of an auto mapping, as on the Arrow path."""
+    """Relay the source into ``target`` (a PostgreSQL store's direct first load, which
+    the caller checks); the rows written, or None when this mapping or source needs the
+    Arrow path (nothing written then). ``columns`` learns the target columns of an auto
+    mapping, as on the Arrow path."""
     import pyarrow as pa
 
     from factorysync.connectors import pg_copy
     from factorysync.store import bulk
     from factorysync.store.targets import ISO_DATE, ISO_DATETIME
 
-    if target.dialect != "postgresql" or not target.direct:
-        return None
     casts = {name: pg_copy.PIPE_CASTS.get(kind) for name, kind in relay.types.items()}
     if any(cast is None for cast in casts.values()):
         return None
@@ -70,8 +69,8 @@ def first_load(
         [pa.array([], type=types[source]) for _, source in pairs], names=names
     )
     bulk.plan_arrow(target, empty)
-    kinds = [target.kinds[column] for column in names]
-    if any(target.kinds[column] != bulk.arrow_kind(types[source]) for column, source in pairs):
+    kinds = [bulk.arrow_kind(types[source]) for _, source in pairs]
+    if [target.kinds[column] for column in names] != kinds:
         return None  # a declared type differs from the source's: the Arrow path converts
     target.ensure_target()
     layout = [*names, *PROVENANCE]

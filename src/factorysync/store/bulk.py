@@ -191,7 +191,7 @@ def _copy_into(
     rows = len(columns[0]) if columns else 0
     parts: Iterable[bytes | memoryview]
     if pgbinary.fits(columns, kinds) and binary_fits(target, table, names, kinds):
-        statement = f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT BINARY)"
+        statement = _binary_copy(target, table, names)
         head, tail = pgbinary.SIGNATURE, pgbinary.TRAILER
         # Encoded a slice at a time: the intermediate arrays stay small.
         parts = (
@@ -265,12 +265,16 @@ def copy_binary(
     OpenCopy.end(target.conn)
     raw = target.conn.connection.driver_connection
     assert raw is not None
-    cols = ", ".join(target.quote(n) for n in names)
     with raw.cursor() as cur:
-        with cur.copy(f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+        with cur.copy(_binary_copy(target, table, names)) as copy:
             for chunk in chunks:
                 copy.write(chunk)
         return int(cur.rowcount)
+
+
+def _binary_copy(target: TargetTable, table: str, names: list[str]) -> str:
+    cols = ", ".join(target.quote(n) for n in names)
+    return f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT BINARY)"
 
 
 def _csv(names: list[str], columns: list[pa.Array]) -> memoryview:
