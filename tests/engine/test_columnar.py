@@ -108,7 +108,7 @@ def test_columnar_equals_row_path(
     ):
         arrow_source.records = records
         fast, slow = runner.sync("fast"), runner.sync("slow")
-        assert fast.sync_status == slow.sync_status == "success", (fast, slow)
+        assert fast.sync_status == slow.sync_status == "success", (fast.error_message, slow)
         counts = [
             (r.records_processed, r.records_inserted, r.records_updated, r.records_deleted)
             for r in (fast, slow)
@@ -179,3 +179,70 @@ def test_first_load_failing_midway_leaves_nothing(
 
     with store.connect() as conn:
         assert not inspect(conn).has_table("broken") or table_rows(store, "broken") == []
+
+
+def many_records(n: int, bump: int = 0) -> list[dict[str, Any]]:
+    """Enough rows for several multi-row INSERT statements, with nulls in every type."""
+    from datetime import UTC, datetime, timedelta
+
+    base = datetime(2026, 1, 5, tzinfo=UTC)
+    return [
+        {
+            "id": i,
+            "qty": None if i % 11 == 0 else i * 3 + (bump if i % 9 == 0 else 0),
+            "temp": None if i % 7 == 0 else i / 4,
+            "ok": None if i % 13 == 0 else i % 2 == 0,
+            "line": None if i % 17 == 0 else f"L{i % 3}",
+            "ts": base + timedelta(seconds=i),
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("rows_per_insert", [7, 1000])
+def test_multi_row_inserts_equal_row_path(
+    store: Store,
+    arrow_source: type[ArrowSource],
+    monkeypatch: pytest.MonkeyPatch,
+    rows_per_insert: int,
+) -> None:
+    """SQLite takes Arrow batches as multi-row INSERTs: whole statements, a rest, slices
+    and the bound-parameter limit give the same rows as the row path."""
+    from sqlite3 import SQLITE_LIMIT_VARIABLE_NUMBER
+
+    from sqlalchemy import event
+
+    from factorysync.store import bulk
+
+    monkeypatch.setattr(bulk, "SQLITE_ROWS_PER_INSERT", rows_per_insert)
+    monkeypatch.setattr(bulk, "SQLITE_SLICE_ROWS", 50)
+    monkeypatch.setattr(arrow_source, "batch_size", 333)
+    if store.engine.dialect.name == "sqlite":
+        # 20 parameters a statement: at most three rows of six values
+        def low_limit(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.setlimit(SQLITE_LIMIT_VARIABLE_NUMBER, 20)
+
+        store.engine.dispose()
+        event.listen(store.engine, "connect", low_limit)
+    register(
+        store,
+        source("fast", True, primary_key="id"),
+        source("slow", False, primary_key="id"),
+    )
+    runner = Runner(store)
+    for step, records in enumerate([many_records(1000), many_records(1001, bump=1)]):
+        arrow_source.records = records
+        fast, slow = runner.sync("fast"), runner.sync("slow")
+        assert fast.sync_status == slow.sync_status == "success", (fast.error_message, slow)
+        assert (fast.records_inserted, fast.records_updated) == (
+            slow.records_inserted,
+            slow.records_updated,
+        )
+        assert fast.records_inserted == (1000 if step == 0 else 1), fast
+        got, want = table_rows(store, "fast"), table_rows(store, "slow")
+        assert len(got) == len(records)
+        key = {"_source_id", "_run_id", "_synced_at", "_row_hash"}
+        assert sorted(({k: v for k, v in r.items() if k not in key} for r in got), key=str) == (
+            sorted(({k: v for k, v in r.items() if k not in key} for r in want), key=str)
+        )
+    assert arrow_source.served_arrow > 0
