@@ -94,6 +94,11 @@ def test_end_to_end_commands(env: dict[str, str], sources_file: Path) -> None:
 
     synced = json.loads(run_cli("source", "sync", "actual_production", "--json", check=True).stdout)
     assert synced[0]["sync_status"] == "success" and synced[0]["records_inserted"] == 2
+    url = env["FACTORYSYNC_DATABASE_URL"]
+    if url.startswith("sqlite:///"):
+        # The command closed the store before it ended: SQLite removed its write-ahead log.
+        assert Path(url.removeprefix("sqlite:///")).exists()
+        assert not Path(url.removeprefix("sqlite:///") + "-wal").exists()
 
     runs = json.loads(run_cli("history", "actual_production", "--json", check=True).stdout)
     assert runs[0]["sync_status"] == "success"
@@ -131,6 +136,8 @@ def test_failures_exit_non_zero_with_one_line(
     )
     bad = run_cli("apply", str(sources_file.with_name("missing.yaml")))
     assert bad.returncode == 2 and "missing.yaml: file not found" in bad.stderr
+    usage = run_cli("source", "sync")
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
 
 
 def test_commands_refuse_an_uninitialised_store(tmp_path: Path) -> None:

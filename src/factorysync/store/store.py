@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import ClassVar
 
 from sqlalchemy import Connection, Engine
 
@@ -15,6 +17,8 @@ from factorysync.store import db
 
 
 class Store:
+    _engines: ClassVar[weakref.WeakSet[Engine]] = weakref.WeakSet()
+
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.url = self.settings.database_url
@@ -24,7 +28,9 @@ class Store:
         # Every concurrent sync holds one store connection while it reads; a few more
         # serve the scheduler and API reads.
         size = self.settings.max_concurrent_syncs + 4
-        return db.make_engine(self.url, pool_size=size, max_overflow=10)
+        engine = db.make_engine(self.url, pool_size=size, max_overflow=10)
+        Store._engines.add(engine)
+        return engine
 
     @cached_property
     def box(self) -> SecretBox:
@@ -68,3 +74,9 @@ class Store:
     def dispose(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+    @classmethod
+    def dispose_all(cls) -> None:
+        """Close the pooled connections of every store engine still in this process."""
+        for engine in list(cls._engines):
+            engine.dispose()
