@@ -241,3 +241,50 @@ def test_a_query_source_is_relayed_and_its_keys_checked(
     assert counts(runner.sync("relay")) == counts(runner.sync("arrow")) == (5, 0, 0)
     assert relayed == [("relay", True)]
     assert strip(table_rows(store, "relay")) == strip(table_rows(store, "arrow"))
+
+
+def provenance(store: Store, table: str) -> set[tuple[Any, ...]]:
+    with store.connect() as conn:
+        found = conn.execute(
+            text(f"SELECT DISTINCT _source_id, _run_id, _synced_at FROM {table}")
+        ).all()
+    return {tuple(r) for r in found}
+
+
+def test_relayed_rows_carry_their_run(
+    pg_source: SourceServer, store: Store, relayed: list[tuple[str, bool | str]]
+) -> None:
+    """A new table takes the provenance columns from defaults set for the load (and
+    dropped after it); a table another source made takes them as constants of the stream."""
+    table = relay_table(pg_source)
+    first = db_source("relay_a", pg_source, table)
+    second = db_source("relay_b", pg_source, table)
+    second["mappings"][0]["target_table"] = "relay_a"  # shares the first source's table
+    register(store, first, second)
+    runner = Runner(store)
+    runs = [runner.sync("relay_a"), runner.sync("relay_b")]
+    assert [counts(r) for r in runs] == [(6, 0, 0), (6, 0, 0)]
+    assert relayed == [("relay_a", True), ("relay_b", True)]
+    with store.connect() as conn:
+        started = dict(
+            conn.execute(
+                text("SELECT id, sync_started_at FROM data_source_sync_history ORDER BY id")
+            ).all()
+        )
+        defaults = conn.execute(
+            text(
+                "SELECT column_name, column_default FROM information_schema.columns "
+                "WHERE table_name = 'relay_a' AND column_default IS NOT NULL"
+            )
+        ).all()
+    assert defaults == []
+    stamps = provenance(store, "relay_a")
+    assert {(s, r) for s, r, _ in stamps} == {
+        ("relay_a", runs[0].run_id),
+        ("relay_b", runs[1].run_id),
+    }
+    for source_id, run_id, synced_at in stamps:
+        assert synced_at is not None and synced_at.utcoffset() is not None
+        assert abs((synced_at - started[run_id]).total_seconds()) < 60, source_id
+    # Both sources' rows, twelve in all, each key once per source.
+    assert len(table_rows(store, "relay_a")) == 12

@@ -3,9 +3,11 @@
 When a mapping only picks and renames a PostgreSQL source's columns, its first full
 load into an empty PostgreSQL target needs no value to pass through Python: the source
 server writes the rows in binary COPY format, each column cast to the exact type of its
-store column and the provenance columns added as constants, and the bytes go unchanged
-into a binary ``COPY … FROM STDIN`` of the target. Both servers do their own half at
-once; the indexes are built afterwards, as for every first load.
+store column, and the bytes go unchanged into a binary ``COPY … FROM STDIN`` of the
+target. The provenance columns come from column defaults set for the load when this
+transaction made the table (fewer bytes to write, send and parse), else as constants the
+source adds to each row. Both servers do their own half at once; the indexes are built
+afterwards, as for every first load.
 
 The result is the one the Arrow path gives: the same column types (only types whose
 binary value equals what the Arrow path stores are relayed), the same text columns
@@ -16,6 +18,8 @@ runner load again on that path.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -77,16 +81,24 @@ def first_load(
     if not bulk.binary_fits(target, target.name, layout, [*kinds, "string", "integer", "datetime"]):
         return None
     select = [f"q.{pg_copy.quote(source)}::{casts[source]}" for _, source in pairs]
-    select += [
-        "%(fs_source_id)s::text",
-        "%(fs_run_id)s::bigint",
-        "%(fs_synced_at)s::timestamp with time zone",
-    ]
     values = target.direct_values
-    params = {f"fs{name}": values[name] for name in PROVENANCE}
-    rows = bulk.copy_binary(
-        target, target.name, layout, prefetched(relay.stream(select, params), depth=PREFETCH)
-    )
+    if target.created_by_direct_load:
+        # A table this transaction made: the provenance columns come from column
+        # defaults, so the stream carries only the source's columns.
+        with _provenance_defaults(target, values):
+            rows = bulk.copy_binary(
+                target, target.name, names, prefetched(relay.stream(select, {}), depth=PREFETCH)
+            )
+    else:
+        select += [
+            "%(fs_source_id)s::text",
+            "%(fs_run_id)s::bigint",
+            "%(fs_synced_at)s::timestamp with time zone",
+        ]
+        params = {f"fs{name}": values[name] for name in PROVENANCE}
+        rows = bulk.copy_binary(
+            target, target.name, layout, prefetched(relay.stream(select, params), depth=PREFETCH)
+        )
     # Key columns the source declares NOT NULL need no look at the rows.
     declared = relay.not_null([sources[k] for k in target.key])
     if not declared and _empty_key(target, values["_run_id"]):
@@ -96,6 +108,24 @@ def first_load(
             columns.setdefault(column, source)
     target.direct_rows += rows
     return rows
+
+
+@contextmanager
+def _provenance_defaults(target: TargetTable, values: dict[str, Any]) -> Iterator[None]:
+    from psycopg import sql
+
+    raw = target.conn.connection.driver_connection
+    literal = {
+        "_source_id": sql.Literal(str(values["_source_id"])).as_string(raw) + "::text",
+        "_run_id": str(int(values["_run_id"])),
+        "_synced_at": sql.Literal(values["_synced_at"]).as_string(raw) + "::timestamptz",
+    }
+    table, q = target.quote(target.name), target.quote
+    alter = ", ".join(f"ALTER COLUMN {q(n)} SET DEFAULT {literal[n]}" for n in PROVENANCE)
+    target.conn.execute(text(f"ALTER TABLE {table} {alter}"))
+    yield
+    drop = ", ".join(f"ALTER COLUMN {q(n)} DROP DEFAULT" for n in PROVENANCE)
+    target.conn.execute(text(f"ALTER TABLE {table} {drop}"))
 
 
 def _empty_key(target: TargetTable, run_id: Any) -> bool:

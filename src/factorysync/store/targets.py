@@ -406,6 +406,12 @@ class TargetTable:
             ).scalar_one()
         )
 
+    @property
+    def created_by_direct_load(self) -> bool:
+        """Whether this run's direct first load created the table (no other transaction
+        can see it yet; its indexes are still to be built)."""
+        return self.direct and self._indexes_pending
+
     def _build_pending_indexes(self) -> None:
         if self._indexes_pending:
             table = self._table(self.name, fresh=True)
