@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test services browser lint bench clean
+.PHONY: install demo test services browser lint bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: install
 ## make test: the whole suite, against SQLite and the local PostgreSQL server
 test: install services browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make screenshots: the console's pages, as the README shows them, into docs/screenshots
+screenshots: install services browser
+	FACTORYSYNC_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/web/test_e2e.py
 
 ## make browser: the system Chromium the console's browser tests drive (Debian package)
 browser:

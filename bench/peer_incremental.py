@@ -8,8 +8,8 @@ source and the timed run picks them up:
     factorysync incremental   an incremental source (cursor_field id): must insert exactly
                               the new rows
     … running service         the same sync inside a running `factorysync run`, asked for
-                              over the API (bench/trigger_sync.py), where scheduled syncs
-                              run in production
+                              over the API (curl, or bench/trigger_sync.py), where
+                              scheduled syncs run in production
     COPY of the new rows      `psql \\copy (SELECT … WHERE id > last) | psql \\copy` (native)
     dlt                       sql_table(incremental=dlt.sources.incremental("id")),
                               connectorx + parquet, append

@@ -147,9 +147,12 @@ def sources(store: Store, status: str | None = None) -> list[dict[str, Any]]:
 def status_summary(store: Store) -> dict[str, Any]:
     now = utcnow()
     with store.connect() as conn:
-        by_status = dict(
-            conn.execute(select(reg_t.c.status, func.count()).group_by(reg_t.c.status)).all()
-        )
+        by_status: dict[str, int] = {
+            status: count
+            for status, count in conn.execute(
+                select(reg_t.c.status, func.count()).group_by(reg_t.c.status)
+            ).all()
+        }
         running = conn.execute(
             select(func.count()).where(hist_t.c.sync_status == "running")
         ).scalar_one()
@@ -157,13 +160,14 @@ def status_summary(store: Store) -> dict[str, Any]:
             select(func.min(reg_t.c.next_sync)).where(reg_t.c.status == "active")
         ).scalar_one()
         since = now - timedelta(hours=24)
-        runs = dict(
-            conn.execute(
+        runs: dict[str, int] = {
+            status: count
+            for status, count in conn.execute(
                 select(hist_t.c.sync_status, func.count())
                 .where(hist_t.c.sync_started_at >= since)
                 .group_by(hist_t.c.sync_status)
             ).all()
-        )
+        }
         from factorysync.engine.leases import workers_summary
 
         workers = workers_summary(conn)

@@ -3,11 +3,13 @@ plant demo. Log in, see the sources, create a CSV source through the form, test,
 discover and preview it, sync it, see its history row and charts, see a failing source's
 alert, switch language, and check that a viewer cannot edit.
 
-Each main page is saved to docs/screenshots/ (1280×800) for the README.
+Each main page is saved as a 1280×800 screenshot: in the test's own folder, or in
+docs/screenshots/ for the README with ``make screenshots`` (FACTORYSYNC_SCREENSHOTS).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from factorysync.engine.runner import Runner
 from factorysync.store.store import Store
 from tests.web.conftest import PASSWORDS, LiveServer, add_users, serve
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOC_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -63,19 +65,28 @@ def log_in(page: Any, base: str, role: str) -> None:
     page.wait_for_url(f"{base}/sources")
 
 
-def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where the screenshots go: a test run leaves the repository's copies alone."""
+    folder = os.environ.get("FACTORYSYNC_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def test_console_end_to_end(plant: LiveServer, browser: Any) -> None:
+def shot(page: Any, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"))
+    assert (folder / f"{name}.png").stat().st_size > 10_000, name
+
+
+def test_console_end_to_end(plant: LiveServer, browser: Any, shots: Path) -> None:
     base = plant.url
     admin = browser.new_context(viewport=VIEWPORT, locale="en-US")
     page = admin.new_page()
     page.set_default_timeout(20_000)
 
     page.goto(f"{base}/login")
-    shot(page, "login")
+    shot(page, shots, "login")
     log_in(page, base, "admin")
 
     # Data resources: every demo source, with type icon, status and last run.
@@ -85,7 +96,7 @@ def test_console_end_to_end(plant: LiveServer, browser: Any) -> None:
     assert failing.get_attribute("data-status") == "active"
     assert failing.locator("[data-run-status=failed]").count() == 1
     assert failing.locator("td.num.err").inner_text() == "3"
-    shot(page, "sources")
+    shot(page, shots, "sources")
     page.fill("input[name=q]", "scrap_rep")
     page.click("#filters button[type=submit]")
     assert page.locator("tr.source").count() == 1
@@ -95,7 +106,7 @@ def test_console_end_to_end(plant: LiveServer, browser: Any) -> None:
     assert int(page.locator("#totals a.tile").first.locator("b").inner_text()) >= 40
     assert "scrap_report" in page.locator("#failing").inner_text()
     assert page.locator("svg.chart[data-points='24']").count() == 1
-    shot(page, "overview")
+    shot(page, shots, "overview")
 
     # A new CSV source through the form: test, discover, preview, save.
     page.goto(f"{base}/sources")
@@ -122,7 +133,7 @@ def test_console_end_to_end(plant: LiveServer, browser: Any) -> None:
     preview = page.inner_text("#probe-result table.preview")
     assert "temperature_c" in preview and "37" in preview and "PRESS-01" in preview
     page.locator("#probe-result").scroll_into_view_if_needed()
-    shot(page, "source-form")
+    shot(page, shots, "source-form")
     page.click("#save")
     page.wait_for_url(re.compile(r"/sources/line_counts\?notice="))
 
@@ -134,14 +145,14 @@ def test_console_end_to_end(plant: LiveServer, browser: Any) -> None:
     assert run.locator("td.num").nth(1).inner_text() == "3"  # inserted
     assert page.locator("#charts svg.chart[data-kind=bar][data-points='1']").count() == 2
     assert page.locator("#charts svg.chart[data-kind=line]").count() == 1
-    shot(page, "source-detail")
+    shot(page, shots, "source-detail")
 
     # The failing source's alert, acknowledged by the admin.
     page.goto(f"{base}/alerts")
     alert = page.locator("tr.alert[data-source=scrap_report][data-rule=consecutive_failures]")
     assert alert.get_attribute("data-state") == "open"
     assert "3 failed runs in a row" in alert.inner_text()
-    shot(page, "alerts")
+    shot(page, shots, "alerts")
     alert.locator("button.ack").click()
     page.wait_for_load_state()
     acked = page.locator("tr.alert[data-source=scrap_report]")
@@ -153,7 +164,7 @@ def test_console_end_to_end(plant: LiveServer, browser: Any) -> None:
     assert "Peringatan" in page.inner_text("header")
     page.goto(f"{base}/sources")
     assert "Sumber data" in page.inner_text("h1")
-    shot(page, "sources-id")
+    shot(page, shots, "sources-id")
     page.click("button[data-lang=en]")
     page.wait_for_load_state()
     admin.close()

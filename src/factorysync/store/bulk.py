@@ -447,7 +447,7 @@ def _insert_sqlite(
     raw = target.conn.connection.driver_connection
     assert raw is not None
     if not prepared:
-        return
+        return  # no columns, no rows
     rows, width = len(prepared[0]), len(prepared)
     per = max(1, min(SQLITE_ROWS_PER_INSERT, raw.getlimit(SQLITE_LIMIT_VARIABLE_NUMBER) // width))
     full = head + ", ".join([row] * per)
