@@ -288,3 +288,14 @@ def test_relayed_rows_carry_their_run(
         assert abs((synced_at - started[run_id]).total_seconds()) < 60, source_id
     # Both sources' rows, twelve in all, each key once per source.
     assert len(table_rows(store, "relay_a")) == 12
+
+
+def test_relayed_types_are_stored_as_the_arrow_path_stores_them(backend: str) -> None:
+    """The relay plans its target from type names alone; each kind is the one the Arrow
+    path gives the same column."""
+    from factorysync.connectors import pg_copy
+    from factorysync.store import bulk
+
+    assert set(pg_copy.PIPE_KINDS) == set(pg_copy.PIPE_CASTS)
+    for name, kind in pg_copy.PIPE_KINDS.items():
+        assert bulk.arrow_kind(pg_copy.arrow_type(name)) == kind, name

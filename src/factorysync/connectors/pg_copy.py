@@ -157,6 +157,19 @@ PIPE_CASTS = {
     "date": "date",
     "timestamptz": "timestamp with time zone",
 }
+# The kind each of those types is stored as (what ``bulk.arrow_kind`` says of the Arrow
+# type it is read as): the relay plans its target without loading pyarrow.
+PIPE_KINDS = {
+    "int2": "integer",
+    "int4": "integer",
+    "int8": "integer",
+    "float8": "float",
+    "text": "string",
+    "varchar": "string",
+    "bool": "boolean",
+    "date": "date",
+    "timestamptz": "datetime",
+}
 RELAY_BYTES = 1024 * 1024  # bytes handed to the writer at once
 
 

@@ -47,13 +47,11 @@ def eligible(config: MappingConfig) -> bool:
 
 
 def projection(
-    config: MappingConfig, types: dict[str, pa.DataType]
+    config: MappingConfig, kinds: dict[str, str]
 ) -> tuple[list[tuple[str, str]], list[str]] | None:
-    """When this mapping only picks and renames the source's columns (of these Arrow
-    types): each target column with its source column, and the target columns whose
-    text ``map`` would look at for dates (auto mode). None when it does more."""
-    import pyarrow as pa
-
+    """When this mapping only picks and renames the source's columns (of these kinds):
+    each target column with its source column, and the target columns whose text ``map``
+    would look at for dates (auto mode). None when it does more."""
     if not eligible(config):
         return None
     pairs: list[tuple[str, str]] = []
@@ -61,28 +59,23 @@ def projection(
     for column, spec in (config.fields or {}).items():
         spec = FieldSpec(**{"from": spec}) if isinstance(spec, str) else spec
         source = spec.from_ or column
-        dtype = types.get(source)
-        if dtype is None or spec.value is not None or spec.default is not None:
+        kind = kinds.get(source)
+        if kind is None or spec.value is not None or spec.default is not None:
             return None
-        if spec.type == "datetime":
-            if dtype != pa.timestamp("us", "UTC"):
-                return None
-        elif spec.type is not None and (
-            spec.type not in _ARROW_TYPES or dtype != pa.type_for_alias(_ARROW_TYPES[spec.type])
-        ):
-            return None
+        if spec.type is not None and spec.type != kind:
+            return None  # a cast
         pairs.append((column, source))
         used.add(source)
     auto: list[str] = []
     if config.fields is None or config.include_unmapped:
-        for name, dtype in types.items():
+        for name, kind in kinds.items():
             if config.fields is not None and name in used:
                 continue
             column = snake_case(name)
             if column.startswith("_") or any(column == c for c, _ in pairs):
                 return None
             pairs.append((column, name))
-            if pa.types.is_string(dtype):
+            if kind == "string":
                 auto.append(column)
     return pairs, auto
 

@@ -47,17 +47,15 @@ def first_load(
     the caller checks); the rows written, or None when this mapping or source needs the
     Arrow path (nothing written then). ``columns`` learns the target columns of an auto
     mapping, as on the Arrow path."""
-    import pyarrow as pa
-
     from factorysync.connectors import pg_copy
     from factorysync.store import bulk
     from factorysync.store.targets import ISO_DATE, ISO_DATETIME
 
-    casts = {name: pg_copy.PIPE_CASTS.get(kind) for name, kind in relay.types.items()}
-    if any(cast is None for cast in casts.values()):
+    if any(kind not in pg_copy.PIPE_CASTS for kind in relay.types.values()):
         return None
-    types = {name: pg_copy.arrow_type(kind) for name, kind in relay.types.items()}
-    planned = columnar.projection(config, types)  # type: ignore[arg-type]
+    casts = {name: pg_copy.PIPE_CASTS[kind] for name, kind in relay.types.items()}
+    kinds = {name: pg_copy.PIPE_KINDS[kind] for name, kind in relay.types.items()}
+    planned = columnar.projection(config, kinds)
     if planned is None:
         return None
     pairs, auto = planned
@@ -69,16 +67,14 @@ def first_load(
     firsts = relay.first_values([sources[c] for c in auto])
     if any(isinstance(v, str) and (ISO_DATETIME.match(v) or ISO_DATE.match(v)) for v in firsts):
         return None
-    empty = pa.RecordBatch.from_arrays(
-        [pa.array([], type=types[source]) for _, source in pairs], names=names
-    )
-    bulk.plan_arrow(target, empty)
-    kinds = [bulk.arrow_kind(types[source]) for _, source in pairs]
-    if [target.kinds[column] for column in names] != kinds:
+    wanted = [kinds[source] for _, source in pairs]
+    bulk.plan_kinds(target, dict(zip(names, wanted, strict=True)))
+    if [target.kinds[column] for column in names] != wanted:
         return None  # a declared type differs from the source's: the Arrow path converts
     target.ensure_target()
     layout = [*names, *PROVENANCE]
-    if not bulk.binary_fits(target, target.name, layout, [*kinds, "string", "integer", "datetime"]):
+    provenance_kinds = ["string", "integer", "datetime"]
+    if not bulk.binary_fits(target, target.name, layout, [*wanted, *provenance_kinds]):
         return None
     select = [f"q.{pg_copy.quote(source)}::{casts[source]}" for _, source in pairs]
     values = target.direct_values

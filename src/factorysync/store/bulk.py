@@ -113,6 +113,16 @@ def plan_arrow(target: TargetTable, batch: pa.RecordBatch) -> None:
         target.kinds[name] = merge_kinds(current, kind) or kind
 
 
+def plan_kinds(target: TargetTable, kinds: dict[str, str]) -> None:
+    """Learn column kinds known without a batch (declared types win, tables only widen)."""
+    from factorysync.store.targets import merge_kinds
+
+    for name, found in kinds.items():
+        kind = target.declared.get(name) or found
+        current = target.kinds.get(name) or target.existing.get(name)
+        target.kinds[name] = merge_kinds(current, kind) or kind
+
+
 def stage_arrow(target: TargetTable, batch: pa.RecordBatch) -> int:
     """Write one batch into the target's staging table; raises NotColumnar to fall back."""
     if batch.num_rows == 0:
