@@ -313,14 +313,36 @@ class FactorysyncService(FactorysyncStore):
         if curl is None:
             script = str(Path(__file__).with_name("trigger_sync.py"))
             return [[sys.executable, script, "production"]]
-        headers = self.workdir / f"headers{self.tag}"  # the token stays out of argv
+        headers = self.headers_file  # the token stays out of argv
         headers.touch(mode=0o600)
+        headers.chmod(0o600)
         headers.write_text(f"Authorization: Bearer {self.token}\n")
         url = f"{self.env['FACTORYSYNC_BENCH_URL']}/api/sources/production/sync?wait_s=3600"
         options = ["--silent", "--show-error", "--fail-with-body", "--request", "POST"]
         return [[curl, *options, "--header", f"@{headers}", url]]
 
+    @property
+    def headers_file(self) -> Path:
+        return self.workdir / f"headers{self.tag}"
+
+    def contender(self, name: str = "factorysync source sync", **extra: Any) -> Contender:
+        # curl ends 0 on any answer the service gives: a run that did not succeed is
+        # caught here (as trigger_sync.py's exit status would).
+        given = extra.pop("check", None)
+
+        def check(run: int, stdout: str) -> str | None:
+            try:
+                status = sync_counts(stdout).get("sync_status")
+            except ValueError as exc:
+                return f"no run record in the output: {exc}"
+            if status != "success":
+                return f"the run ended {status!r}"
+            return given(run, stdout) if given is not None else None
+
+        return super().contender(name, check=check, **extra)
+
     def cleanup(self, run: int) -> None:
+        self.headers_file.unlink(missing_ok=True)
         if self.server is not None:
             self.server.terminate()
             try:

@@ -478,7 +478,7 @@ def main() -> None:
     )
     # Foreground commands print their own outcome; the event log echoes only in `run`.
     logging.getLogger("factorysync.infolog").setLevel(logging.CRITICAL)
-    code: int | str | None = 0
+    code: object = 0
     try:
         app()
     except SystemExit as exc:
@@ -494,14 +494,15 @@ def main() -> None:
     _leave(code)
 
 
-def _leave(code: int | str | None) -> NoReturn:
+def _leave(code: object) -> NoReturn:
     """End the process: stores closed, exit handlers run and output flushed, then out
     without the interpreter's teardown of every loaded module (about 0.1 s a command).
     A command that left threads running exits the ordinary way."""
-    if isinstance(code, str):
-        sys.stderr.write(code + "\n")
-        code = 1
-    status = code or 0
+    if code is None or isinstance(code, int):
+        status = code or 0
+    else:
+        sys.stderr.write(f"{code}\n")  # as Python prints a SystemExit message
+        status = 1
     if threading.active_count() > 1:
         sys.exit(status)
     Store.dispose_all()

@@ -108,7 +108,12 @@ def first_load(
 
 @contextmanager
 def _provenance_defaults(target: TargetTable, values: dict[str, Any]) -> Iterator[None]:
+    """Column defaults for the provenance columns while the block runs. Only for a table
+    this transaction made: on a table others can see, ALTER TABLE would lock them out,
+    and a failure rolls the defaults back with the table."""
     from psycopg import sql
+
+    assert target.created_by_direct_load
 
     raw = target.conn.connection.driver_connection
     literal = {

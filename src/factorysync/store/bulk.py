@@ -15,7 +15,6 @@ import queue
 import threading
 import weakref
 from collections.abc import Iterable
-from sqlite3 import SQLITE_LIMIT_VARIABLE_NUMBER
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import Connection, event, text
@@ -431,6 +430,8 @@ def _insert_sqlite(
     into: str | None = None,
     constants: dict[str, Any] | None = None,
 ) -> None:
+    from sqlite3 import SQLITE_LIMIT_VARIABLE_NUMBER
+
     import pyarrow as pa
     import pyarrow.compute as pc
 
