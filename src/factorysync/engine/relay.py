@@ -19,7 +19,7 @@ runner load again on that path.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -78,13 +78,12 @@ def first_load(
         return None
     select = [f"q.{pg_copy.quote(source)}::{casts[source]}" for _, source in pairs]
     values = target.direct_values
+    written, params = layout, dict[str, Any]()
+    provenance: AbstractContextManager[None] = nullcontext()
     if target.created_by_direct_load:
         # A table this transaction made: the provenance columns come from column
         # defaults, so the stream carries only the source's columns.
-        with _provenance_defaults(target, values):
-            rows = bulk.copy_binary(
-                target, target.name, names, prefetched(relay.stream(select, {}), depth=PREFETCH)
-            )
+        written, provenance = names, _provenance_defaults(target, values)
     else:
         select += [
             "%(fs_source_id)s::text",
@@ -92,9 +91,9 @@ def first_load(
             "%(fs_synced_at)s::timestamp with time zone",
         ]
         params = {f"fs{name}": values[name] for name in PROVENANCE}
-        rows = bulk.copy_binary(
-            target, target.name, layout, prefetched(relay.stream(select, params), depth=PREFETCH)
-        )
+    with provenance:
+        chunks = prefetched(relay.stream(select, params), depth=PREFETCH)
+        rows = bulk.copy_binary(target, target.name, written, chunks)
     # Key columns the source declares NOT NULL need no look at the rows.
     declared = relay.not_null([sources[k] for k in target.key])
     if not declared and _empty_key(target, values["_run_id"]):

@@ -100,16 +100,15 @@ def _normalise(column: pa.Array, kind: str) -> pa.Array:
 
 def plan_arrow(target: TargetTable, batch: pa.RecordBatch) -> None:
     """Learn column kinds from a batch's schema (declared types win, tables only widen)."""
-    from factorysync.store.targets import merge_kinds
-
+    found: dict[str, str] = {}
     for name, dtype in zip(batch.schema.names, batch.schema.types, strict=True):
         kind = target.declared.get(name) or arrow_kind(dtype)
         if kind is None:
             raise NotColumnar(f"column {name!r} has Arrow type {dtype}")
         if dtype == "null" and name in target.kinds:
             continue
-        current = target.kinds.get(name) or target.existing.get(name)
-        target.kinds[name] = merge_kinds(current, kind) or kind
+        found[name] = kind
+    plan_kinds(target, found)
 
 
 def plan_kinds(target: TargetTable, kinds: dict[str, str]) -> None:
