@@ -40,8 +40,8 @@ services:
 	@bash scripts/ensure-services.sh
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 ## make bench-venv: the peer tools (dlt, sling, ingestr) in their own environment, never runtime deps
 BENCH_VENV ?= .bench-venv
@@ -66,4 +66,4 @@ bench: install services bench-venv
 	$(BIN)/python bench/peer_report.py; exit $$status
 
 clean:
-	rm -rf $(VENV) factorysync.db factorysync.db-* factorysync.key factorysync-demo .pytest_cache
+	rm -rf $(VENV) factorysync.db factorysync.db-* factorysync.key factorysync-demo data/factorysync-demo .pytest_cache

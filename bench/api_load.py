@@ -207,10 +207,14 @@ def biggest_table(env: dict[str, str], token: str, port: int) -> str:
 
 
 def run_store(store: str, url: str, workdir: Path, args: argparse.Namespace) -> Result:
+    # The demo files go in a data root of their own: the store and the key file stay
+    # outside it (factorysync refuses a root that holds them).
+    data = workdir / "data"
+    data.mkdir(exist_ok=True)
     env = {
         **os.environ,
         "FACTORYSYNC_DATABASE_URL": url,
-        "FACTORYSYNC_DATA_ROOTS": str(workdir),
+        "FACTORYSYNC_DATA_ROOTS": str(data),
         "FACTORYSYNC_SECRET_KEY": "",
         "FACTORYSYNC_SECRET_KEY_FILE": str(workdir / "bench.key"),
         "FACTORYSYNC_LOG_LEVEL": "WARNING",
@@ -218,7 +222,7 @@ def run_store(store: str, url: str, workdir: Path, args: argparse.Namespace) -> 
     if args.cache_s is not None:
         env["FACTORYSYNC_API_CACHE_S"] = str(args.cache_s)
     cli(env, "init")
-    cli(env, "demo", "--no-serve", "--size-mb", str(args.size_mb), "--dir", str(workdir / "demo"))
+    cli(env, "demo", "--no-serve", "--size-mb", str(args.size_mb), "--dir", str(data / "demo"))
     cli(env, "user", "add", "dashboard", "--role", "viewer")
     token = cli(env, "token", "create", "--user", "dashboard").strip().splitlines()[-1]
     port = free_port()

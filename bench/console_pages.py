@@ -176,11 +176,13 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="fs-console-bench-") as tmp:
         url = args.pg_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        data = Path(tmp) / "data"  # a data root of its own, without the store or the key
+        data.mkdir()
         os.environ.update(
             {
                 "FACTORYSYNC_DATABASE_URL": url,
                 "FACTORYSYNC_SECRET_KEY_FILE": str(Path(tmp) / "bench.key"),
-                "FACTORYSYNC_DATA_ROOTS": tmp,
+                "FACTORYSYNC_DATA_ROOTS": str(data),
                 "FACTORYSYNC_API_CACHE_S": "0",
                 "FACTORYSYNC_LOG_LEVEL": "WARNING",
             }

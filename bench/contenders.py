@@ -75,6 +75,15 @@ sources:
 """
 
 
+def data_dir(workdir: Path) -> Path:
+    """The folder under ``workdir`` that factorysync may read source files from (its
+    FACTORYSYNC_DATA_ROOTS): files a file source reads go here. The stores and the key
+    file stay in ``workdir`` itself, outside it, as factorysync requires."""
+    path = workdir / "data"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def file_source(path: Path, file_type: str, *, incremental: bool = False) -> str:
     """A file (or glob) source; incremental syncs read only new or changed files."""
     return FILE_SOURCE.format(
@@ -134,6 +143,9 @@ def expect_counts(**expected: int) -> Callable[[int, str], str | None]:
 class FactorysyncStore:
     """A fresh factorysync store per run, with one source declared by ``source_yaml``.
 
+    The store (on SQLite) and the key file live in ``workdir``; the only data root is
+    :func:`data_dir`, where the files a file source reads must be.
+
     ``warm_syncs`` untimed syncs run first (a re-sync times the second sync);
     ``before_warm`` and ``before_timed`` change the source around them (an incremental
     case adds rows between the first and the timed sync).
@@ -177,7 +189,7 @@ class FactorysyncStore:
         self.env.update(
             {
                 "FACTORYSYNC_DATABASE_URL": self.url(run),
-                "FACTORYSYNC_DATA_ROOTS": str(self.workdir),
+                "FACTORYSYNC_DATA_ROOTS": str(data_dir(self.workdir)),
                 "FACTORYSYNC_SECRET_KEY": "",
                 "FACTORYSYNC_SECRET_KEY_FILE": str(self.workdir / "bench.key"),
             }
@@ -464,6 +476,7 @@ __all__ = [
     "FactorysyncService",
     "FactorysyncStore",
     "copy_out",
+    "data_dir",
     "database_source",
     "expect_counts",
     "file_source",

@@ -41,7 +41,7 @@ from common import (  # noqa: F401 - re-exported for the other load benchmarks
     sqlite_count,
     write_production_csv,
 )
-from contenders import CSV_SOURCE, FactorysyncStore, psql_copy, sqlite_import
+from contenders import CSV_SOURCE, FactorysyncStore, data_dir, psql_copy, sqlite_import
 
 
 def run_all(contenders: list[Contender], runs: int, timeout: float) -> None:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fs-bench-csv-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    csv_path = workdir / "production.csv"
+    csv_path = data_dir(workdir) / "production.csv"
     size = write_production_csv(csv_path, args.rows)
     bench_db = f"fs_bench_native_{os.getpid()}"
     pg_admin(

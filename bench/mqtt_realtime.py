@@ -160,9 +160,11 @@ def prepare_store(kind: str, workdir: Path, pg_url: str) -> tuple[dict[str, str]
             with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    data = workdir / "data"  # a data root of its own, without the store or the key
+    data.mkdir(exist_ok=True)
     env = {
         "FACTORYSYNC_DATABASE_URL": url,
-        "FACTORYSYNC_DATA_ROOTS": str(workdir),
+        "FACTORYSYNC_DATA_ROOTS": str(data),
         "FACTORYSYNC_SECRET_KEY_FILE": str(workdir / "bench.key"),
         "FACTORYSYNC_SECRET_KEY": "",
         "FACTORYSYNC_LOG_LEVEL": "WARNING",

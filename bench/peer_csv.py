@@ -23,7 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Contender, PgDatabase, write_production
-from contenders import FactorysyncService, FactorysyncStore, file_source, psql_copy, sqlite_import
+from contenders import (
+    FactorysyncService,
+    FactorysyncStore,
+    data_dir,
+    file_source,
+    psql_copy,
+    sqlite_import,
+)
 from harness import add_arguments, run_case, session
 from peers import PeerTools, Target, dlt_load, ingestr_load, sling_load
 
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     failed = 0
     with session(args, "csv") as (work, tools):
-        csv = work / "production.csv"
+        csv = data_dir(work) / "production.csv"
         size = write_production(csv, args.rows, "csv")
         builders = {"a": csv_sqlite, "b": csv_postgresql}
         for case in [c.strip() for c in args.cases.split(",") if c.strip()]:

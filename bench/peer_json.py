@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Contender, PgDatabase, write_production
-from contenders import FactorysyncStore, file_source
+from contenders import FactorysyncStore, data_dir, file_source
 from harness import add_arguments, run_case, session
 from peers import PeerTools, Target, dlt_load, sling_load
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         contenders: list[Contender] = []
         sizes = []
         for fmt in formats:
-            path = work / f"production.{fmt}"
+            path = data_dir(work) / f"production.{fmt}"
             sizes.append(f"{LABEL[fmt]} {write_production(path, args.rows, fmt) / 1e6:.0f} MB")
             for target in targets:
                 contenders += contenders_for(fmt, target, args, tools, work, path)

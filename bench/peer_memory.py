@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Contender, rows_for_size, write_production
-from contenders import FactorysyncStore, file_source, sqlite_import
+from contenders import FactorysyncStore, data_dir, file_source, sqlite_import
 from harness import add_arguments, run_case, session
 
 LIMIT_MB = 300
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         files = []
         for fmt in ("csv", "ndjson"):
             rows = rows_for_size(int(args.size_mb * 1e6), fmt)
-            path = work / f"big.{fmt}"
+            path = data_dir(work) / f"big.{fmt}"
             files.append(path)
             size = write_production(path, rows, fmt)
             sizes[fmt] = (rows, size)

@@ -23,7 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Contender, PgDatabase, write_production
-from contenders import FactorysyncStore, expect_counts, file_source, psql_copy, sqlite_import
+from contenders import (
+    FactorysyncStore,
+    data_dir,
+    expect_counts,
+    file_source,
+    psql_copy,
+    sqlite_import,
+)
 from harness import add_arguments, run_case, session
 from peers import PeerTools, Target, dlt_load, ingestr_load, sling_load
 
@@ -111,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default="SQLite,PostgreSQL")
     args = parser.parse_args(argv)
     with session(args, "resync") as (work, tools):
-        csv = work / "production.csv"
+        csv = data_dir(work) / "production.csv"
         write_production(csv, args.rows, "csv")
         contenders: list[Contender] = []
         for target in [t.strip() for t in args.targets.split(",") if t.strip()]:

@@ -33,10 +33,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def setup(workdir: Path, url: str, sources: int, intervals: list[int]) -> None:
+    # The source files go in a data root of their own: the store and the key file stay
+    # outside it (factorysync refuses a root that holds them).
+    data = workdir / "data"
+    data.mkdir(exist_ok=True)
     os.environ.update(
         {
             "FACTORYSYNC_DATABASE_URL": url,
-            "FACTORYSYNC_DATA_ROOTS": str(workdir),
+            "FACTORYSYNC_DATA_ROOTS": str(data),
             "FACTORYSYNC_SECRET_KEY_FILE": str(workdir / "bench.key"),
             "FACTORYSYNC_SECRET_KEY": "",
         }
@@ -53,7 +57,7 @@ def setup(workdir: Path, url: str, sources: int, intervals: list[int]) -> None:
     rng = random.Random(7)
     decls = []
     for i in range(sources):
-        path = workdir / f"s{i}.json"
+        path = data / f"s{i}.json"
         path.write_bytes(orjson.dumps([{"id": j, "v": rng.random()} for j in range(5)]))
         decls.append(
             {

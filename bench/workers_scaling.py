@@ -36,9 +36,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def setup(url: str, workdir: Path, sources: int) -> dict[str, str]:
+    # The source files go in a data root of their own: the key file stays outside it
+    # (factorysync refuses a root that holds it).
+    data = workdir / "data"
+    data.mkdir(exist_ok=True)
     env = {
         "FACTORYSYNC_DATABASE_URL": url,
-        "FACTORYSYNC_DATA_ROOTS": str(workdir),
+        "FACTORYSYNC_DATA_ROOTS": str(data),
         "FACTORYSYNC_SECRET_KEY_FILE": str(workdir / "bench.key"),
         "FACTORYSYNC_SECRET_KEY": "",
         "FACTORYSYNC_SCHEDULER_TICK_S": "0.1",
@@ -56,7 +60,7 @@ def setup(url: str, workdir: Path, sources: int) -> dict[str, str]:
     services.init_store(store)
     decls = []
     for i in range(sources):
-        path = workdir / f"s{i}.json"
+        path = data / f"s{i}.json"
         path.write_bytes(orjson.dumps([{"id": j, "v": i * j} for j in range(5)]))
         decls.append(
             {

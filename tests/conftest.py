@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,8 @@ class PgServer:
         self.created: list[str] = []
 
     def _admin(self, sql: str) -> None:
-        with self._psycopg.connect(self.conninfo, autocommit=True, connect_timeout=3) as conn:
+        # Generous: a machine running two suites at once can be slow to start a backend.
+        with self._psycopg.connect(self.conninfo, autocommit=True, connect_timeout=30) as conn:
             conn.execute(sql)
 
     def url(self, database: str) -> str:
@@ -143,6 +146,18 @@ def store(env: dict[str, str]) -> Iterator[Store]:
 @pytest.fixture
 def secret_key() -> str:
     return Fernet.generate_key().decode()
+
+
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs.
+
+    The port is bound but never listened on, so no other process (another test run on
+    the same machine) can take it meanwhile, as it could a port merely found free.
+    """
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 def write_json(path: Path, data: Any) -> Path:

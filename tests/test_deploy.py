@@ -63,7 +63,7 @@ def test_unit_file(unit: Path) -> None:
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
 def test_systemd_analyze_verify(unit: Path) -> None:
     proc = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=600
     )
     problems = [
         line

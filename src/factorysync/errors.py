@@ -10,10 +10,14 @@
     └── NotFoundError                a named source, run or user does not exist
 
 Messages name the thing that is wrong (source, field, file, line) and never carry secrets:
-raise sites pass only redacted text.
+raise sites pass only redacted text. A message is one line for the user; the traceback of
+what led to it (often a parser's own exception, hidden with ``raise ... from None``) is
+what :func:`full_traceback` formats, for ``factorysync --debug`` and debug logs.
 """
 
 from __future__ import annotations
+
+import traceback
 
 
 class FactorySyncError(Exception):
@@ -52,3 +56,18 @@ class StoreError(FactorySyncError):
 
 class NotFoundError(FactorySyncError):
     """A named object does not exist."""
+
+
+def full_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` with every exception that led to it, including those a
+    ``raise ... from None`` hides from the ordinary traceback."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    parts = [
+        "".join(traceback.format_exception(type(e), e, e.__traceback__, chain=False))
+        for e in reversed(chain)
+    ]
+    return "\nwhich led to:\n\n".join(parts)

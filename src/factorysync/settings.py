@@ -10,91 +10,305 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from factorysync.errors import ConfigError
+
 DEFAULT_DATABASE_URL = "sqlite:///./factorysync.db"
+# A folder of its own beside the store and the key file (``factorysync init`` creates it):
+# a root that held those would let any file source read them.
+DEFAULT_DATA_ROOT = "./data"
+# Files SQLite keeps beside a database, with the same contents or parts of them.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 class Settings(BaseSettings):
-    """Process-wide settings. Every field is ``FACTORYSYNC_<NAME>`` in the environment."""
+    """Process-wide settings. Every field is ``FACTORYSYNC_<NAME>`` in the environment.
+
+    Each field's ``description`` is its documentation: the settings tables of
+    docs/configuration.md and README.md are generated from it
+    (``python -m factorysync.settings_doc``), and a test fails when they differ."""
 
     model_config = SettingsConfigDict(
         env_prefix="FACTORYSYNC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    env: Literal["dev", "prod"] = "dev"
-    database_url: str = DEFAULT_DATABASE_URL
-    # Folders that file sources may read from, separated by os.pathsep (":" on Linux).
-    data_roots: str = "."
-    # Executables that command sources may run: names looked up on the standard PATH or
-    # absolute paths, separated by os.pathsep or commas ("" = none may run).
-    command_allowlist: str = ""
-    # Hosts API sources may connect to, comma separated: names, *.domain wildcards, IP
-    # addresses and networks ("" = any host but link-local and cloud-metadata addresses).
-    api_allowed_hosts: str = ""
-    # Fernet key (urlsafe base64, 32 bytes). When empty, the key file is used.
-    secret_key: str = Field(default="", repr=False)
-    secret_key_file: Path = Path("./factorysync.key")
-    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
-    timezone: str = "Asia/Jakarta"
-    max_concurrent_syncs: int = Field(default=32, ge=1, le=1024)
-    scheduler_tick_s: float = Field(default=0.25, gt=0)
-    # Attempts per connection for transient errors, and the first back-off (doubling).
-    retry_attempts: int = Field(default=3, ge=1, le=20)
-    retry_backoff_s: float = Field(default=1.0, ge=0)
-    # How often the scheduler purges rows past their mapping's data_retention_days.
-    retention_interval_s: float = Field(default=3600, gt=0)
-    # PostgreSQL store: how long a worker's claim on a source lasts without renewal
-    # (renewed every third of it); a dead worker's sources move on after this.
-    lease_s: float = Field(default=30.0, ge=2)
-    log_level: str = "INFO"
+    env: Literal["dev", "prod"] = Field(
+        default="dev",
+        description="Deployment kind, `dev` or `prod` (informational: no default changes "
+        "with it yet).",
+    )
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="The store: `sqlite:///path.db` or `postgresql://user:pass@host:5432/db` "
+        "(psycopg 3). A new SQLite store is made in WAL mode with 32 KiB pages.",
+    )
+    data_roots: str = Field(
+        default=DEFAULT_DATA_ROOT,
+        description="Folders file sources may read, separated by `:` (os.pathsep). Paths "
+        "are resolved (symlinks too) and refused outside every root; relative `file_path`s "
+        "are looked up under each root in order. None may hold the store's SQLite file or "
+        "the key file.",
+    )
+    command_allowlist: str = Field(
+        default="",
+        description="Executables command sources may run: names looked up on the standard "
+        "PATH or absolute paths, separated by `:` or `,` (empty: none may run).",
+    )
+    command_env_allowlist: str = Field(
+        default="",
+        description="Environment variables command sources may pass to their commands, "
+        "beyond the built-in safe list (locale, time zone, Laravel `APP_*`/`DB_*`): names "
+        "or patterns with `*` (`MES_*`), comma or space separated. Loader and interpreter "
+        "hooks (`LD_*`, `PYTHON*`, `PATH`, …) stay refused whatever this says.",
+    )
+    api_allowed_hosts: str = Field(
+        default="",
+        description="Hosts API sources may connect to, comma separated: names, `*.domain`, "
+        "IP addresses, networks (`10.20.0.0/16`); empty: any host except link-local and "
+        "cloud-metadata addresses.",
+    )
+    secret_key: str = Field(
+        default="",
+        repr=False,
+        description="Fernet key(s) (urlsafe base64, 32 bytes), comma separated, newest "
+        "first; empty: the key file is used.",
+    )
+    secret_key_file: Path = Field(
+        default=Path("./factorysync.key"),
+        description="Key file used when no key is set; `factorysync init` creates it (mode 0600).",
+    )
+    batch_size: int = Field(
+        default=5000, ge=1, le=1_000_000, description="Records per batch read and staged."
+    )
+    timezone: str = Field(
+        default="Asia/Jakarta",
+        description="The plant's time zone (IANA name): cron schedules and displayed times.",
+    )
+    max_concurrent_syncs: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="Runs the scheduler of `run` (and each `worker`, unless "
+        "`--concurrency`) starts at once.",
+    )
+    scheduler_tick_s: float = Field(
+        default=0.25, gt=0, description="How often the scheduler looks for due sources."
+    )
+    retry_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Attempts per connection for transient errors (timeouts, refused "
+        "connections, a locked store).",
+    )
+    retry_backoff_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="First retry delay; doubles per attempt (at most 30 s), with jitter.",
+    )
+    retention_interval_s: float = Field(
+        default=3600,
+        gt=0,
+        description="How often the scheduler purges rows past their mapping's "
+        "`data_retention_days`.",
+    )
+    lease_s: float = Field(
+        default=30.0,
+        ge=2,
+        description="PostgreSQL store: how long a worker's claim on a source (a run, or a "
+        "realtime subscription) lasts without renewal (renewed every third of it). A dead "
+        "worker's sources move on after this, and it is marked `dead`.",
+    )
+    log_level: str = Field(default="INFO", description="Log level of long-running commands.")
     # HTTP API (`serve`, `run`, `demo`).
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=0, le=65535)
-    # Serve /metrics without a token (for a Prometheus inside a trusted network).
-    metrics_public: bool = False
-    # Origins allowed to call the API from a browser, comma separated ("" = none).
-    cors_origins: str = ""
-    # Failed logins allowed per user name and per client address within the window.
-    login_max_failures: int = Field(default=5, ge=1)
-    login_window_s: float = Field(default=300.0, gt=0)
-    # Lifetime of the token that POST /api/auth/login hands out.
-    login_token_ttl_s: int = Field(default=12 * 3600, ge=60)
-    # How long the API may repeat a data answer, or trust a checked token, from memory
-    # (0 = ask the store every time). See factorysync.api.cache.
-    api_cache_s: float = Field(default=1.0, ge=0, le=60)
-    # Realtime sources (MQTT, OPC UA): one history row per window of this many seconds,
-    # and how often `run` looks for realtime sources added, changed or removed.
-    realtime_window_s: float = Field(default=60.0, gt=0)
-    realtime_rescan_s: float = Field(default=5.0, gt=0)
-    # HTTP push (POST /api/ingest/{source_id}): largest body accepted, and how long a
-    # request waits for its records to be committed before answering 503.
-    ingest_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    ingest_timeout_s: float = Field(default=30.0, gt=0, le=600)
-    # File sources with auto_reload: changes within this many seconds make one sync.
-    file_watch_debounce_ms: int = Field(default=200, ge=0, le=60_000)
-    # Web console: the language of a user who has not chosen one, how often the sources
-    # list refreshes itself, and whether the session cookie is sent over HTTPS only.
-    console_language: Literal["en", "id"] = "en"
-    console_refresh_s: float = Field(default=10.0, ge=1, le=3600)
-    console_secure_cookie: bool = False
-    # Alert rules: consecutive failed runs; no success within this many refresh
-    # intervals; share of a run's records rejected; seconds without realtime data.
-    alert_failures: int = Field(default=3, ge=1, le=1000)
-    alert_stale_factor: float = Field(default=3.0, gt=1)
-    alert_rejected_rate: float = Field(default=0.1, gt=0, le=1)
-    alert_silence_s: float = Field(default=600.0, gt=0)
-    # How often staleness and silence are checked and pending notifications sent.
-    alert_check_s: float = Field(default=30.0, gt=0)
-    # Alert channels ("" = off): a URL that receives a JSON POST per alert change, and
-    # e-mail through an SMTP server to the addresses in alert_email_to (comma separated).
-    alert_webhook_url: str = Field(default="", repr=False)
-    alert_webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
-    alert_smtp_host: str = ""
-    alert_smtp_port: int = Field(default=25, ge=1, le=65535)
-    alert_smtp_starttls: bool = False
-    alert_smtp_username: str = ""
-    alert_smtp_password: str = Field(default="", repr=False)
-    alert_email_from: str = "factorysync@localhost"
-    alert_email_to: str = ""
+    api_host: str = Field(default="127.0.0.1", description="Where `serve` and `run` listen.")
+    api_port: int = Field(
+        default=8000, ge=0, le=65535, description="Port `serve` and `run` listen on."
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve `/metrics` without a token (for a Prometheus inside a trusted network).",
+    )
+    docs_public: bool = Field(
+        default=False,
+        description="Serve the API reference (`/docs`, `/redoc`, `/openapi.json`) without "
+        "a token or console session. Off: the reference names every endpoint and field, "
+        "a map for an attacker on the plant network.",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Origins allowed to call the API from a browser, comma separated "
+        "(empty: none).",
+    )
+    # Login throttling (factorysync.security.throttle). Never per user name alone: the
+    # right password from elsewhere gets in.
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins allowed per (user name, client address) before that "
+        "pair waits `login_backoff_s`.",
+    )
+    login_address_max_failures: int = Field(
+        default=20,
+        ge=1,
+        description="Failed logins allowed per client address across user names before it waits.",
+    )
+    login_backoff_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="First wait after too many failed logins; doubles with each further failure.",
+    )
+    login_backoff_max_s: float = Field(
+        default=900.0, gt=0, description="Longest wait after failed logins."
+    )
+    login_window_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Failed logins are forgotten this long after the last failure or wait.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Reverse proxies whose `X-Forwarded-For` names the client (addresses or "
+        "networks, comma separated, e.g. `10.0.0.5, 192.168.10.0/24`); empty: the client "
+        "is the connecting address, whatever forwarded headers say.",
+    )
+    login_token_ttl_s: int = Field(
+        default=12 * 3600,
+        ge=60,
+        description="Lifetime of the token that `POST /api/auth/login` hands out.",
+    )
+    api_cache_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long the API may repeat a data answer, or trust a checked token, "
+        "from memory (0: ask the store every time).",
+    )
+    realtime_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Realtime and push sources: one history row (run) per window of this "
+        "many seconds.",
+    )
+    realtime_rescan_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often `run` looks for realtime sources added, changed or removed.",
+    )
+    ingest_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest body `POST /api/ingest/{source_id}` accepts (413 above).",
+    )
+    api_max_body_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=16 * 1024,
+        description="Largest request body any other endpoint reads (413 above): source "
+        "declarations, logins, console forms.",
+    )
+    ingest_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long a push waits for its records to be committed before answering 503.",
+    )
+    file_watch_debounce_ms: int = Field(
+        default=200,
+        ge=0,
+        le=60_000,
+        description="File sources with `auto_reload`: changes within this many "
+        "milliseconds make one sync.",
+    )
+    # Workbooks (Excel, ODS) are parsed by native code in a child process: a file that
+    # needs more than these stops that process, not the service, and the run fails naming
+    # the file and the limit.
+    parser_max_mb: int = Field(
+        default=1024,
+        ge=64,
+        le=1_048_576,
+        description="Memory (address space, MB) the workbook parser process may use.",
+    )
+    parser_cpu_s: int = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        description="CPU seconds the workbook parser process may use per file.",
+    )
+    console_language: Literal["en", "id"] = Field(
+        default="en",
+        description="Web console language (`en` or `id`) of a user who has not chosen one.",
+    )
+    console_refresh_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="How often the console's sources list refreshes itself.",
+    )
+    console_secure_cookie: bool = Field(
+        default=False,
+        description="Send the console's session cookie over HTTPS only (set it behind TLS).",
+    )
+    alert_failures: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Consecutive failed runs that open a `consecutive_failures` alert.",
+    )
+    alert_stale_factor: float = Field(
+        default=3.0,
+        gt=1,
+        description="A source with no success within this many `refresh_interval`s gets a "
+        "`stale` alert.",
+    )
+    alert_rejected_rate: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Share of a run's records rejected by validation that opens a "
+        "`rejected_rows` alert.",
+    )
+    alert_silence_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="An MQTT / OPC UA source that wrote nothing for this long gets a "
+        "`realtime_silence` alert.",
+    )
+    alert_check_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often staleness and silence are checked and pending notifications "
+        "sent (notices of runs go out at once).",
+    )
+    # Alert channels (empty: off).
+    alert_webhook_url: str = Field(
+        default="",
+        repr=False,
+        description="Receives a JSON `POST` when an alert opens or resolves (empty: off).",
+    )
+    alert_webhook_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Timeout of one webhook or SMTP attempt (3 attempts per notice).",
+    )
+    alert_smtp_host: str = Field(
+        default="", description="SMTP server for alert e-mail (empty: no e-mail)."
+    )
+    alert_smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    alert_smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection with STARTTLS."
+    )
+    alert_smtp_username: str = Field(
+        default="", description="SMTP login, when the server needs one."
+    )
+    alert_smtp_password: str = Field(
+        default="", repr=False, description="SMTP password, when the server needs one."
+    )
+    alert_email_from: str = Field(
+        default="factorysync@localhost", description="Sender of alert e-mail."
+    )
+    alert_email_to: str = Field(
+        default="", description="Recipients of alert e-mail, comma separated."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -124,8 +338,97 @@ class Settings(BaseSettings):
             ) from None
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        import ipaddress
+
+        entries = [p for p in value.replace(",", " ").split() if p]
+        bad = []
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                bad.append(entry)
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: list proxies by IP address or network "
+                "(e.g. 10.0.0.5 or 192.168.10.0/24)"
+            )
+        return ",".join(entries)
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [p for p in self.trusted_proxies.split(",") if p]
+
     def data_root_paths(self) -> list[Path]:
         return [Path(p).expanduser().resolve() for p in self.data_roots.split(os.pathsep) if p]
+
+    def sqlite_store_path(self) -> Path | None:
+        """The store's database file (resolved) when the store is SQLite on a file."""
+        path = sqlite_path(self.database_url)
+        return None if path is None else path.resolve()
+
+    def own_files(self) -> list[tuple[Path, str]]:
+        """The store's SQLite file and the key file, resolved, with what each is.
+
+        The store holds password and token hashes and the encrypted secrets; the key file
+        decrypts those secrets. It counts while it is in use (no FACTORYSYNC_SECRET_KEY)
+        or present.
+        """
+        found: list[tuple[Path, str]] = []
+        store = self.sqlite_store_path()
+        if store is not None:
+            found.append((store, "the store's database file"))
+        key = self.secret_key_file.expanduser()
+        if not self.secret_key.strip() or key.exists():
+            found.append((key.resolve(), "the secret key file"))
+        return found
+
+    def protected_files(self) -> list[tuple[Path, str]]:
+        """Files no source may read: :meth:`own_files` and the store's side files, which
+        hold the same pages."""
+        found = self.own_files()
+        store = self.sqlite_store_path()
+        if store is not None:
+            found += [
+                (store.with_name(store.name + suffix), f"the store's {suffix[1:]} file")
+                for suffix in SQLITE_SIDE_FILES
+            ]
+        return found
+
+    def data_root_problems(self) -> list[str]:
+        """Data roots that hold the store or the key file, one line per root and file."""
+        own = self.own_files()
+        return [
+            f"data root {root} contains {what} {path}"
+            for root in self.data_root_paths()
+            for path, what in own
+            if path == root or path.is_relative_to(root)
+        ]
+
+    def check_data_roots(self) -> None:
+        """Refuse data roots through which file and SQLite sources could read the store
+        or the key file (and so serve them to anyone who may read target tables)."""
+        problems = self.data_root_problems()
+        if problems:
+            raise ConfigError(
+                "FACTORYSYNC_DATA_ROOTS would let sources read factorysync's own files: set "
+                "it to a folder of its own that holds only source files (the default, "
+                f"{DEFAULT_DATA_ROOT}, beside the store and the key file, is one)",
+                problems,
+            )
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other databases and in-memory ones)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database).expanduser()
 
 
 @lru_cache(maxsize=1)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,22 +18,14 @@ import pytest
 from factorysync import services
 from factorysync.store.store import Store
 from tests.conftest import write_json
+from tests.waiting import PATIENCE
 
 
 def free_port() -> int:
+    """A port free right now (another process may take it before it is used)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 15, what: str = "condition") -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Webhook:
@@ -87,9 +78,17 @@ class Mailbox:
                 box.messages.append(message_from_bytes(envelope.original_content))
                 return "250 Message accepted"
 
-        self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-        self.controller.start()
+        for attempt in range(5):
+            self.port = free_port()
+            self.controller = Controller(
+                Handler(), hostname="127.0.0.1", port=self.port, ready_timeout=PATIENCE
+            )
+            try:
+                self.controller.start()
+                break
+            except OSError:  # the port found free was taken meanwhile: another one
+                if attempt == 4:
+                    raise
 
     def subjects(self) -> list[str]:
         return [str(m["Subject"]) for m in self.messages]

@@ -12,11 +12,14 @@ from factorysync.alerts import records
 from factorysync.alerts.monitor import AlertMonitor
 from factorysync.engine.runner import Runner
 from factorysync.store.store import Store
-from tests.alerts.conftest import Mailbox, Webhook, file_source, free_port, wait_for
+from tests.alerts.conftest import Mailbox, Webhook, file_source
+from tests.conftest import closed_port
+from tests.waiting import wait_until
 
 
 def channels_on(store: Store, webhook_url: str, smtp_port: int | None) -> None:
-    update = {"alert_webhook_url": webhook_url, "alert_webhook_timeout_s": 3.0}
+    # A generous timeout: the receivers run in this process, on a possibly busy machine.
+    update = {"alert_webhook_url": webhook_url, "alert_webhook_timeout_s": 60.0}
     if smtp_port is not None:
         update |= {
             "alert_smtp_host": "127.0.0.1",
@@ -44,8 +47,8 @@ def test_three_failures_alert_and_recovery_resolves(
                 assert records.list_alerts(conn) == [], f"alert after {attempt} failure(s)"
         assert runner.sync("press_line").sync_status == "failed"
 
-        wait_for(lambda: webhook.bodies, what="the webhook POST")
-        wait_for(lambda: mailbox.messages, what="the e-mail")
+        wait_until(lambda: webhook.bodies, what="the webhook POST")
+        wait_until(lambda: mailbox.messages, what="the e-mail")
         opened = webhook.bodies[0]
         assert opened["event"] == "alert.opened"
         assert webhook.paths == ["/hooks/plant-alerts"]
@@ -71,8 +74,8 @@ def test_three_failures_alert_and_recovery_resolves(
 
         path.write_text('[{"id": 1, "qty": 5}]', encoding="utf-8")
         assert runner.sync("press_line").sync_status == "success"
-        wait_for(lambda: len(webhook.bodies) >= 2, what="the resolve POST")
-        wait_for(lambda: len(mailbox.messages) >= 2, what="the resolve e-mail")
+        wait_until(lambda: len(webhook.bodies) >= 2, what="the resolve POST")
+        wait_until(lambda: len(mailbox.messages) >= 2, what="the resolve e-mail")
         assert webhook.events() == ["alert.opened", "alert.resolved"]
         resolved = webhook.bodies[1]["alert"]
         assert resolved["state"] == "resolved" and resolved["resolved_at"]
@@ -87,15 +90,16 @@ def test_failed_delivery_is_logged_without_the_url_and_never_fails_a_sync(
     store: Store, data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = file_source(store, data_dir)
-    secret_url = f"http://127.0.0.1:{free_port()}/hooks/T0KEN-s3cr3t"  # nobody listens
-    channels_on(store, secret_url, None)
-    path.write_text("not json", encoding="utf-8")
-    runner = Runner(store)
-    for _ in range(3):
-        assert runner.sync("press_line").sync_status == "failed"
-    monitor = AlertMonitor(store, retry_delays=(0.01, 0.01))
-    with caplog.at_level(logging.ERROR, logger="factorysync.alerts"):
-        assert monitor.deliver() == 1
+    with closed_port() as port:
+        secret_url = f"http://127.0.0.1:{port}/hooks/T0KEN-s3cr3t"  # nobody listens
+        channels_on(store, secret_url, None)
+        path.write_text("not json", encoding="utf-8")
+        runner = Runner(store)
+        for _ in range(3):
+            assert runner.sync("press_line").sync_status == "failed"
+        monitor = AlertMonitor(store, retry_delays=(0.01, 0.01))
+        with caplog.at_level(logging.ERROR, logger="factorysync.alerts"):
+            assert monitor.deliver() == 1
     assert monitor.failed == 1
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "not delivered after 3 attempt(s): webhook: ConnectError" in logged

@@ -11,9 +11,41 @@ import pytest
 
 from factorysync.api import cache
 from factorysync.api.cache import Answers, TtlCache
+from tests.waiting import PATIENCE
 
 
-def test_fresh_then_stale_while_refreshing_then_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+class Clock:
+    """Stands in for the cache's clock: time moves only when the test moves it, so the
+    ages of answers are exact however busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(cache, "time", fake)
+    return fake
+
+
+async def settled(answers: Answers) -> None:
+    """Wait (in real time) until no computation or background refresh is running."""
+    deadline = time.monotonic() + PATIENCE
+    while answers._pending or answers._refreshing:
+        assert time.monotonic() < deadline, "a background refresh never ended"
+        await asyncio.sleep(0.01)
+
+
+def test_fresh_then_stale_while_refreshing_then_expired(
+    monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
     monkeypatch.setattr(cache, "_refresh_point", lambda key: 0.5)
     calls: list[int] = []
 
@@ -24,15 +56,13 @@ def test_fresh_then_stale_while_refreshing_then_expired(monkeypatch: pytest.Monk
     async def scenario() -> None:
         answers = Answers(2.0)
         assert (await answers.get("k", make))[0] == b"v1"
+        clock.advance(0.5)
         assert (await answers.get("k", make))[0] == b"v1" and len(calls) == 1  # fresh
-        await asyncio.sleep(1.1)
+        clock.advance(0.6)
         assert (await answers.get("k", make))[0] == b"v1"  # stale: served, refreshed behind
-        for _ in range(60):  # well before the answer would expire
-            await asyncio.sleep(0.01)
-            if len(calls) == 2:
-                break
+        await settled(answers)
         assert (await answers.get("k", make))[0] == b"v2" and len(calls) == 2
-        await asyncio.sleep(2.1)
+        clock.advance(2.1)
         assert (await answers.get("k", make))[0] == b"v3"  # expired: computed first
         answers.clear()
         assert (await answers.get("k", make))[0] == b"v4"
@@ -41,7 +71,7 @@ def test_fresh_then_stale_while_refreshing_then_expired(monkeypatch: pytest.Monk
 
 
 def test_aged_answers_are_made_again_only_when_their_version_changed(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> None:
     monkeypatch.setattr(cache, "_refresh_point", lambda key: 0.5)
     calls: list[int] = []
@@ -51,25 +81,19 @@ def test_aged_answers_are_made_again_only_when_their_version_changed(
         calls.append(1)
         return f"v{len(calls)}".encode()
 
-    async def settle() -> None:
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if not answers._pending:
-                return
-
     async def scenario() -> None:
         assert (await answers.get("k", make, lambda: version[0]))[0] == b"v1"
         for _ in range(3):  # aged three times, the version unchanged: never made again
-            await asyncio.sleep(0.3)
+            clock.advance(0.3)
             assert (await answers.get("k", make, lambda: version[0]))[0] == b"v1"
-            await settle()
+            await settled(answers)
         assert len(calls) == 1
         # Kept alive by the checks: 0.9 s after it was made, beyond its 0.4 s lifetime.
         assert answers.cache.get_aged("k") is not None
         version[0] = 8  # the data changed
-        await asyncio.sleep(0.3)
+        clock.advance(0.3)
         assert (await answers.get("k", make, lambda: version[0]))[0] == b"v1"  # served...
-        await settle()
+        await settled(answers)
         assert (await answers.get("k", make, lambda: version[0]))[0] == b"v2"  # ...remade
         assert answers.fast("k") == (b"v2", cache.etag_of(b"v2"))
 
@@ -105,7 +129,7 @@ def test_concurrent_misses_share_one_computation_and_errors_are_not_kept() -> No
     asyncio.run(scenario())
 
 
-def test_ttl_cache_bounds() -> None:
+def test_ttl_cache_bounds(clock: Clock) -> None:
     kept: TtlCache[bytes] = TtlCache(10, max_entries=3, max_bytes=80)
     for i in range(5):
         kept.put(i, b"x", size=1)

@@ -3,7 +3,7 @@
 
 The stream tests use a real uvicorn server on a loopback port (an event stream never
 ends, so it cannot be read through the in-memory test client); the last one publishes to
-the real local Mosquitto broker and expects the change on the stream within a second.
+the real local Mosquitto broker and expects each change on the stream, in order.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from factorysync.security import auth
 from factorysync.store.schema import data_source_quarantine, data_source_sync_history
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows
-from tests.api.conftest import Api, free_port, machine_source, machines, role_tokens
+from tests.api.conftest import Api, machine_source, machines, role_tokens
 from tests.conftest import write_json
 from tests.realtime.conftest import Publisher, mqtt_source, register
+from tests.waiting import PATIENCE, wait_until
 
 PUSH_MAPPING = {
     "primary_key": ["machine_id"],
@@ -121,9 +122,15 @@ def test_pushed_records_are_stored_by_key_with_exact_answers(pushed: Api) -> Non
                 data_source_sync_history.c.source_id == "press-push"
             )
         ).mappings().all()  # fmt: skip
-    assert len(runs) == 1 and runs[0]["sync_type"] == "realtime"
-    assert runs[0]["records_processed"] == 12 and runs[0]["records_rejected"] == 1
-    assert (runs[0]["records_inserted"], runs[0]["records_updated"]) == (5, 1)
+    # One history window, unless a slow machine spread the pushes over more than one:
+    # the counts add up across them.
+    assert {r["sync_type"] for r in runs} == {"realtime"}
+
+    def total(field: str) -> int:
+        return sum(r[field] for r in runs)
+
+    assert total("records_processed") == 12 and total("records_rejected") == 1
+    assert (total("records_inserted"), total("records_updated")) == (5, 1)
 
 
 def test_bad_pushes_are_refused_with_the_reason_and_store_nothing(pushed: Api) -> None:
@@ -189,22 +196,22 @@ def test_who_may_push(pushed: Api) -> None:
 @contextmanager
 def live_server(store: Store) -> Iterator[str]:
     app = create_app(store)
-    port = free_port()
+    # Port 0: the system picks a free port as the server binds it (no race with another
+    # process for a port found free beforehand).
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), what="the server to start")
+    assert server.started, "server did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         app.state.ctx.begin_shutdown()
         server.should_exit = True
-        thread.join(30)
+        thread.join(PATIENCE)
         assert not thread.is_alive(), "server did not stop with a stream open"
 
 
@@ -215,10 +222,10 @@ class StreamReader:
         self.events: queue.Queue[tuple[float, str, dict[str, Any]]] = queue.Queue()
         self.status: int | None = None
         self.ready = threading.Event()
-        self._client = httpx.Client(timeout=httpx.Timeout(5, read=60))
+        self._client = httpx.Client(timeout=httpx.Timeout(PATIENCE, read=PATIENCE))
         self._thread = threading.Thread(target=self._read, args=(url, token), daemon=True)
         self._thread.start()
-        assert self.ready.wait(10), "no 'ready' event"
+        assert self.ready.wait(PATIENCE), "no 'ready' event"
 
     def _read(self, url: str, token: str) -> None:
         headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
@@ -242,11 +249,17 @@ class StreamReader:
         finally:
             self.ready.set()
 
-    def next(self, timeout: float = 10) -> tuple[float, str, dict[str, Any]]:
+    def next(self, timeout: float = PATIENCE) -> tuple[float, str, dict[str, Any]]:
         return self.events.get(timeout=timeout)
 
     def close(self) -> None:
         self._client.close()
+
+    def __enter__(self) -> StreamReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def test_stream_sends_each_pushed_change(store: Store) -> None:
@@ -256,34 +269,31 @@ def test_stream_sends_each_pushed_change(store: Store) -> None:
         from factorysync.store.registry import apply_declarations
 
         apply_declarations(conn, parse_sources({"sources": [push_source()]}), store.box)
-    with live_server(store) as url:
-        http = httpx.Client(base_url=url, timeout=10)
+    with live_server(store) as url, httpx.Client(base_url=url, timeout=PATIENCE) as http:
         admin = {"Authorization": f"Bearer {tokens['admin']}"}
         assert http.get("/api/stream/press_push").status_code == 401
         assert http.get("/api/stream/no_such_table", headers=admin).status_code == 404
 
-        reader = StreamReader(f"{url}/api/stream/press_push", tokens["viewer"])
-        assert reader.status == 200
-        assert reader.next()[1] == "ready"
-        sent = http.post(
-            "/api/ingest/press-push",
-            json=[{"machineId": "P-1", "state": "run", "speed": 3}],
-            headers=admin,
-        )
-        assert sent.status_code == 200, sent.text
-        _, kind, event = reader.next()
-        assert kind == "change" and event["source_id"] == "press-push"
-        assert event["run_id"] == sent.json()["run_id"]
-        assert [(r["machine_id"], r["state"]) for r in event["rows"]] == [("P-1", "run")]
-        http.post(
-            "/api/ingest/press-push", json={"machineId": "P-2", "state": "idle"}, headers=admin
-        )
-        assert [r["machine_id"] for r in reader.next()[2]["rows"]] == ["P-2"]
-        reader.close()
-        http.close()
+        with StreamReader(f"{url}/api/stream/press_push", tokens["viewer"]) as reader:
+            assert reader.status == 200
+            assert reader.next()[1] == "ready"
+            sent = http.post(
+                "/api/ingest/press-push",
+                json=[{"machineId": "P-1", "state": "run", "speed": 3}],
+                headers=admin,
+            )
+            assert sent.status_code == 200, sent.text
+            _, kind, event = reader.next()
+            assert kind == "change" and event["source_id"] == "press-push"
+            assert event["run_id"] == sent.json()["run_id"]
+            assert [(r["machine_id"], r["state"]) for r in event["rows"]] == [("P-1", "run")]
+            http.post(
+                "/api/ingest/press-push", json={"machineId": "P-2", "state": "idle"}, headers=admin
+            )
+            assert [r["machine_id"] for r in reader.next()[2]["rows"]] == ["P-2"]
 
 
-def test_stream_delivers_an_mqtt_change_within_a_second(
+def test_stream_delivers_each_mqtt_change(
     store: Store, broker: tuple[str, int], publisher: Publisher, topic_root: str
 ) -> None:
     tokens = role_tokens(store)
@@ -301,23 +311,38 @@ def test_stream_delivers_an_mqtt_change_within_a_second(
     service = RealtimeService(store, file_watch=False)
     service.reconcile()
     assert "press-status" in service.workers, service.failed
-    assert service.workers["press-status"][1].subscriber.connected.wait(10)  # type: ignore[attr-defined]
+    subscriber = service.workers["press-status"][1].subscriber  # type: ignore[attr-defined]
     try:
-        with live_server(store) as url:
-            reader = StreamReader(f"{url}/api/stream/press_status", tokens["viewer"])
+        assert subscriber.connected.wait(PATIENCE)
+        with (
+            live_server(store) as url,
+            StreamReader(f"{url}/api/stream/press_status", tokens["viewer"]) as reader,
+        ):
             assert reader.next()[1] == "ready"
-            latencies = []
             for i in range(5):
-                published = time.monotonic()
                 publisher.publish(f"{topic_root}/press/PR-{i}/status", {"state": "run", "n": i})
-                seen, kind, event = reader.next(timeout=5)
+                _, kind, event = reader.next()
                 assert kind == "change"
                 assert [r["machine_id"] for r in event["rows"]] == [f"PR-{i}"]
-                latencies.append(seen - published)
-            reader.close()
     finally:
         service.stop()
-    assert max(latencies) < 1.0, latencies
+
+
+def start_sync(http: httpx.Client, headers: dict[str, str]) -> int:
+    """Start a sync of ``machines`` through the API; its run id.
+
+    Waits while the API answers 409: a run reported as ended may still hold the source
+    for a moment in the process that ran it.
+    """
+
+    def started() -> int | None:
+        answer = http.post("/api/sources/machines/sync", headers=headers)
+        if answer.status_code == 409:
+            return None
+        assert answer.status_code == 202, answer.text
+        return int(answer.json()["run_id"])
+
+    return wait_until(started, what="the API to start a sync of machines")
 
 
 def test_stream_announces_a_batch_sync(store: Store, data_dir: Path) -> None:
@@ -329,24 +354,26 @@ def test_stream_announces_a_batch_sync(store: Store, data_dir: Path) -> None:
 
         decl = machine_source(data_dir / "machines.json")
         apply_declarations(conn, parse_sources({"sources": [decl]}), store.box)
-    with live_server(store) as url:
-        reader = StreamReader(f"{url}/api/stream/machines", tokens["viewer"])
+    with (
+        live_server(store) as url,
+        StreamReader(f"{url}/api/stream/machines", tokens["viewer"]) as reader,
+        httpx.Client(base_url=url, timeout=PATIENCE) as http,
+    ):
         assert reader.next()[1] == "ready"
-        http = httpx.Client(base_url=url, timeout=10)
         operator = {"Authorization": f"Bearer {tokens['operator']}"}
-        run_id = http.post("/api/sources/machines/sync", headers=operator).json()["run_id"]
+        run_id = start_sync(http, operator)
         _, kind, event = reader.next()
         assert kind == "change" and event["run_id"] == run_id
         assert (event["inserted"], event["updated"], event["deleted"]) == (30, 0, 0)
         # A sync that changes nothing is not announced; the next change is.
-        quiet = http.post("/api/sources/machines/sync", headers=operator).json()["run_id"]
-        deadline = time.monotonic() + 30
-        while http.get(f"/api/runs/{quiet}", headers=operator).json()["sync_status"] == "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        quiet = start_sync(http, operator)
+        wait_until(
+            lambda: (
+                http.get(f"/api/runs/{quiet}", headers=operator).json()["sync_status"] != "running"
+            ),
+            what="the quiet run to end",
+        )
         write_json(data_dir / "machines.json", {"data": machines(29)})
-        run_id = http.post("/api/sources/machines/sync", headers=operator).json()["run_id"]
+        run_id = start_sync(http, operator)
         _, kind, event = reader.next()
         assert event["run_id"] == run_id and (event["inserted"], event["deleted"]) == (0, 1)
-        reader.close()
-        http.close()

@@ -1,6 +1,6 @@
-"""Schemathesis against ``/openapi.json`` with an admin token: generated requests for every
-operation, valid ones and (fewer) invalid ones, get no 5xx, and every answer fits the
-documented status, content type, headers and schema.
+"""Schemathesis against ``/openapi.json`` with an admin token (the document needs one too):
+generated requests for every operation, valid ones and (fewer) invalid ones, get no 5xx,
+and every answer fits the documented status, content type, headers and schema.
 
 Bounded: a fixed number of examples per operation, no deadline, derandomized (the same
 examples every run, so the suite is not flaky).
@@ -70,8 +70,10 @@ EXISTING = {"source_id": "machines", "target_table": "machines", "username": "vi
 def test_generated_requests_fit_the_schema(synced: Api, data_dir: Path) -> None:
     api = synced
     app = api.client.app
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     admin = AdminToken(api)
+    # The document itself needs a token (FACTORYSYNC_DOCS_PUBLIC is off).
+    assert api.get("/openapi.json", None).status_code == 401
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, headers=admin.headers())
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 19
     # An event stream never ends (tests/api/test_live.py reads it over real HTTP).

@@ -35,7 +35,7 @@ def leaky_source(data_dir: Path) -> dict[str, Any]:
     primary = source["connections"][0]
     primary["authentication_config"] = {"password": PASSWORD, "token": TOKEN}
     primary["connection_config"]["legacy_path"] = f"postgresql://mes:{DB_PASSWORD}@db.plant/mes"
-    primary["connection_config"]["file_name"] = f"https://mes.plant/export.json?token={TOKEN}"
+    primary["connection_config"]["file_name"] = f"export-{TOKEN}.json"
     source["connections"].append(
         {
             "connection_name": "backup",
@@ -110,6 +110,39 @@ def test_no_secret_in_answers_history_infolog_or_logs(
             leaks = [t for t in texts if secret in t]
             assert not leaks, f"{secret!r} found in {where}: {leaks[0][:300]}"
     assert all(v.startswith("{") and PREFIX in v for v in stored_auth if v != "{}")
+
+
+def test_public_view_shows_identifiers_and_takes_itself_back(api: Api, data_dir: Path) -> None:
+    """``type`` and user names are shown; secrets, nested ones included, are masked, and
+    sending the view back keeps every stored value."""
+    source = machine_source(data_dir / "m.json")
+    auth = {
+        "type": "basic",
+        "username": "mes-reader",
+        "password": PASSWORD,
+        "environment": {"MES_TOKEN": TOKEN},
+    }
+    source["connections"][0]["authentication_config"] = auth
+    assert api.post("/api/sources", json=source).status_code == 201
+    connection = api.get("/api/sources/machines").json()["connections"][0]
+    assert connection["authentication_config"] == {
+        "type": "basic",
+        "username": "mes-reader",
+        "password": "***",
+        "environment": "***",
+    }
+    sent = {k: connection[k] for k in ("connection_name", "connection_config")}
+    sent["authentication_config"] = connection["authentication_config"]
+    assert api.patch("/api/sources/machines", json={"connections": [sent]}).status_code == 200
+    with api.store.connect() as conn:
+        stored = conn.execute(select(conns_t.c.authentication_config)).scalar_one()
+    assert api.store.box.decrypt_config(stored) == auth
+    # Renaming the user keeps the masked secrets.
+    sent["authentication_config"] = {**sent["authentication_config"], "username": "mes-2"}
+    assert api.patch("/api/sources/machines", json={"connections": [sent]}).status_code == 200
+    with api.store.connect() as conn:
+        stored = conn.execute(select(conns_t.c.authentication_config)).scalar_one()
+    assert api.store.box.decrypt_config(stored) == {**auth, "username": "mes-2"}
 
 
 def _decrypts_with(store: Store, key: bytes) -> bool:

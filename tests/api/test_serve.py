@@ -39,8 +39,10 @@ def test_serve_over_real_http(env: dict[str, str], data_dir: Path) -> None:
         with httpx2.Client(base_url=server.url, timeout=30) as client:
             assert client.get("/api/health").json()["status"] == "ok"
             assert client.get("/api/status").status_code == 401
-            assert "factorysync" in client.get("/docs").text
-            assert client.get("/openapi.json").json()["info"]["title"] == "factorysync"
+            assert client.get("/openapi.json").status_code == 401
+            assert "swagger-ui" in client.get("/docs", headers=headers).text
+            document = client.get("/openapi.json", headers=headers).json()
+            assert document["info"]["title"] == "factorysync"
             assert "console" in client.get("/").text
             created = client.post(
                 "/api/sources", json=machine_source(data_dir / "m.json"), headers=headers
@@ -97,7 +99,7 @@ def test_run_serves_the_api_next_to_the_scheduler(env: dict[str, str], data_dir:
 def test_demo_serves_what_it_synced(tmp_path: Path) -> None:
     env = {
         "FACTORYSYNC_DATABASE_URL": "sqlite:///./factorysync.db",
-        "FACTORYSYNC_DATA_ROOTS": ".",
+        "FACTORYSYNC_DATA_ROOTS": "./data",
         "FACTORYSYNC_SECRET_KEY_FILE": "./factorysync.key",
         "FACTORYSYNC_SECRET_KEY": "",
     }

@@ -11,8 +11,10 @@ import pytest
 
 from factorysync.engine import runner as runner_module
 from factorysync.engine.runner import Runner
+from factorysync.security.secrets import IDENTIFIER_KEYS
 from tests.api.conftest import Api, machine_source, machines
 from tests.conftest import write_json
+from tests.waiting import PATIENCE, wait_until
 
 
 def messages(response: Any) -> list[str]:
@@ -97,9 +99,10 @@ def test_patch_keeps_secrets_not_sent_back(api: Api, data_dir: Path) -> None:
     api.post("/api/sources", json=body)
     shown = api.get("/api/sources/machines").json()
     connection = shown["connections"][0]
-    assert connection["authentication_config"] == {"user": "***", "password": "***"}
-    # Every authentication value is hidden wherever it appears, and URL passwords anyway.
-    assert connection["connection_config"]["legacy_path"] == "https://***:***@mes.local/m"
+    # Identifiers (the user name) are shown; secrets are hidden wherever they appear, and
+    # URL passwords anyway.
+    assert connection["authentication_config"] == {"user": "plant", "password": "***"}
+    assert connection["connection_config"]["legacy_path"] == "https://plant:***@mes.local/m"
 
     # Sending back what was read changes nothing, secrets included.
     sent_back = {
@@ -179,24 +182,28 @@ def test_sync_returns_the_run_and_refuses_a_second(
 
     def slow_run(self: Runner, *args: Any, **kwargs: Any) -> None:
         started.set()
-        release.wait(30)
+        release.wait(PATIENCE)  # held until the test has seen it running
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(Runner, "_run", slow_run)
-    first = api.post("/api/sources/machines/sync", role="operator")
-    assert first.status_code == 202, first.text
-    run = first.json()
-    assert run["sync_status"] == "running" and run["url"].endswith(f"/api/runs/{run['run_id']}")
-    assert first.headers["location"] == run["url"]
-    assert started.wait(10)
-    assert api.get(f"/api/runs/{run['run_id']}").json()["sync_status"] == "running"
-    busy = api.post("/api/sources/machines/sync", role="operator")
-    assert busy.status_code == 409 and "already syncing" in busy.json()["detail"]
-    release.set()
-    done = api.wait_run(run["run_id"])
+    try:
+        first = api.post("/api/sources/machines/sync", role="operator")
+        assert first.status_code == 202, first.text
+        run = first.json()
+        assert run["sync_status"] == "running"
+        assert run["url"].endswith(f"/api/runs/{run['run_id']}")
+        assert first.headers["location"] == run["url"]
+        assert started.wait(PATIENCE)
+        assert api.get(f"/api/runs/{run['run_id']}").json()["sync_status"] == "running"
+        busy = api.post("/api/sources/machines/sync", role="operator")
+        assert busy.status_code == 409 and "already syncing" in busy.json()["detail"]
+    finally:
+        release.set()
+    done = api.wait_run(run["run_id"], timeout=PATIENCE)
     assert done["sync_status"] == "success" and done["records_inserted"] == 20
     assert done["trigger"] == "api:operator-user"
-    assert runner_module._running == set()
+    # The run's row is closed a moment before the process lets go of the source.
+    wait_until(lambda: runner_module._running == set(), what="the source to be let go")
     history = api.get("/api/sources/machines/history").json()
     assert [h["id"] for h in history] == [run["run_id"]]
     assert api.get("/api/sources/machines/history?limit=0").status_code == 422
@@ -210,7 +217,7 @@ def test_sync_can_wait_for_the_run_to_end(
 ) -> None:
     write_json(data_dir / "m.json", {"data": machines(20)})
     api.post("/api/sources", json=machine_source(data_dir / "m.json"))
-    done = api.post("/api/sources/machines/sync?wait_s=30", role="operator")
+    done = api.post("/api/sources/machines/sync?wait_s=600", role="operator")
     assert done.status_code == 200, done.text
     run = done.json()
     assert (run["sync_status"], run["records_inserted"]) == ("success", 20)
@@ -221,18 +228,21 @@ def test_sync_can_wait_for_the_run_to_end(
     original = Runner._run
 
     def slow_run(self: Runner, *args: Any, **kwargs: Any) -> None:
-        release.wait(30)
+        release.wait(PATIENCE)  # held until the answer has come
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(Runner, "_run", slow_run)
-    later = api.post("/api/sources/machines/sync?wait_s=0.2", role="operator")
-    assert later.status_code == 202 and later.json()["sync_status"] == "running"
-    release.set()
-    assert api.wait_run(later.json()["run_id"])["records_updated"] == 0
+    try:
+        later = api.post("/api/sources/machines/sync?wait_s=0.2", role="operator")
+        assert later.status_code == 202 and later.json()["sync_status"] == "running"
+    finally:
+        release.set()
+    assert api.wait_run(later.json()["run_id"], timeout=PATIENCE)["records_updated"] == 0
+    wait_until(lambda: runner_module._running == set(), what="the source to be let go")
 
     # A failed run is still the finished run, with its (redacted) error.
     (data_dir / "m.json").write_text("{ not json")
-    failed = api.post("/api/sources/machines/sync?wait_s=30", role="operator")
+    failed = api.post("/api/sources/machines/sync?wait_s=600", role="operator")
     assert failed.status_code == 200 and failed.json()["sync_status"] == "failed"
     assert failed.json()["error_message"]
     for wrong in ("-1", "3601", "soon"):
@@ -260,4 +270,8 @@ def test_status_and_templates(api: Api, data_dir: Path) -> None:
         )
     templates = {t["template_name"]: t for t in api.get("/api/templates", role="operator").json()}
     assert templates["mes_api"]["authentication_config"] == {"token": "***"}
-    assert all(set(t["authentication_config"].values()) <= {"***"} for t in templates.values())
+    assert all(
+        v == "***" or k in IDENTIFIER_KEYS
+        for t in templates.values()
+        for k, v in t["authentication_config"].items()
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.test_bench_smoke import private_temp
 from tests.conftest import PG_ADMIN_URL, need_service
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "api_load.py"
@@ -47,8 +48,9 @@ def test_api_bench_tiny(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
         cwd=tmp_path,
+        env=private_temp(tmp_path),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()

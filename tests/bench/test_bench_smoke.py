@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,17 @@ from tests.conftest import PG_ADMIN_URL, need_service
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 CONTENDERS = ("(native)", "factorysync source sync")
+
+
+def private_temp(tmp_path: Path) -> dict[str, str]:
+    """The environment for a benchmark run: its temporary files under ``tmp_path``."""
+    return {**os.environ, "TMPDIR": str(tmp_path)}
+
+
+def unique_workdir(tmp_path: Path) -> Path:
+    """A work folder whose name ends in 8 characters of its own: the benchmarks name
+    their PostgreSQL databases after it, on a server other test runs share."""
+    return tmp_path / f"work-{uuid.uuid4().hex[:8]}"
 
 
 def _pg_url() -> str:
@@ -39,12 +52,13 @@ def test_load_benchmark_tiny(script: str, tmp_path: Path) -> None:
             "--pg-url",
             _pg_url(),
             "--workdir",
-            str(tmp_path / "work"),
+            str(unique_workdir(tmp_path)),
         ],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
         cwd=tmp_path,
+        env=private_temp(tmp_path),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = proc.stdout

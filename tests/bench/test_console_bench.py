@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.bench.test_bench_smoke import private_temp
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "console_pages.py"
 
 
@@ -15,8 +17,9 @@ def test_console_bench_tiny(tmp_path: Path) -> None:
         [sys.executable, str(BENCH), "--sources", "30", "--runs", "3", "--repeat", "2", "--json"],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
         cwd=tmp_path,
+        env=private_temp(tmp_path),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.test_bench_smoke import private_temp
 from tests.realtime.conftest import BROKER, reachable
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "mqtt_realtime.py"
@@ -23,8 +24,9 @@ def test_mqtt_bench_tiny(tmp_path: Path) -> None:
         [sys.executable, str(BENCH), "--rate", "200", "--duration", "1", "--stores", "sqlite"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=1800,
         cwd=tmp_path,
+        env=private_temp(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
     assert "factorysync → sqlite" in proc.stdout

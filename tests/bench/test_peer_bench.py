@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.test_bench_smoke import _pg_url
+from tests.bench.test_bench_smoke import _pg_url, private_temp, unique_workdir
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 ROWS = 3000
@@ -34,8 +34,9 @@ def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         [sys.executable, str(BENCH / script), *args],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
         cwd=cwd,
+        env=private_temp(cwd),
     )
 
 
@@ -53,7 +54,7 @@ def test_peer_case_tiny(script: str, args: list[str], cases: list[str], tmp_path
         "--pg-url",
         _pg_url(),
         "--workdir",
-        str(tmp_path / "work"),
+        str(unique_workdir(tmp_path)),
         "--out",
         str(out),
         cwd=tmp_path,

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.bench.test_bench_smoke import private_temp
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "scheduler_500.py"
 
 
@@ -14,8 +16,9 @@ def test_scheduler_bench_tiny(tmp_path: Path) -> None:
         [sys.executable, str(BENCH), "--sources", "12", "--duration", "2"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=1800,
         cwd=tmp_path,
+        env=private_temp(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
     assert "capacity" in proc.stdout and "overload" in proc.stdout

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.bench.test_bench_smoke import private_temp
 from tests.conftest import need_service
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "workers_scaling.py"
@@ -19,8 +20,9 @@ def test_workers_bench_tiny(tmp_path: Path, pg_server: Any) -> None:
         [sys.executable, str(BENCH), "--sources", "10", "--duration", "2", "--workers", "1,2"],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=1800,
         cwd=tmp_path,
+        env=private_temp(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
     lines = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable, Iterator
 from itertools import count
 from urllib.parse import parse_qs
 
 import pytest
 
+from factorysync.connectors import http_auth
 from factorysync.errors import ConnectorFatal
 from tests.connectors.http_server import (
     HttpServer,
@@ -185,12 +185,26 @@ def test_oauth2_client_secret_in_the_body(serve: Callable[..., HttpServer]) -> N
     assert len(app.issued) == 1
 
 
-def test_oauth2_token_is_renewed_before_it_expires(serve: Callable[..., HttpServer]) -> None:
+class Clock:
+    """Stands in for the token cache's clock: it moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_oauth2_token_is_renewed_before_it_expires(
+    serve: Callable[..., HttpServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(http_auth, "time", clock)
     app = TokenServer(expires_in=1)
     server = serve(app)
     assert read_all(api_connector(oauth_config(server), SECRETS)) == ROWS
     # Used for 90 % of its lifetime: a new one after 0.9 s, before the server rejects it.
-    time.sleep(0.95)
+    clock.now += 0.95
     app.valid.clear()  # the server's view: the first token has expired
     assert read_all(api_connector(oauth_config(server), SECRETS)) == ROWS
     assert len(app.issued) == 2 and app.unauthorized == 0

@@ -16,7 +16,7 @@ from factorysync.connectors.base import ConnectorContext
 from factorysync.connectors.command import ArtisanConnector
 from factorysync.connectors.registry import build_connector, validate_connection_config
 from factorysync.engine.runner import Runner
-from factorysync.errors import ConnectorFatal, ConnectorRetriable
+from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
 from factorysync.settings import Settings
 from factorysync.store.store import Store
 from tests.connectors.conftest import records
@@ -42,7 +42,7 @@ TOOL = textwrap.dedent(
     mode, rest = sys.argv[1], sys.argv[2:]
     if mode == "json":
         print(json.dumps({"argv": rest, "env": sorted(os.environ),
-                          "token": os.environ.get("MES_TOKEN"),
+                          "token": os.environ.get("DB_PASSWORD"),
                           "data": [{"id": i, "qty": i * 10} for i in range(int(rest[0]))]}))
     elif mode == "ndjson":
         for i in range(3):
@@ -95,14 +95,22 @@ def test_runs_a_real_executable_without_a_shell(tool: Path, make: Any) -> None:
         {
             "command": sys.executable,
             "parameters": [str(tool), "json", "4", "line A", "--since=2026-01-05 06:00"],
-            "environment": {"PLANT": "JKT-1"},
+            "environment": {"APP_PLANT": "JKT-1"},
         },
-        {"environment": {"MES_TOKEN": "tok-123456"}},
+        {"environment": {"DB_PASSWORD": "tok-123456"}},
     )
     (document,) = records(connector)
     assert document["argv"] == ["4", "line A", "--since=2026-01-05 06:00"]
     assert document["token"] == "tok-123456"
-    assert set(document["env"]) == {"PATH", "LANG", "LC_ALL", "TZ", "HOME", "PLANT", "MES_TOKEN"}
+    assert set(document["env"]) == {
+        "PATH",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "HOME",
+        "APP_PLANT",
+        "DB_PASSWORD",
+    }
     assert _spawned == [sys.executable]
     rows = records(make("command", run(tool, "json", "3", records_path="data")))
     assert rows == [{"id": 0, "qty": 0}, {"id": 1, "qty": 10}, {"id": 2, "qty": 20}]
@@ -130,6 +138,37 @@ def test_allowlist(tool: Path, make: Any, data_dir: Path) -> None:
     with pytest.raises(ConnectorFatal, match="FACTORYSYNC_COMMAND_ALLOWLIST is empty"):
         records(connector)
     assert _spawned == []
+
+
+def test_environment_hooks_stop_the_run_before_it_starts(
+    tool: Path, make: Any, data_dir: Path
+) -> None:
+    hooks = {"LD_PRELOAD": str(data_dir / "x.so"), "PYTHONSTARTUP": str(tool)}
+    connector = make("command", run(tool, "json", "1"), {"environment": hooks})
+    for attempt in (connector.check, lambda: records(connector)):
+        with pytest.raises(ConnectorFatal) as caught:
+            attempt()
+        message = str(caught.value)
+        assert "authentication_config.environment.LD_PRELOAD: not allowed: a loader hook" in message
+        assert "environment.PYTHONSTARTUP: not allowed: an interpreter hook" in message
+        assert str(tool) not in message.partition(" not run: ")[2]  # names, not values
+    assert _spawned == []
+    # An administrator's pattern adds names; the hooks stay out even under "*".
+    for extra, plant in (("", False), ("PLANT*", True), ("*", True)):
+        settings = Settings(command_allowlist=sys.executable, command_env_allowlist=extra)
+        context = ConnectorContext("t", settings)
+        config = run(tool, "json", "1", environment={"PLANT_LINE": "A"})
+        if not plant:
+            with pytest.raises(ConfigError, match="PLANT_LINE is not on the safe list"):
+                build_connector("command", config, {}, context)
+            continue
+        (document,) = records(build_connector("command", config, {}, context))
+        assert "PLANT_LINE" in document["env"]
+        refused = build_connector(
+            "command", run(tool, "json", "1"), {"environment": hooks}, context
+        )
+        with pytest.raises(ConnectorFatal, match="LD_PRELOAD: not allowed"):
+            records(refused)
 
 
 @pytest.mark.parametrize(
@@ -255,7 +294,13 @@ def test_artisan_preset(laravel: tuple[Path, Path], data_dir: Path, make: Any) -
         ("artisan", {"command": "x; rm", "working_directory": "/srv"}, "is not a command name"),
         ("artisan", {"command": "report:daily"}, "working_directory: Field required"),
         ("command", {"command": "x", "working_directory": "rel/dir"}, "must be an absolute path"),
-        ("command", {"command": "x", "environment": {"BAD NAME": "1"}}, "is not valid"),
+        ("command", {"command": "x", "environment": {"BAD NAME": "1"}}, "not a valid variable"),
+        (
+            "command",
+            {"command": "x", "environment": {"LD_PRELOAD": "/tmp/x.so"}},
+            "environment.LD_PRELOAD: not allowed: a loader hook",
+        ),
+        ("command", {"command": "x", "environment": {"PLANT": "A"}}, "not on the safe list"),
         ("command", {"command": "x", "output_format": "xml"}, "output_format: Input should be"),
         ("command", {"command": "x", "shell": True}, "shell: Extra inputs are not permitted"),
     ],

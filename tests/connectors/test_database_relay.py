@@ -157,7 +157,10 @@ def test_what_the_relay_leaves_to_the_arrow_path(
     )
     runner = Runner(store)
     fast, twin = runner.sync("relay"), runner.sync("arrow")
-    assert fast.sync_status == twin.sync_status == "success", (fast, twin)
+    # A record without a key could stand for any row: a full sync that met one says it
+    # is partial (it would not delete), on the first load as on every later one.
+    status = "partial" if case == "empty key" else "success"
+    assert fast.sync_status == twin.sync_status == status, (fast, twin)
     assert counts(fast) == counts(twin) == (6, 0, 0)
     assert relayed in ([("relay", False)], [])  # asked and declined, or never asked
     assert strip(table_rows(store, "relay")) == strip(table_rows(store, "arrow"))
@@ -189,7 +192,10 @@ def test_rows_the_relay_cannot_keep_load_again(
     register(store, db_source("relay", pg_source, table), db_source("arrow", pg_source, table))
     runner = Runner(store)
     fast, twin = runner.sync("relay"), runner.sync("arrow")
-    assert fast.sync_status == twin.sync_status == "success", (fast, twin)
+    # A record without a key could stand for any row: a full sync that met one says it
+    # is partial (it would not delete), on the first load as on every later one.
+    status = "partial" if case == "empty key" else "success"
+    assert fast.sync_status == twin.sync_status == status, (fast, twin)
     assert (*counts(fast), fast.records_rejected) == expected
     assert (*counts(twin), twin.records_rejected) == expected
     assert relayed == [("relay", relay)]  # relayed first, then loaded again

@@ -89,6 +89,20 @@ def test_ragged_rows_are_reported_not_fatal(
         records(strict)
 
 
+def test_ragged_report_past_a_field_pythons_csv_refuses(
+    data_dir: Path, make: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Arrow reads a 200 KiB field; the report of ragged rows (Python's csv module, with its
+    # 128 KiB field limit) names the rows before it and still counts them all.
+    big = "n" * (200 * 1024)
+    write(data_dir / "notes.csv", f"id,note\n1,a\n2\n3,{big}\n4\n5,e\n")
+    with caplog.at_level(logging.WARNING, logger="factorysync.connectors.csv"):
+        rows = records(make("file", {"file_path": "notes.csv"}))
+    assert [r["id"] for r in rows] == [1, 3, 5] and rows[1]["note"] == big
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "2 row(s) do not have the header's 2 fields (line 3 has 1)" in warning
+
+
 def test_preamble_dates_and_time_zone(data_dir: Path, make: Any) -> None:
     write(
         data_dir / "shift.csv",
@@ -100,6 +114,7 @@ def test_preamble_dates_and_time_zone(data_dir: Path, make: Any) -> None:
         {
             "file_path": "shift.csv",
             "skip_rows": 2,
+            "timezone": "Asia/Jakarta",
             "date_formats": ["%d.%m.%Y %H:%M", "%d.%m.%Y"],
         },
     )
@@ -110,14 +125,10 @@ def test_preamble_dates_and_time_zone(data_dir: Path, make: Any) -> None:
         "qty": 10,
     }
     assert second["start"] == datetime(2026, 1, 6, 14, 30, tzinfo=JAKARTA)
+    # Without a timezone, naive timestamps are UTC (the plant zone is for display only).
     utc = make(
         "file",
-        {
-            "file_path": "shift.csv",
-            "skip_rows": 2,
-            "timezone": "UTC",
-            "date_formats": ["%d.%m.%Y %H:%M"],
-        },
+        {"file_path": "shift.csv", "skip_rows": 2, "date_formats": ["%d.%m.%Y %H:%M"]},
     )
     assert records(utc)[0]["start"] == datetime(2026, 1, 5, 6, tzinfo=ZoneInfo("UTC"))
 

@@ -77,7 +77,8 @@ def workbook(request: pytest.FixtureRequest, data_dir: Path) -> Path:
 
 
 def test_first_sheet_with_types(workbook: Path, make: Any) -> None:
-    connector = make("file", {"file_path": workbook.name})
+    # The workbook's dates are plant-local time: the connection says so.
+    connector = make("file", {"file_path": workbook.name, "timezone": "Asia/Jakarta"})
     assert connector.check().message.startswith("1 excel file(s)")
     rows = records(connector)
     assert rows == [
@@ -182,7 +183,9 @@ def test_two_sheets_into_two_tables(store: Store, data_dir: Path) -> None:
             "source_id": "line_a",
             "name": "Line A workbook",
             "source_type": "excel",
-            "connections": [{"connection_config": {"file_path": "line_a.xlsx"}}],
+            "connections": [
+                {"connection_config": {"file_path": "line_a.xlsx", "timezone": "Asia/Jakarta"}}
+            ],
             "mappings": [
                 {
                     "target_table": "line_a_output",

@@ -142,7 +142,7 @@ def test_demo_command(tmp_path: Path) -> None:
         cwd=tmp_path,
         env={
             "FACTORYSYNC_DATABASE_URL": "sqlite:///./factorysync.db",
-            "FACTORYSYNC_DATA_ROOTS": ".",
+            "FACTORYSYNC_DATA_ROOTS": "./data",
             "FACTORYSYNC_SECRET_KEY_FILE": "./factorysync.key",
             "FACTORYSYNC_SECRET_KEY": "",
         },
@@ -151,7 +151,7 @@ def test_demo_command(tmp_path: Path) -> None:
     results = json.loads(proc.stdout)
     assert len(results) >= 40 and all(r["sync_status"] == "success" for r in results)
     assert (tmp_path / "factorysync.db").exists()
-    assert (tmp_path / "factorysync-demo" / "constant.js").exists()
+    assert (tmp_path / "data" / "factorysync-demo" / "constant.js").exists()
     again = run_cli(
         "source",
         "list",

@@ -21,6 +21,7 @@ from factorysync import services
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows, target_table
+from tests.waiting import wait_until
 
 KILLS = 20
 
@@ -35,6 +36,11 @@ def write_source(path: Path, rows: dict[int, tuple[str, int]]) -> None:
 def checksum(rows: dict[int, tuple[str, int]]) -> str:
     blob = orjson.dumps(sorted((k, v[1]) for k, v in rows.items()))
     return hashlib.sha256(blob).hexdigest()
+
+
+def last_run_id(store: Store) -> int:
+    with store.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.max(hist_t.c.id), 0))).scalar_one())
 
 
 def stamp(hour: int) -> str:
@@ -73,9 +79,11 @@ def test_sigkill_at_random_points(
     child_env = {**os.environ, **env, "FACTORYSYNC_BATCH_SIZE": "500"}
 
     kills, hour, next_id = 0, 20, 20_000
-    # Kill points spread over a run's lifetime: the last completed run's duration
-    # (a faster sync path must not let runs slip through unkilled).
-    lifetime = 2.5
+    # Kill points spread over a run's lifetime, measured from the moment the run starts
+    # (its history row appears), not from the process start: on a loaded machine the
+    # interpreter's start-up alone can outlast a whole run. The lifetime is the last
+    # completed run's (a faster sync path must not let runs slip through unkilled).
+    lifetime = 2.0
     for _ in range(KILLS * 3):
         if kills >= KILLS:
             break
@@ -87,6 +95,7 @@ def test_sigkill_at_random_points(
         for key in rng.sample(sorted(source), 300):
             source[key] = (stamp(hour), source[key][1] + 1)
         write_source(path, source)
+        before = last_run_id(store)
         proc = subprocess.Popen(
             [sys.executable, "-m", "factorysync.cli", "source", "sync", "big"],
             env=child_env,
@@ -94,14 +103,20 @@ def test_sigkill_at_random_points(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        wait_until(
+            lambda proc=proc, before=before: proc.poll() is not None or last_run_id(store) > before,
+            what="the sync to start",
+        )
+        if proc.poll() is not None:  # ended before its start was seen: no kill point
+            continue
         started = time.perf_counter()
         try:
-            proc.wait(timeout=rng.uniform(0.4, max(0.5, 0.95 * lifetime)))
+            proc.wait(timeout=rng.uniform(0.0, 0.95 * lifetime))
             lifetime = time.perf_counter() - started
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             kills += 1
-        proc.wait(timeout=60)
+        proc.wait(timeout=120)
     assert kills >= KILLS
 
     final = services.sync_many(store, ["big"])[0]

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from factorysync.engine.mapping import FieldSpec, Mapper, MappingConfig, parse_path, snake_case
 from factorysync.engine.quality import Validator
@@ -104,8 +105,12 @@ def test_explicit_fields_and_casts() -> None:
             "qty: cannot convert '05-01-2026' to datetime",
         ),
         ({"type": "decimal"}, "1,5", "qty: cannot convert '1,5' to decimal"),
-        ({"type": "float", "expr": "value / 0"}, 5, "expression 'value / 0' failed for value 5.0"),
-        ({"type": "float", "expr": "value.__class__"}, 5, "expression 'value.__class__' failed"),
+        (
+            {"type": "float", "expr": "value / 0"},
+            5,
+            "qty: expression 'value / 0' failed for value 5.0",
+        ),
+        ({"expr": "row['missing'] + 1"}, 5, "qty: expression \"row['missing'] + 1\" failed"),
     ],
 )
 def test_bad_values_name_the_column(spec: dict[str, object], value: object, message: str) -> None:
@@ -115,11 +120,23 @@ def test_bad_values_name_the_column(spec: dict[str, object], value: object, mess
     assert message in str(info.value)
 
 
-def test_expression_cannot_reach_python() -> None:
-    for source in ("__import__('os').system('true')", "open('/etc/passwd').read()"):
-        m = mapper({"x": {"from": "v", "expr": source}})
-        with pytest.raises(MappingError, match="failed"):
-            m.map({"v": 1})
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("__import__('os').system('true')", "unknown name '__import__'"),
+        ("open('/etc/passwd').read()", "unknown name 'open'"),
+        ("value.__class__", "'.__class__' is not available"),
+        ("row.clear()", "unknown method 'clear'"),
+        ("(lambda: 1)()", "only the listed functions and methods can be called"),
+        ("[f for f in (lambda: 1,)]", "Lambda is not available"),
+    ],
+)
+def test_expression_cannot_reach_python(source: str, reason: str) -> None:
+    """Refused when the mapping is applied, before any record is read."""
+    with pytest.raises(ValidationError) as info:
+        mapper({"x": {"from": "v", "expr": source}})
+    assert reason in str(info.value)
+    assert "fields.x.spec.expr" in str(info.value).replace("\n", ".")
 
 
 def test_auto_mode_and_include_unmapped() -> None:

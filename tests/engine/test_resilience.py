@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from factorysync.store.store import Store
 from factorysync.store.targets import read_rows
 from tests.conftest import write_json
 from tests.engine.test_runner import json_source, register
+from tests.waiting import PATIENCE, wait_until
 
 
 def source_row(store: Store, sid: str) -> Any:
@@ -109,9 +109,24 @@ def test_scheduler_runs_by_priority_under_the_limit(store: Store, data_dir: Path
         sources.append(src)
     register(store, *sources)
     scheduler = Scheduler(store, max_concurrent=1)
-    scheduler.run_forever(stop_after=2)
-    with store.connect() as conn:
-        order = list(conn.execute(select(hist_t.c.source_id).order_by(hist_t.c.id)).scalars())
+
+    def ran() -> list[str]:
+        with store.connect() as conn:
+            return list(
+                conn.execute(
+                    select(hist_t.c.source_id)
+                    .where(hist_t.c.sync_status != "running")
+                    .order_by(hist_t.c.id)
+                ).scalars()
+            )
+
+    loop = threading.Thread(target=scheduler.run_forever)
+    loop.start()
+    try:
+        order = wait_until(lambda: (done := ran()) and len(done) >= 6 and done, state=ran)
+    finally:
+        scheduler.stop()
+        loop.join(PATIENCE)
     assert set(order[:3]) == {"p3", "p4", "p5"} and set(order[3:6]) == {"p0", "p1", "p2"}
 
 
@@ -245,8 +260,8 @@ def test_concurrent_sync_of_one_source_is_refused(store: Store, data_dir: Path) 
     claim = runner.claim("once")
     with pytest.raises(AlreadyRunning, match="already syncing"):
         runner.sync("once")
-    done = threading.Event()
-    threading.Thread(target=lambda: (runner.execute(claim), done.set())).start()
-    assert done.wait(10)
-    time.sleep(0)
+    other = threading.Thread(target=runner.execute, args=(claim,))
+    other.start()
+    other.join(PATIENCE)
+    assert not other.is_alive()
     assert runner.sync("once").sync_status == "success"

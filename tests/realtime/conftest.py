@@ -6,9 +6,8 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from factorysync.config import parse_sources
 from factorysync.store.registry import apply_declarations
 from factorysync.store.store import Store
 from tests.conftest import need_service
+from tests.waiting import PATIENCE, wait_until
 
 BROKER = ("127.0.0.1", 1883)
 
@@ -46,6 +46,7 @@ def topic_root() -> str:
 
 
 def free_port() -> int:
+    """A port free right now (another process may take it before it is used)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -58,31 +59,44 @@ class PrivateBroker:
         self.port = free_port()
         self.dir = workdir
         self.conf = workdir / "mosquitto.conf"
+        self._write_conf()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _write_conf(self) -> None:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
-            f"persistence_location {workdir}/\n"
+            f"persistence_location {self.dir}/\n"
             "max_queued_messages 100000\n"
         )
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not reachable("127.0.0.1", self.port):
-            if time.monotonic() > deadline:
-                raise RuntimeError("private mosquitto did not start")
-            time.sleep(0.05)
+    def start(self, *, new_port_if_taken: bool = False) -> None:
+        """Start the broker and wait until it accepts connections. ``new_port_if_taken``:
+        on a first start, a port another process took after it was found free is replaced
+        by a fresh one (a restart must keep its port, which its clients reconnect to)."""
+        for _ in range(5):
+            proc = self.proc = subprocess.Popen(
+                ["mosquitto", "-c", str(self.conf)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_until(
+                lambda proc=proc: proc.poll() is not None or reachable("127.0.0.1", self.port),
+                what=f"the private mosquitto on port {self.port}",
+            )
+            if proc.poll() is None:
+                return
+            if not new_port_if_taken:
+                break
+            self.port = free_port()
+            self._write_conf()
+        raise RuntimeError(f"private mosquitto did not start (exit status {proc.returncode})")
 
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()  # SIGTERM: the broker saves its sessions and queues
-            self.proc.wait(10)
+            self.proc.wait(PATIENCE)
             self.proc = None
 
 
@@ -92,7 +106,7 @@ def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     if shutil.which("mosquitto") is None:
         need_service("Mosquitto", "the mosquitto executable is not installed")
     b = PrivateBroker(tmp_path)
-    b.start()
+    b.start(new_port_if_taken=True)
     yield b
     b.stop()
 
@@ -114,7 +128,7 @@ class Publisher:
     def publish(self, topic: str, payload: Any, qos: int = 1, retain: bool = False) -> None:
         data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         info = self.client.publish(topic, data, qos=qos, retain=retain)
-        info.wait_for_publish(10)
+        info.wait_for_publish(PATIENCE)
 
     def publish_many(
         self, items: list[tuple[str, Any]], qos: int = 1, *, wait: bool = True
@@ -125,7 +139,7 @@ class Publisher:
         ]
         if wait:
             for info in infos:
-                info.wait_for_publish(20)
+                info.wait_for_publish(PATIENCE)
         return infos
 
     def close(self) -> None:
@@ -138,17 +152,6 @@ def publisher(broker: tuple[str, int]) -> Iterator[Publisher]:
     p = Publisher(*broker)
     yield p
     p.close()
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def register(store: Store, *sources: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@ from factorysync.realtime.service import RealtimeService
 from factorysync.store.schema import data_source_sync_history
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows
-from tests.realtime.conftest import PrivateBroker, Publisher, mqtt_source, register, wait_for
+from tests.realtime.conftest import PrivateBroker, Publisher, mqtt_source, register
+from tests.waiting import PATIENCE, wait_for_value, wait_until
 
 SERVE = textwrap.dedent(
     """
@@ -26,7 +27,7 @@ SERVE = textwrap.dedent(
 
     service = RealtimeService(Store(), file_watch=False)
     service.reconcile()
-    assert service.workers["crash"][1].subscriber.connected.wait(10)
+    assert service.workers["crash"][1].subscriber.connected.wait(600)
     print("ready", flush=True)
     while True:
         time.sleep(1)
@@ -70,16 +71,16 @@ def test_killed_process_loses_nothing(
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         items = [(f"{topic_root}/m", {"seq": i}) for i in range(N)]
         infos = publisher.publish_many(items, wait=False)
-        wait_for(lambda: len(seqs(store)) > 0, what="a first flush")
+        wait_until(lambda: len(seqs(store)) > 0, what="a first flush")
         proc.send_signal(signal.SIGKILL)  # no chance to flush or acknowledge
-        proc.wait(10)
+        proc.wait(PATIENCE)
         assert len(seqs(store)) < N
         for info in infos:  # the rest reaches the broker, which queues it for the session
-            info.wait_for_publish(20)
+            info.wait_for_publish(PATIENCE)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait(10)
+            proc.wait(PATIENCE)
         if proc.stdout is not None:
             proc.stdout.close()
         publisher.close()
@@ -87,7 +88,7 @@ def test_killed_process_loses_nothing(
     service = RealtimeService(store, file_watch=False)
     try:
         service.reconcile()
-        wait_for(lambda: len(seqs(store)) == N, timeout=20, what="all rows")
+        wait_for_value(lambda: len(seqs(store)), N, what="all rows")
     finally:
         service.stop()
     assert seqs(store) == list(range(N))

@@ -18,7 +18,9 @@ from factorysync.realtime.service import RealtimeService
 from factorysync.settings import Settings
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows
-from tests.realtime.conftest import free_port, register, wait_for
+from tests.conftest import closed_port
+from tests.realtime.conftest import free_port, register
+from tests.waiting import PATIENCE, wait_until
 
 asyncua = pytest.importorskip("asyncua")
 ua = asyncua.ua
@@ -28,17 +30,19 @@ class OpcServer:
     """An asyncua server on loopback, run by an event loop in its own thread."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.endpoint = f"opc.tcp://127.0.0.1:{self.port}/factorysync/"
+        self.port = 0
+        self.endpoint = ""
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.nodes: dict[str, Any] = {}
 
     def call(self, coro: Any) -> Any:
         fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return fut.result(15)
+        return fut.result(PATIENCE)
 
     async def _start(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"opc.tcp://127.0.0.1:{self.port}/factorysync/"
         self.server = asyncua.Server()
         await self.server.init()
         self.server.set_endpoint(self.endpoint)
@@ -50,7 +54,13 @@ class OpcServer:
 
     def start(self) -> None:
         self.thread.start()
-        self.call(self._start())
+        for attempt in range(5):
+            try:
+                self.call(self._start())
+                return
+            except OSError:  # the port found free was taken meanwhile: another one
+                if attempt == 4:
+                    raise
 
     def write(self, name: str, value: Any, source_ts: datetime) -> None:
         dv = ua.DataValue(ua.Variant(value), SourceTimestamp=source_ts)
@@ -91,6 +101,7 @@ def opcua_source(server: OpcServer, **config: Any) -> dict[str, Any]:
                     "publishing_interval_ms": 50,
                     "batch_ms": 50,
                     "fields": {"machine_id": "M-101"},
+                    "timeout_s": 60,  # the server shares this process's (busy) CPU
                     **config,
                 }
             }
@@ -130,16 +141,16 @@ def test_subscribed_values_land_with_source_timestamps(store: Store, opc_server:
         service.reconcile()
         assert "m101-opcua" in service.workers, service.failed
         subscriber = service.workers["m101-opcua"][1].subscriber  # type: ignore[attr-defined]
-        assert subscriber.connected.wait(10)
+        assert subscriber.connected.wait(PATIENCE)
         base = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
         for i in range(1, 4):
             opc_server.write("speed", 1000.0 + i, base + timedelta(seconds=i))
-            wait_for(
+            wait_until(
                 lambda i=i: any(r["value"] == str(1000.0 + i) for r in signals(store)),
                 what=f"speed change {i}",
             )
         opc_server.write("state", "run", base + timedelta(seconds=10))
-        wait_for(lambda: any(r["value"] == "run" for r in signals(store)), what="state change")
+        wait_until(lambda: any(r["value"] == "run" for r in signals(store)), what="state change")
     finally:
         service.stop()
 
@@ -164,6 +175,7 @@ def test_check_and_discover_read_the_nodes(opc_server: OpcServer, env: dict[str,
     missing = dict(config, nodes=[{"node_id": "ns=2;i=999999", "field": "nothing"}])
     with pytest.raises(ConnectorError, match="ns=2;i=999999"):
         build_connector("opcua", missing, {}, context).check()
-    down = dict(config, endpoint=f"opc.tcp://127.0.0.1:{free_port()}/", timeout_s=2)
-    with pytest.raises(ConnectorError, match="cannot reach OPC UA server"):
-        build_connector("opcua", down, {}, context).check()
+    with closed_port() as port:
+        down = dict(config, endpoint=f"opc.tcp://127.0.0.1:{port}/", timeout_s=2)
+        with pytest.raises(ConnectorError, match="cannot reach OPC UA server"):
+            build_connector("opcua", down, {}, context).check()

@@ -40,7 +40,9 @@ def test_box_round_trip_and_rotation() -> None:
 
 def test_key_file_created_with_owner_only_permissions(tmp_path: Path) -> None:
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/s.db", secret_key_file=tmp_path / "keys" / "fs.key"
+        database_url=f"sqlite:///{tmp_path}/s.db",
+        secret_key_file=tmp_path / "keys" / "fs.key",
+        data_roots=str(tmp_path / "data"),
     )
     result = services.init_store(Store(settings))
     assert result.key_created

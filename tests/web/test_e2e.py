@@ -21,10 +21,14 @@ from factorysync import services
 from factorysync.demo.run import run_demo
 from factorysync.engine.runner import Runner
 from factorysync.store.store import Store
+from tests.waiting import PATIENCE
 from tests.web.conftest import PASSWORDS, LiveServer, add_users, serve
 
 DOC_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
+# How long the browser waits for a page, an element or a run: generous, for a machine
+# busy with more than this test (it costs nothing when the page is quick).
+BROWSER_PATIENCE_MS = int(PATIENCE * 1000)
 
 
 @pytest.fixture
@@ -83,7 +87,10 @@ def test_console_end_to_end(plant: LiveServer, browser: Any, shots: Path) -> Non
     base = plant.url
     admin = browser.new_context(viewport=VIEWPORT, locale="en-US")
     page = admin.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(BROWSER_PATIENCE_MS)
+    # The browser reports every Content-Security-Policy violation on its console.
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Security Policy" in m.text else 0)
 
     page.goto(f"{base}/login")
     shot(page, shots, "login")
@@ -139,7 +146,7 @@ def test_console_end_to_end(plant: LiveServer, browser: Any, shots: Path) -> Non
 
     # Sync now: the page follows the run until its history row and charts show.
     page.click("#sync-now")
-    page.wait_for_selector("tr.run[data-run-status=success]", timeout=30_000)
+    page.wait_for_selector("tr.run[data-run-status=success]")
     run = page.locator("tr.run").first
     assert run.locator("td.num").nth(0).inner_text() == "3"  # processed
     assert run.locator("td.num").nth(1).inner_text() == "3"  # inserted
@@ -168,11 +175,12 @@ def test_console_end_to_end(plant: LiveServer, browser: Any, shots: Path) -> Non
     page.click("button[data-lang=en]")
     page.wait_for_load_state()
     admin.close()
+    assert violations == []  # every page and inline result above ran under the policy
 
     # A viewer reads but cannot edit: no buttons, and the server refuses the request.
     viewer = browser.new_context(viewport=VIEWPORT)
     page = viewer.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(BROWSER_PATIENCE_MS)
     log_in(page, base, "viewer")
     assert page.locator("tr.source").count() >= 40
     assert page.locator("#add-source").count() == 0

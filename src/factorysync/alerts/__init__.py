@@ -1,7 +1,8 @@
 """Alerts: rules that watch the sources, alert records, and the channels that announce them.
 
     rules.py     the conditions: consecutive failures, staleness, rejected rows, realtime
-                 silence; evaluated when a run ends (in its transaction) and periodically
+                 silence, schema changes; evaluated when a run ends (in its transaction)
+                 and periodically
     records.py   the ``alerts`` table: open (de-duplicated), acknowledge, resolve, list
     channels.py  webhook (JSON POST) and e-mail (SMTP), configured by FACTORYSYNC_ALERT_*
     monitor.py   the background thread that runs the periodic rules and delivers
@@ -15,5 +16,5 @@ Opening and resolving are announced once each on every configured channel.
 
 from __future__ import annotations
 
-RULES = ("consecutive_failures", "stale", "rejected_rows", "realtime_silence")
+RULES = ("consecutive_failures", "stale", "rejected_rows", "realtime_silence", "schema_change")
 STATES = ("open", "acknowledged", "resolved")

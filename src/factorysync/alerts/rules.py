@@ -5,6 +5,9 @@ alert and the run that caused it commit together):
 
     consecutive_failures  the last ``alert_failures`` runs all failed      → critical
     rejected_rows         a run rejected ≥ ``alert_rejected_rate`` of its records
+    schema_change         a run added, dropped or widened a target column (its
+                          ``schema.changed`` infolog events), or failed because
+                          ``schema_contract: freeze`` refused a type change → critical
 
 and periodically (:func:`check_sources`, from the monitor thread):
 
@@ -12,7 +15,9 @@ and periodically (:func:`check_sources`, from the monitor thread):
     realtime_silence      an MQTT / OPC UA source wrote nothing for ``alert_silence_s``
 
 A successful run resolves ``consecutive_failures`` and ``stale``; a run under the rejected
-rate resolves ``rejected_rows``; data from a realtime source resolves its silence. Sources
+rate resolves ``rejected_rows``; a successful run that changed no column resolves
+``schema_change`` (its notices and the infolog keep what changed); data from a realtime
+source resolves its silence. Sources
 that are ``inactive`` or in ``maintenance`` are expected to be quiet: their staleness and
 silence alerts resolve.
 """
@@ -20,6 +25,7 @@ silence alerts resolve.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,9 +33,12 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from factorysync.alerts import records
+from factorysync.observability import infolog
 from factorysync.settings import Settings, get_settings
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
+from factorysync.store.schema import infolog as infolog_t
+from factorysync.store.targets import SchemaContractError
 from factorysync.store.types import utcnow
 
 log = logging.getLogger("factorysync.alerts")
@@ -60,11 +69,14 @@ def _wake() -> None:
 def after_run(conn: Connection, result: Any) -> None:
     """Hook for the end of a run (``result``: a RunResult with its final status).
 
+    A failed run is closed while its exception is handled (``history.finish_failed``):
+    that exception tells a schema change refused by ``schema_contract: freeze``.
     Runs in a savepoint: a problem here is logged and never fails or undoes the run.
     """
+    error = sys.exc_info()[1]
     try:
         with conn.begin_nested():
-            touched = evaluate_run(conn, result, get_settings(), utcnow())
+            touched = evaluate_run(conn, result, get_settings(), utcnow(), error=error)
     except Exception as exc:
         log.warning(
             "alert rules after run %s of %s failed: %s",
@@ -77,10 +89,18 @@ def after_run(conn: Connection, result: Any) -> None:
         _wake()
 
 
-def evaluate_run(conn: Connection, result: Any, settings: Settings, now: datetime) -> int:
-    """Raise or resolve the run-driven alerts of ``result``'s source; how many changed."""
+def evaluate_run(
+    conn: Connection,
+    result: Any,
+    settings: Settings,
+    now: datetime,
+    *,
+    error: BaseException | None = None,
+) -> int:
+    """Raise or resolve the run-driven alerts of ``result``'s source; how many changed.
+    ``error``: the exception that ended a failed run, if known."""
     sid = result.source_id
-    touched = 0
+    touched = schema_alert(conn, result, now, error)
     if result.sync_status in FAILED:
         n = settings.alert_failures
         last = conn.execute(
@@ -134,6 +154,74 @@ def evaluate_run(conn: Connection, result: Any, settings: Settings, now: datetim
     if processed:
         touched += records.resolve(conn, ("realtime_silence",), now, source_ids=[sid])
     return touched
+
+
+def schema_alert(
+    conn: Connection, result: Any, now: datetime, error: BaseException | None = None
+) -> int:
+    """Raise ``schema_change`` for the columns the run changed (its ``schema.changed``
+    events) or that ``schema_contract: freeze`` refused (``error``, written to the
+    infolog here: the run's own transaction was rolled back); resolve it after a
+    successful run that changed nothing."""
+    sid, run_id = result.source_id, result.run_id
+    started = select(hist_t.c.sync_started_at).where(hist_t.c.id == run_id).scalar_subquery()
+    changes = [
+        dict(details)
+        for details in conn.execute(
+            select(infolog_t.c.details).where(
+                infolog_t.c.source_id == sid,
+                infolog_t.c.created_at >= started,
+                infolog_t.c.run_id == run_id,
+                infolog_t.c.event == "schema.changed",
+            )
+        ).scalars()
+        if details
+    ]
+    refused = []
+    if isinstance(error, SchemaContractError) and error.source_id == sid:
+        for change in error.changes:
+            details = {**change.details(), "refused": True}
+            infolog.record(
+                conn,
+                "error",
+                "schema.changed",
+                f"{change.message()}: refused (schema_contract freeze)",
+                source_id=sid,
+                run_id=run_id,
+                details=details,
+            )
+            refused.append(details)
+    if not changes and not refused:
+        if result.sync_status == "success":
+            return records.resolve(conn, ("schema_change",), now, source_ids=[sid])
+        return 0
+    found = refused + changes
+    listed = "; ".join(_change_text(c) for c in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    what = "change refused (schema_contract freeze), run failed: " if refused else "changed: "
+    return records.raise_alerts(
+        conn,
+        [
+            {
+                "source_id": sid,
+                "rule": "schema_change",
+                "severity": "critical" if refused else "warning",
+                "message": f"{sid}: target schema {what}{listed}{more}",
+                "details": {"run_id": run_id, "changes": found},
+            }
+        ],
+        now,
+    )
+
+
+def _change_text(change: dict[str, Any]) -> str:
+    where = f"{change.get('table')}.{change.get('column')}"
+    kind = change.get("kind")
+    if kind == "added":
+        return f"{where} added ({change.get('new_type')})"
+    if kind == "dropped":
+        return f"{where} dropped (was {change.get('old_type')})"
+    return f"{where} {change.get('old_type')} → {change.get('new_type')}"
 
 
 def check_sources(conn: Connection, settings: Settings, now: datetime) -> int:

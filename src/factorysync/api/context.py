@@ -23,7 +23,8 @@ from factorysync.api.tables import TableCache
 from factorysync.engine.runner import ClaimedRun, Runner, RunResult
 from factorysync.observability.metrics import Metrics
 from factorysync.realtime.bus import announce_run
-from factorysync.security.auth import LoginLimiter, Principal, UsageRecorder
+from factorysync.security.auth import Principal, UsageRecorder
+from factorysync.security.throttle import LoginThrottle
 from factorysync.store.store import Store
 
 log = logging.getLogger("factorysync.api")
@@ -38,7 +39,7 @@ class ApiContext:
         self.runner = Runner(store)
         self.tables = TableCache()
         self.usage = UsageRecorder()
-        self.logins = LoginLimiter(settings.login_max_failures, settings.login_window_s)
+        self.logins = LoginThrottle.from_settings(settings)
         self.metrics = Metrics(store)
         self.answers = Answers(settings.api_cache_s)
         self.principals: TtlCache[Principal] = TtlCache(settings.api_cache_s, 10_000)

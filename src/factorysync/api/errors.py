@@ -9,6 +9,9 @@
     StoreError, DB errors     503  the store is unreachable or refused; try again
     anything else             500  logged (redacted), answered without details
 
+Text that leaves here passes :func:`redact_known`: the request's error may carry a
+source's secrets from anywhere, and every secret the process holds is masked.
+
 A 422 ``detail`` is a list of ``{"loc": [...], "msg": "field: problem", "type": ...}``;
 ``msg`` always names the field, so it reads well on its own.
 """
@@ -24,15 +27,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
+from factorysync.api.headers import SECURITY_HEADERS
 from factorysync.engine.runner import AlreadyRunning
 from factorysync.errors import ConfigError, FactorySyncError, NotFoundError, StoreError
 from factorysync.security.auth import AlreadyExists
-from factorysync.security.secrets import Redactor
+from factorysync.security.secrets import redact_known
 from factorysync.store.db import describe_db_error
 
 log = logging.getLogger("factorysync.api")
 _PATH = re.compile(r"^[A-Za-z_][\w.\[\]]*$")
-_redact = Redactor()
 
 
 def problem(loc: list[str | int], msg: str, kind: str = "value_error") -> dict[str, Any]:
@@ -59,7 +62,7 @@ def _location(text: str, where: str) -> tuple[list[str | int], str]:
 
 def config_problems(exc: ConfigError, where: str = "body") -> list[dict[str, Any]]:
     lines = exc.problems or [str(exc)]
-    return [problem(*_location(_redact(line), where)) for line in lines]
+    return [problem(*_location(redact_known(line), where)) for line in lines]
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -83,12 +86,12 @@ async def _factorysync(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ConfigError):
         return JSONResponse({"detail": config_problems(exc)}, status_code=422)
     if isinstance(exc, StoreError):
-        return JSONResponse({"detail": _redact(str(exc))}, status_code=503)
-    return JSONResponse({"detail": _redact(str(exc))}, status_code=400)
+        return JSONResponse({"detail": redact_known(str(exc))}, status_code=503)
+    return JSONResponse({"detail": redact_known(str(exc))}, status_code=400)
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:
-    message = _redact(describe_db_error(exc))
+    message = redact_known(describe_db_error(exc))
     log.error("store error on %s %s: %s", request.method, request.url.path, message)
     if isinstance(exc, DataError):
         return JSONResponse({"detail": f"a value does not fit the store: {message}"}, 422)
@@ -103,9 +106,12 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request.method,
         request.url.path,
         type(exc).__name__,
-        _redact(str(exc)),
+        redact_known(str(exc)),
     )
-    return JSONResponse({"detail": "internal error (logged)"}, status_code=500)
+    # Starlette answers an unexpected error outside every middleware: the security
+    # headers are added here.
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    return JSONResponse({"detail": "internal error (logged)"}, status_code=500, headers=headers)
 
 
 def install(app: FastAPI) -> None:

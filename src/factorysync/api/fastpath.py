@@ -7,10 +7,10 @@ injection and parameter validation cost most of a request's CPU time. This ASGI 
 answers exactly those requests — ``GET``, a bearer token already in the token cache with
 the role and scope the route asks for, the same path and query string as a cached answer
 — with that answer (an ``ETag``, ``304`` for ``If-None-Match``, gzip for clients that
-accept it, compressed once per answer). It also starts the answer's background refresh,
-like the route does. Anything else — a first request, a new token, an unknown page, a
-cross-origin request when CORS is configured — goes on to the route, which fills the
-caches for next time.
+accept it, compressed once per answer, and the security headers every answer carries). It
+also starts the answer's background refresh, like the route does. Anything else — a first
+request, a new token, an unknown page, a cross-origin request when CORS is configured —
+goes on to the route, which fills the caches for next time.
 """
 
 from __future__ import annotations
@@ -40,10 +40,18 @@ class _Route:
 
 
 class CachedDataAnswers:
-    def __init__(self, app: ASGIApp, ctx: ApiContext, *, cors: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        ctx: ApiContext,
+        *,
+        cors: bool,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         self.app = app
         self.ctx = ctx
         self.cors = cors
+        self.headers = headers  # added to every answer given here
         self._gzipped: OrderedDict[str, bytes] = OrderedDict()  # by ETag
         self._lock = threading.Lock()
 
@@ -85,7 +93,7 @@ class CachedDataAnswers:
             self.ctx.usage.note(who.token_id)
         scope["route"] = _Route
         body, tag = answer
-        headers = [(b"etag", tag.encode()), (b"cache-control", b"no-cache")]
+        headers = [(b"etag", tag.encode()), (b"cache-control", b"no-cache"), *self.headers]
         if tags is not None:
             sent = tags.decode("latin-1")
             if sent.strip() == "*" or tag in (t.strip() for t in sent.split(",")):
@@ -117,6 +125,9 @@ class CachedDataAnswers:
         return packed
 
 
-def install(app: Any, ctx: ApiContext, *, cors: bool) -> None:
-    """Add the layer (call after the compression middleware, before the metrics one)."""
-    app.add_middleware(CachedDataAnswers, ctx=ctx, cors=cors)
+def install(
+    app: Any, ctx: ApiContext, *, cors: bool, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Add the layer (call after the compression and security-header middleware, before the
+    metrics one); ``headers`` are those the security-header middleware adds elsewhere."""
+    app.add_middleware(CachedDataAnswers, ctx=ctx, cors=cors, headers=headers)

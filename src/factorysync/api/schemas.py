@@ -39,6 +39,40 @@ class HealthPublic(BaseModel):
 
 
 # -- sources -------------------------------------------------------------------------
+class CadencePublic(BaseModel):
+    kind: Literal["interval", "cron", "subscription", "push"] = Field(
+        description="interval and cron: run by the scheduler; subscription (MQTT, OPC UA): "
+        "continuous; push: written when records are posted"
+    )
+    seconds: float | None = Field(description="Seconds between runs (interval only)")
+    set_by: str = Field(
+        description="What in the declaration sets it, e.g. 'sync_frequency daily', "
+        "'refresh_interval', 'schedule', 'default'"
+    )
+    text: str = Field(description="e.g. 'every 24 h (sync_frequency daily)'")
+    schedule: str | None = Field(default=None, description="The cron expression (cron only)")
+
+
+class LivePublic(BaseModel):
+    """What a subscription or push source is doing (it has no next run)."""
+
+    state: Literal["receiving", "quiet", "waiting", "error", "stopped"] = Field(
+        description="receiving: data within the last minute; quiet: none since; waiting: "
+        "none ever; error: the connection or the store failed (see last_error); stopped: "
+        "inactive or in maintenance"
+    )
+    last_message_at: datetime | None = Field(description="When its latest data was committed")
+    last_message_age_s: float | None
+    records_last_minute: int = Field(
+        description="Records in the last minute (from the history windows: an estimate)"
+    )
+    subscribed_since: datetime | None = Field(
+        default=None,
+        description="When the subscription (MQTT broker, OPC UA server) last came up; "
+        "none for push sources and while it is down",
+    )
+
+
 class SourceSummary(Open):
     id: int
     source_id: str
@@ -58,6 +92,15 @@ class SourceSummary(Open):
     legacy_id: str | None = None
     created_at: datetime
     updated_at: datetime
+    cadence: CadencePublic = Field(description="When the source runs, and why")
+    failing: bool = Field(
+        description="Active, and its last run failed (the circuit opens, status 'error', "
+        "after 5 failures in a row)"
+    )
+    consecutive_failures: int = Field(description="Failed runs in a row (error_count)")
+    live: LivePublic | None = Field(
+        default=None, description="Subscription and push sources: their live state"
+    )
 
 
 class ConnectionPublic(Open):
@@ -108,6 +151,21 @@ class SyncAccepted(BaseModel):
     url: str = Field(description="Where the run's progress and outcome can be read.")
 
 
+class MappingReset(BaseModel):
+    cursor: Any = Field(
+        description="The cursor removed (as stored: ISO text for a time), null if none."
+    )
+    connector_state: bool = Field(description="Whether connector state was removed.")
+
+
+class ResetPublic(BaseModel):
+    source_id: str
+    reset_by: str
+    mappings: dict[str, MappingReset] = Field(
+        description="Per target table of the source: what the reset removed."
+    )
+
+
 class RunPublic(Open):
     id: int
     source_id: str
@@ -144,21 +202,45 @@ class TemplatePublic(Open):
 class WorkerPublic(Open):
     worker_id: str = Field(description="host:pid:name")
     host: str
+    status: Literal["alive", "stopped", "dead"] = Field(
+        description="dead: no heartbeat for a lease (FACTORYSYNC_LEASE_S)"
+    )
     running: int = Field(description="Runs in progress")
     max_concurrent: int
     leases: int = Field(description="Sources leased (runs and realtime subscriptions)")
     heartbeat_at: datetime
 
 
+class FailingPublic(BaseModel):
+    source_id: str
+    consecutive_failures: int
+    last_error: str | None
+    last_sync: datetime | None = Field(description="The last successful sync")
+
+
+class RealtimePublic(LivePublic):
+    source_id: str
+    connection_type: str
+
+
 class StatusPublic(Open):
     store: str
     sources: int
     by_status: dict[str, int]
+    failing: int = Field(description="Active sources whose last run failed")
+    failing_sources: list[FailingPublic]
     runs_in_progress: int
-    scheduler_lag_s: float
+    scheduler_lag_s: float = Field(
+        description="How late the most overdue polled source is (subscription and push "
+        "sources have no schedule; sources being run do not count)"
+    )
+    realtime: list[RealtimePublic] = Field(
+        description="Subscription and push sources (active or error) and their live state"
+    )
     runs_last_24h: dict[str, int]
     workers: list[WorkerPublic] = Field(
-        default_factory=list, description="Schedulers with a recent heartbeat (PostgreSQL)"
+        default_factory=list,
+        description="Schedulers seen within the last hour, alive or not (PostgreSQL)",
     )
 
 

@@ -20,12 +20,17 @@ def serve(
     import uvicorn
 
     level = store.settings.log_level.lower()
+    # The client address (login throttling, logs) comes from X-Forwarded-For only when a
+    # listed proxy sent it: uvicorn would otherwise trust any loopback peer, and a
+    # client on this host could pose as any address. Forwarded and X-Real-IP are not read.
+    proxies = store.settings.trusted_proxy_list()
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": level,
         "access_log": access_log,
-        "proxy_headers": True,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies,
         "server_header": False,
         # Open event streams end on their own when the service stops (see _Server); this
         # bounds what else may hold the shutdown up.

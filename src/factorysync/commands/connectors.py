@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from factorysync import services
 from factorysync.cli import JsonOpt, _print_json, _store, out, source_app
 from factorysync.errors import ConfigError, ConnectorError
+from factorysync.yamlsafe import InvalidYaml
+from factorysync.yamlsafe import load as load_yaml
 
 
 def _one_line(text: str) -> str:
@@ -94,8 +95,8 @@ def _settings(pairs: list[str] | None, what: str, *, typed: bool) -> dict[str, A
             raise ConfigError(f"{what} {pair!r}: expected KEY=VALUE")
         if typed:
             try:
-                found[key.strip()] = yaml.safe_load(value) if value != "" else ""
-            except yaml.YAMLError:  # not YAML (e.g. a lone ','): the text itself
+                found[key.strip()] = load_yaml(value, f"{what} {key.strip()}") if value else ""
+            except InvalidYaml:  # not YAML (e.g. a lone ','): the text itself
                 found[key.strip()] = value
         else:
             found[key.strip()] = value

@@ -68,7 +68,7 @@ from factorysync.connectors.http_pagination import (
 )
 from factorysync.connectors.http_safety import HostPolicy
 from factorysync.connectors.http_secrets import Secrets, snippet
-from factorysync.engine.mapping import parse_path, records_at
+from factorysync.engine.mapping import check_zone, parse_path, records_at
 from factorysync.errors import ConnectorFatal, MappingError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -106,6 +106,9 @@ class ApiConfig(BaseModel):
     rate_limit: float | None = Field(default=None, gt=0)
     rate_limit_key: str | None = Field(default=None, min_length=1)
     verify: bool | str = True
+    # Zone of timestamps the API sends without an offset (an IANA name; default UTC):
+    # a mapping field of type datetime reads them in it.
+    timezone: str | None = None
 
     @field_validator("method", mode="before")
     @classmethod
@@ -126,6 +129,11 @@ class ApiConfig(BaseModel):
         if v is not None:
             parse_path(v)
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return check_zone(v)
 
     @field_validator("verify", mode="before")
     @classmethod
@@ -206,7 +214,7 @@ class ApiConnector(Connector):
 
     def __init__(self, config: ApiConfig, auth: dict[str, Any], context: ConnectorContext):
         super().__init__(config, auth, context)
-        self.secrets = Secrets({k: v for k, v in auth.items() if k != "type"})
+        self.secrets = Secrets(dict(auth))
         self._first_page_only = False
 
     # -- placeholders ----------------------------------------------------------------------

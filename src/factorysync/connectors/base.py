@@ -95,6 +95,8 @@ class FieldInfo:
     kind: str | None
     samples: list[Any]
     nullable: bool = False
+    # Timestamps without a time zone: read in the connection's ``timezone``.
+    naive: bool = False
 
 
 class Connector(ABC):
@@ -109,6 +111,12 @@ class Connector(ABC):
         self.config = config
         self.auth = auth
         self.context = context
+
+    @property
+    def timezone(self) -> str:
+        """The IANA zone naive timestamps of this connection are read in: its
+        ``connection_config.timezone``, else UTC (the plant zone is for display only)."""
+        return getattr(self.config, "timezone", None) or "UTC"
 
     def check(self) -> CheckResult:
         started = time.perf_counter()

@@ -9,7 +9,9 @@ Safety, in the order it is applied:
   or absolute paths; compared after resolving symbolic links);
 * the command runs as an argument vector, never through a shell, in a new session (its
   own process group) with a minimal environment: PATH, LANG, TZ, HOME, plus the
-  connection's ``environment`` and ``authentication_config.environment`` (for secrets);
+  connection's ``environment`` and ``authentication_config.environment`` (for secrets),
+  whose names must be on the safe list and never a loader or interpreter hook such as
+  ``LD_PRELOAD`` (see ``factorysync.connectors.command_env``);
 * parameters with shell metacharacters are refused: they are passed as they are, so
   quoting is never needed, and the called program may hand them to a shell of its own;
 * standard output goes to a temporary file (memory stays bounded) and may not exceed
@@ -36,25 +38,62 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from factorysync.connectors.base import Batch, Connector, ReadRequest
+from factorysync.connectors.base import Batch, Connector, ConnectorContext, FieldInfo, ReadRequest
+from factorysync.connectors.command_env import (
+    COMMAND_PATH,
+    base_environment,
+    environment_problems,
+    name_problem,
+    value_problem,
+)
 from factorysync.connectors.csv_file import CsvOptions
 from factorysync.connectors.file import FileOptions, file_errors, format_class
 from factorysync.errors import ConnectorFatal, ConnectorRetriable
-from factorysync.settings import Settings
+from factorysync.settings import Settings, get_settings
 
-# The PATH commands are looked up on, and run with.
-COMMAND_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHELL_METACHARACTERS = frozenset(";&|$`<>(){}[]*?!~'\"\\\n\r\0")
 EX_TEMPFAIL = 75  # sysexits.h: "try again later"
 KILL_GRACE_S = 2.0
 STDERR_TAIL = 4096
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ARTISAN_COMMAND = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.-]*$")
 Scalar = str | int | float | bool
+
+
+def _settings(info: ValidationInfo) -> Settings:
+    """The settings a config is validated against: those of the connector being built,
+    else the process's own."""
+    given = (info.context or {}).get("settings")
+    return given if isinstance(given, Settings) else get_settings()
+
+
+def _env_name(name: str, info: ValidationInfo) -> str:
+    problem = name_problem(name, _settings(info))
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+def _env_value(value: str, info: ValidationInfo) -> str:
+    problem = value_problem(value, _settings(info))
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+EnvValue = Annotated[str, AfterValidator(_env_value)]
 
 
 class CommandConfig(BaseModel):
@@ -72,21 +111,34 @@ class CommandConfig(BaseModel):
     encoding: str = "utf-8"
     records_path: str | None = None
     csv: CsvOptions | None = None
-    environment: dict[str, str] = Field(default_factory=dict)
+    # Zone of timestamps the command prints without an offset (an IANA name; default
+    # UTC); also the command's TZ, so that its local time is that zone.
+    timezone: str | None = None
+    environment: dict[EnvName, EnvValue] = Field(
+        default_factory=dict,
+        description="Variables for the command: locale, time zone, APP_*, DB_* and the "
+        "names on FACTORYSYNC_COMMAND_ENV_ALLOWLIST; never loader or interpreter hooks.",
+    )
     max_output_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
-
-    @field_validator("environment")
-    @classmethod
-    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
-        for name in v:
-            if not ENV_NAME.match(name):
-                raise ValueError(f"environment variable name {name!r} is not valid")
-        return v
 
     @field_validator("encoding")
     @classmethod
     def _encoding(cls, v: str) -> str:
         return FileOptions(encoding=v).encoding
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return FileOptions(timezone=v).timezone
+
+    @model_validator(mode="after")
+    def _one_zone(self) -> CommandConfig:
+        inner = self.csv.timezone if self.csv is not None else None
+        if inner is not None and self.timezone is not None and inner != self.timezone:
+            raise ValueError(
+                f"csv.timezone {inner!r} and timezone {self.timezone!r} differ: set timezone only"
+            )
+        return self
 
     @field_validator("working_directory")
     @classmethod
@@ -193,6 +245,11 @@ class CommandConnector(Connector):
     config_model = CommandConfig
     config: CommandConfig
 
+    def __init__(self, config: CommandConfig, auth: dict[str, Any], context: ConnectorContext):
+        super().__init__(config, auth, context)
+        # Columns the reads so far typed as timestamps from values without an offset.
+        self.naive_columns: set[str] = set()
+
     # -- what runs -----------------------------------------------------------------
     def argv(self) -> list[str]:
         """The argument vector as configured (the executable not yet resolved)."""
@@ -216,23 +273,31 @@ class CommandConnector(Connector):
         argv[0] = resolve_executable(argv[0], self.context.settings, cwd)
         return argv, cwd
 
+    @classmethod
+    def authentication_problems(cls, auth: dict[str, Any], settings: Settings) -> list[str]:
+        """Problems of an ``authentication_config``, as 'field: message' strings."""
+        return environment_problems(auth.get("environment"), settings, "environment")
+
     def _environment(self, cwd: Path | None) -> dict[str, str]:
+        """The command's whole environment; checked again here for sources stored before
+        the safe list existed."""
         settings = self.context.settings
-        env = {
-            "PATH": COMMAND_PATH,
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "TZ": settings.timezone,
-            "HOME": str(cwd or tempfile.gettempdir()),
+        declared = {
+            "connection_config.environment": self.config.environment,
+            "authentication_config.environment": self.auth.get("environment"),
         }
-        env.update(self.config.environment)
-        secret_env = self.auth.get("environment") or {}
-        if not isinstance(secret_env, dict):
-            raise ConnectorFatal("authentication_config.environment must be a mapping")
-        for name, value in secret_env.items():
-            if not ENV_NAME.match(str(name)):
-                raise ConnectorFatal(f"authentication_config.environment: bad name {name!r}")
-            env[str(name)] = str(value)
+        problems = [p for w, e in declared.items() for p in environment_problems(e, settings, w)]
+        if problems:
+            raise ConnectorFatal(
+                f"command {self.display()} not run: " + "; ".join(problems) + " (change the "
+                "source: this rule also holds for sources saved before it)"
+            )
+        env = base_environment(settings, cwd)
+        # The command's local time is the zone its naive timestamps are read in (not the
+        # plant zone, which is for display): `environment` may still set TZ.
+        env["TZ"] = self.timezone
+        for variables in declared.values():
+            env.update({str(k): str(v) for k, v in (variables or {}).items()})
         return env
 
     def _check(self) -> str:
@@ -256,12 +321,29 @@ class CommandConnector(Connector):
             options: FileOptions = self.config.csv or CsvOptions()
             if "encoding" not in options.model_fields_set:
                 options = options.model_copy(update={"encoding": self.config.encoding})
+            options = options.model_copy(update={"timezone": self.timezone})
         else:
-            options = FileOptions(encoding=self.config.encoding)
+            options = FileOptions(encoding=self.config.encoding, timezone=self.timezone)
         label = f"output of {self.display()}"
         reader = format_class(fmt)(options, self.context)
+        reader.naive_columns = self.naive_columns
         with file_errors(label, self.config.encoding):
             yield from reader.read(out, records_path, label)
+
+    @property
+    def timezone(self) -> str:
+        """``timezone``, else the CSV options' own, else UTC."""
+        inner = self.config.csv.timezone if self.config.csv is not None else None
+        return self.config.timezone or inner or "UTC"
+
+    def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
+        """Fields of the output's first records; timestamps printed without an offset (and
+        so read in ``timezone``) are marked ``naive``."""
+        self.naive_columns = set()
+        fields = super().discover(records_path=records_path, limit=limit)
+        for info in fields:
+            info.naive = info.name in self.naive_columns
+        return fields
 
     def _run(self, argv: list[str], cwd: Path | None, out: Path) -> None:
         started = time.monotonic()

@@ -3,9 +3,10 @@
 Every column is first read as text; each block then converts its columns to the
 narrowest type all of its values fit: integer (not with leading zeros, so codes like
 ``007`` stay text), float (with the configured ``decimal`` and ``thousands`` marks),
-boolean (``true``/``false``), a date or timestamp in one of ``date_formats`` (naive ones
-are in ``timezone``), else text. ``column_types`` fixes a column's type instead, and a
-value that does not fit it is an error naming the file, column and row.
+boolean (``true``/``false``), a date or timestamp in one of ``date_formats`` (those
+without an offset are in ``timezone``, default UTC), else text. ``column_types`` fixes a
+column's type instead, and a value that does not fit it is an error naming the file,
+column and row.
 
 Rows with more or fewer fields than the header (ragged rows) are skipped and reported
 with their line numbers (``ragged_rows: report``), or fail the read (``ragged_rows: fail``).
@@ -17,14 +18,14 @@ import csv
 import logging
 import re
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from factorysync.connectors.base import Batch
-from factorysync.connectors.file import FileConfig, FileFormat, FileOptions
-from factorysync.engine.mapping import check_zone
+from factorysync.connectors.file import FileConfig, FileFormat, FileOptions, undecodable
 from factorysync.errors import ConnectorFatal
 
 if TYPE_CHECKING:
@@ -58,8 +59,6 @@ class CsvOptions(FileOptions):
     decimal: Literal[".", ","] = "."
     thousands: Literal[".", ",", " ", "'", "_"] | None = None
     date_formats: list[str] = Field(default_factory=list)
-    # Zone of timestamps without an offset (default: FACTORYSYNC_TIMEZONE).
-    timezone: str | None = None
     null_values: list[str] = Field(default_factory=lambda: list(NULL_VALUES))
     column_types: dict[str, ColumnType] = Field(default_factory=dict)
     infer_types: bool = True
@@ -81,11 +80,6 @@ class CsvOptions(FileOptions):
             if "%" not in fmt:
                 raise ValueError(f"date format {fmt!r} has no %-directive (e.g. '%d.%m.%Y %H:%M')")
         return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str | None) -> str | None:
-        return check_zone(v)
 
     @model_validator(mode="after")
     def _distinct_marks(self) -> CsvOptions:
@@ -139,10 +133,15 @@ class CsvFormat(FileFormat):
         o = self.options
         with path.open(encoding=self._python_encoding(), newline="") as fh:
             rows = csv.reader(fh, **self._dialect())
-            for _ in range(o.skip_rows):
-                if next(rows, None) is None:
-                    return None
-            first = next(rows, None)
+            try:
+                for _ in range(o.skip_rows):
+                    if next(rows, None) is None:
+                        return None
+                first = next(rows, None)
+            except csv.Error as exc:
+                raise ConnectorFatal(
+                    f"{label}: line {rows.line_num or 1}: {_csv_problem(exc)}"
+                ) from None
         if first is None:
             return None
         if o.column_names:
@@ -175,7 +174,11 @@ class CsvFormat(FileFormat):
             )
             return "skip"
 
-        reader = pa.csv.open_csv(
+        # The reader parses its first block when it opens, so opening fails like reading.
+        reader = self._arrow_call(
+            pa.csv.open_csv,
+            path,
+            label,
             str(path),
             read_options=pa.csv.ReadOptions(
                 column_names=names,
@@ -198,8 +201,10 @@ class CsvFormat(FileFormat):
                 strings_can_be_null=True,
             ),
         )
-        converter = _Converter(o, self.context.settings.timezone, label)
-        blocks = (converter.convert(block, seen) for block, seen in self._numbered(reader, label))
+        converter = _Converter(o, self.zone, label, self.naive_columns)
+        blocks = (
+            converter.convert(block, seen) for block, seen in self._numbered(reader, path, label)
+        )
         if self.columnar:
             # Arrow batches gather blocks up to the columnar batch size.
             parts = _gathered(blocks, self.context.columnar_batch_size)
@@ -224,32 +229,29 @@ class CsvFormat(FileFormat):
             if ragged:
                 self._report_ragged(path, label, len(names), len(ragged))
 
-    @classmethod
-    def _numbered(cls, reader: Any, label: str) -> Iterator[tuple[pa.RecordBatch, int]]:
+    def _numbered(
+        self, reader: Any, path: Path, label: str
+    ) -> Iterator[tuple[pa.RecordBatch, int]]:
         """Each block with the number of data rows before it."""
         seen = 0
-        for block in cls._blocks(reader, label):
+        while True:
+            try:
+                block = self._arrow_call(reader.read_next_batch, path, label)
+            except StopIteration:
+                return
             yield block, seen
             seen += block.num_rows
 
     @staticmethod
-    def _blocks(reader: Any, label: str) -> Iterator[pa.RecordBatch]:
+    def _arrow_call(call: Any, path: Path, label: str, *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)`` with Arrow's parse errors as one-line errors naming
+        the file (and the line, where it can be found)."""
         import pyarrow as pa
 
-        while True:
-            try:
-                block = reader.read_next_batch()
-            except StopIteration:
-                return
-            except pa.ArrowInvalid as exc:
-                text = str(exc)
-                if "UTF8" in text or "UTF-8" in text:
-                    raise ConnectorFatal(
-                        f"{label}: not valid UTF-8 text; set connection_config.encoding "
-                        "(e.g. latin-1, cp1252)"
-                    ) from None
-                raise ConnectorFatal(f"{label}: {text.removeprefix('CSV parse error: ')}") from None
-            yield block
+        try:
+            return call(*args, **kwargs)
+        except pa.ArrowInvalid as exc:
+            raise _arrow_problem(exc, path, label) from None
 
     def _report_ragged(self, path: Path, label: str, expected: int, count: int) -> None:
         where = ragged_lines(path, self._python_encoding(), self._dialect(), expected, self.options)
@@ -261,6 +263,20 @@ class CsvFormat(FileFormat):
         if self.options.ragged_rows == "fail":
             raise ConnectorFatal(message + "; set ragged_rows: report to skip them")
         log.warning("%s; skipped", message)
+
+
+def _arrow_problem(exc: Exception, path: Path, label: str) -> ConnectorFatal:
+    """An Arrow CSV parse error, said for a user."""
+    text = " ".join(str(exc).split()).removeprefix("CSV parse error: ")
+    if "UTF8" in text or "UTF-8" in text:
+        return undecodable(label, "utf-8", path)
+    if "straddling object" in text or "Could not skip initial" in text:
+        first = "the header" if "Could not skip" in text else "a row"
+        return ConnectorFatal(
+            f"{label}: {first} is longer than {BLOCK_SIZE // (1024 * 1024)} MiB, the most a "
+            "CSV row may take: not CSV text, or a quote that is never closed?"
+        )
+    return ConnectorFatal(f"{label}: {text}")
 
 
 def _sliced(blocks: Iterator[pa.RecordBatch], size: int) -> Iterator[tuple[int, pa.RecordBatch]]:
@@ -303,6 +319,17 @@ def _gathered(blocks: Iterator[pa.RecordBatch], size: int) -> Iterator[tuple[int
         yield first, joined()
 
 
+def _csv_problem(exc: csv.Error) -> str:
+    """What Python's csv module reports, said for a user."""
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return (
+            f"a field is longer than {csv.field_size_limit():,} characters, the most a CSV "
+            "field may take here: not CSV text, or a quote that is never closed?"
+        )
+    return f"not readable as CSV: {text}"
+
+
 def unique_names(names: list[str]) -> list[str]:
     """Header names made usable: blanks named by position, repeats numbered."""
     out: list[str] = []
@@ -327,28 +354,32 @@ def ragged_lines(
         rows = csv.reader(fh, **dialect)
         skip = options.skip_rows + (1 if options.has_header else 0)
         line = 0
-        for index, row in enumerate(rows):
-            start, line = line + 1, rows.line_num
-            if index < skip or not row:
-                continue
-            if len(row) != expected:
-                found.append((start, len(row)))
-                if len(found) >= RAGGED_SHOWN:
-                    break
+        # A field Arrow read but Python's csv module refuses (over its field size limit)
+        # ends the search: the rows found so far are named, the count stays exact.
+        with suppress(csv.Error):
+            for index, row in enumerate(rows):
+                start, line = line + 1, rows.line_num
+                if index < skip or not row:
+                    continue
+                if len(row) != expected:
+                    found.append((start, len(row)))
+                    if len(found) >= RAGGED_SHOWN:
+                        break
     return found
 
 
 class _Converter:
     """Converts the text columns of one block to typed columns."""
 
-    def __init__(self, options: CsvOptions, default_zone: str, label: str) -> None:
+    def __init__(self, options: CsvOptions, zone: str, label: str, naive: set[str]) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
         self.pa, self.pc = pa, pc
         self.options = options
-        self.zone = options.timezone or default_zone
+        self.zone = zone
         self.label = label
+        self.naive = naive  # columns of timestamps read without an offset
         # The kind each column took in earlier blocks: tried first, since a column keeps
         # its kind through a file; a text column stays text (its values are kept as is).
         self.kinds: dict[str, str] = {}
@@ -417,7 +448,7 @@ class _Converter:
             raise ValueError("not a boolean")
         return pc.if_else(pc.is_null(lower), self.pa.scalar(None, self.pa.bool_()), is_true)
 
-    def _temporal(self, column: Any, want: str | None) -> Any:
+    def _temporal(self, column: Any, want: str | None, name: str) -> Any:
         pa, pc = self.pa, self.pc
         text = pc.utf8_trim_whitespace(column)
         formats = self.options.date_formats
@@ -426,7 +457,7 @@ class _Converter:
             if want == "date":
                 return pc.cast(text, pa.date32())
             if want == "datetime":
-                return self._localize(pc.cast(text, pa.timestamp("us")))
+                return self._localize(pc.cast(text, pa.timestamp("us")), name)
             raise ValueError("no date formats")
         for fmt in formats:
             timed = bool(_TIME_DIRECTIVES.search(fmt))
@@ -436,12 +467,13 @@ class _Converter:
                 parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=False)
             except (pa.ArrowInvalid, ValueError):
                 continue
-            return self._localize(parsed) if timed else pc.cast(parsed, pa.date32())
+            return self._localize(parsed, name) if timed else pc.cast(parsed, pa.date32())
         raise ValueError("no date format fits")
 
-    def _localize(self, column: Any) -> Any:
+    def _localize(self, column: Any, name: str) -> Any:
         if getattr(column.type, "tz", None):
             return column
+        self.naive.add(name)
         return self.pc.assume_timezone(
             column, timezone=self.zone, ambiguous="earliest", nonexistent="earliest"
         )
@@ -451,7 +483,7 @@ class _Converter:
             "integer": lambda c: self._number(c, "integer"),
             "float": lambda c: self._number(c, "float"),
             "boolean": lambda c: self._boolean(c, strict_words=True),
-            "datetime": lambda c: self._temporal(c, None),
+            "datetime": lambda c: self._temporal(c, None, name),
         }
         previous = self.kinds.get(name)
         if previous == "string":
@@ -476,8 +508,8 @@ class _Converter:
             "integer": self._integer,
             "float": self._float,
             "boolean": lambda c: self._boolean(c, strict_words=False),
-            "date": lambda c: self._temporal(c, "date"),
-            "datetime": lambda c: self._temporal(c, "datetime"),
+            "date": lambda c: self._temporal(c, "date", name),
+            "datetime": lambda c: self._temporal(c, "datetime", name),
         }[kind]
         try:
             return convert(column)

@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -122,7 +123,8 @@ class DatabaseConfig(BaseModel):
     connection_pool_size: int = Field(default=5, ge=1, le=100)
     connect_timeout: float = Field(default=10.0, gt=0, le=600)
     query_timeout: float | None = Field(default=None, gt=0)
-    # Zone of timestamps stored without one (default: FACTORYSYNC_TIMEZONE).
+    # Zone of timestamps stored without one (DATETIME, timestamp without time zone):
+    # default UTC. The plant zone (FACTORYSYNC_TIMEZONE) is for display only.
     timezone: str | None = None
 
     @model_validator(mode="before")
@@ -195,6 +197,7 @@ class DatabaseConfig(BaseModel):
         if self.dialect == "sqlite":
             if self.host or self.port:
                 raise ValueError("sqlite takes no host or port: database is the file path")
+            _sqlite_file_allowed(self.database)
         elif not self.host:
             raise ValueError(f"host is required for {self.dialect}")
         return self
@@ -210,6 +213,27 @@ class DatabaseConfig(BaseModel):
         if self.table:
             return f"{self.schema_name}.{self.table}" if self.schema_name else self.table
         return "the query"
+
+
+def _sqlite_file_allowed(database: str) -> None:
+    """Refuse, when the source is declared, an SQLite file outside the data roots or that
+    is factorysync's own store or key file. The settings are this process's; every read
+    checks again against the settings it runs with (:func:`engine_for`)."""
+    from factorysync.connectors.file import OwnFiles, resolve_in_roots
+    from factorysync.settings import get_settings
+
+    settings = get_settings()
+    own = OwnFiles(settings)
+    try:
+        raw = Path(database).expanduser()
+        if not raw.is_absolute():
+            # Each root a relative path may be found under (at run time the first that
+            # holds it wins).
+            for root in settings.data_root_paths():
+                own.refuse((root / raw).resolve(), database)
+        resolve_in_roots(database, settings, own)
+    except ConnectorFatal as exc:
+        raise ValueError(f"database: {exc}") from None
 
 
 # -- engines and pools --------------------------------------------------------------------
@@ -306,7 +330,6 @@ def engine_for(config: DatabaseConfig, auth: dict[str, Any], context: ConnectorC
         }
         if config.dialect == "sqlite":
             import sqlite3
-            from pathlib import Path
 
             uri = Path(database).as_uri() + "?mode=ro"
             wait = config.connect_timeout
@@ -438,6 +461,16 @@ def plain_value(value: Any, zone: ZoneInfo) -> Any:
     return str(value)
 
 
+def _naive_columns(rows: list[Any]) -> set[str]:
+    """Columns of these driver rows that hold timestamps without a time zone."""
+    return {
+        name
+        for row in rows
+        for name, value in row.items()
+        if type(value) is datetime and value.tzinfo is None
+    }
+
+
 # -- the connector ------------------------------------------------------------------------
 class DatabaseConnector(Connector):
     type_name = "database"
@@ -446,8 +479,10 @@ class DatabaseConnector(Connector):
 
     def __init__(self, config: DatabaseConfig, auth: dict[str, Any], context: ConnectorContext):
         super().__init__(config, auth, context)
-        self.zone = ZoneInfo(config.timezone or context.settings.timezone)
+        self.zone = ZoneInfo(self.timezone)
         self._limit: int | None = None
+        # While discovering: the columns that held timestamps without a time zone.
+        self._naive: set[str] | None = None
 
     @property
     def columnar(self) -> bool:  # type: ignore[override]
@@ -557,8 +592,39 @@ class DatabaseConnector(Connector):
             zone = self.zone
             with conn.execute(stmt.execution_options(yield_per=size)) as result:
                 for part in result.mappings().partitions(size):
+                    if self._naive is not None:
+                        self._naive.update(_naive_columns(part))
                     records = [{k: plain_value(v, zone) for k, v in row.items()} for row in part]
                     yield Batch(records, origin=origin, cursor_ordered=ordered)
+
+    def scan_keys(self, names: list[str]) -> Iterator[list[dict[str, Any]]]:
+        """The ``names`` columns of every source row (``SELECT`` of those columns only),
+        streamed in batches: the key scan that finds rows deleted upstream. A name
+        matches a column as written or by its snake_case, as the mapping names it."""
+        import sqlalchemy as sa
+
+        from factorysync.engine.mapping import snake_case
+
+        engine = self._engine()
+        size = self.context.batch_size
+        with self._errors(), engine.connect() as conn:
+            have = list(conn.execute(self._select().limit(0)).keys())
+            columns = []
+            for name in names:
+                found = (
+                    name if name in have else next((n for n in have if snake_case(n) == name), None)
+                )
+                if found is None:
+                    raise ConnectorFatal(
+                        f"{self.config.where()} {self.config.source_name()}: key column "
+                        f"{name!r} not found for detect_deletes (columns: {', '.join(have)})"
+                    )
+                columns.append(found)
+            stmt = sa.select(*(sa.column(c) for c in columns)).select_from(self._from())
+            zone = self.zone
+            with conn.execute(stmt.execution_options(yield_per=size)) as result:
+                for part in result.mappings().partitions(size):
+                    yield [{k: plain_value(v, zone) for k, v in row.items()} for row in part]
 
     def _read_arrow(
         self, conn: Any, stmt: Any, origin: str, ordered: bool
@@ -572,7 +638,7 @@ class DatabaseConnector(Connector):
         types = pg_copy.column_types(raw, sql, params)
         if types is None:
             return None
-        zone = self.config.timezone or self.context.settings.timezone
+        zone = self.timezone
         size = self.context.columnar_batch_size
         return (
             Batch([], origin=origin, cursor_ordered=ordered, arrow=part)
@@ -609,23 +675,32 @@ class DatabaseConnector(Connector):
                 conn.close()
 
     def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
-        """Fields from the first ``limit`` rows; declared column types win where known."""
-        self._limit = limit
+        """Fields from the first ``limit`` rows; declared column types win where known.
+        Timestamp columns without a time zone (declared so, or holding such values) are
+        marked ``naive``: they are read in ``timezone``."""
+        self._limit, self._naive = limit, set()
         try:
             fields = super().discover(records_path=records_path, limit=limit)
+            naive = self._naive
         finally:
-            self._limit = None
+            self._limit, self._naive = None, None
         declared = self._declared_columns()
         by_name = {f.name: f for f in fields}
-        for name, (kind, nullable) in declared.items():
+        for name, (kind, nullable, naive_type) in declared.items():
             info = by_name.get(name)
             if info is None:
-                fields.append(FieldInfo(name, kind, [], nullable))
+                info = FieldInfo(name, kind, [], nullable)
+                fields.append(info)
             else:
                 info.kind, info.nullable = kind, nullable
+            if naive_type:
+                naive.add(name)
+        for info in fields:
+            info.naive = info.name in naive
         return fields
 
-    def _declared_columns(self) -> dict[str, tuple[str, bool]]:
+    def _declared_columns(self) -> dict[str, tuple[str, bool, bool]]:
+        """Column → (kind, nullable, a timestamp type without a time zone)."""
         if not self.config.table:
             return {}
         import sqlalchemy as sa
@@ -636,11 +711,13 @@ class DatabaseConnector(Connector):
         with self._errors(), engine.connect() as conn:
             columns = sa.inspect(conn).get_columns(self.config.table, self.config.schema_name)
         wanted = set(self.config.columns or [c["name"] for c in columns])
-        return {
-            c["name"]: (kind_of_type(c["type"]), bool(c.get("nullable", True)))
-            for c in columns
-            if c["name"] in wanted
-        }
+        declared = {}
+        for c in columns:
+            if c["name"] in wanted:
+                kind = kind_of_type(c["type"])
+                naive = kind == "datetime" and not getattr(c["type"], "timezone", False)
+                declared[c["name"]] = (kind, bool(c.get("nullable", True)), naive)
+        return declared
 
 
 class Relay:

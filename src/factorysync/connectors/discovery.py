@@ -1,10 +1,17 @@
 """Discovery of a registered source: its fields, kinds and sample values, for mapping.
 
 Shared by the CLI (``factorysync source discover``) and the API.
+
+Fields holding timestamps without a time zone are marked ``naive`` with a note: the
+connector reads typed ones (database timestamps without a time zone, CSV dates in
+``date_formats``, Excel dates) in the connection's ``timezone`` (default UTC); text ones
+(JSON, API and command output) stay text unless a mapping field types them as
+``datetime``, which then reads them in that zone.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from factorysync.connectors.base import ConnectorContext
@@ -13,6 +20,9 @@ from factorysync.errors import ConfigError, FactorySyncError
 from factorysync.security.secrets import Redactor, resolve_env_refs
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.store import Store
+
+# ISO 8601 date-time text without an offset (with one, it is typed as it says).
+NAIVE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$")
 
 
 def discover_source(
@@ -60,12 +70,44 @@ def discover_source(
         fields = connector.discover(records_path=records_path, limit=limit)
     except FactorySyncError as exc:
         raise type(exc)(redact(str(exc))) from None
+    zone = connector.timezone
+    described = []
+    for f in fields:
+        entry: dict[str, Any] = {
+            "name": f.name,
+            "kind": f.kind,
+            "nullable": f.nullable,
+            "samples": f.samples,
+        }
+        note = naive_note(f.kind, f.samples, zone, typed=f.naive)
+        if note is not None:
+            entry["naive"] = True
+            entry["note"] = note
+        described.append(entry)
     return {
         "source_id": source_id,
         "connection_name": chosen.connection_name,
         "records_path": records_path,
-        "fields": [
-            {"name": f.name, "kind": f.kind, "nullable": f.nullable, "samples": f.samples}
-            for f in fields
-        ],
+        "timezone": zone,
+        "fields": described,
     }
+
+
+def naive_note(kind: str | None, samples: list[Any], zone: str, *, typed: bool) -> str | None:
+    """What a field of timestamps without a time zone becomes (None: not such a field).
+
+    ``typed``: the connector read them as timestamps; else text samples that are all
+    ISO date-times without an offset make the field one.
+    """
+    setting = "set connection_config.timezone" if zone == "UTC" else "connection_config.timezone"
+    if typed:
+        return f"naive timestamps, read as {zone} ({setting})"
+    texts = [v for v in samples if v is not None]
+    if kind != "string" or not texts:
+        return None
+    if all(isinstance(v, str) and NAIVE_TEXT.match(v) for v in texts):
+        return (
+            "naive timestamps in text, kept as text: a mapping field {type: datetime} "
+            f"reads them as {zone} ({setting})"
+        )
+    return None

@@ -6,14 +6,19 @@ One sheet per read: ``sheet`` (a name, or a 0-based index), or the mapping's
 sheet of the same workbook. ``cell_range`` (``B3:H500``, ``A:F``) limits the rows and
 columns; the header is the first non-empty row of that area, or ``header_row`` (the row
 number Excel shows), or there is none (``has_header: false``: columns are named by
-letter). Cells become plain values: whole numbers are integers, dates and times naive in
-the workbook are placed in ``timezone``, blank cells are null, empty rows are skipped.
+letter). Cells become plain values: whole numbers are integers, dates and times (which a
+workbook keeps without a time zone) are placed in ``timezone`` (default UTC), blank cells
+are null, empty rows are skipped.
+
+The workbook itself is parsed in a child process with memory and CPU limits
+(:mod:`factorysync.connectors.workbook_process`): a hostile file stops that process, not
+the service.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -23,8 +28,7 @@ from pydantic import Field, field_validator
 
 from factorysync.connectors.base import Batch
 from factorysync.connectors.file import FileConfig, FileFormat, FileOptions
-from factorysync.engine.mapping import check_zone
-from factorysync.errors import ConnectorFatal
+from factorysync.connectors.workbook_process import Limits, open_sheet
 
 _RANGE = re.compile(r"^([A-Z]{1,3})(\d*)(?::([A-Z]{1,3})(\d*))?$")
 _MAX_EXACT_FLOAT = 2**53
@@ -38,8 +42,6 @@ class ExcelOptions(FileOptions):
     header_row: int | None = Field(default=None, ge=1)
     cell_range: str | None = None
     column_names: list[str] | None = None
-    # Zone of date-times stored without one (default: FACTORYSYNC_TIMEZONE).
-    timezone: str | None = None
 
     @field_validator("sheet")
     @classmethod
@@ -56,11 +58,6 @@ class ExcelOptions(FileOptions):
             if not _RANGE.match(v):
                 raise ValueError(f"cell_range {v!r} is not like 'A1:F200', 'B3:H' or 'A:F'")
         return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str | None) -> str | None:
-        return check_zone(v)
 
 
 class ExcelFileConfig(FileConfig, ExcelOptions):
@@ -97,72 +94,39 @@ def parse_range(text: str | None) -> tuple[int, int, int | None, int | None]:
     return first_row, column_index(c1), int(r2) - 1 if r2 else None, column_index(c2)
 
 
-def _calamine() -> Any:
-    try:
-        import python_calamine
-    except ImportError:  # pragma: no cover - a dependency of the package
-        raise ConnectorFatal(
-            "reading Excel workbooks needs python-calamine: pip install python-calamine"
-        ) from None
-    return python_calamine
-
-
 class ExcelFormat(FileFormat):
     options_model = ExcelOptions
     config_model = ExcelFileConfig
     options: ExcelOptions
+    naive_datetimes = True
 
     def read(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
-        calamine = _calamine()
-        broken = (
-            calamine.CalamineError,
-            calamine.PasswordError,
-            calamine.XmlError,
-            calamine.ZipError,
-        )
+        settings = self.context.settings
+        limits = Limits(settings.parser_max_mb, settings.parser_cpu_s)
         wanted: str | int = records_path if records_path is not None else self.options.sheet
-        try:
-            workbook = calamine.CalamineWorkbook.from_path(str(path))
-            try:
-                sheet = self._sheet(workbook, wanted, label)
-                yield from self.batches(self._records(sheet), f"{label} [{sheet.name}]")
-            finally:
-                workbook.close()
-        except calamine.PasswordError:
-            raise ConnectorFatal(f"{label}: the workbook is password-protected") from None
-        except broken as exc:
-            raise ConnectorFatal(f"{label}: not a readable workbook ({exc})") from None
+        with open_sheet(path, wanted, label, limits) as sheet:
+            yield from self.batches(
+                self._records(sheet.rows(), sheet.start), f"{label} [{sheet.name}]"
+            )
 
-    @staticmethod
-    def _sheet(workbook: Any, wanted: str | int, label: str) -> Any:
-        names = list(workbook.sheet_names)
-        if isinstance(wanted, int):
-            if wanted >= len(names):
-                raise ConnectorFatal(
-                    f"{label}: no sheet at index {wanted} (the workbook has {len(names)}: "
-                    f"{', '.join(names)})"
-                )
-            return workbook.get_sheet_by_index(wanted)
-        if wanted not in names:
-            raise ConnectorFatal(f"{label}: no sheet named {wanted!r} (sheets: {', '.join(names)})")
-        return workbook.get_sheet_by_name(wanted)
-
-    def _records(self, sheet: Any) -> Iterator[dict[str, Any]]:
-        """Rows as records. Columns without a header name (named by letter) appear in a
-        record only where they hold a value, so a title or note beside the table does not
-        add an empty column to every row."""
+    def _records(
+        self, rows: Iterable[tuple[int, list[Any]]], start: tuple[int, int]
+    ) -> Iterator[dict[str, Any]]:
+        """Rows (0-based row number in the sheet, cells from column ``start[1]`` on) as
+        records. Columns without a header name (named by letter) appear in a record only
+        where they hold a value, so a title or note beside the table does not add an empty
+        column to every row."""
         o = self.options
-        zone = ZoneInfo(o.timezone or self.context.settings.timezone)
+        zone = ZoneInfo(self.zone)
         row0, col0, row1, col1 = parse_range(o.cell_range)
-        start_row, start_col = sheet.start or (0, 0)
+        start_col = start[1]
         first = max(col0 - start_col, 0)
         last = None if col1 is None else max(col1 - start_col + 1, 0)
         names: list[str] | None = None
         unnamed: set[int] = set()
         if not o.has_header:
             names = list(o.column_names or [])
-        for offset, raw in enumerate(sheet.iter_rows()):
-            row_number = start_row + offset  # 0-based, in the whole sheet
+        for row_number, raw in rows:
             if row_number < row0:
                 continue
             if row1 is not None and row_number > row1:

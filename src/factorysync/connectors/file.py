@@ -17,14 +17,20 @@ Without ``file_type`` the format follows the file extension (json when unknown).
 Incremental reads skip files that did not change since the last successful run: each
 file's marker (size, modification time, SHA-256 of the content) is kept in the connector
 state. A full read treats the union of all matching files as the snapshot.
+
+Timestamps without an offset (CSV text in ``date_formats``, Excel dates, JSON text that
+a mapping types as ``datetime``) are read in the connection's ``timezone`` (default UTC).
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import glob
 import hashlib
+import logging
 import os
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -36,9 +42,17 @@ from typing import IO, Any, ClassVar, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factorysync.connectors.base import Batch, Connector, ConnectorContext, ReadRequest
-from factorysync.errors import ConnectorFatal, ConnectorRetriable
+from factorysync.connectors.base import (
+    Batch,
+    Connector,
+    ConnectorContext,
+    FieldInfo,
+    ReadRequest,
+)
+from factorysync.errors import ConnectorError, ConnectorFatal, ConnectorRetriable, full_traceback
 from factorysync.settings import Settings
+
+log = logging.getLogger("factorysync.connectors.file")
 
 # Documents up to this size are parsed in one go (orjson is ~10x faster than streaming);
 # larger ones are streamed.
@@ -78,6 +92,9 @@ class FileOptions(BaseModel):
 
     encoding: str = "utf-8"
     records_path: str | None = None
+    # Zone of timestamps without an offset (an IANA name; default UTC). The plant zone
+    # (FACTORYSYNC_TIMEZONE) is for display only.
+    timezone: str | None = None
 
     @field_validator("encoding")
     @classmethod
@@ -87,6 +104,13 @@ class FileOptions(BaseModel):
         except LookupError:
             raise ValueError(f"unknown encoding {v!r} (e.g. utf-8, utf-8-sig, latin-1)") from None
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        from factorysync.engine.mapping import check_zone
+
+        return check_zone(v)
 
     def is_utf8(self) -> bool:
         return codecs.lookup(self.encoding).name in ("utf-8", "utf-8-sig")
@@ -112,6 +136,9 @@ class FileConfig(FileOptions):
     def fingerprint(self) -> str:
         """Changes when a setting that affects the records changes (markers then reset)."""
         relevant = self.model_dump(exclude={"auto_reload", "file_name", "legacy_path"})
+        # The zone in effect, not the setting: naive timestamps read before UTC became
+        # the default (in the plant zone) are read again.
+        relevant["timezone"] = self.timezone or "UTC"
         return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
@@ -129,11 +156,45 @@ def format_class(file_type: str) -> type[FileFormat]:
     return getattr(import_module(module), name)  # type: ignore[no-any-return]
 
 
-def resolve_in_roots(path_text: str, settings: Settings) -> Path:
-    """The absolute path for ``path_text``, refused when it is outside every data root.
+class OwnFiles:
+    """factorysync's own files (:meth:`Settings.protected_files`: the SQLite store, its
+    side files and the key file), known by resolved path and by file identity, so that
+    neither a symbolic link nor a hard link inside a data root leads a source to them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.by_path = {path: (path, what) for path, what in settings.protected_files()}
+        self.by_id: dict[tuple[int, int], tuple[Path, str]] = {}
+        for path, what in self.by_path.values():
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            self.by_id[(st.st_dev, st.st_ino)] = (path, what)
+
+    def refuse(self, resolved: Path, shown: str) -> None:
+        """Raise when ``resolved`` (a resolved path, given as ``shown``) is one of them."""
+        hit = self.by_path.get(resolved)
+        if hit is None and self.by_id:
+            try:
+                st = resolved.stat()
+            except OSError:
+                st = None
+            if st is not None:
+                hit = self.by_id.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            path, what = hit
+            raise ConnectorFatal(
+                f"path {shown!r} leads to {what} {path}: sources may not read factorysync's "
+                "own files"
+            )
+
+
+def resolve_in_roots(path_text: str, settings: Settings, own: OwnFiles | None = None) -> Path:
+    """The absolute path for ``path_text``, refused when it is outside every data root
+    or is one of factorysync's own files (``own``, computed when not given).
 
     A relative path is looked up under each root in order (the first that exists wins).
-    Symbolic links are resolved first, so a link cannot lead out of a root.
+    Symbolic links and ``..`` are resolved first, so neither leads out of a root.
     """
     roots = settings.data_root_paths()
     if not roots:
@@ -142,6 +203,7 @@ def resolve_in_roots(path_text: str, settings: Settings) -> Path:
     candidates = [raw] if raw.is_absolute() else [root / raw for root in roots]
     chosen = next((c for c in candidates if c.exists()), candidates[0])
     resolved = chosen.resolve()
+    (own or OwnFiles(settings)).refuse(resolved, path_text)
     if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
         raise ConnectorFatal(
             f"file path {path_text!r} is outside the data roots "
@@ -158,11 +220,20 @@ class FileFormat(ABC):
     config_model: ClassVar[type[FileConfig]]
     # Formats that can yield Arrow batches say so; ``columnar`` is set per read.
     arrow_capable: ClassVar[bool] = False
+    # Formats whose every timestamp is without a time zone (a workbook's dates).
+    naive_datetimes: ClassVar[bool] = False
 
     def __init__(self, options: FileOptions, context: ConnectorContext) -> None:
         self.options = options
         self.context = context
         self.columnar = False
+        # Columns the reads so far typed as timestamps from values without an offset.
+        self.naive_columns: set[str] = set()
+
+    @property
+    def zone(self) -> str:
+        """The zone of timestamps without an offset (``timezone``, default UTC)."""
+        return self.options.timezone or "UTC"
 
     @abstractmethod
     def read(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
@@ -180,22 +251,103 @@ class FileFormat(ABC):
             yield Batch(batch, origin=origin)
 
 
+def parse_error(exc: BaseException, label: str) -> ConnectorFatal | None:
+    """A parser's own exception (a malformed, truncated or binary file) as a one-line
+    error naming the file; None for any other exception.
+
+    Readers name the line where they know it; this is the net under them, so that no
+    parser's exception reaches the user as a traceback without the file's name.
+    """
+    parsers: list[type[BaseException]] = [csv.Error, orjson.JSONDecodeError, RecursionError]
+    # Only loaded modules can have raised their exceptions.
+    if (pyarrow := sys.modules.get("pyarrow")) is not None:
+        parsers.append(pyarrow.ArrowException)
+    if (ijson := sys.modules.get("ijson")) is not None:
+        parsers.append(ijson.JSONError)
+    if not isinstance(exc, tuple(parsers)):
+        return None
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 300:
+        text = text[:299] + "…"
+    return ConnectorFatal(f"{label}: cannot be parsed: {text}")
+
+
+def first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
+    """(line, byte offset) of the first byte of ``path`` that is not valid ``encoding``
+    text, or None when all of it is. Streams the file; meant for the error path."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset, line = 0, 1
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(1024 * 1024)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.object is the bytes the decoder held back from the last chunk + this one.
+                held = len(exc.object) - len(chunk)
+                before = max(exc.start - held, 0)
+                return line + chunk.count(b"\n", 0, before), offset + exc.start - held
+            if not chunk:
+                return None
+            offset += len(chunk)
+            line += chunk.count(b"\n")
+
+
+def undecodable(
+    label: str, encoding: str, path: Path | None = None, byte: int | None = None
+) -> ConnectorFatal:
+    """The error for text that is not valid ``encoding``, naming the line and byte of the
+    first bad byte when ``path`` is given (else ``byte``, when known)."""
+    where = f" at byte offset {byte:,}" if byte is not None else ""
+    found = first_undecodable(path, encoding) if path is not None else None
+    if found is not None:
+        where = f": line {found[0]} (byte offset {found[1]:,})"
+    return ConnectorFatal(
+        f"{label}{where}: not valid {encoding} text; set connection_config.encoding "
+        "(e.g. utf-8, latin-1, cp1252)"
+    )
+
+
 @contextmanager
-def file_errors(label: str, encoding: str) -> Iterator[None]:
-    """Turn OS and decoding errors raised while reading ``label`` into connector errors."""
+def file_errors(label: str, encoding: str, path: Path | None = None) -> Iterator[None]:
+    """Turn OS, decoding and parser errors raised while reading ``label`` into connector
+    errors; ``path``, when given, is the file, looked at again to name the line of a
+    decoding error. The traceback behind each error is logged at debug level
+    (``factorysync --debug``)."""
     try:
         yield
-    except FileNotFoundError:
-        raise ConnectorFatal(f"file not found: {label}") from None
-    except PermissionError:
-        raise ConnectorFatal(f"file not readable (permission denied): {label}") from None
-    except UnicodeDecodeError as exc:
-        raise ConnectorFatal(
-            f"{label}: not valid {encoding} at byte {exc.start}; set connection_config.encoding "
-            "(e.g. utf-8, latin-1, cp1252)"
-        ) from None
-    except OSError as exc:
-        raise ConnectorRetriable(f"{label}: {exc.strerror or exc}") from None
+    except ConnectorError as exc:
+        _log_failure(label, exc)
+        raise
+    except Exception as exc:
+        mapped = _file_error(exc, label, encoding, path)
+        if mapped is None:
+            raise
+        _log_failure(label, exc)
+        raise mapped from None
+
+
+def _log_failure(label: str, exc: BaseException) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("reading %s failed:\n%s", label, full_traceback(exc))
+
+
+def _file_error(
+    exc: Exception, label: str, encoding: str, path: Path | None
+) -> ConnectorError | None:
+    """The connector error for an exception raised while reading ``label``; None for an
+    exception of no known kind (a bug, which keeps its traceback)."""
+    if isinstance(exc, FileNotFoundError):
+        return ConnectorFatal(f"file not found: {label}")
+    if isinstance(exc, PermissionError):
+        return ConnectorFatal(f"file not readable (permission denied): {label}")
+    if isinstance(exc, UnicodeDecodeError):
+        # Without the file, the decoder's offset is the best there is (exact for a text
+        # decoded whole, relative to its chunk for a stream).
+        return undecodable(label, encoding, path, exc.start if path is None else None)
+    if isinstance(exc, OSError):
+        return ConnectorRetriable(f"{label}: {exc.strerror or exc}")
+    return parse_error(exc, label)
 
 
 def envelope_of(document: Any, records_path: str | None) -> dict[str, Any]:
@@ -278,6 +430,8 @@ class JsonFormat(FileFormat):
         try:
             document = orjson.loads(self._decode(data))
         except orjson.JSONDecodeError as exc:
+            if "not valid UTF-8" in exc.msg:  # orjson places these at line 1, column 1
+                raise undecodable(label, "utf-8", path) from None
             raise ConnectorFatal(
                 f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
                 + (" (the file ends early: truncated?)" if exc.pos >= len(data) - 1 else "")
@@ -310,7 +464,7 @@ class JsonFormat(FileFormat):
                     yield batch
             except ijson.JSONError as exc:
                 raise ConnectorFatal(
-                    f"{label}: invalid JSON near byte {raw.tell():,}: {exc} "
+                    f"{label}: invalid JSON near byte {raw.tell():,}: {_first_line(exc)} "
                     "(the file is truncated or malformed)"
                 ) from None
         if count == 0:
@@ -318,6 +472,14 @@ class JsonFormat(FileFormat):
                 f"{label}: no records at {records_path or 'the top-level array'!r} "
                 "(set mapping_config.records_path)"
             )
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of a parser's message (yajl's go on over lines of the bad bytes)."""
+    message = exc.args[0] if exc.args else ""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    return str(message).strip().partition("\n")[0] or type(exc).__name__
 
 
 def _joined(batches: list[Any]) -> Any:
@@ -400,9 +562,11 @@ class NdjsonFormat(FileFormat):
                     for part in table.to_batches(max_chunksize=self.context.columnar_batch_size):
                         yield Batch([], origin=origin, arrow=part)
                 else:
+                    lines = chunk.split(b"\n")
+                    last = len(lines) - 1  # the only piece that may lack its newline
                     records = [
-                        self._decode(line, line, lineno + n, label)
-                        for n, line in enumerate(chunk.split(b"\n"))
+                        self._decode(line, line + b"\n" if n < last else line, lineno + n, label)
+                        for n, line in enumerate(lines)
                         if line.strip()
                     ]
                     if records:
@@ -523,7 +687,8 @@ class FileConnector(Connector):
             base = Path(pattern).expanduser()
             patterns = [str(base)] if base.is_absolute() else [str(r / base) for r in roots]
             found = sorted({Path(p) for pat in patterns for p in glob.glob(pat, recursive=True)})
-            return [resolve_in_roots(str(p), settings) for p in found if p.is_file()]
+            own = OwnFiles(settings)
+            return [resolve_in_roots(str(p), settings, own) for p in found if p.is_file()]
         path = resolve_in_roots(pattern, settings)
         if not path.exists():
             raise ConnectorFatal(f"file not found: {path}")
@@ -549,6 +714,18 @@ class FileConnector(Connector):
     def columnar(self) -> bool:  # type: ignore[override]
         return self.format.arrow_capable
 
+    def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
+        """Fields of the first records; timestamps the format read without an offset
+        (and so in ``timezone``) are marked ``naive``."""
+        self.format.naive_columns = set()
+        fields = super().discover(records_path=records_path, limit=limit)
+        every = self.format.naive_datetimes
+        for info in fields:
+            info.naive = info.name in self.format.naive_columns or (
+                every and info.kind == "datetime"
+            )
+        return fields
+
     def read(self, request: ReadRequest) -> Iterator[Batch]:
         records_path = request.records_path or self.config.records_path
         self.format.columnar = request.columnar and self.format.arrow_capable
@@ -560,7 +737,7 @@ class FileConnector(Connector):
 
     def _read_file(self, path: Path, records_path: str | None) -> Iterator[Batch]:
         label = str(path)
-        with file_errors(label, self.config.encoding):
+        with file_errors(label, self.config.encoding, path):
             yield from self.format.read(path, records_path, label)
 
     def _read_changed(self, state: dict[str, Any], records_path: str | None) -> Iterator[Batch]:

@@ -12,6 +12,15 @@ Two rules, both applied to the *addresses* a host name resolves to:
   host names (``mes.plant.local``), subdomain wildcards (``*.plant.local``), IP
   addresses and networks (``10.20.0.0/16``, checked against the resolved addresses).
 
+An IPv6 address that carries an IPv4 address is judged as that IPv4 address, by both
+rules (:func:`embedded`): IPv4-mapped ``::ffff:0:0/96``, IPv4-translated
+``::ffff:0:0:0/96``, IPv4-compatible ``::/96``, NAT64 ``64:ff9b::/96`` and
+``64:ff9b:1::/48``, 6to4 ``2002::/16`` and Teredo ``2001::/32``. A packet to such an
+address is delivered to, or relayed through, the IPv4 address, so ``64:ff9b::a9fe:a9fe``
+reaches the metadata service wherever a NAT64 gateway runs, and ``::ffff:127.0.0.1`` is
+allowed by ``127.0.0.1`` in the allow-list. The IPv6 address itself may be listed too, but
+an embedded refused address is only allowed when the IPv4 address is listed.
+
 The check runs in the HTTP client's network layer (:class:`GuardedBackend`), right
 before each TCP connection, so it covers the first request, every redirect, every
 next-page URL and the OAuth2 token endpoint; and the connection goes to the address that
@@ -55,11 +64,38 @@ class RefusedAddress(ConnectorFatal):
     """A connection to a host or address that the outbound rules do not allow."""
 
 
-def _plain(address: IPAddress) -> IPAddress:
-    """IPv4-mapped IPv6 addresses (``::ffff:169.254.169.254``) as the IPv4 address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+_LAST_32 = 0xFFFFFFFF
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
+_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291, deprecated
+# NAT64 prefixes (RFC 6052, RFC 8215), read in the /96 layout (the IPv4 address in the
+# last 32 bits) that DNS64 and NAT64 gateways use by default. In the /48 and /56 layouts
+# the last 32 bits are zero, so such addresses read as 0.0.0.0 and are refused.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded(address: IPAddress) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses that an IPv6 address carries, each with the name of its form.
+
+    Empty for an IPv4 address and for a plain IPv6 one. ``::`` and ``::1`` are not
+    IPv4-compatible addresses but "this host" and the loopback address.
+    """
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    last = ipaddress.IPv4Address(int(address) & _LAST_32)
+    if address.ipv4_mapped is not None:
+        return [("IPv4-mapped IPv6", address.ipv4_mapped)]
+    if address in _TRANSLATED:
+        return [("IPv4-translated IPv6", last)]
+    if address in _COMPATIBLE and int(address) > 1:
+        return [("IPv4-compatible IPv6", last)]
+    if any(address in prefix for prefix in _NAT64):
+        return [("NAT64", last)]
+    if address.sixtofour is not None:
+        return [("6to4", address.sixtofour)]
+    if address.teredo is not None:
+        server, client = address.teredo
+        return [("Teredo server", server), ("Teredo client", client)]
+    return []
 
 
 def _in(address: IPAddress, networks: Iterable[IPNetwork]) -> bool:
@@ -115,30 +151,50 @@ class HostPolicy:
     def permitted(self, host: str, addresses: list[IPAddress]) -> list[IPAddress]:
         """The addresses of ``host`` that a connection may use; raises when there is none."""
         allowed: list[IPAddress] = []
-        refused: list[tuple[IPAddress, str]] = []
+        refused: list[tuple[IPAddress, str, str]] = []  # address, what it carries, why
         named = self.name_allowed(host)
         for address in addresses:
-            plain = _plain(address)
-            listed = _in(plain, self.networks)
-            if _in(plain, BLOCKED_NETWORKS) and not listed:
+            carried = embedded(address)
+            blocked = [
+                (form, ip)
+                for form, ip in [("", address), *carried]
+                if _in(ip, BLOCKED_NETWORKS) and not _in(ip, self.networks)
+            ]
+            listed = _in(address, self.networks) or bool(
+                carried and all(_in(ip, self.networks) for _, ip in carried)
+            )
+            if blocked:
+                form, ip = blocked[0]
                 refused.append(
                     (
-                        plain,
+                        address,
+                        f"{ip} via {form}" if form else "",
                         "a link-local, cloud-metadata or reserved address "
-                        "(list it in FACTORYSYNC_API_ALLOWED_HOSTS to allow it)",
+                        f"(list {ip} in FACTORYSYNC_API_ALLOWED_HOSTS to allow it)",
                     )
                 )
             elif self.restricted and not (named or listed):
-                refused.append((plain, "not in FACTORYSYNC_API_ALLOWED_HOSTS"))
+                via = ", ".join(f"{ip} via {form}" for form, ip in carried)
+                refused.append((address, via, "not in FACTORYSYNC_API_ALLOWED_HOSTS"))
             else:
                 allowed.append(address)
         if not allowed:
             if not refused:
                 raise RefusedAddress(f"host {host!r} has no address")
-            address, why = refused[0]
-            shown = str(address) if str(address) == host.strip("[]") else f"{host} ({address})"
-            raise RefusedAddress(f"refused to connect to {shown}: {why}")
+            address, via, why = refused[0]
+            raise RefusedAddress(f"refused to connect to {_shown(host, address, via)}: {why}")
         return allowed
+
+
+def _shown(host: str, address: IPAddress, via: str) -> str:
+    """``host`` for a message: with the address it resolved to and what that carries."""
+    try:
+        literal = ipaddress.ip_address(host.strip("[]")) == address
+    except ValueError:
+        literal = False
+    if literal:
+        return f"{address} ({via})" if via else str(address)
+    return f"{host} ({address}, {via})" if via else f"{host} ({address})"
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:

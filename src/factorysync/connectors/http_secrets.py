@@ -18,7 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import quote, quote_plus, urlencode
+from urllib.parse import urlencode
 
 import httpx
 
@@ -32,17 +32,18 @@ class Secrets:
     """The secret values of one connection; masks them in text. Call it on a text."""
 
     def __init__(self, values: Any = None) -> None:
-        self._values: set[str] = set()
         self._redact = Redactor()
         self.add(values)
 
     def add(self, value: Any) -> None:
-        before = len(self._values)
-        for text in _strings(value):
-            if len(text) >= 3:
-                self._values |= {text, quote(text, safe=""), quote_plus(text), quote(text)}
-        if len(self._values) != before:
-            self._redact = Redactor(sorted(self._values))
+        """Learn ``value``: an ``authentication_config`` mapping (its secret values, not
+        identifiers such as the user name, see ``security.secrets.IDENTIFIER_KEYS``), or
+        a secret itself (a fetched token, an encoded Basic credential). The redactor
+        masks every encoding of each, URL-encoded ones included."""
+        if isinstance(value, dict):
+            self._redact.add(value)
+        else:
+            self._redact.add(list(_strings(value)))
 
     def __call__(self, text: str) -> str:
         return self._redact(text)

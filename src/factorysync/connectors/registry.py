@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from factorysync.connectors.base import Connector, ConnectorContext
 from factorysync.errors import ConfigError
+from factorysync.settings import Settings, get_settings
 
 BUILTIN: dict[str, str] = {
     "file": "factorysync.connectors.file:FileConnector",
@@ -58,21 +59,44 @@ def config_model_of(cls: type[Connector], config: dict[str, Any]) -> type[BaseMo
     return pick(config) if pick is not None else cls.config_model
 
 
-def validate_connection_config(connection_type: str, config: dict[str, Any]) -> list[str]:
-    """Problems with a connection_config, as 'field: message' strings (empty when valid)."""
+def validate_connection_config(
+    connection_type: str, config: dict[str, Any], settings: Settings | None = None
+) -> list[str]:
+    """Problems with a connection_config, as 'field: message' strings (empty when valid).
+
+    Models that depend on the settings (the command safe list) find them in the
+    validation context; without ``settings`` those of the process are used."""
     try:
         cls = connector_class(connection_type)
     except ConfigError as exc:
         return [str(exc)]
     try:
-        config_model_of(cls, config).model_validate(config)
+        config_model_of(cls, config).model_validate(config, context={"settings": settings})
     except ValidationError as exc:
         return [format_validation_error(err) for err in exc.errors()]
     return []
 
 
+def validate_authentication_config(
+    connection_type: str, auth: dict[str, Any], settings: Settings | None = None
+) -> list[str]:
+    """Problems with an authentication_config, as 'field: message' strings.
+
+    It is free-form and stored encrypted, so it is checked before it is saved, by the
+    type's ``authentication_problems(auth, settings)`` when it has one (command sources
+    check the environment they pass on). An unknown type is reported by
+    validate_connection_config, not twice."""
+    try:
+        cls = connector_class(connection_type)
+    except ConfigError:
+        return []
+    check = getattr(cls, "authentication_problems", None)
+    return [] if check is None else list(check(auth, settings or get_settings()))
+
+
 def format_validation_error(err: Any) -> str:
-    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+    # "[key]" marks a problem with a mapping's key: the key itself names the place.
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("__root__", "[key]"))
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{loc}: {msg}" if loc else msg
 
@@ -82,7 +106,9 @@ def build_connector(
 ) -> Connector:
     cls = connector_class(connection_type)
     try:
-        model = config_model_of(cls, config).model_validate(config)
+        model = config_model_of(cls, config).model_validate(
+            config, context={"settings": context.settings}
+        )
     except ValidationError as exc:
         problems = [format_validation_error(e) for e in exc.errors()]
         raise ConfigError(

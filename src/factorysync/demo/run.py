@@ -28,16 +28,28 @@ def _progress(console: Console | None) -> Progress:
     )
 
 
+DEMO_FOLDER = "factorysync-demo"
+
+
 def run_demo(
-    store: Store, directory: Path, *, size_mb: float = 5.0, console: Console | None = None
+    store: Store,
+    directory: Path | None = None,
+    *,
+    size_mb: float = 5.0,
+    console: Console | None = None,
 ) -> list[RunResult]:
-    directory = directory.resolve()
+    """``directory`` defaults to ``factorysync-demo`` in the first data root (which
+    ``init`` creates when it is the default one)."""
     roots = store.settings.data_root_paths()
+    if not roots:
+        raise ConfigError("no data roots configured (FACTORYSYNC_DATA_ROOTS is empty)")
+    directory = (directory or roots[0] / DEMO_FOLDER).resolve()
     if not any(directory == r or directory.is_relative_to(r) for r in roots):
         raise ConfigError(
             f"demo folder {directory} is outside FACTORYSYNC_DATA_ROOTS; "
             "choose --dir inside a data root or add it to the roots"
         )
+    store.settings.check_data_roots()
     services.init_store(store)
     with _progress(console) as progress:
         task = progress.add_task("generating data", total=None)

@@ -10,6 +10,7 @@ so results are the same either way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from factorysync.engine.mapping import FieldSpec, MappingConfig, snake_case
@@ -57,7 +58,7 @@ def projection(
     pairs: list[tuple[str, str]] = []
     used: set[str] = set()
     for column, spec in (config.fields or {}).items():
-        spec = FieldSpec(**{"from": spec}) if isinstance(spec, str) else spec
+        spec = FieldSpec.model_validate({"from": spec}) if isinstance(spec, str) else spec
         source = spec.from_ or column
         kind = kinds.get(source)
         if kind is None or spec.value is not None or spec.default is not None:
@@ -81,14 +82,26 @@ def projection(
 
 
 class ColumnarMapper:
-    """Maps Arrow record batches to target columns."""
+    """Maps Arrow record batches to target columns.
 
-    def __init__(self, config: MappingConfig) -> None:
+    As :class:`~factorysync.engine.mapping.Mapper`: ``zone`` is the connection's
+    ``timezone`` for timestamps without an offset, and under ``schema_contract: freeze``
+    (:meth:`freeze`) a batch with a new field takes the row path, which quarantines its
+    records.
+    """
+
+    def __init__(self, config: MappingConfig, *, zone: str = "UTC") -> None:
         self.config = config
+        self.zone = zone
+        self.frozen: frozenset[str] | None = None
         # Unmapped text columns that were not all dates or timestamps in an earlier
         # batch: they stay text (as on the row path, where a text column keeps its
         # values as written), so later batches skip the pattern match.
         self.plain: set[str] = set()
+
+    def freeze(self, columns: Iterable[str] | None) -> None:
+        """The columns auto mode may fill (None: any); see ``Mapper.freeze``."""
+        self.frozen = None if columns is None else frozenset(columns)
 
     def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         import pyarrow as pa
@@ -98,9 +111,9 @@ class ColumnarMapper:
         arrays: list[pa.Array] = []
         used: set[str] = set()
         for column, spec in (config.fields or {}).items():
-            spec = FieldSpec(**{"from": spec}) if isinstance(spec, str) else spec
+            spec = FieldSpec.model_validate({"from": spec}) if isinstance(spec, str) else spec
             names.append(column)
-            arrays.append(self._column(batch, column, spec))
+            arrays.append(self._column(batch, column, spec, self.zone))
             used.add(spec.from_ or column)
         if config.fields is None or config.include_unmapped:
             for name, array in zip(batch.schema.names, batch.columns, strict=True):
@@ -116,6 +129,10 @@ class ColumnarMapper:
                             f"{column!r}; name the columns in mapping_config.fields"
                         )
                     continue
+                if self.frozen is not None and column not in self.frozen:
+                    if array.null_count == len(array):
+                        continue  # empty: left out, as the row path leaves it out
+                    raise NotColumnar(f"new field {name!r} under schema_contract freeze")
                 names.append(column)
                 if column in self.plain:
                     arrays.append(array)
@@ -127,7 +144,7 @@ class ColumnarMapper:
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     @staticmethod
-    def _column(batch: pa.RecordBatch, name: str, spec: FieldSpec) -> pa.Array:
+    def _column(batch: pa.RecordBatch, name: str, spec: FieldSpec, zone: str) -> pa.Array:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -139,7 +156,7 @@ class ColumnarMapper:
         array: Any = batch.column(index) if index >= 0 else pa.nulls(rows)
         try:
             if spec.type == "datetime":
-                array = _to_timestamp(array, spec)
+                array = _to_timestamp(array, spec.format, spec.timezone or zone)
             elif spec.type in _ARROW_TYPES and array.type != pa.type_for_alias(
                 _ARROW_TYPES[spec.type]
             ):
@@ -174,14 +191,15 @@ def _typed_text(array: pa.Array) -> pa.Array:
     return array
 
 
-def _to_timestamp(array: pa.Array, spec: FieldSpec) -> pa.Array:
+def _to_timestamp(array: pa.Array, fmt: str | None, zone: str) -> pa.Array:
+    """Text or timestamps as UTC timestamps; those without an offset are in ``zone``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        if spec.format:
-            array = pc.strptime(array, format=spec.format, unit="us", error_is_null=False)
-        else:  # ISO 8601; text without an offset takes the spec's time zone below
+        if fmt:
+            array = pc.strptime(array, format=fmt, unit="us", error_is_null=False)
+        else:  # ISO 8601; text without an offset takes the zone below
             try:
                 array = pc.cast(array, pa.timestamp("us", "UTC"))
             except pa.ArrowInvalid:
@@ -189,7 +207,9 @@ def _to_timestamp(array: pa.Array, spec: FieldSpec) -> pa.Array:
     if not pa.types.is_timestamp(array.type):
         raise NotColumnar("not a timestamp")
     if array.type.tz is None:
-        array = pc.assume_timezone(array, spec.timezone or "UTC")
+        # A wall time a clock change skips or repeats raises here: the batch then takes
+        # the row path, which reads it as zoneinfo does.
+        array = pc.assume_timezone(array, zone)
     return pc.cast(array, pa.timestamp("us", "UTC"))
 
 

@@ -1,50 +1,672 @@
-"""Safe arithmetic expressions for unit conversion (``expr: "(value - 32) * 5 / 9"``).
+"""Safe, bounded expressions: ``expr`` transforms (``"(value - 32) * 5 / 9"``) and ``where``.
 
-Evaluated by simpleeval, which walks a restricted AST: no attribute access to dunders,
-no imports, no calls except the functions listed here, bounded power and string sizes.
-Names: ``value`` (the field after its cast) and ``row`` (the whole source record).
+simpleeval walks a restricted AST: no imports, no dunder access, no Python ``eval``. On
+top of that every expression is *bounded*, so that one record can neither exhaust memory
+nor stall the process. A thread does not protect against the latter: one big-integer
+multiplication runs in C holding the GIL, and no thread, event loop or timer gets to run
+until it ends. The only defence is never to start an operation whose result is too big,
+so every operation that can make a value grow checks the size of what it would make
+*before* making it.
+
+At apply (:func:`compile_expression` raises ValueError, which the config reports under
+the field's path): the text's length and syntax, the node types, names, functions and
+methods it uses, its nesting depth, and its constant parts (``9**4000000`` is refused
+before any record is read).
+
+Per evaluation (the compiled function raises MappingError naming the field and the
+limit, so the record is quarantined, skipped or fails the run per ``on_invalid``):
+
+* integers at most ``MAX_INT_BITS`` bits, exponents at most ``MAX_EXPONENT``;
+* a built text, list or dict at most ``MAX_TEXT`` characters and items (repetition,
+  padding, ``replace``, ``join``, formatting widths are checked before they run), and at
+  most ``MAX_BUILT`` of them built in all by one evaluation;
+* at most ``MAX_STEPS`` evaluated nodes and ``MAX_CPU_S`` seconds of CPU time of the
+  evaluating thread (CPU, not wall, time: a loaded machine must not reject good records).
+
+Names: ``value`` (the field after its cast; None for ``where``) and ``row`` (the whole
+source record; ``row.machine`` and ``row['machine']`` read a field).
 """
 
 from __future__ import annotations
 
 import ast
 import math
+import operator as op
+import re
+import threading
+import time
 from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from simpleeval import EvalWithCompoundTypes, InvalidExpression
+from simpleeval import AttributeDoesNotExist, EvalWithCompoundTypes, FeatureNotAvailable
 
 from factorysync.errors import MappingError
 
+MAX_EXPRESSION_CHARS = 2_000  # length of an expression's text
+MAX_DEPTH = 100  # nesting of its syntax tree (a chain a + b + c nests one level per term)
+MAX_INT_BITS = 4_096  # any integer it makes (about 1233 decimal digits)
+MAX_EXPONENT = 4_096  # integer ** integer (bases 0, 1 and -1 excepted)
+MAX_TEXT = 100_000  # characters and items of one text, list or dict it builds
+MAX_BUILT = 1_000_000  # characters and items of everything one evaluation builds
+MAX_FORMAT_WIDTH = 1_000  # widths and precisions in formats: f"{v:>9}", "%5d", strftime
+MAX_ROUND_DIGITS = 1_000  # round(x, n): |n|
+MAX_STEPS = 100_000  # syntax nodes evaluated per evaluation
+MAX_CPU_S = 0.2  # CPU seconds per evaluation
+_CPU_CHECK_EVERY = 64  # steps between two looks at the clock (a look costs about 1 µs)
+_MAX_INT_DIGITS = int(MAX_INT_BITS * math.log10(2))
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+BASE_NAMES = frozenset({"value", "row", "None", "True", "False"})
+
+
+class ExpressionLimit(Exception):
+    """An evaluation reached one of the limits above (the message names it)."""
+
+
+# -- size checks ------------------------------------------------------------------------
+def _size(value: Any, budget: int = MAX_TEXT) -> int:
+    """Characters plus items of ``value`` and everything in it; stops counting past
+    ``budget`` (so a huge value costs no more to measure than a small one)."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            if total <= budget:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += len(item)
+            if total <= budget:
+                stack.extend(item)
+        else:
+            total += 1
+        if total > budget:
+            return total
+    return total
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value for a message, cut to about ``limit`` characters (and never the
+    digits of a huge integer: converting those to text is itself slow)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, str | bytes) and len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value)} characters)"
+    if isinstance(value, list | tuple | dict | set) and _size(value, limit) > limit:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_int(value: int) -> None:
+    bits = value.bit_length()
+    if bits > MAX_INT_BITS:
+        raise ExpressionLimit(f"an integer of {bits} bits is above the limit of {MAX_INT_BITS}")
+
+
+def check_built(value: Any) -> int:
+    """Raise unless ``value`` is within the size limits; its size."""
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, int):
+        check_int(value)
+        return 1
+    if isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
+        size = _size(value)
+        if size > MAX_TEXT:
+            kind = "text" if isinstance(value, str | bytes) else type(value).__name__
+            raise ExpressionLimit(
+                f"a {kind} of more than {MAX_TEXT} characters and items is above the limit"
+            )
+        return size
+    return 1
+
+
+_SPEC_NUMBER = re.compile(r"\d+")
+_PRINTF_FIELD = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\*|\d+)?(?:\.(\*|\d*))?")
+_STRFTIME_FIELD = re.compile(r"%[-_0^#]*(\d+)")
+
+
+def _check_width(digits: str, spec: str) -> None:
+    if digits == "*":
+        raise ExpressionLimit(f"a '*' width in {_short(spec)} is not allowed")
+    if digits and (len(digits) > 6 or int(digits) > MAX_FORMAT_WIDTH):
+        raise ExpressionLimit(
+            f"format width {digits[:12]} in {_short(spec)} is above the limit of {MAX_FORMAT_WIDTH}"
+        )
+
+
+def check_format(spec: Any, kind: str = "spec") -> None:
+    """Widths and precisions of a format are bounded: ``kind`` "spec" (f-string, every
+    number in it), "printf" (``"%05d" % v``) or "strftime"."""
+    if not isinstance(spec, str):
+        return
+    if kind == "spec":
+        for digits in _SPEC_NUMBER.findall(spec):
+            _check_width(digits, spec)
+    elif kind == "printf":
+        for width, precision in _PRINTF_FIELD.findall(spec):
+            _check_width(width, spec)
+            _check_width(precision, spec)
+    else:
+        for digits in _STRFTIME_FIELD.findall(spec):
+            _check_width(digits, spec)
+
+
+def _check_decimal_to_int(value: Any) -> None:
+    if isinstance(value, Decimal) and value.is_finite() and value.adjusted() > _MAX_INT_DIGITS:
+        raise ExpressionLimit(
+            f"the integer part of {_short(value)} has more than {_MAX_INT_DIGITS} digits"
+        )
+
+
+# -- bounded operators ----------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int)
+
+
+def _pow(a: Any, b: Any) -> Any:
+    if _is_int(a) and _is_int(b) and b > 0 and abs(a) > 1:
+        if b > MAX_EXPONENT:
+            raise ExpressionLimit(f"exponent {_short(b)} is above the limit of {MAX_EXPONENT}")
+        if b * math.log2(abs(a)) > MAX_INT_BITS:
+            raise ExpressionLimit(
+                f"{_short(a)} ** {b} has more than {MAX_INT_BITS} bits, the integer limit"
+            )
+    return a**b
+
+
+def _repeat_check(seq: Any, times: int) -> None:
+    if times > 0 and _size(seq) * times > MAX_TEXT:
+        raise ExpressionLimit(
+            f"repeating a {type(seq).__name__} {_short(times)} times makes more than "
+            f"{MAX_TEXT} characters and items, the limit"
+        )
+
+
+def _mul(a: Any, b: Any) -> Any:
+    if _is_int(a) and _is_int(b):
+        if a.bit_length() + b.bit_length() - 1 > MAX_INT_BITS:
+            raise ExpressionLimit(
+                f"{_short(a)} * {_short(b)} has more than {MAX_INT_BITS} bits, the integer limit"
+            )
+    elif _is_int(b) and isinstance(a, str | bytes | list | tuple):
+        _repeat_check(a, b)
+    elif _is_int(a) and isinstance(b, str | bytes | list | tuple):
+        _repeat_check(b, a)
+    return a * b
+
+
+def _lshift(a: Any, b: Any) -> Any:
+    if _is_int(a) and _is_int(b) and b > 0 and a and a.bit_length() + b > MAX_INT_BITS:
+        raise ExpressionLimit(
+            f"{_short(a)} << {_short(b)} has more than {MAX_INT_BITS} bits, the integer limit"
+        )
+    return a << b
+
+
+def _mod(a: Any, b: Any) -> Any:
+    if isinstance(a, str):  # printf-style formatting
+        check_format(a, "printf")
+    return a % b
+
+
+OPERATORS: dict[type, Callable[..., Any]] = {
+    ast.Add: op.add,
+    ast.Sub: op.sub,
+    ast.Mult: _mul,
+    ast.Div: op.truediv,
+    ast.FloorDiv: op.floordiv,
+    ast.Mod: _mod,
+    ast.Pow: _pow,
+    ast.LShift: _lshift,
+    ast.RShift: op.rshift,
+    ast.BitOr: op.or_,
+    ast.BitAnd: op.and_,
+    ast.BitXor: op.xor,
+    ast.Invert: op.invert,
+    ast.Not: op.not_,
+    ast.USub: op.neg,
+    ast.UAdd: op.pos,
+    ast.Eq: op.eq,
+    ast.NotEq: op.ne,
+    ast.Gt: op.gt,
+    ast.Lt: op.lt,
+    ast.GtE: op.ge,
+    ast.LtE: op.le,
+    ast.In: lambda x, y: op.contains(y, x),
+    ast.NotIn: lambda x, y: not op.contains(y, x),
+    ast.Is: lambda x, y: x is y,
+    ast.IsNot: lambda x, y: x is not y,
+}
+
+
+# -- functions and methods ------------------------------------------------------------
+def _int(value: Any = 0, *base: Any) -> int:
+    _check_decimal_to_int(value)
+    return int(value, *base)
+
+
+def _round(value: Any, ndigits: Any = None) -> Any:
+    if ndigits is None:
+        _check_decimal_to_int(value)
+        return round(value)
+    if abs(ndigits) > MAX_ROUND_DIGITS:
+        raise ExpressionLimit(f"round to {_short(ndigits)} digits: the limit is {MAX_ROUND_DIGITS}")
+    return round(value, ndigits)
+
+
+def _floor(value: Any) -> Any:
+    _check_decimal_to_int(value)
+    return math.floor(value)
+
+
+def _ceil(value: Any) -> Any:
+    _check_decimal_to_int(value)
+    return math.ceil(value)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": abs,
-    "round": round,
+    "round": _round,
     "min": min,
     "max": max,
-    "int": int,
+    "int": _int,
     "float": float,
     "str": str,
     "len": len,
     "sqrt": math.sqrt,
-    "floor": math.floor,
-    "ceil": math.ceil,
+    "floor": _floor,
+    "ceil": _ceil,
+    "list": list,
+    "tuple": tuple,
+    "dict": dict,
+    "set": set,
 }
+# Functions whose result can be larger than their arguments: checked as built values.
+_BUILDERS = frozenset({"str", "list", "tuple", "dict", "set"})
+
+_TEXT_METHODS = frozenset(
+    {
+        "upper", "lower", "strip", "lstrip", "rstrip", "title", "capitalize", "casefold",
+        "swapcase", "startswith", "endswith", "split", "rsplit", "splitlines", "partition",
+        "rpartition", "find", "rfind", "index", "rindex", "count", "isdigit", "isnumeric",
+        "isdecimal", "isalpha", "isalnum", "isspace", "isupper", "islower", "removeprefix",
+        "removesuffix", "replace", "join", "zfill", "ljust", "rjust", "center",
+    }
+)  # fmt: skip
+_DATE_METHODS = frozenset(
+    {"year", "month", "day", "weekday", "isoweekday", "isoformat", "strftime"}
+)
+# What ``.name`` may reach, by type; anything else is refused. No method changes a value:
+# an expression must not alter the record other columns read.
+METHODS: dict[type, frozenset[str]] = {
+    str: _TEXT_METHODS,
+    dict: frozenset({"get", "keys", "values", "items"}),
+    list: frozenset({"count", "index"}),
+    tuple: frozenset({"count", "index"}),
+    datetime: _DATE_METHODS | {"hour", "minute", "second", "microsecond", "date", "timestamp"},
+    date: _DATE_METHODS,
+    float: frozenset({"is_integer"}),
+    int: frozenset({"bit_length"}),
+    Decimal: frozenset({"is_nan", "is_signed", "is_zero", "is_finite"}),
+}
+ALL_METHODS = frozenset().union(*METHODS.values())
 
 
-def compile_expression(source: str) -> Callable[[Any, Any], Any]:
-    """Parse once (raising ValueError with the reason on bad syntax); evaluate many times."""
+def _guarded(obj: Any, name: str, method: Any) -> Any:
+    """The method as callable from an expression: those that can grow a text check first."""
+    if isinstance(obj, str):
+        if name == "replace":
+
+            def replace(old: str, new: str, count: int = -1) -> str:
+                found = obj.count(old) if old else len(obj) + 1
+                if count >= 0:
+                    found = min(found, count)
+                if len(obj) + found * (len(new) - len(old)) > MAX_TEXT:
+                    raise ExpressionLimit(f"replace would make a text longer than {MAX_TEXT}")
+                return obj.replace(old, new, count)
+
+            return replace
+        if name == "join":
+
+            def join(items: Any) -> str:
+                items = list(items)
+                parts = sum(len(i) for i in items if isinstance(i, str))
+                if parts + len(obj) * max(len(items) - 1, 0) > MAX_TEXT:
+                    raise ExpressionLimit(f"join would make a text longer than {MAX_TEXT}")
+                return obj.join(items)
+
+            return join
+        if name in ("zfill", "ljust", "rjust", "center"):
+
+            def pad(width: int, *fill: str) -> str:
+                if width > MAX_TEXT:
+                    raise ExpressionLimit(f"{name}({_short(width)}) is above the limit {MAX_TEXT}")
+                return method(width, *fill)
+
+            return pad
+    if name == "strftime":
+
+        def strftime(fmt: str) -> str:
+            check_format(fmt, "strftime")
+            if len(fmt) > MAX_FORMAT_WIDTH:
+                raise ExpressionLimit(f"a strftime format longer than {MAX_FORMAT_WIDTH}")
+            return method(fmt)
+
+        return strftime
+    return method
+
+
+def _methods_of(obj: Any) -> frozenset[str]:
+    for kind in type(obj).__mro__:
+        found = METHODS.get(kind)
+        if found is not None:
+            return found
+    return frozenset()
+
+
+# -- the evaluator --------------------------------------------------------------------
+class _Evaluator(EvalWithCompoundTypes):
+    """simpleeval with bounded operators, an attribute allow-list and a step/CPU budget.
+    One per thread (it holds the state of the evaluation in progress)."""
+
+    def __init__(self) -> None:
+        super().__init__(operators=dict(OPERATORS), functions={})
+        self.functions = dict(FUNCTIONS)
+        self.steps = 0
+        self.built = 0
+        self.cpu_deadline = 0.0
+        for kind in (ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.GeneratorExp):
+            self.nodes[kind] = self._building(self.nodes[kind])
+        self.nodes[ast.DictComp] = self._building(self.nodes[ast.DictComp])
+        self.nodes[ast.JoinedStr] = self._building(self.nodes[ast.JoinedStr])
+
+    def start(self, names: dict[str, Any]) -> None:
+        self.names = names
+        self.steps = 0
+        self.built = 0
+        self._max_count = 0  # simpleeval's count of comprehension items
+        self.cpu_deadline = time.thread_time() + MAX_CPU_S
+
+    def _count(self, value: Any, *, strict: bool = True) -> Any:
+        """Add a built value to the evaluation's total; ``strict``: it must also be within
+        the size limits itself (everything but methods, which check their own growth)."""
+        self.built += check_built(value) if strict else _size(value)
+        if self.built > MAX_BUILT:
+            raise ExpressionLimit(
+                f"it built more than {MAX_BUILT} characters and items in all, the limit"
+            )
+        return value
+
+    def _building(self, handler: Callable[[ast.AST], Any]) -> Callable[[ast.AST], Any]:
+        return lambda node: self._count(handler(node))
+
+    def _eval(self, node: ast.AST) -> Any:
+        self.steps += 1
+        if self.steps % _CPU_CHECK_EVERY == 0:
+            if self.steps > MAX_STEPS:
+                raise ExpressionLimit(f"it took more than {MAX_STEPS} steps, the limit")
+            if time.thread_time() > self.cpu_deadline:
+                raise ExpressionLimit(f"it took more than {MAX_CPU_S} s of CPU time, the limit")
+        handler = self.nodes.get(type(node))
+        if handler is None:
+            raise FeatureNotAvailable(f"{type(node).__name__} is not available in expressions")
+        return handler(node)
+
+    def _eval_binop(self, node: ast.BinOp) -> Any:
+        operator = self.operators.get(type(node.op))
+        if operator is None:
+            raise FeatureNotAvailable(f"operator {type(node.op).__name__} is not available")
+        return self._count(operator(self._eval(node.left), self._eval(node.right)))
+
+    def _eval_unaryop(self, node: ast.UnaryOp) -> Any:
+        operator = self.operators.get(type(node.op))
+        if operator is None:
+            raise FeatureNotAvailable(f"operator {type(node.op).__name__} is not available")
+        return operator(self._eval(node.operand))
+
+    def _eval_call(self, node: ast.Call) -> Any:
+        result = super()._eval_call(node)
+        func = node.func
+        if isinstance(func, ast.Name):
+            if func.id in _BUILDERS:
+                self._count(result)
+        elif isinstance(func, ast.Attribute) and func.attr != "get":
+            # a method's result (dict.get only reads the record)
+            self._count(result, strict=False)
+        return result
+
+    def _eval_attribute(self, node: ast.Attribute) -> Any:
+        name = node.attr
+        if name.startswith("_"):
+            raise FeatureNotAvailable(f"'.{name}' is not available in expressions")
+        obj = self._eval(node.value)
+        if isinstance(obj, dict) and name in obj:  # row.machine reads the field
+            return obj[name]
+        if name in _methods_of(obj):
+            return _guarded(obj, name, getattr(obj, name))
+        if isinstance(obj, dict):
+            raise AttributeDoesNotExist(name, self.expr)
+        raise FeatureNotAvailable(f"'.{name}' is not available on {type(obj).__name__} values")
+
+    def _eval_formattedvalue(self, node: ast.FormattedValue) -> Any:
+        if node.format_spec:
+            spec = self._eval(node.format_spec)
+            check_format(spec)
+            return format(self._eval(node.value), spec)
+        return self._eval(node.value)
+
+
+_local = threading.local()
+
+
+def _evaluator() -> _Evaluator:
+    found: _Evaluator | None = getattr(_local, "evaluator", None)
+    if found is None:
+        found = _local.evaluator = _Evaluator()
+    return found
+
+
+# -- apply-time checks ----------------------------------------------------------------
+_ALLOWED_NODES = (
+    ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call,
+    ast.keyword, ast.Name, ast.Constant, ast.Attribute, ast.Subscript, ast.Slice, ast.List,
+    ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.GeneratorExp, ast.DictComp,
+    ast.comprehension, ast.JoinedStr, ast.FormattedValue, ast.Starred, ast.expr_context,
+    ast.boolop, ast.cmpop, ast.operator, ast.unaryop,
+)  # fmt: skip
+
+
+def _check_tree(tree: ast.Expression) -> None:
+    """Refuse what would fail on every record, naming it (ValueError)."""
+    targets = {
+        n.id
+        for c in ast.walk(tree)
+        if isinstance(c, ast.comprehension)
+        for n in ast.walk(c.target)
+        if isinstance(n, ast.Name)
+    }
+    known = BASE_NAMES | set(FUNCTIONS) | targets
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in known:
+            raise ValueError(
+                f"unknown name {node.id!r} (names: value, row; functions: "
+                f"{', '.join(sorted(FUNCTIONS))})"
+            )
+    depth: dict[int, int] = {id(tree): 0}
+    folded: set[int] = set()  # nodes inside a constant part already evaluated
+    for node in ast.walk(tree):
+        level = depth[id(node)]
+        if level > MAX_DEPTH:
+            raise ValueError(f"nests deeper than {MAX_DEPTH} levels")
+        for child in ast.iter_child_nodes(node):
+            depth[id(child)] = level + 1
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ValueError(f"{type(node).__name__} is not available in expressions")
+        if isinstance(node, ast.BinOp | ast.UnaryOp) and type(node.op) not in OPERATORS:
+            raise ValueError(f"operator {type(node.op).__name__} is not available")
+        if isinstance(node, ast.Compare) and any(type(o) not in OPERATORS for o in node.ops):
+            raise ValueError("a comparison operator used is not available")
+        if isinstance(node, ast.Call):
+            func = node.func
+            if not isinstance(func, ast.Name | ast.Attribute):
+                raise ValueError("only the listed functions and methods can be called")
+            if isinstance(func, ast.Name) and func.id not in FUNCTIONS:
+                raise ValueError(f"unknown function {func.id!r}")
+            if isinstance(func, ast.Attribute) and func.attr not in ALL_METHODS:
+                raise ValueError(f"unknown method {func.attr!r}")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise ValueError(f"'.{node.attr}' is not available in expressions")
+        if isinstance(node, ast.Constant):
+            _check_constant(node.value)
+        if isinstance(node, ast.FormattedValue) and isinstance(node.format_spec, ast.JoinedStr):
+            for part in node.format_spec.values:
+                if isinstance(part, ast.Constant):
+                    _limit_as_value_error(check_format, part.value)
+        if id(node) not in folded and _is_constant_arithmetic(node):
+            _fold(node)
+            folded.update(id(n) for n in ast.walk(node))
+
+
+def _check_constant(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        _limit_as_value_error(check_int, value)
+    elif isinstance(value, str | bytes) and len(value) > MAX_TEXT:
+        raise ValueError(f"a text constant longer than {MAX_TEXT} characters")
+
+
+def _limit_as_value_error(check: Callable[[Any], Any], value: Any) -> None:
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        check(value)
+    except ExpressionLimit as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _is_constant_arithmetic(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, int | float) and not isinstance(node.value, bool)
+    if isinstance(node, ast.BinOp):
+        return _is_constant_arithmetic(node.left) and _is_constant_arithmetic(node.right)
+    if isinstance(node, ast.UnaryOp):
+        return _is_constant_arithmetic(node.operand)
+    return False
+
+
+def _fold(node: ast.AST) -> None:
+    """Evaluate a part made of numbers only (bounded: microseconds); refuse it if it
+    fails, as it would on every record."""
+    if isinstance(node, ast.Constant):
+        return
+    evaluator = _Evaluator()
+    evaluator.start({})
+    try:
+        evaluator._eval(node)
+    except ExpressionLimit as exc:
+        raise ValueError(f"{_short(ast.unparse(node))}: {exc}") from None
+    except Exception as exc:
+        raise ValueError(f"{_short(ast.unparse(node))} fails: {_cut(str(exc))}") from None
+
+
+# -- results ---------------------------------------------------------------------------
+_SCALARS = (str, bool, int, float, Decimal, datetime, date)
+_JSON_SCALARS = (str, bool, int, float)
+
+
+def check_storable(value: Any) -> None:
+    """Raise TypeError unless a column can hold ``value``: a scalar, or a list/dict of
+    JSON values (integers within 64 bits: the bounds of JSON numbers the store writes
+    exactly)."""
+    if value is None or isinstance(value, _SCALARS):
+        return
+    if not isinstance(value, list | tuple | dict):
+        raise TypeError(f"it gives a {type(value).__name__}, which no column can hold")
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(k, str) for k in item):
+                raise TypeError("it gives a dict with keys that are not text (JSON)")
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise TypeError("it gives a list or dict holding an integer beyond 64 bits")
+        elif item is not None and not isinstance(item, _JSON_SCALARS):
+            raise TypeError(
+                f"it gives a list or dict holding a {type(item).__name__}, which JSON cannot "
+                "hold (convert it with str() or float())"
+            )
+
+
+# -- the entry point ------------------------------------------------------------------
+def compile_expression(
+    source: str, label: str | None = None, *, storable: bool = False
+) -> Callable[[Any, Any], Any]:
+    """Check ``source`` (ValueError naming the problem) and return ``run(value, row)``.
+
+    ``run`` raises MappingError, prefixed with ``label`` (the field), when the evaluation
+    fails or reaches a limit (the message names the limit), or, with ``storable``, when
+    its result is something no column can hold.
+    """
+    if not isinstance(source, str):
+        raise ValueError("an expression must be text")
+    text = source.strip()
+    shown = _short(source, 80)
+    if not text:
+        raise ValueError("the expression is empty")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ValueError(
+            f"expression {shown} is {len(text)} characters long: the limit is "
+            f"{MAX_EXPRESSION_CHARS}"
+        )
+    try:
+        tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ValueError(f"expression {source!r} is not valid: {exc.msg}") from None
-    evaluator = EvalWithCompoundTypes(functions=FUNCTIONS)
+        raise ValueError(f"expression {shown} is not valid: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ValueError(f"expression {shown} is not valid: {exc}") from None
+    try:
+        _check_tree(tree)
+    except ValueError as exc:
+        raise ValueError(f"expression {shown}: {exc}") from None
     node = tree.body
+    prefix = f"{label}: " if label else ""
 
     def run(value: Any, row: Any) -> Any:
-        evaluator.names = {"value": value, "row": row, "None": None, "True": True, "False": False}
+        evaluator = _evaluator()
+        evaluator.start({"value": value, "row": row, "None": None, "True": True, "False": False})
+        evaluator.expr = text
         try:
-            return evaluator._eval(node)
-        except (InvalidExpression, ArithmeticError, TypeError, ValueError, KeyError) as exc:
-            raise MappingError(f"expression {source!r} failed for value {value!r}: {exc}") from None
+            result = evaluator._eval(node)
+            if storable:
+                check_storable(result)
+            return result
+        except ExpressionLimit as exc:
+            raise MappingError(
+                f"{prefix}expression {shown} stopped for value {_short(value)}: {exc}"
+            ) from None
+        except RecursionError:
+            raise MappingError(f"{prefix}expression {shown} nests too deeply") from None
+        except KeyError as exc:
+            raise MappingError(
+                f"{prefix}expression {shown} failed for value {_short(value)}: "
+                f"no field or key {_short(exc.args[0] if exc.args else None)}"
+            ) from None
+        except Exception as exc:  # any failure is this record's, never the run's
+            raise MappingError(
+                f"{prefix}expression {shown} failed for value {_short(value)}: "
+                f"{_cut(str(exc) or type(exc).__name__)}"
+            ) from None
 
     return run

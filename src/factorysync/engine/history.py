@@ -1,16 +1,32 @@
-"""Run bookkeeping: history rows, registry counters, the circuit, interrupted runs."""
+"""Run bookkeeping: history rows, registry counters, the circuit, interrupted runs.
+
+Two rules stop a source from being run again and again:
+
+* the circuit: after ``CIRCUIT_FAILURES`` failed runs in a row the source's status is
+  ``error``; it is still retried, on a back-off that doubles up to ``MAX_BACKOFF_S``;
+* the crash loop: after ``CRASH_LIMIT`` runs in a row that ended in a crash — the process
+  running them died (``interrupted``), or a parser child process was stopped by a resource
+  limit or a signal (:class:`~factorysync.connectors.workbook_process.ReaderStopped`) —
+  the source's status is ``error`` and it has no ``next_sync``: it is not run
+  automatically until an operator runs it by hand or sets it active. Otherwise a file
+  that kills its reader, or the process, would do so on every schedule and every restart.
+
+A successful run resets both counts; an ordinary failure also ends a run of crashes.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 
 from factorysync.alerts import rules as alert_rules
+from factorysync.connectors.workbook_process import ReaderStopped
 from factorysync.engine.schedule import next_due
 from factorysync.errors import FactorySyncError
 from factorysync.observability import infolog
@@ -20,8 +36,14 @@ from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.types import utcnow
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
+PROCESS_STARTED = utcnow()  # no run of this process began earlier
 CIRCUIT_FAILURES = 5  # consecutive failed runs that put a source in status 'error'
 MAX_BACKOFF_S = 3600
+CRASH_LIMIT = 2  # consecutive crashed runs after which a source is no longer scheduled
+INTERRUPTED = "interrupted: the process running this sync stopped"
+# Realtime windows are open whenever the service runs, so a stop interrupts them
+# whatever their source does: they never count as crashes of their source.
+REALTIME = "realtime"
 
 
 class AlreadyRunning(FactorySyncError):
@@ -58,9 +80,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _dead_here(worker: str | None) -> bool:
-    host, _, pid = (worker or "").rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
+def _dead_here(worker: str | None, started: datetime | None = None) -> bool:
+    """Whether ``worker`` (``host:pid``, or a scheduler's ``host:pid:name``), running a
+    run since ``started``, was a process of this host that is gone.
+
+    A run that names this process's own id but began before this process started was a
+    previous process's: after a reboot (or in a container) a service often gets the same
+    id again.
+    """
+    host, _, rest = (worker or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return started is not None and started < PROCESS_STARTED
+    return not pid_alive(int(pid))
 
 
 def start_run(
@@ -93,7 +127,7 @@ def start_run(
             .order_by(hist_t.c.id.desc())
         ).first()
     if row is not None:
-        if lease_owner is None and not _dead_here(row.worker):
+        if lease_owner is None and not _dead_here(row.worker, row.sync_started_at):
             raise AlreadyRunning(
                 f"source {source_id!r} is already syncing (run {row.id} on {row.worker}, "
                 f"started {row.sync_started_at:%Y-%m-%d %H:%M:%S} UTC)"
@@ -193,18 +227,39 @@ def finish_success(
     )
 
 
-def finish_failed(conn: Connection, source: dict[str, Any], result: RunResult) -> None:
+def finish_failed(
+    conn: Connection,
+    source: dict[str, Any],
+    result: RunResult,
+    error: BaseException | None = None,
+) -> None:
+    """Close a failed run: counters, back-off, the circuit and the crash-loop rule.
+
+    ``error`` is the exception that ended the run; by default the one being handled (the
+    runner calls this from its ``except`` clause). A :class:`ReaderStopped` makes the run
+    count as a crash.
+    """
     now = utcnow()
     sid = source["source_id"]
+    if error is None:
+        error = sys.exc_info()[1]
+    crashed = isinstance(error, ReaderStopped)
     # Batches an incremental run already committed stay: the run is then 'partial'.
     committed = result.records_inserted or result.records_updated
     result.sync_status = "partial" if committed else "failed"
+    extra: dict[str, Any] = {}
+    if crashed:
+        previous = conn.execute(
+            select(hist_t.c.details).where(hist_t.c.id == result.run_id)
+        ).scalar_one()
+        extra["details"] = {**(previous or {}), "crash": "parser"}
     _close_run(
         conn,
         result,
         now,
         sync_duration_ms=result.sync_duration_ms,
         error_message=result.error_message,
+        **extra,
     )
     errors = (
         conn.execute(select(reg_t.c.error_count).where(reg_t.c.source_id == sid)).scalar_one() + 1
@@ -220,6 +275,7 @@ def finish_failed(conn: Connection, source: dict[str, Any], result: RunResult) -
     opened = errors >= CIRCUIT_FAILURES
     if opened:
         values["status"] = "error"
+    streak = crash_streak(conn, sid) if crashed and result.sync_type != REALTIME else 0
     conn.execute(
         update(reg_t)
         .where(reg_t.c.source_id == sid, reg_t.c.status.in_(("active", "error")))
@@ -235,41 +291,110 @@ def finish_failed(conn: Connection, source: dict[str, Any], result: RunResult) -
         run_id=result.run_id,
         details={"error_count": errors, "retry_in_s": round(delay)},
     )
+    if streak >= CRASH_LIMIT:
+        stop_crash_loop(conn, sid, result.error_message or "a parser was stopped", streak)
+
+
+def _crashed(error_message: str | None, details: dict[str, Any] | None) -> bool:
+    return error_message == INTERRUPTED or bool((details or {}).get("crash"))
+
+
+def crash_streak(conn: Connection, source_id: str) -> int:
+    """How many of the source's latest finished runs in a row ended in a crash (the
+    process died, or a parser child was stopped), up to ``CRASH_LIMIT``."""
+    rows = conn.execute(
+        select(hist_t.c.error_message, hist_t.c.details)
+        .where(
+            hist_t.c.source_id == source_id,
+            hist_t.c.sync_status != "running",
+            hist_t.c.sync_type != REALTIME,
+        )
+        .order_by(hist_t.c.id.desc())
+        .limit(CRASH_LIMIT)
+    ).all()
+    streak = 0
+    for row in rows:
+        if not _crashed(row.error_message, row.details):
+            break
+        streak += 1
+    return streak
+
+
+def stop_crash_loop(conn: Connection, source_id: str, cause: str, crashes: int) -> None:
+    """Put a source whose runs keep crashing in status 'error', off the schedule."""
+    reason = (
+        f"{cause}; {crashes} runs in a row ended in a crash, so the source is not run "
+        "automatically: fix it, then sync it by hand or set it active"
+    )
+    conn.execute(
+        update(reg_t)
+        .where(reg_t.c.source_id == source_id, reg_t.c.status.in_(("active", "error")))
+        .values(status="error", next_sync=None, last_error=reason)
+    )
+    infolog.record(
+        conn,
+        "error",
+        "sync.crash_loop",
+        f"crash loop stopped: {reason}",
+        source_id=source_id,
+        details={"crashed_runs": crashes, "cause": cause},
+    )
+
+
+def _interrupt(conn: Connection, run_ids: list[int] | None) -> list[Row[Any]]:
+    """Fail runs still 'running' as interrupted; (source_id, sync_type) of each one this
+    call changed (a run another transaction marked first is not among them)."""
+    stmt = update(hist_t).where(hist_t.c.sync_status == "running")
+    if run_ids is not None:
+        stmt = stmt.where(hist_t.c.id.in_(run_ids))
+    return list(
+        conn.execute(
+            stmt.values(
+                sync_status="failed", error_message=INTERRUPTED, sync_completed_at=utcnow()
+            ).returning(hist_t.c.source_id, hist_t.c.sync_type)
+        ).all()
+    )
 
 
 def mark_interrupted(conn: Connection, run_ids: list[int] | None = None) -> int:
     """Mark runs left 'running' by a dead process as failed ('interrupted')."""
-    stmt = update(hist_t).where(hist_t.c.sync_status == "running")
-    if run_ids is not None:
-        stmt = stmt.where(hist_t.c.id.in_(run_ids))
-    return conn.execute(
-        stmt.values(
-            sync_status="failed",
-            error_message="interrupted: the process running this sync stopped",
-            sync_completed_at=utcnow(),
-        )
-    ).rowcount
+    return len(_interrupt(conn, run_ids))
 
 
 def recover_interrupted(conn: Connection) -> list[str]:
-    """Fail the runs of dead processes on this host; their sources become due now."""
+    """Fail the runs of dead processes on this host; returns the sources made due now.
+
+    A source whose last ``CRASH_LIMIT`` runs were all interrupted (or otherwise crashed)
+    is not rescheduled: it goes to status 'error' without a next sync (the crash loop).
+    """
     rows = conn.execute(
-        select(hist_t.c.id, hist_t.c.worker, hist_t.c.source_id).where(
+        select(hist_t.c.id, hist_t.c.worker, hist_t.c.sync_started_at).where(
             hist_t.c.sync_status == "running"
         )
     ).all()
-    dead = [r for r in rows if _dead_here(r.worker)]
-    if dead:
-        mark_interrupted(conn, [r.id for r in dead])
-        sources = sorted({r.source_id for r in dead})
-        conn.execute(update(reg_t).where(reg_t.c.source_id.in_(sources)).values(next_sync=utcnow()))
-        for sid in sources:
-            infolog.record(
-                conn,
-                "warning",
-                "sync.interrupted",
-                "a run was interrupted (process stopped); rescheduled",
-                source_id=sid,
-            )
-        return sources
-    return []
+    ids = [r.id for r in rows if _dead_here(r.worker, r.sync_started_at)]
+    if not ids:
+        return []
+    # Only the runs this call marked count: two recoveries at once (the scheduler's and
+    # the realtime service's) handle each run once.
+    dead = _interrupt(conn, ids)
+    rescheduled = []
+    for sid in sorted({r.source_id for r in dead}):
+        batch = any(r.sync_type != REALTIME for r in dead if r.source_id == sid)
+        crashes = crash_streak(conn, sid) if batch else 0
+        if crashes >= CRASH_LIMIT:
+            stop_crash_loop(conn, sid, INTERRUPTED, crashes)
+            continue
+        rescheduled.append(sid)
+        infolog.record(
+            conn,
+            "warning",
+            "sync.interrupted",
+            "a run was interrupted (process stopped); rescheduled",
+            source_id=sid,
+        )
+    if rescheduled:
+        conn.execute(
+            update(reg_t).where(reg_t.c.source_id.in_(rescheduled)).values(next_sync=utcnow())
+        )
+    return rescheduled

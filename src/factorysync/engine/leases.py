@@ -10,9 +10,11 @@ A worker claims due sources with one statement::
 Row locks make the claim atomic: two workers never get the same source, and a locked
 row is skipped rather than waited for. The holder renews its leases while the runs go
 on (heartbeat); a worker that dies stops renewing, and after ``lease_s`` its sources are
-due for the others, which resume them from their last committed checkpoint. Releasing
-happens when the run has committed its result. This is the pattern of Airflow's
-high-availability scheduler; no protocol of our own runs between workers.
+due for the others, which resume them from their last committed checkpoint, and the
+next heartbeat of a live worker marks it ``dead`` in the ``workers`` table
+(:func:`mark_dead`). Releasing happens when the run has committed its result. This is
+the pattern of Airflow's high-availability scheduler; no protocol of our own runs
+between workers.
 
 Realtime sources (subscriptions, file watches) are held the same way, for as long as the
 worker runs them (``claim_held``/``renew_held``): each worker takes at most its fair share
@@ -29,7 +31,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from factorysync.errors import ConfigError
 from factorysync.store.schema import data_source_registry as reg_t
@@ -182,24 +184,50 @@ def heartbeat(
         )
 
 
-def workers_summary(conn: Connection, alive_within_s: float = 60) -> list[dict[str, Any]]:
-    """Workers seen recently, with the leases each holds."""
-    since = utcnow() - timedelta(seconds=alive_within_s)
+def mark_dead(conn: Connection, lease_s: float) -> list[str]:
+    """Mark ``dead`` the workers that have not sent a heartbeat for ``lease_s`` (their
+    leases have run out, so others have taken their sources over); returns their ids.
+    A worker that was only stalled marks itself ``alive`` again at its next heartbeat."""
+    cutoff = utcnow() - timedelta(seconds=lease_s)
+    rows = conn.execute(
+        update(workers_t)
+        .where(workers_t.c.status == "alive", workers_t.c.heartbeat_at < cutoff)
+        .values(status="dead")
+        .returning(workers_t.c.worker_id)
+    ).all()
+    return sorted(r.worker_id for r in rows)
+
+
+def workers_summary(
+    conn: Connection, lease_s: float, shown_s: float = 3600
+) -> list[dict[str, Any]]:
+    """Workers with a heartbeat in the last ``shown_s``, with the leases each holds.
+
+    ``status``: ``alive``, ``stopped`` (it shut down) or ``dead`` (no heartbeat for
+    ``lease_s``: shown so even before a live worker's beat has marked it in the table).
+    """
+    now = utcnow()
     held = dict(
         conn.execute(
             select(reg_t.c.lease_owner, func.count())
-            .where(reg_t.c.lease_owner.is_not(None), reg_t.c.lease_expires_at > utcnow())
+            .where(reg_t.c.lease_owner.is_not(None), reg_t.c.lease_expires_at > now)
             .group_by(reg_t.c.lease_owner)
         ).all()
     )
     rows = conn.execute(
         select(workers_t)
-        .where(and_(workers_t.c.heartbeat_at >= since, workers_t.c.status == "alive"))
+        .where(workers_t.c.heartbeat_at >= now - timedelta(seconds=shown_s))
         .order_by(workers_t.c.worker_id)
     ).mappings()
-    return [
-        {**{str(k): v for k, v in r.items()}, "leases": held.get(r["worker_id"], 0)} for r in rows
-    ]
+    silent = now - timedelta(seconds=lease_s)
+    found = []
+    for r in rows:
+        worker = {str(k): v for k, v in r.items()}
+        if worker["status"] == "alive" and worker["heartbeat_at"] < silent:
+            worker["status"] = "dead"
+        worker["leases"] = held.get(worker["worker_id"], 0)
+        found.append(worker)
+    return found
 
 
 def forget_worker(conn: Connection, worker_id: str) -> None:

@@ -16,10 +16,19 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from factorysync.errors import MappingError
 
@@ -30,6 +39,9 @@ _CAMEL_1 = re.compile(r"(.)([A-Z][a-z]+)")
 _CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
 _NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
 _PATH_INDEX = re.compile(r"\[(\d+)\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_SOURCE_PATH = 1_000  # characters of a source path or field name
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an integer column (BIGINT) holds
 _TRUE = {"true", "1", "yes", "y", "t", "on", "ya"}
 _FALSE = {"false", "0", "no", "n", "f", "off", "tidak"}
 
@@ -45,12 +57,31 @@ def snake_case(name: str) -> str:
 
 
 def check_identifier(name: str, what: str) -> str:
-    if not IDENTIFIER.match(name):
+    """A target-side name (table or column): it ends up in SQL, so only a plain
+    identifier is accepted, whatever the dialect quotes."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
         raise ValueError(
-            f"{what} {name!r} is not a valid name: use lower-case letters, digits and "
+            f"{what} {shown} is not a valid name: use lower-case letters, digits and "
             "underscores, starting with a letter or underscore, at most 63 characters"
         )
     return name
+
+
+def check_source_name(name: str, what: str) -> str:
+    """A source-side name or path: anything a document or a CSV header may hold (spaces,
+    capitals, accents), but bounded and without control characters."""
+    if len(name) > MAX_SOURCE_PATH:
+        raise ValueError(f"{what} is {len(name)} characters long: the limit is {MAX_SOURCE_PATH}")
+    if _CONTROL.search(name):
+        raise ValueError(f"{what} {name[:80]!r} holds a control character")
+    return name
+
+
+def check_source_path(path: str, what: str) -> str:
+    check_source_name(path, what)
+    parse_path(path)
+    return path
 
 
 def check_zone(name: str | None) -> str | None:
@@ -117,7 +148,20 @@ class FieldSpec(BaseModel):
     @classmethod
     def _path(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_path(v)
+            check_source_path(v, "source path")
+        return v
+
+    @field_validator("value", "default")
+    @classmethod
+    def _constant(cls, v: Any) -> Any:
+        _check_constant(v)
+        return v
+
+    @field_validator("map")
+    @classmethod
+    def _mapped(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        for mapped in (v or {}).values():
+            _check_constant(mapped)
         return v
 
     @field_validator("expr")
@@ -130,12 +174,45 @@ class FieldSpec(BaseModel):
         return v
 
 
+def _check_constant(value: Any) -> None:
+    if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+        shown = f"a {value.bit_length()}-bit integer" if value.bit_length() > 200 else value
+        raise ValueError(
+            f"{shown} does not fit a 64-bit integer column "
+            f"({INT64_MIN} to {INT64_MAX}); write it as text or a decimal number"
+        )
+
+
+def _field_kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return "path"
+    return "spec" if isinstance(v, dict | FieldSpec) else None
+
+
+# A field is a source path or a spec; told apart by type, so that a bad spec is reported
+# once (``fields.qty.spec.expr: ...``), not also as "not a valid string".
+FieldRef = Annotated[
+    Annotated[str, Tag("path")] | Annotated[FieldSpec, Tag("spec")],
+    Discriminator(
+        _field_kind,
+        custom_error_type="field_ref",
+        custom_error_message="a field is a source path (text) or a spec (a mapping of "
+        "from, type, expr, ...)",
+    ),
+]
+
+
 class ValidationRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     field: str
     rule: Literal["required", "min", "max", "regex", "allowed", "unique"]
     value: Any = None
+
+    @field_validator("field")
+    @classmethod
+    def _column(cls, v: str) -> str:
+        return check_identifier(v, "validate rule column")
 
     @model_validator(mode="after")
     def _needs_value(self) -> ValidationRule:
@@ -161,7 +238,7 @@ class MappingConfig(BaseModel):
     records_path: str | None = None
     primary_key: list[str] = Field(default_factory=list)
     cursor_field: str | None = None
-    fields: dict[str, str | FieldSpec] | None = None
+    fields: dict[str, FieldRef] | None = None
     include_unmapped: bool = False
     validate_: list[ValidationRule] = Field(default_factory=list, alias="validate")
     on_invalid: Literal["quarantine", "skip", "fail"] = "quarantine"
@@ -177,6 +254,16 @@ class MappingConfig(BaseModel):
     lookback: float | None = Field(default=None, ge=0)
     # Retention: the target column whose age decides (default: the sync time).
     retention_field: str | None = None
+    # Incremental database mappings: every ``delete_scan_every`` runs, read the primary
+    # key columns of the whole source and delete the target rows whose key is gone
+    # (engine.key_scan). Incremental reads alone never see a row deleted upstream.
+    detect_deletes: Literal["key_scan"] | None = None
+    delete_scan_every: int = Field(default=10, ge=1, le=1_000_000)
+    # What a change of the source's schema may do to the target table: "evolve" adds and
+    # widens columns (reported as schema.changed events and a schema_change alert);
+    # "freeze" quarantines records with fields the table has no column for and fails a
+    # run whose values would change a column's type.
+    schema_contract: Literal["evolve", "freeze"] = "evolve"
 
     @field_validator("where")
     @classmethod
@@ -191,7 +278,14 @@ class MappingConfig(BaseModel):
     @classmethod
     def _explode(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_path(v)
+            check_source_path(v, "explode path")
+        return v
+
+    @field_validator("explode_as")
+    @classmethod
+    def _explode_as(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_source_name(v, "explode_as field name")
         return v
 
     @field_validator("primary_key", mode="before")
@@ -199,13 +293,29 @@ class MappingConfig(BaseModel):
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
+    @field_validator("primary_key")
+    @classmethod
+    def _key_columns(cls, v: list[str]) -> list[str]:
+        for key in v:
+            check_identifier(key, "primary_key column")
+        return v
+
+    # Target columns: each is a column of the target table and, for the cursor, the
+    # column an incremental read filters and orders on.
+    @field_validator("cursor_field", "retention_field")
+    @classmethod
+    def _target_column(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None:
+            check_identifier(v, str(info.field_name))
+        return v
+
     @field_validator("records_path")
     @classmethod
     def _records_path(cls, v: str | None) -> str | None:
         if v in ("", "$", "."):
             return None
         if v is not None:
-            parse_path(v)
+            check_source_path(v, "records_path")
         return v
 
     @field_validator("fields")
@@ -216,7 +326,7 @@ class MappingConfig(BaseModel):
             if column in SYSTEM_COLUMNS:
                 raise ValueError(f"target column {column!r} is reserved for provenance")
             if isinstance(spec, str):
-                parse_path(spec)
+                check_source_path(spec, f"source path of {column}")
         return v
 
     @model_validator(mode="after")
@@ -224,7 +334,6 @@ class MappingConfig(BaseModel):
         explicit = self.fields is not None and not self.include_unmapped
         mapped = self.fields or {}
         for key in self.primary_key:
-            check_identifier(key, "primary_key column")
             if explicit and key not in mapped:
                 raise ValueError(f"primary_key column {key!r} is not one of the mapped fields")
         for name, what in (
@@ -236,6 +345,18 @@ class MappingConfig(BaseModel):
         for rule in self.validate_:
             if explicit and rule.field not in mapped:
                 raise ValueError(f"validate rule names {rule.field!r}, which is not a mapped field")
+        return self
+
+    @model_validator(mode="after")
+    def _key_scan(self) -> MappingConfig:
+        if self.detect_deletes == "key_scan":
+            if not self.primary_key:
+                raise ValueError("detect_deletes 'key_scan' needs a primary_key to compare")
+            if self.explode is not None:
+                raise ValueError(
+                    "detect_deletes 'key_scan' cannot be used with explode (the keys of "
+                    "exploded rows are not in the source's key columns)"
+                )
         return self
 
     @property
@@ -310,8 +431,11 @@ def _parse_decimal(value: Any) -> Decimal:
         raise ValueError("not a decimal number") from None
 
 
-def caster(spec: FieldSpec) -> Callable[[Any], Any]:
-    """The function converting a raw value to the spec's type (None stays None)."""
+def caster(spec: FieldSpec, zone: str = "UTC") -> Callable[[Any], Any]:
+    """The function converting a raw value to the spec's type (None stays None).
+
+    A timestamp without an offset is in the spec's ``timezone``, else in ``zone`` (the
+    connection's ``timezone``, UTC unless it says otherwise)."""
     kind = spec.type
     if kind is None:
         return lambda v: v
@@ -322,7 +446,7 @@ def caster(spec: FieldSpec) -> Callable[[Any], Any]:
         "boolean": _parse_bool,
         "string": lambda v: v if isinstance(v, str) else str(v),
         "date": lambda v: _parse_date(v, spec.format),
-        "datetime": lambda v: _parse_datetime(v, spec.format, spec.timezone),
+        "datetime": lambda v: _parse_datetime(v, spec.format, spec.timezone or zone),
         "json": lambda v: v,
     }
     return table[kind]
@@ -331,14 +455,14 @@ def caster(spec: FieldSpec) -> Callable[[Any], Any]:
 class _Column:
     __slots__ = ("cast", "expr", "name", "path", "spec")
 
-    def __init__(self, name: str, spec: FieldSpec) -> None:
+    def __init__(self, name: str, spec: FieldSpec, zone: str = "UTC") -> None:
         from factorysync.engine.expressions import compile_expression
 
         self.name = name
         self.spec = spec
         self.path = parse_path(spec.from_ if spec.from_ is not None else name)
-        self.cast = caster(spec)
-        self.expr = compile_expression(spec.expr) if spec.expr else None
+        self.cast = caster(spec, zone)
+        self.expr = compile_expression(spec.expr, name, storable=True) if spec.expr else None
 
     def compute(self, record: Any) -> Any:
         spec = self.spec
@@ -373,14 +497,25 @@ class _Column:
 
 
 class Mapper:
-    """Turns source records into target rows for one mapping."""
+    """Turns source records into target rows for one mapping.
 
-    def __init__(self, config: MappingConfig) -> None:
+    ``zone`` is the connection's ``timezone``: timestamps without an offset are read in it
+    (a field's own ``timezone`` wins).
+    """
+
+    def __init__(self, config: MappingConfig, *, zone: str = "UTC") -> None:
         self.config = config
+        self.zone = zone
         self.columns = [
-            _Column(name, FieldSpec(**{"from": spec}) if isinstance(spec, str) else spec)
+            _Column(
+                name,
+                FieldSpec.model_validate({"from": spec}) if isinstance(spec, str) else spec,
+                zone,
+            )
             for name, spec in (config.fields or {}).items()
         ]
+        # schema_contract freeze: the columns auto mode may fill (None: any).
+        self.frozen: frozenset[str] | None = None
         self._explicit_sources = {
             str(c.path[0]) for c in self.columns if c.spec.value is None and c.path
         }
@@ -390,7 +525,7 @@ class Mapper:
         if config.where:
             from factorysync.engine.expressions import compile_expression
 
-            self._where = compile_expression(config.where)
+            self._where = compile_expression(config.where, "where")
         self._explode = parse_path(config.explode) if config.explode else None
 
     def expand(self, record: Any) -> list[Any]:
@@ -418,6 +553,13 @@ class Mapper:
         """Target columns whose type the mapping fixes (others are inferred from values)."""
         return {c.name: c.spec.type for c in self.columns if c.spec.type}
 
+    def freeze(self, columns: Iterable[str] | None) -> None:
+        """Under ``schema_contract: freeze``, the target table's columns: a record with a
+        field auto mode would add as a new column is then refused (quarantined); such a
+        field that is empty is left out instead. None (no table yet, or ``evolve``) lets
+        every field through. Fields the mapping names are its own choice and always pass."""
+        self.frozen = None if columns is None else frozenset(columns)
+
     def map(self, record: Any) -> dict[str, Any]:
         """Map one record; raises MappingError naming the column on a bad value."""
         if not isinstance(record, dict):
@@ -427,7 +569,10 @@ class Mapper:
                 raise MappingError(f"record is a {type(record).__name__}, not an object")
         row: dict[str, Any] = {}
         for column in self.columns:
-            row[column.name] = column.compute(record)
+            value = column.compute(record)
+            if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+                value = self._wide_integer(column, value)
+            row[column.name] = value
         if self.auto:
             for field, value in record.items():
                 if field in self._explicit_sources and not self.config.auto:
@@ -442,8 +587,30 @@ class Mapper:
                             "name the columns in mapping_config.fields"
                         )
                     continue
+                if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+                    raise MappingError(_too_wide(name, value))
+                if self.frozen is not None and name not in self.frozen:
+                    if value is None:
+                        continue  # an empty new field carries nothing to refuse
+                    raise MappingError(new_field(field, name))
                 row[name] = value
         return row
+
+    @staticmethod
+    def _wide_integer(column: _Column, value: int) -> Any:
+        """An integer beyond 64 bits, as the column's declared type holds it; a record
+        error when that is an integer column (or none: the store would make one)."""
+        kind = column.spec.type
+        try:
+            if kind == "decimal":
+                return Decimal(value)
+            if kind == "float":
+                return float(value)
+            if kind == "string":
+                return str(value)
+        except (OverflowError, ValueError) as exc:
+            raise MappingError(f"{column.name}: cannot convert to {kind}: {exc}") from None
+        raise MappingError(_too_wide(column.name, value))
 
     def source_fields(self, record: dict[str, Any]) -> dict[str, str]:
         """Target column -> top-level source field, for the columns auto mode adds."""
@@ -460,6 +627,23 @@ class Mapper:
 
     def missing_key_columns(self, row: dict[str, Any]) -> list[str]:
         return [k for k in self.key if row.get(k) is None]
+
+
+def new_field(field: str, column: str) -> str:
+    """Why a record with a field the frozen target table has no column for is refused."""
+    return (
+        f"field {field!r} is new: the target table has no column {column!r} and "
+        "mapping_config.schema_contract is freeze (name the field in mapping_config.fields "
+        "or set schema_contract: evolve to add the column)"
+    )
+
+
+def _too_wide(column: str, value: int) -> str:
+    shown = f"of {value.bit_length()} bits" if value.bit_length() > 200 else repr(value)
+    return (
+        f"{column}: the integer {shown} does not fit a 64-bit integer column "
+        f"({INT64_MIN} to {INT64_MAX})"
+    )
 
 
 def records_at(document: Any, records_path: str | None) -> Iterable[Any]:

@@ -4,6 +4,10 @@ Age is judged by the mapping's ``retention_field`` (a date or timestamp column),
 ``_synced_at``. Each purge that removes rows is recorded as a history run of type
 ``retention``. A full-sync source re-inserts rows its snapshot still holds, so retention
 is meant for incremental and time-series sources.
+
+The same retention purges the mapping's quarantine entries whose record was last refused
+(``last_seen``) before the cutoff, whatever the sync strategy: a bad record the source no
+longer sends leaves the quarantine with the data of its age.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete, insert, inspect
 
 from factorysync.engine.history import WORKER
+from factorysync.engine.quality import purge_entries
 from factorysync.observability import infolog
 from factorysync.store.db import write_transaction
 from factorysync.store.registry import data_changed, get_source
@@ -24,14 +29,20 @@ from factorysync.store.types import utcnow
 
 
 def purge(store: Store, source_id: str) -> int:
-    """Purge one source's expired rows from every mapping with a retention; returns count."""
-    total = 0
+    """Purge one source's expired rows and quarantine entries from every mapping with a
+    retention; returns the count of rows (entries are in the history row's details)."""
+    total = entries = 0
     with store.connect() as conn, write_transaction(conn):
         source = get_source(conn, source_id)
         now = utcnow()
         for mapping in source["mappings"]:
             days = mapping["data_retention_days"]
-            if not days or not inspect(conn).has_table(mapping["target_table"]):
+            if not days:
+                continue
+            entries += purge_entries(
+                conn, source_id, mapping["target_table"], now - timedelta(days=days)
+            )
+            if not inspect(conn).has_table(mapping["target_table"]):
                 continue
             table = target_table(conn, mapping["target_table"])
             column = (mapping["mapping_config"] or {}).get("retention_field") or "_synced_at"
@@ -45,6 +56,7 @@ def purge(store: Store, source_id: str) -> int:
             ).rowcount
         if total:
             data_changed(conn, source_id)
+        if total or entries:
             run_id = conn.execute(
                 insert(hist_t)
                 .values(
@@ -53,6 +65,7 @@ def purge(store: Store, source_id: str) -> int:
                     sync_status="success",
                     trigger="schedule",
                     records_deleted=total,
+                    details={"quarantine_purged": entries} if entries else None,
                     sync_started_at=now,
                     sync_completed_at=utcnow(),
                     sync_duration_ms=0,
@@ -64,7 +77,7 @@ def purge(store: Store, source_id: str) -> int:
                 conn,
                 "info",
                 "retention.purged",
-                f"retention purged {total} row(s)",
+                f"retention purged {total} row(s) and {entries} quarantine entries",
                 source_id=source_id,
                 run_id=run_id,
             )

@@ -11,6 +11,13 @@
    Full mappings merge once, after the whole snapshot was read, deleting rows that are
    gone. The final transaction stores the cursor, quarantine, history and registry.
    Nothing of a failed full read reaches the target tables.
+
+Nothing vanishes because it could not be read. A full sync never deletes the row of a
+key its snapshot holds, even when that record was rejected (bad value, failed rule): the
+previous row stays, and the quarantine entry says so (``kept_previous``). A record whose
+key is unknown (a ragged CSV line, a record the mapping cannot even key) could stand for
+any row: the run then skips the delete phase and ends ``partial``, with the reason in the
+history row's ``error_message`` and the infolog.
 """
 
 from __future__ import annotations
@@ -19,12 +26,13 @@ import logging
 import random
 import threading
 import time
-from contextlib import nullcontext, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from factorysync.config import MappingDecl, SourceDecl
@@ -32,8 +40,15 @@ from factorysync.connectors.base import Batch, Connector, ConnectorContext, Read
 from factorysync.connectors.registry import build_connector
 from factorysync.engine import columnar, history, relay
 from factorysync.engine.history import AlreadyRunning, RunResult
+from factorysync.engine.key_scan import KeyScan, finish_scans, key_scans
 from factorysync.engine.mapping import Mapper, snake_case
-from factorysync.engine.quality import Validator
+from factorysync.engine.quality import (
+    Validator,
+    key_of_record,
+    reject,
+    row_problems,
+    store_rejects,
+)
 from factorysync.engine.relay import RelayFallback
 from factorysync.engine.state import (
     CONNECTOR_KEY,
@@ -52,21 +67,50 @@ from factorysync.errors import (
     FactorySyncError,
     MappingError,
 )
+from factorysync.observability import infolog
 from factorysync.prefetch import prefetched
 from factorysync.security.secrets import Redactor, resolve_env_refs
 from factorysync.store.bulk import NotColumnar, stage_arrow
 from factorysync.store.db import describe_db_error, write_transaction
 from factorysync.store.registry import declaration_of, get_source
-from factorysync.store.schema import data_source_quarantine as quarantine_t
+from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
 from factorysync.store.targets import TargetTable, row_hash
 from factorysync.store.types import utcnow
 
-__all__ = ["AlreadyRunning", "RunResult", "Runner"]
+__all__ = ["AlreadyRunning", "RunResult", "Runner", "mapping_runs", "run_slot"]
 log = logging.getLogger("factorysync.runner")
-QUARANTINE_CAP = 10_000  # quarantined rows stored per run; beyond that they are only counted
+QUARANTINE_CAP = 10_000  # records quarantined per mapping and run; beyond, only counted
 _running: set[str] = set()
 _running_lock = threading.Lock()
+
+
+@contextmanager
+def run_slot(source_id: str) -> Iterator[None]:
+    """Hold the source's run slot in this process for the block (AlreadyRunning while a
+    run of it is in progress here): for work on a source's rows outside a sync."""
+    with _running_lock:
+        if source_id in _running:
+            raise AlreadyRunning(f"source {source_id!r} is already syncing")
+        _running.add(source_id)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running.discard(source_id)
+
+
+def mapping_runs(
+    conn: Connection, decl: SourceDecl, source: dict[str, Any], zone: str = "UTC"
+) -> list[_MappingRun]:
+    """The source's active mappings set up as a run sets them up (mapper, rules, target
+    table), for work on their rows outside a sync (a quarantine replay)."""
+    ids = {m["target_table"]: m["id"] for m in source["mappings"]}
+    return [
+        _MappingRun(conn, decl.source_id, ids[m.target_table], m, zone)
+        for m in decl.mappings
+        if m.is_active
+    ]
 
 
 def _lookback(cursor: Any, amount: float | None) -> Any:
@@ -97,12 +141,20 @@ class ClaimedRun:
 class _MappingRun:
     """One mapping during a run: mapper, validator, staging table, cursor, counters."""
 
-    def __init__(self, conn: Connection, source_id: str, mapping_id: int, decl: MappingDecl):
+    def __init__(
+        self,
+        conn: Connection,
+        source_id: str,
+        mapping_id: int,
+        decl: MappingDecl,
+        zone: str = "UTC",
+    ):
         config = decl.mapping_config
         self.decl = decl
         self.source_id = source_id
         self.mapping_id = mapping_id
-        self.mapper = Mapper(config)
+        # zone: the reading connection's timezone, for timestamps without an offset.
+        self.mapper = Mapper(config, zone=zone)
         self.validator = Validator(config.validate_)
         self.target = TargetTable(
             conn,
@@ -110,7 +162,9 @@ class _MappingRun:
             source_id=source_id,
             key=self.mapper.key,
             declared=self.mapper.declared_types(),
+            contract=config.schema_contract,
         )
+        self.mapper.freeze(self.target.frozen_columns())
         self.incremental = decl.sync_strategy == "incremental"
         self.cursor_field = config.cursor_field
         self.cursor = load_cursor(conn, source_id, mapping_id) if self.incremental else None
@@ -123,8 +177,15 @@ class _MappingRun:
         self.occurrences: dict[str, int] = {}
         self.rejected = 0
         self.quarantine: list[dict[str, Any]] = []
+        self.quarantined = 0  # records quarantined by this run (up to QUARANTINE_CAP)
+        # Full syncs: (quarantine entry index or -1, key) of rejected records, whose rows
+        # the delete phase keeps; and how many rejected records had no key known.
+        self.kept: list[tuple[int, tuple[Any, ...]]] = []
+        self.unkeyed = 0
         self.columnar = columnar.eligible(config)
-        self.columnar_mapper = columnar.ColumnarMapper(config) if self.columnar else None
+        self.columnar_mapper = columnar.ColumnarMapper(config, zone=zone) if self.columnar else None
+        if self.columnar_mapper is not None:
+            self.columnar_mapper.freeze(self.target.frozen_columns())
 
     def request(self) -> ReadRequest:
         config = self.decl.mapping_config
@@ -149,7 +210,7 @@ class _MappingRun:
     def save_checkpoint(self, conn: Connection, run_id: int, *, cursor: bool) -> None:
         """Quarantine, shape, connector state and (optionally) cursor, in ``conn``'s txn."""
         if self.quarantine:
-            conn.execute(insert(quarantine_t), self.quarantine)
+            store_rejects(conn, self.quarantine)
             self.quarantine = []
         if self.envelope is not None or self.columns:
             shape = {"envelope": self.envelope, "columns": self.columns}
@@ -360,7 +421,9 @@ class Runner:
         with self.store.connect() as conn:
             with conn.begin():
                 runs = [
-                    _MappingRun(conn, decl.source_id, mapping_ids[m.target_table], m)
+                    _MappingRun(
+                        conn, decl.source_id, mapping_ids[m.target_table], m, connector.timezone
+                    )
                     for m in decl.mappings
                     if m.is_active
                 ]
@@ -371,6 +434,7 @@ class Runner:
                     and connector.columnar
                     and any(m.columnar and not m.target.owns_rows() for m in runs)
                 )
+            scans: list[KeyScan] = []
             try:
                 if single:
                     with write_transaction(conn):
@@ -381,10 +445,15 @@ class Runner:
                         self._read_all(
                             conn, connector, runs, result, single=True, use_relay=use_relay
                         )
+                        scans = key_scans(conn, connector, runs, first_load=True)
+                        finish_scans(scans, result)
                         self._finish(conn, runs, result, source, started, notes)
                 else:
                     self._read_all(conn, connector, runs, result, single=False)
+                    # Incremental mappings with detect_deletes: the source's keys, when due.
+                    scans = key_scans(conn, connector, runs)
                     with write_transaction(conn):
+                        finish_scans(scans, result)
                         self._finish(conn, runs, result, source, started, notes)
             except IntegrityError:
                 if not single:
@@ -406,6 +475,8 @@ class Runner:
                 with conn.begin():
                     for mrun in runs:
                         mrun.target.drop_stage()
+                    for scan in scans:
+                        scan.drop()
 
     def _read_all(
         self,
@@ -479,10 +550,29 @@ class Runner:
             else:
                 mrun.save_checkpoint(conn, result.run_id, cursor=True)
             result.records_rejected += mrun.rejected
-        result.sync_status = "success"
+        unread = {m.decl.target_table: m.unkeyed for m in runs if m.unkeyed}
+        result.sync_status = "partial" if unread else "success"
         if notes:
             result.details["failover"] = notes
+        if unread:
+            result.details["delete_skipped"] = unread
+            result.error_message = _delete_skipped(unread)
         history.finish_success(conn, source, result, started)
+        if unread:
+            conn.execute(
+                update(hist_t)
+                .where(hist_t.c.id == result.run_id)
+                .values(error_message=result.error_message)
+            )
+            infolog.record(
+                conn,
+                "warning",
+                "sync.delete_skipped",
+                result.error_message or "",
+                source_id=result.source_id,
+                run_id=result.run_id,
+                details={"unread": unread},
+            )
 
     def _merge(
         self,
@@ -496,14 +586,21 @@ class Runner:
         clear: bool = True,
     ) -> None:
         def merge() -> None:
-            mrun.target.reload()
-            counts = mrun.target.merge(
+            target = mrun.target
+            target.reload()
+            # A first load (direct) has nothing of this source's to delete; a snapshot
+            # with records of no known key may hold any row: nothing is deleted then.
+            full = not (mrun.incremental or target.direct)
+            if full:
+                for index in target.kept_tags():
+                    if 0 <= index < len(mrun.quarantine):
+                        mrun.quarantine[index]["kept_previous"] = True
+            counts = target.merge(
                 run_id,
                 utcnow(),
-                # A first load (direct) has nothing of this source's to delete.
-                delete_missing=None
-                if mrun.incremental or mrun.target.direct
-                else mrun.decl.mapping_config.delete_mode,
+                delete_missing=mrun.decl.mapping_config.delete_mode
+                if full and not mrun.unkeyed
+                else None,
             )
             if not mrun.target.direct:  # a first load counts its rows when it finishes
                 result.records_inserted += counts.inserted
@@ -533,7 +630,7 @@ class Runner:
                 expanded = mapper.expand(source_record)
             except MappingError as exc:
                 result.records_processed += 1
-                self._reject(mrun, source_record, [str(exc)], result)
+                self._reject(mrun, source_record, [str(exc)], result, stage="source")
                 continue
             for record in expanded:
                 result.records_processed += 1
@@ -543,7 +640,14 @@ class Runner:
                 except MappingError as exc:
                     row, problems = None, [str(exc)]
                 if problems or row is None:
-                    self._reject(mrun, record, problems, result)
+                    key = None
+                    if not mrun.incremental:
+                        key = (
+                            key_of_record(mapper, record)
+                            if row is None
+                            else self._key_of_row(mrun, row)
+                        )
+                    self._reject(mrun, record, problems, result, key=key)
                     continue
                 if mapper.auto and isinstance(record, dict) and len(mrun.columns) < len(row):
                     mrun.columns.update(mapper.source_fields(record))
@@ -561,6 +665,9 @@ class Runner:
                 rows.append(row)
                 hashes.append(digest)
         mrun.target.stage(rows, hashes)
+        if mrun.kept:
+            mrun.target.keep(mrun.kept)
+            mrun.kept = []
 
     def _stage_arrow(self, mrun: _MappingRun, batch: Batch, result: RunResult) -> None:
         """Stage an Arrow batch on the columnar path, or row by row when it cannot."""
@@ -589,34 +696,74 @@ class Runner:
                 mrun.columns.setdefault(snake_case(name), name)
 
     def _reject_unparsed(self, mrun: _MappingRun, batch: Batch, result: RunResult) -> None:
+        # Records the connector could not parse: no key known.
         for record, reasons in batch.rejected:
             result.records_processed += 1
-            self._reject(mrun, record, reasons, result)
+            self._reject(mrun, record, reasons, result, stage="unparsed")
         batch.rejected = []
 
     @staticmethod
-    def _reject(mrun: _MappingRun, record: Any, problems: list[str], result: RunResult) -> None:
+    def _reject(
+        mrun: _MappingRun,
+        record: Any,
+        problems: list[str],
+        result: RunResult,
+        *,
+        key: tuple[Any, ...] | None = None,
+        stage: str = "record",
+    ) -> None:
+        """Count, quarantine (per ``on_invalid``) and, in a full sync, remember the key
+        of a rejected record (None: no key known)."""
         policy = mrun.decl.mapping_config.on_invalid
         if policy == "fail":
             raise MappingError(f"record {result.records_processed} rejected: {'; '.join(problems)}")
         mrun.rejected += 1
-        if policy == "quarantine" and len(mrun.quarantine) < QUARANTINE_CAP:
+        index = -1
+        if policy == "quarantine" and mrun.quarantined < QUARANTINE_CAP:
+            index = len(mrun.quarantine)
+            mrun.quarantined += 1
             mrun.quarantine.append(
-                {
-                    "source_id": mrun.source_id,
-                    "run_id": result.run_id,
-                    "target_table": mrun.decl.target_table,
-                    "record": record,
-                    "reasons": problems,
-                }
+                reject(
+                    mrun.source_id,
+                    mrun.decl.target_table,
+                    record,
+                    problems,
+                    result.run_id,
+                    stage=stage,
+                )
             )
+        if mrun.incremental:
+            return
+        if key is None:
+            mrun.unkeyed += 1
+        else:
+            mrun.kept.append((index, key))
+
+    @staticmethod
+    def _key_of_row(mrun: _MappingRun, row: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The target key of a mapped row that was rejected (None: a key column is empty)."""
+        if mrun.mapper.key:
+            key = mrun.mapper.key_of(row)
+            return None if key is None or None in key else key
+        # No primary key: rows are identified by their content, numbered as staged rows are.
+        digest = row_hash(row)
+        n = mrun.occurrences.get(digest, 0)
+        mrun.occurrences[digest] = n + 1
+        return (f"{digest}:{n}",)
 
     @staticmethod
     def _problems(mrun: _MappingRun, row: dict[str, Any]) -> list[str]:
-        found = [f"primary key column {k!r} is empty" for k in mrun.mapper.missing_key_columns(row)]
-        if mrun.incremental and row.get(mrun.cursor_field or "") is None:
-            found.append(f"cursor_field {mrun.cursor_field!r} is empty")
-        return found + mrun.validator.check(row)
+        cursor = mrun.cursor_field if mrun.incremental else None
+        return row_problems(mrun.mapper, mrun.validator, row, cursor)
+
+
+def _delete_skipped(unread: dict[str, int]) -> str:
+    counts = ", ".join(f"{n} for {table!r}" for table, n in unread.items())
+    return (
+        f"{sum(unread.values())} record(s) could not be read with a key ({counts}): "
+        "the delete phase was skipped, so rows missing from this snapshot were kept "
+        "until a full sync reads every record"
+    )
 
 
 def recover_interrupted(store: Store) -> list[str]:

@@ -2,8 +2,10 @@
 
 A source is due when ``next_sync <= now`` and its status is ``active`` or ``error``
 (an open circuit is retried on its back-off); ``inactive`` and ``maintenance`` sources
-are skipped. A source never runs twice at the same time. Blocking connectors run in
-worker threads. Retention purges run on their own interval.
+are skipped, and so is a source stopped by the crash-loop rule (status ``error`` without
+a ``next_sync``, see :mod:`factorysync.engine.history`) until an operator runs it. A
+source never runs twice at the same time. Blocking connectors run in worker threads.
+Retention purges run on their own interval.
 
 On SQLite one process schedules (``factorysync run``). On PostgreSQL every scheduler —
 ``run`` or any number of ``factorysync worker`` processes on any hosts — claims due
@@ -112,11 +114,17 @@ class Scheduler:
             self.beat()
 
     def beat(self, status: str = "alive") -> None:
+        """Renew this worker's leases, record its heartbeat and mark silent workers dead."""
         try:
             with self.store.begin() as conn:
                 leases.renew(conn, self.worker_id, list(self._in_flight), self.lease_s)
                 leases.heartbeat(
                     conn, self.worker_id, self.max_concurrent, len(self._in_flight), status
+                )
+                dead = leases.mark_dead(conn, self.lease_s)
+            for worker_id in dead:
+                log.warning(
+                    "worker %s sent no heartbeat for %g s: marked dead", worker_id, self.lease_s
                 )
             if not self.store_ok:
                 log.warning("store reachable again: claiming resumes")
@@ -144,6 +152,8 @@ class Scheduler:
             alert_monitor.release(self.store)
 
     def _run_forever(self, stop_after: float | None) -> None:
+        # Runs a dead process left 'running' are failed; their sources run again now,
+        # unless they keep crashing (those are logged and left in status 'error').
         recovered = recover_interrupted(self.store)
         if recovered:
             log.warning(

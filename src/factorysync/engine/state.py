@@ -2,6 +2,11 @@
 
 The cursor is written in the same transaction as the rows it covers, so after a crash
 the next run starts exactly where the last committed one ended.
+
+A reset (:func:`reset_state`, ``factorysync source reset``) removes the cursor and the
+connector's own state (e.g. per-file markers) of a mapping, so its next run reads the
+whole source again; the shape of the source's records is kept (the API serves rows in
+it meanwhile).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from factorysync.store.schema import data_source_sync_state as state_t
 
@@ -19,6 +24,8 @@ CONNECTOR_KEY = "connector"
 # How the source's records looked (document envelope, column -> source field), so the API
 # can serve rows in the source's own shape.
 SHAPE_KEY = "shape"
+# What a reset removes: where the next run starts reading.
+RESET_KEYS = (CURSOR_KEY, CONNECTOR_KEY)
 
 
 def _encode(value: Any) -> dict[str, Any]:
@@ -81,6 +88,26 @@ def load_cursor(conn: Connection, source_id: str, mapping_id: int) -> Any:
 
 def save_cursor(conn: Connection, source_id: str, mapping_id: int, value: Any, run_id: int) -> None:
     save_state(conn, source_id, mapping_id, CURSOR_KEY, _encode(value), run_id)
+
+
+def reset_state(conn: Connection, source_id: str, mapping_id: int) -> dict[str, Any]:
+    """Remove the cursor and connector state of one mapping (in the caller's transaction).
+
+    Returns what was removed: ``cursor`` (the stored value as JSON holds it, an ISO text
+    for a time, or None) and ``connector_state`` (whether the connector had any).
+    """
+    where = (
+        state_t.c.source_id == source_id,
+        state_t.c.mapping_id == mapping_id,
+        state_t.c.state_key.in_(RESET_KEYS),
+    )
+    found = dict(conn.execute(select(state_t.c.state_key, state_t.c.state).where(*where)).all())
+    conn.execute(delete(state_t).where(*where))
+    cursor = found.get(CURSOR_KEY)
+    return {
+        "cursor": None if cursor is None else cursor.get("value"),
+        "connector_state": CONNECTOR_KEY in found,
+    }
 
 
 def comparable(value: Any) -> Any:

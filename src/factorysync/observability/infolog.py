@@ -10,6 +10,8 @@ from sqlalchemy import Connection, insert
 from factorysync.store.schema import infolog
 
 log = logging.getLogger("factorysync.infolog")
+# A realtime subscription (MQTT broker, OPC UA server) came up: "subscribed since".
+SUBSCRIBED_EVENT = "realtime.subscribed"
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,

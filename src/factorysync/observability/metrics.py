@@ -3,7 +3,8 @@
 Run metrics are read from the store when Prometheus scrapes, so they count the runs of
 every process that syncs (scheduler, CLI, API) and survive restarts: runs by source and
 status, run duration, rows by action, seconds since each source's last success, runs in
-progress, scheduler lag and sources by status. The history table is read incrementally:
+progress, scheduler lag (polled sources), sources by status, failing sources and the age
+of each realtime and push source's latest data. The history table is read incrementally:
 after the first scrape only new rows and rows still running are fetched.
 
 Process metrics are observed where they happen: HTTP request latency (by the API's
@@ -173,11 +174,35 @@ class StoreCollector(Collector):
             value=summary["runs_in_progress"],
         )
         yield GaugeMetricFamily(
+            "factorysync_sources_failing",
+            "Active sources whose last run failed (before the circuit opens).",
+            value=summary["failing"],
+        )
+        failures = GaugeMetricFamily(
+            "factorysync_source_consecutive_failures",
+            "Consecutive failed runs of each failing active source.",
+            labels=["source_id"],
+        )
+        for f in summary["failing_sources"]:
+            failures.add_metric([f["source_id"]], f["consecutive_failures"])
+        yield failures
+        yield GaugeMetricFamily(
             "factorysync_scheduler_lag_seconds",
-            "How late the most overdue active source is.",
+            "How late the most overdue polled source is (subscription and push sources "
+            "have no schedule).",
             value=summary["scheduler_lag_s"],
         )
-        workers = summary["workers"]
+        message_age = GaugeMetricFamily(
+            "factorysync_realtime_last_message_age_seconds",
+            "Seconds since the latest data of each subscription (MQTT, OPC UA) and push "
+            "source was committed (sources without data yet are left out).",
+            labels=["source_id"],
+        )
+        for r in summary["realtime"]:
+            if r["last_message_age_s"] is not None:
+                message_age.add_metric([r["source_id"]], r["last_message_age_s"])
+        yield message_age
+        workers = [w for w in summary["workers"] if w["status"] == "alive"]
         yield GaugeMetricFamily(
             "factorysync_workers_alive",
             "Scheduler processes (run, worker) with a recent heartbeat (PostgreSQL store).",

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from factorysync.config import SourceDecl
-from factorysync.connectors.file import resolve_in_roots
+from factorysync.connectors.file import OwnFiles, resolve_in_roots
 from factorysync.engine.runner import AlreadyRunning, Runner
-from factorysync.errors import ConfigError, FactorySyncError
+from factorysync.errors import ConfigError, ConnectorFatal, FactorySyncError
 from factorysync.realtime.bus import announce_run
 from factorysync.store.store import Store
 
@@ -61,10 +61,16 @@ class FileWatcher:
         self.folders, self.matchers = self._targets()
 
     def _targets(self) -> tuple[list[Path], list[str]]:
-        """Folders to watch and absolute path patterns a changed file must match."""
+        """Folders to watch and absolute path patterns a changed file must match.
+
+        Held to the rules of file reads: a folder outside the data roots, or a pattern
+        that matches factorysync's own files (the store, its side files, the key file),
+        is refused before anything is watched.
+        """
         settings = self.store.settings
+        own = OwnFiles(settings)
         if not glob.has_magic(self.pattern):
-            path = resolve_in_roots(self.pattern, settings)
+            path = resolve_in_roots(self.pattern, settings, own)
             return [path.parent], [str(path)]
         base = Path(self.pattern).expanduser()
         roots = [Path("/")] if base.is_absolute() else settings.data_root_paths()
@@ -78,7 +84,16 @@ class FileWatcher:
                 fixed.append(part)
             folder = Path(*fixed)
             if folder.is_dir():
-                folders.append(folder.resolve())
+                rest = full.relative_to(folder)
+                for pattern in (str(full), str(folder.resolve() / rest)):
+                    for path, what in own.by_path.values():
+                        if fnmatch.fnmatch(str(path), pattern):
+                            raise ConnectorFatal(
+                                f"source {self.source_id!r}: file_path {self.pattern!r} "
+                                f"matches {what} {path}: sources may not read factorysync's "
+                                "own files"
+                            )
+                folders.append(resolve_in_roots(str(folder), settings, own))
                 matchers.append(str(full))
         return folders, matchers
 

@@ -194,6 +194,8 @@ class MqttSubscriber:
             message = f"{self.where} refused the subscription: {', '.join(refused)}"
             log.warning("%s: %s", self.source_id, message)
             report_status(self.writer.store, self.source_id, message)
+        else:
+            report_status(self.writer.store, self.source_id, None, subscribed=self.where)
         # Connected and subscribed: messages published from now on reach this source.
         self.connected.set()
 

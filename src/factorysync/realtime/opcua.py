@@ -102,7 +102,7 @@ class OpcUaSubscriber:
                 sampling_interval=self.cfg.sampling_interval_ms,
             )
             self.connected.set()
-            report_status(self.writer.store, self.source_id, None)
+            report_status(self.writer.store, self.source_id, None, subscribed=self.cfg.endpoint)
             while not self._stop.is_set():
                 await asyncio.sleep(0.2)
                 await client.check_connection()

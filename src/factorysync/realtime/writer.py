@@ -26,18 +26,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from factorysync.config import SourceDecl
 from factorysync.engine.mapping import Mapper
-from factorysync.engine.quality import Validator
+from factorysync.engine.quality import Validator, reject, store_rejects
 from factorysync.errors import ConfigError, MappingError
+from factorysync.observability import infolog
 from factorysync.realtime.bus import bus
 from factorysync.realtime.window import HistoryWindow
+from factorysync.security.secrets import redact_known
 from factorysync.store.db import describe_db_error, write_transaction
 from factorysync.store.registry import declaration_of, get_source
-from factorysync.store.schema import data_source_quarantine as quarantine_t
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
 from factorysync.store.targets import MergeCounts, TargetTable, row_hash
@@ -86,7 +87,12 @@ class _Target:
             source_id=source_id,
             key=self.mapper.key,
             declared=self.mapper.declared_types(),
+            contract=decl.mapping_config.schema_contract,
         )
+        # schema_contract: freeze: records with fields the table has no column for are
+        # quarantined; values that would retype a column stop the flush (not acknowledged,
+        # so nothing is lost) with the reason in last_error.
+        self.mapper.freeze(self.table.frozen_columns())
 
     def problems(self, row: dict[str, Any]) -> list[str]:
         found = [f"primary key column {k!r} is empty" for k in self.mapper.missing_key_columns(row)]
@@ -292,6 +298,10 @@ class MicroBatchWriter:
                 counts = MergeCounts()
                 processed = sum(max(len(i.records), 1) for i in items)
                 for target in self._targets:
+                    if target.table.contract == "freeze":
+                        # The columns as they are now (the first flush makes the table).
+                        target.table.reload()
+                        target.mapper.freeze(target.table.frozen_columns())
                     rows, hashes, refused = self._map(target, items, run_id)
                     rejected += len(refused)
                     if target.on_invalid == "fail" and refused:
@@ -311,7 +321,7 @@ class MicroBatchWriter:
                         counts.updated += got.updated
                         published.append((target.decl.target_table, rows))
                 if quarantine:
-                    conn.execute(insert(quarantine_t), quarantine)
+                    store_rejects(conn, quarantine, now)
                 self.window.add(conn, processed, counts, rejected)
         except BaseException:
             self.window.rollback()
@@ -341,28 +351,21 @@ class MicroBatchWriter:
         refused: list[dict[str, Any]] = []
         mapper = target.mapper
 
-        def reject(record: Any, reasons: list[str], item: Incoming) -> None:
+        def refuse(record: Any, reasons: list[str], item: Incoming, stage: str = "record") -> None:
             item.rejections.append("; ".join(reasons))
-            refused.append(
-                {
-                    "source_id": self.source_id,
-                    "run_id": run_id,
-                    "target_table": target.decl.target_table,
-                    "record": record,
-                    "reasons": reasons,
-                }
-            )
+            table = target.decl.target_table
+            refused.append(reject(self.source_id, table, record, reasons, run_id, stage=stage))
 
         for item in items:
             item.run_id = run_id
             if item.error is not None:
-                reject(item.raw, [item.error], item)
+                refuse(item.raw, [item.error], item, "unparsed")
                 continue
             for source_record in item.records:
                 try:
                     expanded = mapper.expand(source_record)
                 except MappingError as exc:
-                    reject(source_record, [str(exc)], item)
+                    refuse(source_record, [str(exc)], item, "source")
                     continue
                 for record in expanded:
                     try:
@@ -371,7 +374,7 @@ class MicroBatchWriter:
                     except MappingError as exc:
                         row, problems = None, [str(exc)]
                     if problems or row is None:
-                        reject(record, problems, item)
+                        refuse(record, problems, item)
                         continue
                     rows.append(row)
                     hashes.append(row_hash(row))
@@ -389,8 +392,18 @@ class MicroBatchWriter:
         report_status(self.store, self.source_id, error)
 
 
-def report_status(store: Store, source_id: str, error: str | None) -> None:
-    """Record a realtime source's health in the registry (``last_error``, ``error_count``)."""
+def report_status(
+    store: Store, source_id: str, error: str | None, *, subscribed: str | None = None
+) -> None:
+    """Record a realtime source's health in the registry (``last_error``, ``error_count``).
+
+    ``error`` comes from a broker or server; every secret the process knows is masked
+    in it before it is stored. ``subscribed``: the subscription (broker or server) just
+    came up, recorded as a ``realtime.subscribed`` event."""
+    if error is not None:
+        error = redact_known(error)
+    if subscribed is not None:
+        subscribed = redact_known(subscribed)
     values: dict[str, Any] = {"last_error": error}
     try:
         with store.begin() as conn:
@@ -406,5 +419,15 @@ def report_status(store: Store, source_id: str, error: str | None) -> None:
             else:
                 values["error_count"] = reg_t.c.error_count + 1
             conn.execute(update(reg_t).where(reg_t.c.source_id == source_id).values(**values))
+            if subscribed is not None:
+                # "Subscribed since" in status and source views is this event's time.
+                infolog.record(
+                    conn,
+                    "info",
+                    infolog.SUBSCRIBED_EVENT,
+                    f"subscribed to {subscribed}",
+                    source_id=source_id,
+                    details={"where": subscribed},
+                )
     except Exception as exc:  # the store itself may be what failed
         log.debug("%s: could not record status: %s", source_id, exc)

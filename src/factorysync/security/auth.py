@@ -17,6 +17,11 @@ still within its user's role. The API asks for ``read`` (status, data, metrics),
 ``tokens`` (managing one's own tokens); ``ingest:<source_id>`` is for pushing one
 source's data. A dashboard's token is typically a viewer's, or any user's with
 ``scopes: [read]``.
+
+A token never makes one stronger than itself (:func:`check_grant`): a scoped token makes
+only tokens whose scopes are a subset of its own (never an unscoped one), and tokens for
+other users take an admin token that reaches admin endpoints. A password login, which
+proves the whole account, gets an unscoped token of the user's role.
 """
 
 from __future__ import annotations
@@ -25,8 +30,6 @@ import hashlib
 import re
 import secrets
 import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -56,6 +59,10 @@ class AlreadyExists(FactorySyncError):
     """An object with that name exists already."""
 
 
+class NotAllowed(FactorySyncError):
+    """The caller's role or token scopes do not allow this (answered 403)."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the user behind a valid token."""
@@ -72,6 +79,11 @@ class Principal:
     def has_scope(self, scope: str | None) -> bool:
         """Unscoped tokens reach everything their role allows; scoped ones only their scopes."""
         return self.scopes is None or (scope is not None and scope in self.scopes)
+
+    @property
+    def is_admin(self) -> bool:
+        """Reaches admin endpoints: an admin's token, unscoped or with the ``admin`` scope."""
+        return self.has_role("admin") and self.has_scope("admin")
 
 
 # -- hashing ------------------------------------------------------------------------
@@ -205,6 +217,22 @@ def login(conn: Connection, username: str, password: str) -> dict[str, Any] | No
     return public_user(row)
 
 
+def login_token(
+    conn: Connection, username: str, password: str, *, name: str, ttl_s: int
+) -> tuple[str, datetime, dict[str, Any]] | None:
+    """For a valid password: (a new token, when it expires, the user), else None.
+
+    The API's login and the console's session both come through here (callers throttle
+    attempts first, see :mod:`factorysync.security.throttle`).
+    """
+    user = login(conn, username, password)
+    if user is None:
+        return None
+    expires = utcnow() + timedelta(seconds=ttl_s)
+    token, _ = create_token(conn, user["username"], name=name, expires_at=expires)
+    return token, expires, user
+
+
 # -- tokens -------------------------------------------------------------------------
 def check_scopes(scopes: list[str] | None) -> list[str] | None:
     if scopes is None:
@@ -223,6 +251,39 @@ def public_token(row: Any) -> dict[str, Any]:
     return token
 
 
+def check_grant(
+    creator: Principal, username: str, role: str | None, scopes: list[str] | None
+) -> None:
+    """Raise NotAllowed unless ``creator`` may make a token for ``username`` (of ``role``)
+    with ``scopes``.
+
+    The rules: tokens for another user take :attr:`Principal.is_admin`; the user's role
+    may not exceed the creator's; a scoped creator gives only a subset of its own scopes,
+    and never no scopes at all. ``role`` None skips the role rule (the user is not
+    looked up yet, so a non-admin learns nothing about other accounts).
+    """
+    if username != creator.username and not creator.is_admin:
+        raise NotAllowed("only admins make tokens for other users")
+    if role is not None and ROLES.index(role) > ROLES.index(creator.role):
+        raise NotAllowed(
+            f"user {username!r} has role {role!r}, above this token's role {creator.role!r}"
+        )
+    if creator.scopes is None:
+        return
+    held = list(creator.scopes)
+    if scopes is None:
+        raise NotAllowed(
+            f"this token is limited to scopes {held}: it cannot make a token without scopes; "
+            "pass 'scopes', a subset of these"
+        )
+    beyond = sorted(set(scopes) - set(held))
+    if beyond:
+        raise NotAllowed(
+            f"scopes {beyond} are beyond this token's scopes {held}: a token can only pass "
+            "on scopes it holds"
+        )
+
+
 def create_token(
     conn: Connection,
     username: str,
@@ -230,9 +291,19 @@ def create_token(
     name: str | None = None,
     expires_at: datetime | None = None,
     scopes: list[str] | None = None,
+    creator: Principal | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """A new token for ``username``: (the token, shown only now; its stored row)."""
+    """A new token for ``username``: (the token, shown only now; its stored row).
+
+    ``creator`` is the token asking for it (over the API), held to :func:`check_grant`;
+    None is the local administrator (the CLI, the first admin, a password login).
+    """
+    scopes = check_scopes(scopes)
+    if creator is not None:
+        check_grant(creator, username, None, scopes)
     user = get_user(conn, username)
+    if creator is not None:
+        check_grant(creator, username, user["role"], scopes)
     if not user["is_active"]:
         raise ConfigError(f"user {username!r} is disabled")
     if expires_at is not None and expires_at <= utcnow():
@@ -245,7 +316,7 @@ def create_token(
             name=name,
             token_hash=hash_token(token),
             token_prefix=token[:SHOWN_CHARS],
-            scopes=check_scopes(scopes),
+            scopes=scopes,
             expires_at=expires_at,
         )
         .returning(tokens_t.c.id)
@@ -371,51 +442,3 @@ class UsageRecorder:
                 update(tokens_t).where(tokens_t.c.id == token_id).values(last_used_at=when)
             )
         return len(seen)
-
-
-class LoginLimiter:
-    """Failed logins per key (user name, client address) in a sliding window.
-
-    Kept in memory per process: enough to make guessing passwords slow. A key past its
-    limit is refused until its oldest failure leaves the window, whatever the password.
-    """
-
-    def __init__(self, max_failures: int, window_s: float, *, max_keys: int = 100_000) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self.max_keys = max_keys
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> list[float]:
-        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-        if times:
-            self._failures[key] = times
-        else:
-            self._failures.pop(key, None)
-        return times
-
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until these keys may try again (0 when they may now)."""
-        now = time.monotonic()
-        wait = 0.0
-        with self._lock:
-            for key in keys:
-                times = self._recent(key, now)
-                if len(times) >= self.max_failures:
-                    wait = max(wait, self.window_s - (now - times[-self.max_failures]))
-        return wait
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._failures[key] = [*self._recent(key, now), now]
-                self._failures.move_to_end(key)
-            while len(self._failures) > self.max_keys:
-                self._failures.popitem(last=False)
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)

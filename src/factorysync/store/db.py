@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from factorysync.errors import StoreError
+from factorysync.settings import SQLITE_SIDE_FILES, sqlite_path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision: checked on every start without loading the migration
 # scripts (a test holds it equal to the scripts' head).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 SQLITE_PAGE_SIZE = 32768
 
 
@@ -45,13 +47,42 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("fs_write") else "BEGIN")
 
 
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists.
+
+    SQLite takes an empty file for a new database, and gives the journal, WAL and shared
+    memory files it creates later the mode of the database file: so none of the store's
+    files (password and token hashes, encrypted secrets) is ever readable by others.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def tighten_sqlite_files(path: Path) -> list[Path]:
+    """Make the store's file and its side files readable by their owner only; returns
+    the files whose mode was wider (a store created before files were made 0600)."""
+    changed = []
+    for file in [path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)]:
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            file.chmod(mode & 0o700)
+            changed.append(file)
+    return changed
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Engine for the store URL, with the pragmas and pool settings the store relies on."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        else:  # an in-memory database uses a single-connection pool without sizes
+        path = sqlite_path(url)
+        if path is not None:
+            create_private_file(path)
+        elif not parsed.database or parsed.database == ":memory:":
+            # An in-memory database uses a single-connection pool without sizes.
             kwargs.pop("pool_size", None)
             kwargs.pop("max_overflow", None)
         engine = create_engine(

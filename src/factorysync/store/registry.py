@@ -14,6 +14,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from factorysync.config import SourceDecl
 from factorysync.engine.mapping import MappingConfig
+from factorysync.engine.schedule import declared_refresh_interval
 from factorysync.errors import NotFoundError
 from factorysync.security.secrets import SecretBox
 from factorysync.store.db import plain
@@ -260,12 +261,19 @@ def set_status(conn: Connection, source_id: str, status: str) -> None:
 
 
 def declaration_of(source: dict[str, Any], box: SecretBox) -> SourceDecl:
-    """The stored source as a declaration (secrets decrypted: for the engine only)."""
+    """The stored source as a declaration (secrets decrypted: for the engine only).
+
+    A ``refresh_interval`` that only holds what the mappings' frequency (or the default)
+    gives is left out, as it was in the declaration; the stored cadence is not checked
+    again (it was when the source was saved)."""
+    fields = {f: source[f] for f in SOURCE_FIELDS}
+    if declared_refresh_interval(source) is None:
+        del fields["refresh_interval"]
     return SourceDecl.model_validate(
         {
             "source_id": source["source_id"],
             "status": source["status"],
-            **{f: source[f] for f in SOURCE_FIELDS},
+            **fields,
             "connections": [
                 {
                     "connection_name": c["connection_name"],
@@ -289,8 +297,22 @@ def declaration_of(source: dict[str, Any], box: SecretBox) -> SourceDecl:
                 }
                 for m in source["mappings"]
             ],
-        }
+        },
+        context={"stored": True},
     )
+
+
+def mapping_frequencies(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    """Per source: its mappings' ``sync_frequency`` and ``is_active`` (for cadences)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    rows = conn.execute(
+        select(maps_t.c.source_id, maps_t.c.sync_frequency, maps_t.c.is_active).order_by(
+            maps_t.c.source_id, maps_t.c.id
+        )
+    )
+    for sid, frequency, active in rows:
+        found.setdefault(sid, []).append({"sync_frequency": frequency, "is_active": active})
+    return found
 
 
 def apply_declarations(

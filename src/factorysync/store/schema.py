@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -224,17 +225,32 @@ data_source_sync_state = Table(
     UniqueConstraint("source_id", "mapping_id", "state_key", name="uq_sync_state_key"),
 )
 
+# One entry per bad record, source and target table (factorysync.engine.quality): a
+# record refused again only counts up times_seen and moves last_seen, so the table grows
+# with the distinct bad records, not with the runs that meet them.
 data_source_quarantine = Table(
     "data_source_quarantine",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("source_id", String(100), nullable=False),
-    Column("run_id", BigInteger),
-    Column("target_table", String(63)),
+    Column("target_table", String(63), nullable=False, default="", server_default=""),
+    # Hash of the record's content (its JSON with sorted keys).
+    Column("content_hash", String(64), nullable=False),
     Column("record", JSONType, nullable=False),
+    # What the record is: "unparsed" (the connector could not read it: no key known),
+    # "source" (as read, refused before explode) or "record" (refused by mapping or rules).
+    Column("stage", String(16), nullable=False, default="record", server_default="record"),
+    # Why the latest run refused it.
     Column("reasons", JSONType, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
-    Index("ix_quarantine_source", "source_id", "created_at"),
+    # The latest run (or realtime window) that refused it.
+    Column("run_id", BigInteger),
+    Column("first_seen", UTCDateTime, nullable=False, default=utcnow),
+    Column("last_seen", UTCDateTime, nullable=False, default=utcnow),
+    Column("times_seen", BigInteger, nullable=False, default=1, server_default="1"),
+    # A full sync left the target's previous row of this record's key as it was.
+    Column("kept_previous", Boolean, nullable=False, default=False, server_default=false()),
+    UniqueConstraint("source_id", "target_table", "content_hash", name="uq_quarantine_record"),
+    Index("ix_quarantine_last_seen", "source_id", "last_seen"),
 )
 
 alerts = Table(

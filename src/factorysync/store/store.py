@@ -6,13 +6,14 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import ClassVar
 
 from sqlalchemy import Connection, Engine
 
 from factorysync.errors import StoreError
 from factorysync.security.secrets import SecretBox
-from factorysync.settings import Settings, get_settings
+from factorysync.settings import Settings, get_settings, sqlite_path
 from factorysync.store import db
 
 
@@ -52,8 +53,16 @@ class Store:
     def upgrade(self) -> str | None:
         return db.upgrade(self.engine)
 
+    def tighten_files(self) -> list[Path]:
+        """Make a SQLite store's files readable by their owner only (see
+        :func:`db.tighten_sqlite_files`); returns those that were readable by others."""
+        path = sqlite_path(self.url)
+        return [] if path is None else db.tighten_sqlite_files(path.resolve())
+
     def ensure_ready(self) -> None:
-        """Refuse to work on a store that is missing or on an older schema."""
+        """Refuse to work on a store that is missing or on an older schema, or while a
+        data root holds the store or the key file (sources could read them)."""
+        self.settings.check_data_roots()
         if not db.is_initialised(self.engine):
             raise StoreError(
                 f"the store at {self.safe_url} is not initialised: run 'factorysync init'"

@@ -11,14 +11,23 @@ Every target table carries provenance columns next to the mapped ones:
 
 A run first writes its rows into a private staging table (a temporary table of its own
 connection), then merges them into the target in one transaction with set-based SQL
-that also yields the exact inserted/updated/deleted counts. Until that transaction
+that also yields the exact inserted/updated/deleted counts. The keys of records a full
+sync read but rejected go to a second temporary table (``keep``): its delete phase
+leaves their rows alone. Until that transaction
 commits, the target is untouched: a read that fails half-way changes nothing. On
 PostgreSQL a merge with nothing to delete is one ``INSERT … ON CONFLICT`` from staging,
 and a small batch of the realtime writer skips staging altogether (``upsert``); both
 yield the same counts.
 
 Column types are inferred from values when the mapping does not fix them, and widened
-(integer → float → string, anything → json) when later values do not fit.
+(integer → float → string, anything → json) when later values do not fit. A column the
+source adds or stops sending, or one that is widened, is a schema change: each is written
+to the infolog as a ``schema.changed`` event in the transaction that makes it (the alert
+rules turn the run's events into a ``schema_change`` alert). Under the mapping's
+``schema_contract: freeze`` a run whose values would widen a column fails instead
+(:class:`SchemaContractError`). SQLite cannot change a column's type in place: the table
+is rebuilt with the wider declared type, so its values keep the type they were written
+with (text stays text).
 """
 
 from __future__ import annotations
@@ -62,7 +71,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
 from factorysync.engine.mapping import SYSTEM_COLUMNS
-from factorysync.errors import StoreError
+from factorysync.errors import MappingError, StoreError
+from factorysync.observability import infolog
 from factorysync.store.schema import REGISTRY_TABLES
 from factorysync.store.types import JSONType, UTCDateTime
 
@@ -135,23 +145,48 @@ def merge_kinds(a: str | None, b: str | None) -> str | None:
     return "string"
 
 
-def kind_of_type(sqltype: Any) -> str:
-    name = type(sqltype).__name__.upper()
-    if "JSON" in name:
+def kind_of_type_name(name: str) -> str:
+    """The kind of a column declared with this SQL type name (as SQLite reports it)."""
+    upper = name.upper()
+    if "JSON" in upper:
         return "json"
-    if "BOOL" in name:
+    if "BOOL" in upper:
         return "boolean"
-    if "INT" in name:
+    if "INT" in upper:
         return "integer"
-    if any(t in name for t in ("FLOAT", "DOUBLE", "REAL")):
+    if any(t in upper for t in ("FLOAT", "DOUBLE", "REAL")):
         return "float"
-    if "NUMERIC" in name or "DECIMAL" in name:
+    if "NUMERIC" in upper or "DECIMAL" in upper:
         return "decimal"
-    if "TIMESTAMP" in name or "DATETIME" in name:
+    if "TIMESTAMP" in upper or "DATETIME" in upper:
         return "datetime"
-    if "DATE" in name:
+    if "DATE" in upper:
         return "date"
     return "string"
+
+
+def _sqlite_cast(column: str, old: str, new: str) -> str:
+    """SQL giving an SQLite column's values as a column of kind ``new`` holds them (the
+    conversion PostgreSQL's ``ALTER … TYPE … USING`` does)."""
+    as_words = f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} THEN 'true' ELSE 'false' END"
+    numeric = old in ("integer", "float", "decimal")
+    if new == "string":
+        if old == "boolean":
+            return as_words
+        return f"CAST({column} AS TEXT)" if numeric else column
+    if new == "float":
+        return f"CAST({column} AS REAL)"
+    if new == "json":
+        if old == "boolean":
+            return as_words
+        if numeric:
+            return f"CAST({column} AS TEXT)"
+        return column if old == "json" else f"json_quote({column})"
+    return column
+
+
+def kind_of_type(sqltype: Any) -> str:
+    return kind_of_type_name(type(sqltype).__name__)
 
 
 def to_kind(value: Any, kind: str) -> tuple[bool, Any]:
@@ -183,6 +218,55 @@ def row_hash(row: dict[str, Any]) -> str:
 
     blob = orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """A column of a target table that a run added, widened or found gone upstream."""
+
+    table: str
+    column: str
+    old_type: str | None  # None: the column is new
+    new_type: str | None  # None: the source no longer sends the field
+    kind: str  # "added", "dropped" or "retyped"
+
+    def message(self) -> str:
+        where = f"{self.table}.{self.column}"
+        if self.kind == "added":
+            return f"{where}: new column ({self.new_type})"
+        if self.kind == "dropped":
+            return (
+                f"{where}: no longer sent by the source (was {self.old_type}); emptied on "
+                "the source's rows"
+            )
+        return f"{where}: type changed from {self.old_type} to {self.new_type}"
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "column": self.column,
+            "old_type": self.old_type,
+            "new_type": self.new_type,
+            "kind": self.kind,
+        }
+
+
+class SchemaContractError(MappingError):
+    """Values of a run would change a column's type under ``schema_contract: freeze``."""
+
+    def __init__(self, source_id: str, changes: list[SchemaChange]) -> None:
+        self.source_id = source_id
+        self.changes = changes
+        listed = "; ".join(
+            f"column {c.column!r} of target table {c.table!r} would change type from "
+            f"{c.old_type} to {c.new_type}"
+            for c in changes
+        )
+        super().__init__(
+            f"schema change refused (mapping_config.schema_contract is freeze): {listed}; "
+            "the source now sends values of another type: fix the source, or set "
+            "schema_contract: evolve to widen the column"
+        )
 
 
 @dataclass
@@ -228,6 +312,7 @@ class TargetTable:
         source_id: str,
         key: Sequence[str],
         declared: dict[str, str] | None = None,
+        contract: str = "evolve",
     ) -> None:
         check_target_name(name)
         self.conn = conn
@@ -235,6 +320,9 @@ class TargetTable:
         self.source_id = source_id
         self.key = list(key) or ["_row_key"]
         self.declared = dict(declared or {})
+        self.contract = contract  # mapping_config.schema_contract: evolve | freeze
+        self.run_id: int | None = None  # the run whose rows are written (for the infolog)
+        self.schema_changes: list[SchemaChange] = []  # what this run changed
         self.dialect = conn.dialect.name
         # Columns this run stages → kind. Other columns of a shared table (written by
         # other sources, or fields this source no longer has) are set to NULL on the
@@ -254,6 +342,8 @@ class TargetTable:
         # PostgreSQL: (table, columns, kinds) → whether binary COPY fits its column types
         self.binary_layouts: dict[tuple[Any, ...], bool] = {}
         self._row_staged = False  # whether any batch of the run took the row path
+        self._keep_name = f"_fs_keep_{re.sub(r'[^a-z0-9_]', '_', name)}"[:63]
+        self._keep_kinds: dict[str, str] = {}  # key column → kind, once the table exists
         self._load_existing()
 
     # -- schema ----------------------------------------------------------------------
@@ -275,6 +365,14 @@ class TargetTable:
                 f"target table {self.name!r} exists without key column(s) {missing}; "
                 "choose another target_table or drop the old one"
             )
+
+    def frozen_columns(self) -> frozenset[str] | None:
+        """Under ``schema_contract: freeze``, the columns the table has now: records with
+        other fields are refused by the mappers. None when every field may add a column
+        (``evolve``, or no table yet: the first run makes it)."""
+        if self.contract != "freeze" or not self.existing:
+            return None
+        return frozenset(self.existing)
 
     def plan(self, rows: Iterable[dict[str, Any]]) -> None:
         """Learn column kinds from a batch of rows (before staging it)."""
@@ -343,22 +441,70 @@ class TargetTable:
             table.create(self.conn)
             self.existing = {c.name: kind_of_type(c.type) for c in table.columns}
             return
+        changes: list[SchemaChange] = []
         for column, kind in self.kinds.items():
             have = self.existing.get(column)
             if have is None:
-                self.conn.execute(
-                    text(
-                        f"ALTER TABLE {self._quote(self.name)} ADD COLUMN "
-                        f"{self._quote(column)} {self._ddl_type(kind)}"
-                    )
-                )
-                self.existing[column] = kind
+                changes.append(SchemaChange(self.name, column, None, kind, "added"))
             elif have != kind and merge_kinds(have, kind) == kind:
-                self._widen(self.name, column, kind)
-                self.existing[column] = kind
+                changes.append(SchemaChange(self.name, column, have, kind, "retyped"))
             elif have != kind:
                 # The table is wider than the values: keep the table's kind.
                 self.kinds[column] = have
+        if self.contract == "freeze":
+            # A type the mapping declares is its author's choice; one the values bring
+            # is the source's change, which freeze refuses.
+            refused = [
+                c
+                for c in changes
+                if c.kind == "retyped" and self.declared.get(c.column) != c.new_type
+            ]
+            if refused:
+                raise SchemaContractError(self.source_id, refused)
+        for change in changes:
+            assert change.new_type is not None
+            if change.kind == "added":
+                self.conn.execute(
+                    text(
+                        f"ALTER TABLE {self._quote(self.name)} ADD COLUMN "
+                        f"{self._quote(change.column)} {self._ddl_type(change.new_type)}"
+                    )
+                )
+            else:
+                self._widen(self.name, change.column, change.new_type)
+            self.existing[change.column] = change.new_type
+            self._record(change)
+
+    def _record(self, change: SchemaChange) -> None:
+        """A schema change, as an infolog event in the transaction that makes it."""
+        self.schema_changes.append(change)
+        infolog.record(
+            self.conn,
+            "warning",
+            "schema.changed",
+            change.message(),
+            source_id=self.source_id,
+            run_id=self.run_id,
+            details=change.details(),
+        )
+
+    def _report_dropped(self) -> None:
+        """A full snapshot without a field this source filled before: the merge empties
+        that column on the source's rows, which is reported as the column dropped."""
+        others = self._others()
+        if not others:
+            return
+        q = self._quote
+        filled = self.conn.execute(
+            text(
+                f"SELECT {', '.join(f'count({q(c)})' for c in others)} FROM {q(self.name)} "
+                "WHERE _source_id = :source_id AND _deleted_at IS NULL"
+            ),
+            {"source_id": self.source_id},
+        ).one()
+        for (column, kind), count in zip(others.items(), filled, strict=True):
+            if count:
+                self._record(SchemaChange(self.name, column, kind, None, "dropped"))
 
     def _add_indexes(self, table: Table) -> None:
         table.append_constraint(
@@ -384,6 +530,7 @@ class TargetTable:
         the run commits, or never.
         """
         self.direct = True
+        self.run_id = run_id
         self.direct_values = {"_source_id": self.source_id, "_run_id": run_id, "_synced_at": now}
         self.direct_rows = 0
         self._row_staged = False
@@ -422,12 +569,73 @@ class TargetTable:
 
     def _widen(self, table: str, column: str, kind: str) -> None:
         if self.dialect != "postgresql":
-            # SQLite stores each value with its own type; the declared type only sets
-            # affinity, and a REAL/TEXT value kept in an INTEGER column reads back as is.
+            self._rebuild_sqlite(table, column, kind)
             return
         q, c, t = self._quote(table), self._quote(column), PG_TYPES[kind]
         using = f"to_jsonb({c})" if kind == "json" else f"{c}::{t}"
         self.conn.execute(text(f"ALTER TABLE {q} ALTER COLUMN {c} TYPE {t} USING {using}"))
+
+    def _rebuild_sqlite(self, table: str, column: str, kind: str) -> None:
+        """Give an SQLite column a wider declared type, in the caller's transaction.
+
+        SQLite cannot alter a column's type, and the declared type decides how a value
+        is stored (text '007' in an INTEGER column becomes the number 7): the table is
+        made again with the new type, its rows copied with their values converted as
+        PostgreSQL's ``ALTER … TYPE … USING`` converts them, then its indexes are made
+        again. Temporary tables (staging) are rebuilt the same way.
+        """
+        q, run = self._quote, self.conn.exec_driver_sql
+        for schema in ("temp", "main"):
+            created = run(
+                f"SELECT sql FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?",
+                (table,),
+            ).scalar()
+            if created is not None:
+                break
+        else:
+            raise StoreError(f"cannot widen {table}.{column}: no such table")
+        indexes = run(
+            f"SELECT sql FROM {schema}.sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL",
+            (table,),
+        ).scalars()
+        indexes = list(indexes)
+        info = run(f"PRAGMA {schema}.table_info({q(table)})").all()
+        old = next(kind_of_type_name(declared) for _, name, declared, *_ in info if name == column)
+        definitions, keys, copied = [], [], []
+        for _, name, declared, notnull, default, pk in info:
+            if name == column:
+                declared = self._ddl_type(kind)
+                copied.append(_sqlite_cast(q(name), old, kind))
+            else:
+                copied.append(q(name))
+            definition = f"{q(name)} {declared}".rstrip()
+            if notnull:
+                definition += " NOT NULL"
+            if default is not None:
+                definition += f" DEFAULT {default}"
+            definitions.append(definition)
+            if pk:
+                keys.append((pk, q(name)))
+        if keys:
+            definitions.append(f"PRIMARY KEY ({', '.join(name for _, name in sorted(keys))})")
+        without_rowid = re.search(r"without\s+rowid\s*$", created, re.IGNORECASE) is not None
+        fresh = q(f"_fs_rebuild_{table}")
+        run(f"DROP TABLE IF EXISTS {schema}.{fresh}")
+        run(
+            f"CREATE TABLE {schema}.{fresh} ({', '.join(definitions)})"
+            + (" WITHOUT ROWID" if without_rowid else "")
+        )
+        listed = ", ".join(q(name) for _, name, *_ in info)
+        run(
+            f"INSERT INTO {schema}.{fresh} ({listed}) "
+            f"SELECT {', '.join(copied)} FROM {schema}.{q(table)}"
+        )
+        run(f"DROP TABLE {schema}.{q(table)}")
+        run(f"ALTER TABLE {schema}.{fresh} RENAME TO {q(table)}")
+        for sql in indexes:
+            # The statement as made; an index of a temporary table goes with its table.
+            run(sql)
 
     # -- staging ---------------------------------------------------------------------
     @property
@@ -477,7 +685,7 @@ class TargetTable:
                     text(f"ALTER TABLE {quoted} ADD COLUMN {self._quote(column)} {ddl}")
                 )
                 self._stage_created.add(column)
-            elif self.dialect == "postgresql" and self._stage_kinds.get(column) != kind:
+            elif self._stage_kinds.get(column) != kind:
                 self._widen(self._stage_name, column, kind)
             self._stage_kinds[column] = kind
 
@@ -540,6 +748,7 @@ class TargetTable:
     def merge(self, run_id: int, now: datetime, *, delete_missing: str | None) -> MergeCounts:
         """Apply the staged rows to the target; ``delete_missing`` is None, "hard" or "soft"."""
         counts = MergeCounts()
+        self.run_id = run_id
         if self._staged == 0 and (not self.existing or delete_missing is None):
             return counts  # nothing to insert or update, and nothing to delete
         if self._staged:
@@ -547,6 +756,9 @@ class TargetTable:
             # Rows staged during a bulk first load (batches the columnar path could not
             # take) are matched through the key index: build it now.
             self._build_pending_indexes()
+            if delete_missing and not self.direct:
+                # A whole snapshot: a field none of its records has is gone upstream.
+                self._report_dropped()
         for k in self.key:  # an empty snapshot still needs typed key columns to compare
             if k not in self.kinds and k in self.existing and k != "_row_key":
                 self.kinds[k] = self.existing[k]
@@ -606,6 +818,8 @@ class TargetTable:
         ).rowcount
 
         if delete_missing:
+            if self._keep_kinds:
+                gone = and_(gone, ~self._kept(target))
             if delete_missing == "soft":
                 stmt = (
                     update(target)
@@ -633,6 +847,7 @@ class TargetTable:
         """
         if self.dialect != "postgresql" or "_row_key" in self.key or self._indexes_pending:
             return None
+        self.run_id = run_id
         self.plan(rows)
         self.ensure_target()
         if "json" in self.kinds.values() or not self._has_key_index():
@@ -795,6 +1010,7 @@ class TargetTable:
     def forget_stage(self) -> None:
         """After a rolled-back transaction: the staging table and the direct mode are gone."""
         self._stage_created = set()
+        self._keep_kinds = {}
         self._stage_indexed = False
         self._staged = 0
         self.direct = False
@@ -807,6 +1023,78 @@ class TargetTable:
             self._stage_created = set()
             self._stage_indexed = False
             self._staged = 0
+        if self._keep_kinds:
+            self.conn.execute(text(f"DROP TABLE IF EXISTS {self._quote(self._keep_name)}"))
+            self._keep_kinds = {}
+
+    # -- keys a full sync keeps --------------------------------------------------------
+    def keep(self, keys: list[tuple[int, tuple[Any, ...]]]) -> int:
+        """Remember keys of records this run read but rejected: the delete phase of
+        :meth:`merge` leaves the source's rows of these keys as they are.
+
+        ``keys`` are (tag, key values) pairs; :meth:`kept_tags` answers the tags whose
+        key has a row. Nothing to keep on a first load, or before the table exists; a key
+        value that does not fit its column cannot match a row and is passed over.
+        """
+        if not keys or self.direct or not self.existing:
+            return 0
+        if not self._keep_kinds:
+            kinds = {k: self.existing[k] for k in self.key}
+            quoted = self._quote(self._keep_name)
+            self.conn.execute(text(f"DROP TABLE IF EXISTS {quoted}"))
+            columns = ", ".join(f"{self._quote(k)} {self._ddl_type(v)}" for k, v in kinds.items())
+            self.conn.execute(text(f"CREATE TEMPORARY TABLE {quoted} (_tag BIGINT, {columns})"))
+            index = self._quote(f"{self._keep_name[:55]}_key")
+            listed = ", ".join(self._quote(k) for k in kinds)
+            self.conn.execute(text(f"CREATE INDEX {index} ON {quoted} ({listed})"))
+            self._keep_kinds = kinds
+        rows = []
+        for tag, values in keys:
+            row: dict[str, Any] = {"_tag": tag}
+            for column, value in zip(self.key, values, strict=True):
+                fits, row[column] = to_kind(value, self._keep_kinds[column])
+                if not fits:
+                    break
+            else:
+                rows.append(row)
+        if rows:
+            self.conn.execute(insert(self._keep_table()), rows)
+        return len(rows)
+
+    def _keep_table(self) -> Table:
+        columns = [Column(k, KIND_TYPES[kind]) for k, kind in self._keep_kinds.items()]
+        return Table(self._keep_name, MetaData(), Column("_tag", BigInteger()), *columns)
+
+    def _kept(self, target: Any) -> Any:
+        """Whether a row of ``target`` has a kept key (its column types follow the
+        target's, which the merge may have widened)."""
+        for column, kind in self.existing.items():
+            if column in self._keep_kinds and self._keep_kinds[column] != kind:
+                self._widen(self._keep_name, column, kind)
+                self._keep_kinds[column] = kind
+        keep = self._keep_table()
+        return exists().where(*(keep.c[k] == target.c[k] for k in self.key))
+
+    def kept_tags(self) -> list[int]:
+        """Tags of kept keys that have a row of this source in the target (not deleted)."""
+        if not self._keep_kinds:
+            return []
+        target = Table(
+            self.name,
+            MetaData(),
+            *(Column(k, KIND_TYPES[kind]) for k, kind in self._keep_kinds.items()),
+            Column("_source_id", Text()),
+            Column("_deleted_at", UTCDateTime()),
+        )
+        keep = self._keep_table()
+        found = select(keep.c._tag).where(
+            exists().where(
+                target.c._source_id == self.source_id,
+                target.c._deleted_at.is_(None),
+                *(keep.c[k] == target.c[k] for k in self.key),
+            )
+        )
+        return [int(tag) for tag in self.conn.execute(found).scalars()]
 
 
 class _Diff:

@@ -74,7 +74,7 @@ PREDEFINED: list[dict[str, Any]] = [
         "A JSON document (an array, or an object holding the records) or a glob of them.",
         "json",
         "file",
-        {"file_path": "data/production.json", "file_type": "json", "encoding": "utf-8"},
+        {"file_path": "production.json", "file_type": "json", "encoding": "utf-8"},
     ),
     _t(
         "csv_file",
@@ -109,7 +109,7 @@ PREDEFINED: list[dict[str, Any]] = [
         "A table of an SQLite database file inside the data roots (opened read-only).",
         "database",
         "database",
-        {"dialect": "sqlite", "database": "data/plant.db", "table": "production"},
+        {"dialect": "sqlite", "database": "plant.db", "table": "production"},
         None,
         {"primary_key": ["id"]},
     ),

@@ -4,6 +4,12 @@ Server-rendered pages (Jinja2 templates in ``templates/``) with a little plain s
 ``static/console.js`` for live refresh and inline results; nothing is built at install
 time or fetched from the internet at run time. See docs/console.md.
 
+Pages are served under a Content-Security-Policy that allows scripts and styles from
+files of this site only (:data:`factorysync.api.app.CONSOLE_POLICY`): templates hold no
+``<script>`` block, no ``on…=`` handler and no ``style=`` attribute; behaviour goes in
+``static/console.js`` (found through ids and ``data-`` attributes), looks in
+``static/console.css``.
+
     session.py    login cookie (an API token), CSRF, the user's role and language
     pages.py      overview, data resources, source detail, alerts; source actions
     editor.py     add / edit a source, with test, discover and mapping preview

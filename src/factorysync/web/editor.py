@@ -136,7 +136,9 @@ async def _post(request: Request, user: ConsoleUser, editing: str | None) -> Res
     raw, form = forms.declaration_from_form(data, t, editing=editing)
     if editing is not None:
         raw = await run_in_threadpool(_with_other_parts, store, editing, raw)
-    decl, problems = parse_source(raw, "form")
+    # Validation compiles the mapping's expressions (and folds their constant parts):
+    # bounded, but work all the same, so not on the event loop.
+    decl, problems = await run_in_threadpool(parse_source, raw, "form")
     if decl is None:  # the connection's own problems too, so all are shown at once
         connection = raw["connections"][0]
         problems += [

@@ -22,6 +22,7 @@ from starlette.datastructures import FormData
 
 from factorysync.config import DEFAULT_CONNECTION_TYPE
 from factorysync.engine.mapping import FieldType
+from factorysync.engine.schedule import declared_refresh_interval
 
 # (source_type, connection type, icon text) in the order the type picker shows them.
 KINDS: list[tuple[str, str, str]] = [
@@ -252,7 +253,9 @@ def form_from_declaration(
         "description": decl.get("description") or "",
         "category": decl.get("category") or "",
         "priority": str(decl.get("priority") or 2),
-        "refresh_interval": str(decl.get("refresh_interval") or 300),
+        # Empty unless declared: left empty, the mapping's sync_frequency (or the
+        # default) sets the cadence, and a changed frequency is not overruled.
+        "refresh_interval": str(declared_refresh_interval(decl) or ""),
         "schedule": decl.get("schedule") or "",
         "target_table": mapping.get("target_table") or "",
         "sync_strategy": mapping.get("sync_strategy") or "full",

@@ -19,6 +19,7 @@ from factorysync.alerts import records as alert_records
 from factorysync.api.context import ApiContext
 from factorysync.engine.runner import AlreadyRunning
 from factorysync.errors import NotFoundError
+from factorysync.security.throttle import LoginThrottled
 from factorysync.store.registry import get_source, set_status
 from factorysync.web import session, views
 from factorysync.web.charts import bar_chart, line_chart
@@ -84,16 +85,15 @@ async def login(request: Request) -> Response:
 
     if not expected or sent != expected:
         return again(t("login.expired"), 403)
-    host = request.client.host if request.client else "-"
-    keys = (f"user:{username.lower()}", f"ip:{host}")
-    wait = ctx.logins.retry_after(*keys)
-    if wait > 0:
-        return again(t("login.too_many", seconds=int(wait) + 1), 429)
-    found = await run_in_threadpool(session.log_in, ctx, username, password)
+    address = request.client.host if request.client else "-"
+    try:
+        found = await run_in_threadpool(session.log_in, ctx, username, password, address)
+    except LoginThrottled as exc:
+        refused = again(t("login.too_many", seconds=exc.retry_after_s), 429)
+        refused.headers["Retry-After"] = str(exc.retry_after_s)
+        return refused
     if found is None:
-        ctx.logins.failed(*keys)
         return again(t("login.failed"), 401)
-    ctx.logins.succeeded(keys[0])
     token, user = found
     response = RedirectResponse(next_url, status_code=303)
     session.set_session_cookie(response, ctx, token)
@@ -228,7 +228,7 @@ def source_page(request: Request, source_id: str, user: User) -> Response:
     except NotFoundError:
         return _not_found(request, user, source_id)
     runs = services.history(store, source_id, 100)
-    quarantined = services.quarantined(store, source_id, 50)
+    quarantine = services.quarantine_page(store, source_id, limit=50)
     t = translator(user.language)
     zone = _zone(request)
     done = views.runs_for_charts([dict(r) for r in runs])
@@ -248,7 +248,7 @@ def source_page(request: Request, source_id: str, user: User) -> Response:
         user.language,
         source=source,
         runs=runs,
-        quarantined=quarantined,
+        quarantine=quarantine,
         alerts=alerts,
         charts=charts,
         running=running,
@@ -312,6 +312,55 @@ def _to_source(source_id: str, notice: str) -> Response:
     from urllib.parse import quote
 
     return RedirectResponse(f"/sources/{quote(source_id)}?notice={quote(notice)}", status_code=303)
+
+
+@router.get("/sources/{source_id}/quarantine.csv")
+def quarantine_export(request: Request, source_id: str, user: User) -> Response:
+    store = _ctx(request).store
+    try:
+        page = services.quarantine_page(store, source_id, limit=None)
+    except NotFoundError:
+        return _not_found(request, user, source_id)
+    return Response(
+        services.quarantine_csv(page["entries"]),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{source_id}-quarantine.csv"'},
+    )
+
+
+@router.post("/sources/{source_id}/quarantine/{action}")
+async def quarantine_action(request: Request, source_id: str, action: str, user: User) -> Response:
+    form = await request.form()
+    check_csrf(user, form.get("csrf"))
+    user.require("operator")
+    if action not in ("replay", "clear"):
+        return Response(f"quarantine action {action!r}: use replay or clear", status_code=404)
+    ctx = _ctx(request)
+    t = translator(user.language)
+    who = f"console:{user.username}"
+    try:
+        if action == "clear":
+            done = await run_in_threadpool(
+                lambda: services.clear_quarantine(ctx.store, source_id, cleared_by=who)
+            )
+            return _to_source(source_id, t("source.cleared", n=done["removed"]))
+        result = await run_in_threadpool(
+            lambda: services.replay_quarantine(ctx.store, source_id, trigger=who[:32])
+        )
+    except AlreadyRunning as exc:
+        return _to_source(source_id, str(exc))
+    except NotFoundError:
+        return _not_found(request, user, source_id)
+    if result["records_inserted"] or result["records_updated"]:
+        ctx.data_changed()
+    notice = t(
+        "source.replayed",
+        run=result["run_id"],
+        loaded=result["loaded"],
+        still=result["still_rejected"],
+        left=result["remaining"],
+    )
+    return _to_source(source_id, notice)
 
 
 @router.post("/sources/{source_id}/test")

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +25,6 @@ from factorysync.api.context import ApiContext
 from factorysync.security import auth
 from factorysync.security.auth import Principal
 from factorysync.store.schema import users as users_t
-from factorysync.store.types import utcnow
 from factorysync.web.i18n import LANGUAGES
 
 SESSION_COOKIE = "fs_session"
@@ -122,16 +120,20 @@ def guest_language(request: Request) -> str:
     return _language(request.cookies.get(LANG_COOKIE) or ctx.store.settings.console_language)
 
 
-def log_in(ctx: ApiContext, username: str, password: str) -> tuple[str, dict[str, Any]] | None:
-    """A new console token for valid credentials (and the user), else None."""
+def log_in(
+    ctx: ApiContext, username: str, password: str, address: str
+) -> tuple[str, dict[str, Any]] | None:
+    """A new console token for valid credentials (and the user), else None.
+
+    Attempts share the API login's throttle (raises LoginThrottled while ``address``
+    must wait)."""
     ttl = ctx.store.settings.login_token_ttl_s
-    with ctx.store.begin() as conn:
-        user = auth.login(conn, username, password)
-        if user is None:
-            return None
-        token, _ = auth.create_token(
-            conn, user["username"], name="console", expires_at=utcnow() + timedelta(seconds=ttl)
-        )
+    with ctx.logins.admit(username, address) as attempt, ctx.store.begin() as conn:
+        found = auth.login_token(conn, username, password, name="console", ttl_s=ttl)
+        attempt.ok = found is not None
+    if found is None:
+        return None
+    token, _, user = found
     return token, user
 
 

@@ -13,13 +13,18 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
+from factorysync import services
 from factorysync.alerts import records as alert_records
+from factorysync.settings import Settings, get_settings
 from factorysync.store.db import plain
+from factorysync.store.registry import mapping_frequencies as frequencies
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.types import UTCDateTime, utcnow
 
-SOURCE_STATUSES = ("active", "inactive", "error", "maintenance", "running")
+# The registry's statuses, then two the list filters by: a run in progress, and active
+# sources whose last run failed (still 'active' until the circuit opens).
+SOURCE_STATUSES = ("active", "inactive", "error", "maintenance", "running", "failing")
 LIST_COLUMNS = (
     reg_t.c.source_id,
     reg_t.c.name,
@@ -29,6 +34,7 @@ LIST_COLUMNS = (
     reg_t.c.category,
     reg_t.c.priority,
     reg_t.c.refresh_interval,
+    reg_t.c.schedule,
     reg_t.c.last_sync,
     reg_t.c.next_sync,
     reg_t.c.error_count,
@@ -66,8 +72,12 @@ def _latest_runs() -> Any:
     )
 
 
-def source_rows(conn: Connection, flt: SourceFilter) -> list[dict[str, Any]]:
-    """Every source matching ``flt`` with its latest finished run's outcome and counts."""
+def source_rows(
+    conn: Connection, flt: SourceFilter, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """Every source matching ``flt`` with its latest finished run's outcome and counts,
+    its cadence, whether it is failing and (subscription and push sources) its live
+    state (:func:`factorysync.services.describe_sources`)."""
     latest = _latest_runs()
     last = hist_t.alias("last_run")
     stmt = (
@@ -96,6 +106,8 @@ def source_rows(conn: Connection, flt: SourceFilter) -> list[dict[str, Any]]:
         stmt = stmt.where(reg_t.c.category == flt.category)
     if flt.status == "running":
         stmt = stmt.where(latest.c.running_id.is_not(None))
+    elif flt.status == "failing":
+        stmt = stmt.where(reg_t.c.status == "active", reg_t.c.error_count > 0)
     elif flt.status:
         stmt = stmt.where(reg_t.c.status == flt.status)
     if flt.q:
@@ -110,7 +122,8 @@ def source_rows(conn: Connection, flt: SourceFilter) -> list[dict[str, Any]]:
         row["shown_status"] = "running" if row["running_id"] else row["status"]
         row["alerts"] = alerts.get(row["source_id"], 0)
         rows.append(row)
-    return rows
+    # Cadence, failing and live state: the same as the CLI and the API show.
+    return services.describe_sources(conn, rows, settings or get_settings(), frequencies(conn))
 
 
 def filter_choices(conn: Connection) -> dict[str, list[str]]:

@@ -29,6 +29,7 @@ from factorysync.api.schemas import (
     UserUpdate,
 )
 from factorysync.security import auth
+from factorysync.security.throttle import LoginThrottled
 from factorysync.store.types import utcnow
 
 router = APIRouter(tags=["accounts"])
@@ -45,29 +46,31 @@ INVALID: Responses = {
     response_model=LoginPublic,
     responses={
         401: {"model": ErrorPublic, "description": "Wrong user name or password"},
-        429: {"model": ErrorPublic, "description": "Too many failed logins: wait Retry-After s"},
+        429: {
+            "model": ErrorPublic,
+            "description": "Too many failed logins from this address: wait Retry-After s",
+        },
     },
 )
 def login(body: LoginRequest, request: Request, ctx: Context) -> Any:
-    """Trade a user name and password for a token that expires (``login_token_ttl_s``)."""
-    keys = (f"user:{body.username.lower()}", f"ip:{request.client.host if request.client else '-'}")
-    wait = ctx.logins.retry_after(*keys)
-    if wait > 0:
+    """Trade a user name and password for a token that expires (``login_token_ttl_s``).
+
+    Failed attempts are throttled per user name and client address, and per client
+    address (see ``factorysync.security.throttle``)."""
+    address = request.client.host if request.client else "-"
+    try:
+        attempt = ctx.logins.admit(body.username, address)
+    except LoginThrottled as exc:
         raise HTTPException(
-            429,
-            "too many failed logins: try again later",
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
+            429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+        ) from None
     ttl = ctx.store.settings.login_token_ttl_s
-    with ctx.store.begin() as conn:
-        user = auth.login(conn, body.username, body.password)
-        if user is not None:
-            expires = utcnow() + timedelta(seconds=ttl)
-            token, _ = auth.create_token(conn, user["username"], name="login", expires_at=expires)
-    if user is None:
-        ctx.logins.failed(*keys)
+    with attempt, ctx.store.begin() as conn:
+        found = auth.login_token(conn, body.username, body.password, name="login", ttl_s=ttl)
+        attempt.ok = found is not None
+    if found is None:
         raise HTTPException(401, "wrong user name or password, or the user is disabled")
-    ctx.logins.succeeded(keys[0])
+    token, expires, user = found
     return {"token": token, "expires_at": expires, "user": user}
 
 
@@ -127,8 +130,8 @@ def list_tokens(
     store: StoreDep,
     username: Annotated[str | None, Query(pattern=USERNAME)] = None,
 ) -> Any:
-    """Your tokens; admins see everyone's (or one user's with ``username``)."""
-    if not who.has_role("admin"):
+    """Your tokens; admin tokens see everyone's (or one user's with ``username``)."""
+    if not who.is_admin:
         username = who.username
     with store.connect() as conn:
         return auth.list_tokens(conn, username)
@@ -141,17 +144,22 @@ def list_tokens(
     responses={**AUTH_RESPONSES, **NOT_FOUND, **INVALID},
 )
 def create_token(body: TokenCreate, who: TokenHolder, store: StoreDep) -> Any:
-    """A new token (shown only in this answer). Admins may make one for another user."""
+    """A new token (shown only in this answer). Admins may make one for another user.
+
+    A token cannot make a stronger one: a scoped token only passes on a subset of its
+    scopes (so it must send ``scopes``), and the user's role may not exceed the caller's.
+    """
     username = body.username or who.username
-    if username != who.username and not who.has_role("admin"):
-        raise HTTPException(403, "only admins make tokens for other users")
     expires = body.expires_at
     if body.expires_in_s is not None:
         expires = utcnow() + timedelta(seconds=body.expires_in_s)
-    with store.begin() as conn:
-        token, row = auth.create_token(
-            conn, username, name=body.name, expires_at=expires, scopes=body.scopes
-        )
+    try:
+        with store.begin() as conn:
+            token, row = auth.create_token(
+                conn, username, name=body.name, expires_at=expires, scopes=body.scopes, creator=who
+            )
+    except auth.NotAllowed as exc:
+        raise HTTPException(403, str(exc)) from None
     return {**row, "token": token}
 
 
@@ -169,7 +177,7 @@ def revoke_token(
     """Revoke a token: yours, or anyone's for admins. It stops working at once."""
     with store.begin() as conn:
         token = auth.get_token(conn, token_id)
-        if token["username"] != who.username and not who.has_role("admin"):
+        if token["username"] != who.username and not who.is_admin:
             raise HTTPException(404, f"no token {token_id} of yours")
         revoked = auth.revoke_token(conn, token_id)
     ctx.accounts_changed()

@@ -7,6 +7,7 @@ Answers carry an ``ETag``; a client that sends it back in ``If-None-Match`` gets
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime, tzinfo
 from itertools import chain
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from factorysync.api.dataquery import MAX_LIMIT, PAGE_PARAMS, PageQuery, PageReq
 from factorysync.api.deps import AUTH_RESPONSES, Context, PlantZone, Responses, Viewer
 from factorysync.api.schemas import DataPage, ErrorPublic, LegacyEntry
 from factorysync.api.shapes import render, source_shape
+from factorysync.errors import ConfigError
 from factorysync.security.secrets import Redactor
 from factorysync.store.registry import data_version
 from factorysync.store.schema import data_source_connections as conns_t
@@ -140,6 +142,10 @@ async def read_source_data(
     return respond(request, *ctx.answers.put(key, document))
 
 
+def _masked(text: str | None, redact: Redactor) -> str | None:
+    return redact(text) if text else text
+
+
 @router.get(
     "/api/legacy/source_data",
     response_model=list[LegacyEntry],
@@ -149,15 +155,16 @@ async def legacy_source_data(request: Request, _: Viewer, ctx: Context) -> Respo
     """The front end's ``default_source_data`` (``id``, ``name``, ``type``, ``fileName``,
     ``filePath``) for every imported source, plus the ``url`` of its data."""
 
-    redact = Redactor()
-
-    def shown(text: str | None) -> str | None:
-        return redact(text) if text else text
-
     def entries() -> bytes:
         primary = and_(conns_t.c.source_id == reg_t.c.source_id, conns_t.c.is_primary.is_(True))
         stmt = (
-            select(reg_t.c.source_id, reg_t.c.name, reg_t.c.legacy_id, conns_t.c.connection_config)
+            select(
+                reg_t.c.source_id,
+                reg_t.c.name,
+                reg_t.c.legacy_id,
+                conns_t.c.connection_config,
+                conns_t.c.authentication_config,
+            )
             .join(conns_t, primary)
             .where(reg_t.c.legacy_id.is_not(None))
         )
@@ -166,13 +173,17 @@ async def legacy_source_data(request: Request, _: Viewer, ctx: Context) -> Respo
         found = []
         for r in rows:
             config = r.connection_config or {}
+            # Paths and names may hold the connection's secrets: masked as everywhere.
+            redact = Redactor()
+            with suppress(ConfigError):
+                redact.add(ctx.store.box.decrypt_config(r.authentication_config))
             found.append(
                 {
                     "id": int(r.legacy_id) if r.legacy_id.isdigit() else r.legacy_id,
                     "name": r.name,
                     "type": config.get("file_type", "json"),
-                    "fileName": shown(config.get("file_name")),
-                    "filePath": shown(config.get("legacy_path")),
+                    "fileName": _masked(config.get("file_name"), redact),
+                    "filePath": _masked(config.get("legacy_path"), redact),
                     "url": str(request.url_for("source_data", source_id=r.source_id)),
                 }
             )

@@ -1,5 +1,6 @@
 """``/api/sources``: the registry (sources with their connections and mappings), tests,
-syncs started in the background, and each source's run history."""
+syncs started in the background, resets of where reads resume, and each source's run
+history."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from factorysync import services
 from factorysync.api.deps import AUTH_RESPONSES, Admin, Context, Operator, Responses, StoreDep
 from factorysync.api.schemas import (
     ErrorPublic,
+    ResetPublic,
     RunPublic,
     SourcePublic,
     SourceSummary,
@@ -143,6 +145,34 @@ def sync_source(
             response.status_code = 200
             return run
     return SyncAccepted(run_id=run_id, source_id=source_id, url=url)
+
+
+@router.post(
+    "/{source_id}/reset",
+    response_model=ResetPublic,
+    responses={
+        404: {"model": ErrorPublic, "description": "No such source, or no such mapping"},
+        409: {"model": ErrorPublic, "description": "A run is in progress"},
+    },
+)
+def reset_source(
+    source_id: SourceId,
+    who: Operator,
+    store: StoreDep,
+    mapping: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=63,
+            description="Reset only the mapping writing this target table.",
+        ),
+    ] = None,
+) -> Any:
+    """Forget the cursor and connector state (of every mapping, or of one): the next run
+    reads the whole source again. Rows already synced stay; the reset is logged."""
+    return services.reset_source(
+        store, source_id, target_table=mapping, reset_by=f"api:{who.username}"
+    )
 
 
 @router.get("/{source_id}/history", response_model=list[RunPublic])
