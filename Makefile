@@ -39,9 +39,11 @@ browser:
 services:
 	@bash scripts/ensure-services.sh
 
+## make lint: style (ruff) and types (mypy, the project's settings in pyproject.toml)
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/python -m mypy src/factorysync
 
 ## make bench-venv: the peer tools (dlt, sling, ingestr) in their own environment, never runtime deps
 BENCH_VENV ?= .bench-venv

@@ -45,7 +45,7 @@ def test_apply_is_idempotent_and_reports_changes(store: Store, tmp_path: Path) -
     again = services.apply_file(store, path)
     assert [c.action for c in again] == ["unchanged", "unchanged"]
 
-    changed = source("a", priority=1)
+    changed = source("a", priority=3)
     changed["connections"][0]["authentication_config"] = {"token": "new"}  # type: ignore[index]
     changed["mappings"] = [
         {"target_table": "a", "mapping_config": {"primary_key": "id", "records_path": "data"}},
@@ -55,7 +55,7 @@ def test_apply_is_idempotent_and_reports_changes(store: Store, tmp_path: Path) -
     result = {c.source_id: c for c in services.apply_file(store, path)}
     assert result["a"].action == "updated" and result["b"].action == "unchanged"
     details = result["a"].details
-    assert "priority: 2 → 1" in details
+    assert "priority: 1 → 3" in details
     assert "connections.primary.authentication_config changed" in details
     assert "mappings.a.mapping_config changed" in details
     assert "mappings.a_copy added" in details
@@ -74,14 +74,14 @@ def test_prune_removes_sources_absent_from_file(store: Store, tmp_path: Path) ->
 
 def test_invalid_file_changes_nothing(store: Store, tmp_path: Path) -> None:
     services.apply_file(store, write(tmp_path / "s.yaml", [source("a")]))
-    bad = write(tmp_path / "bad.yaml", [source("a", priority=1), source("c", refresh_interval=0)])
+    bad = write(tmp_path / "bad.yaml", [source("a", priority=3), source("c", refresh_interval=0)])
     with pytest.raises(ConfigError, match=r"sources\[1\] \(source_id 'c'\): refresh_interval"):
         services.apply_file(store, bad)
     with store.connect() as conn:
         rows = conn.execute(
             select(data_source_registry.c.source_id, data_source_registry.c.priority)
         ).all()
-    assert [tuple(r) for r in rows] == [("a", 2)]
+    assert [tuple(r) for r in rows] == [("a", 1)]
 
 
 def test_failure_midway_rolls_back(

@@ -30,7 +30,7 @@ def problems_of(document: object) -> str:
 
 def test_valid_source_gets_defaults() -> None:
     (decl,) = parse_sources({"sources": [src()]})
-    assert decl.connection_type == "file" and decl.priority == 2
+    assert decl.connection_type == "file" and decl.priority == 1
     assert decl.connections[0].is_primary and decl.connections[0].connection_type == "file"
     assert decl.mappings[0].sync_strategy == "full"
 

@@ -88,7 +88,12 @@ def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
 
 def row(store: Store, table: Any, **where: Any) -> dict[str, Any]:
     with store.connect() as conn:
-        stmt = select(table).where(*(table.c[k] == v for k, v in where.items()))
+        stmt = select(table)
+        if "registry_id" in table.c and "source_id" in where:
+            # Connections and mappings point at their source by its registry id.
+            stmt = stmt.join(reg_t, reg_t.c.id == table.c.registry_id)
+            stmt = stmt.where(reg_t.c.source_id == where.pop("source_id"))
+        stmt = stmt.where(*(table.c[k] == v for k, v in where.items()))
         return plain(conn.execute(stmt).mappings().one())
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,9 +33,20 @@ from pydantic import (
     model_validator,
 )
 
-from factorysync.connectors.registry import format_validation_error, validate_connection_config
+from factorysync.connectors.registry import DEFAULT_CONNECTION_TYPE as registry_defaults
+from factorysync.connectors.registry import (
+    check_connection_type,
+    check_source_type,
+    format_validation_error,
+    validate_connection_config,
+)
 from factorysync.engine.mapping import MappingConfig, check_identifier
-from factorysync.engine.schedule import DEFAULT_INTERVAL_S, cadence_problems, interval_for
+from factorysync.engine.schedule import (
+    DEFAULT_INTERVAL_S,
+    cadence_problems,
+    frequency_of,
+    interval_for,
+)
 from factorysync.errors import ConfigError
 from factorysync.store.schema import REGISTRY_TABLES
 from factorysync.yamlsafe import load as load_yaml
@@ -47,23 +59,12 @@ CONFIG_MAX_BYTES = 256 * 1024
 # Nesting levels within one of those configs (a mapping's field spec sits 3 levels down).
 CONFIG_MAX_DEPTH = 32
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-SourceType = Literal[
-    "json", "csv", "excel", "database", "api", "artisan", "command", "mqtt", "opcua", "push"
-]
-ConnectionType = Literal["file", "database", "api", "artisan", "command", "mqtt", "opcua", "push"]
+# Source and connection types are the registry's (built-in and plugin connection types):
+# a name it does not know is refused as a Literal would refuse it.
+SourceType = Annotated[str, AfterValidator(check_source_type)]
+ConnectionType = Annotated[str, AfterValidator(check_connection_type)]
 # The connection type a source type usually uses (when the YAML leaves it out).
-DEFAULT_CONNECTION_TYPE = {
-    "json": "file",
-    "csv": "file",
-    "excel": "file",
-    "database": "database",
-    "api": "api",
-    "artisan": "artisan",
-    "command": "command",
-    "mqtt": "mqtt",
-    "opcua": "opcua",
-    "push": "push",
-}
+DEFAULT_CONNECTION_TYPE = registry_defaults
 
 
 class ConnectionDecl(BaseModel):
@@ -83,9 +84,9 @@ class MappingDecl(BaseModel):
 
     target_table: str
     mapping_config: MappingConfig = Field(default_factory=MappingConfig)
-    sync_strategy: Literal["full", "incremental", "realtime"] = "full"
-    sync_frequency: Literal["realtime", "minute", "hourly", "daily"] | None = None
-    data_retention_days: int | None = Field(default=None, ge=1)
+    sync_strategy: Literal["full", "incremental", "realtime"] = "incremental"
+    sync_frequency: Literal["realtime", "minute", "hourly", "daily"] | None = "hourly"
+    data_retention_days: int | None = Field(default=365, ge=1)
     is_active: bool = True
 
     @field_validator("target_table")
@@ -97,9 +98,17 @@ class MappingDecl(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _incremental_needs_cursor(self) -> MappingDecl:
+    def _incremental_needs_cursor(self, info: ValidationInfo) -> MappingDecl:
+        """The design's default strategy, ``incremental``, needs a cursor: a mapping that
+        leaves the strategy out (or a stored one, e.g. inserted by plain SQL) without a
+        ``cursor_field`` loads in full (left out of ``model_fields_set``, so that
+        ``apply`` can say it chose). Declared explicitly, it is an error."""
         if self.sync_strategy == "incremental" and not self.mapping_config.cursor_field:
-            raise ValueError("sync_strategy 'incremental' needs mapping_config.cursor_field")
+            declared = "sync_strategy" in self.model_fields_set
+            if declared and not (info.context or {}).get("stored"):
+                raise ValueError("sync_strategy 'incremental' needs mapping_config.cursor_field")
+            self.sync_strategy = "full"
+            self.model_fields_set.discard("sync_strategy")
         return self
 
 
@@ -112,7 +121,7 @@ class SourceDecl(BaseModel):
     source_type: SourceType
     connection_type: ConnectionType | None = None
     status: Literal["active", "inactive", "error", "maintenance"] = "active"
-    priority: int = Field(default=2, ge=1, le=3)
+    priority: int = Field(default=1, ge=1, le=3)
     refresh_interval: int = Field(
         default=DEFAULT_INTERVAL_S,
         ge=1,
@@ -194,6 +203,7 @@ class SourceDecl(BaseModel):
         are refused; a refresh_interval left out becomes the one in effect. A stored
         source (``context={"stored": True}``) is taken as it is."""
         declared = self.refresh_interval_declared
+        self._default_frequencies()
         if not (info.context or {}).get("stored"):
             problems = cadence_problems(
                 refresh_interval=self.refresh_interval if declared else None,
@@ -207,6 +217,18 @@ class SourceDecl(BaseModel):
             self.refresh_interval = interval_for(None, self.mappings)
             self.model_fields_set.discard("refresh_interval")
         return self
+
+    def _default_frequencies(self) -> None:
+        """A mapping that leaves ``sync_frequency`` out takes the declared cadence: none
+        when the source declares a refresh_interval or a schedule, else the frequency its
+        other mappings declare, else the design's default ``hourly``."""
+        left_out = [m for m in self.mappings if "sync_frequency" not in m.model_fields_set]
+        fixed = self.refresh_interval_declared or bool(self.schedule)
+        others = [m for m in self.mappings if "sync_frequency" in m.model_fields_set]
+        chosen = None if fixed else frequency_of(others) or "hourly"
+        for mapping in left_out:
+            mapping.sync_frequency = chosen  # type: ignore[assignment] # one of the mappings' own
+            mapping.model_fields_set.discard("sync_frequency")
 
     @property
     def refresh_interval_declared(self) -> bool:

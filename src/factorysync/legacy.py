@@ -225,6 +225,7 @@ def _merge(
             f"filePath {entry['filePath']!r} is not applied"
         )
         return merge
+    assert primary is not None  # a JSON file type comes from a primary connection
     wanted: dict[str, Any] = {
         "file_path": str(full),
         "file_name": entry.get("fileName"),

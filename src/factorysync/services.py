@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import func, or_, select, update
 
+from factorysync import alerts  # noqa: F401 - its rules hear the runs this process ends
 from factorysync.config import SourceDecl, load_sources_file, parse_source
 from factorysync.connectors.registry import validate_authentication_config
 from factorysync.engine.runner import Runner, RunResult
@@ -28,7 +29,6 @@ from factorysync.security.secrets import (
     SecretBox,
     create_key_file,
     mask_config,
-    resolve_env_refs,
 )
 from factorysync.settings import DEFAULT_DATA_ROOT, Settings
 from factorysync.store.db import plain
@@ -38,9 +38,11 @@ from factorysync.store.registry import (
     declaration_of,
     get_source,
     list_sources,
+    registry_id,
     remove_source,
     save_source,
 )
+from factorysync.store.schema import HISTORY_ROW
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.schema import infolog as infolog_t
@@ -113,9 +115,15 @@ def _registry_change(store: Store, work: Callable[[Any], _T], *, dry_run: bool) 
 
 
 def apply_file(
-    store: Store, path: Path, *, prune: bool = False, dry_run: bool = False
+    store: Store,
+    path: Path,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+    created_by: str | None = None,
 ) -> list[Change]:
-    """Make the registry match a sources file; with ``dry_run``, only report the changes."""
+    """Make the registry match a sources file; with ``dry_run``, only report the changes.
+    ``created_by``: the acting user's name (None: the OS user running the command)."""
     decls = load_sources_file(path)  # every source of the file, in order, or an error
     problems = [
         problem
@@ -128,7 +136,9 @@ def apply_file(
         raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
     store.ensure_ready()
     return _registry_change(
-        store, lambda conn: apply_declarations(conn, decls, store.box, prune=prune), dry_run=dry_run
+        store,
+        lambda conn: apply_declarations(conn, decls, store.box, prune=prune, created_by=created_by),
+        dry_run=dry_run,
     )
 
 
@@ -136,10 +146,10 @@ def _sources_with_connections(conn: Any) -> list[dict[str, Any]]:
     from factorysync.store.schema import data_source_connections as conns_t
 
     stored = list_sources(conn)
-    connections: dict[str, list[dict[str, Any]]] = {}
+    connections: dict[int, list[dict[str, Any]]] = {}
     for row in conn.execute(select(conns_t).order_by(conns_t.c.id)).mappings():
         connections.setdefault(row["source_id"], []).append(plain(row))
-    return [dict(s, connections=connections.get(s["source_id"], [])) for s in stored]
+    return [dict(s, connections=connections.get(s["id"], [])) for s in stored]
 
 
 def _merge_legacy(conn: Any, merge: Merge) -> None:
@@ -157,7 +167,7 @@ def _merge_legacy(conn: Any, merge: Merge) -> None:
         conn.execute(
             update(conns_t)
             .where(
-                conns_t.c.source_id == merge.source_id,
+                conns_t.c.registry_id == registry_id(conn, merge.source_id),
                 conns_t.c.connection_name == merge.connection_name,
             )
             .values(connection_config=merge.connection_config, updated_at=now)
@@ -165,7 +175,12 @@ def _merge_legacy(conn: Any, merge: Merge) -> None:
 
 
 def import_legacy(
-    store: Store, path: Path, root: Path | None = None, *, dry_run: bool = False
+    store: Store,
+    path: Path,
+    root: Path | None = None,
+    *,
+    dry_run: bool = False,
+    created_by: str | None = None,
 ) -> tuple[list[Change], list[str]]:
     """Register a front end's legacy sources: new ones are created, existing ones get
     only what the list owns (name, file, legacy id). With ``dry_run``, only report."""
@@ -187,7 +202,7 @@ def import_legacy(
                 action = "updated" if item.details else "unchanged"
                 changes.append(Change(item.source_id, action, item.details))
             else:
-                change = save_source(conn, item.decl, store.box, created_by="import-legacy")
+                change = save_source(conn, item.decl, store.box, created_by=created_by)
                 changes.append(Change(change.source_id, change.action, item.details))
         return changes, plan.notes
 
@@ -267,12 +282,12 @@ def reset_source(
 def run_record(store: Store, run_id: int) -> dict[str, Any] | None:
     """One run of the history, or None when there is no such run."""
     with store.connect() as conn:
-        row = conn.execute(select(hist_t).where(hist_t.c.id == run_id)).mappings().first()
+        row = conn.execute(select(*HISTORY_ROW).where(hist_t.c.id == run_id)).mappings().first()
     return None if row is None else plain(row)
 
 
 def history(store: Store, source_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    stmt = select(hist_t).order_by(hist_t.c.id.desc()).limit(limit)
+    stmt = select(*HISTORY_ROW).order_by(hist_t.c.id.desc()).limit(limit)
     if source_id:
         stmt = stmt.where(hist_t.c.source_id == source_id)
     with store.connect() as conn:
@@ -746,23 +761,18 @@ def public_source(store: Store, source: dict[str, Any]) -> dict[str, Any]:
 
 def test_source(store: Store, source_id: str) -> dict[str, Any]:
     """Check every connection of a source (no data is read); messages are redacted."""
-    from factorysync.connectors.base import ConnectorContext
-    from factorysync.connectors.registry import build_connector
+    from factorysync.connectors.registry import open_connection
 
     with store.connect() as conn:
         decl = declaration_of(get_source(conn, source_id), store.box)
     redact = Redactor()
     for c in decl.connections:
         redact.add(c.authentication_config)
-    settings = store.settings
-    context = ConnectorContext(source_id, settings, settings.batch_size)
     checks = []
     for c in sorted(decl.connections, key=lambda c: not c.is_primary):
         clock = time.perf_counter()
         try:
-            assert c.connection_type is not None
-            auth = resolve_env_refs(c.authentication_config, where=f"{c.connection_name} auth")
-            check = build_connector(c.connection_type, c.connection_config, auth, context).check()
+            check = open_connection(c, source_id, store.settings, redact=redact).check()
             ok, message = True, check.message
         except Exception as exc:  # every failure is the answer, not an error of the request
             ok = False
@@ -819,9 +829,12 @@ def _reencrypt(store: Store, box: SecretBox) -> int:
 
     count = 0
     with store.begin() as conn:
+        # A template keeps its authentication config inside template_config.
+        inner = templates_t.c.template_config["authentication_config"].label("config")
         for table, name in ((conns_t, "connection"), (templates_t, "template")):
-            for row in conn.execute(select(table.c.id, table.c.authentication_config)).all():
-                config = row.authentication_config or {}
+            column = table.c.authentication_config.label("config") if table is conns_t else inner
+            for row in conn.execute(select(table.c.id, column)).all():
+                config = row.config if isinstance(row.config, dict) else {}
                 secret = [
                     k for k, v in config.items() if isinstance(v, str) and v.startswith(PREFIX)
                 ]
@@ -835,9 +848,14 @@ def _reencrypt(store: Store, box: SecretBox) -> int:
                         "configured key; nothing was re-encrypted"
                     ) from None
                 count += len(secret)
-                conn.execute(
-                    update(table).where(table.c.id == row.id).values(authentication_config=rotated)
-                )
+                if table is templates_t:
+                    whole = conn.execute(
+                        select(table.c.template_config).where(table.c.id == row.id)
+                    ).scalar_one()
+                    values = {"template_config": dict(whole, authentication_config=rotated)}
+                else:
+                    values = {"authentication_config": rotated}
+                conn.execute(update(table).where(table.c.id == row.id).values(**values))
     return count
 
 

@@ -97,13 +97,21 @@ class Settings(BaseSettings):
         default=3,
         ge=1,
         le=20,
-        description="Attempts per connection for transient errors (timeouts, refused "
-        "connections, a locked store).",
+        description="Attempts per connection and run for transient errors (timeouts, refused "
+        "connections, a locked store). A failure whose own retries were spent is not "
+        "attempted again: an API request is tried `1 + retries` times in a run (4 by "
+        "default), not multiplied by this.",
     )
     retry_backoff_s: float = Field(
         default=1.0,
         ge=0,
-        description="First retry delay; doubles per attempt (at most 30 s), with jitter.",
+        description="First retry delay; doubles per attempt (at most `retry_max_delay_s`), "
+        "with jitter. API sources wait the same way between their `retries`.",
+    )
+    retry_max_delay_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Longest wait between two attempts of a run (before jitter).",
     )
     retention_interval_s: float = Field(
         default=3600,

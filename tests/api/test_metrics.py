@@ -9,8 +9,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+from factorysync.api import metrics
 from factorysync.engine.runner import Runner
-from factorysync.observability import metrics
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow

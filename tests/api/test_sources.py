@@ -263,9 +263,11 @@ def test_status_and_templates(api: Api, data_dir: Path) -> None:
             data_source_templates.insert().values(
                 template_name="mes_api",
                 display_name="MES API",
-                source_type="api",
-                connection_type="api",
-                authentication_config=api.store.box.encrypt_config({"token": "t-1"}),
+                template_type="api",
+                template_config={
+                    "source_type": "api",
+                    "authentication_config": api.store.box.encrypt_config({"token": "t-1"}),
+                },
             )
         )
     templates = {t["template_name"]: t for t in api.get("/api/templates", role="operator").json()}

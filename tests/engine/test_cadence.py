@@ -67,7 +67,7 @@ def when(text: str) -> datetime:
     [
         ("daily", 86400, "every 24 h (sync_frequency daily)"),
         ("hourly", 3600, "every 1 h (sync_frequency hourly)"),
-        (None, 300, "every 5 min (default)"),
+        (None, 3600, "every 1 h (sync_frequency hourly)"),
     ],
 )
 def test_a_synced_source_is_next_due_one_declared_period_later(

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 
 from factorysync.config import parse_sources
 from factorysync.store.registry import apply_declarations
+from factorysync.store.schema import HISTORY_ROW
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
@@ -110,7 +111,7 @@ def register(
 
 def runs_by_source(store: Store) -> dict[str, list[Any]]:
     with store.connect() as conn:
-        rows = conn.execute(select(hist_t).order_by(hist_t.c.sync_started_at)).all()
+        rows = conn.execute(select(*HISTORY_ROW).order_by(hist_t.c.sync_started_at)).all()
     by: dict[str, list[Any]] = defaultdict(list)
     for r in rows:
         by[r.source_id].append(r)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Connection, text
 
-from factorysync.store.bulk import OpenCopy
+from factorysync.store.open_copy import OpenCopy
 from factorysync.store.store import Store
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])

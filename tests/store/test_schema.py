@@ -69,7 +69,7 @@ EXPECTED = {
         "sync_started_at",
         "sync_completed_at",
     },
-    "data_source_templates": {"template_name", "connection_type", "connection_config"},
+    "data_source_templates": {"template_name", "template_type", "template_config"},
     "users": {"username", "role", "password_hash", "is_active"},
     "api_tokens": {"user_id", "token_hash", "expires_at", "revoked_at"},
     "infolog": {"level", "source_id", "run_id", "message", "details", "created_at"},

@@ -1,4 +1,5 @@
-"""The alert monitor: one background thread per process and store.
+"""The alert monitor: one background thread per process and store, and the run-driven
+rules of every run this process finishes (:func:`run_finished`).
 
 Every ``alert_check_s`` it checks staleness and realtime silence, and it delivers pending
 notices (alerts opened or resolved and not yet announced) to the configured channels —
@@ -20,12 +21,39 @@ from collections.abc import Callable, Sequence
 
 from factorysync.alerts import records, rules
 from factorysync.alerts.channels import Channel, DeliveryError, Notice, configured_channels
+from factorysync.engine.events import RunFinished
+from factorysync.settings import get_settings
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
 
 log = logging.getLogger("factorysync.alerts")
 RETRY_DELAYS_S = (1.0, 3.0)  # waits between the attempts of one delivery
-SETTLE_S = 0.2  # after a wake-up: lets the run's transaction finish committing
+SETTLE_S = 0.2  # after a wake-up: lets a burst of runs end before one delivery round
+# Monitors of this process wait on these; a run that raised or resolved an alert sets
+# them, so its notice goes out at once instead of at the next periodic check.
+_wakers: set[threading.Event] = set()
+_wakers_lock = threading.Lock()
+
+
+def run_finished(event: RunFinished) -> None:
+    """The run-driven rules for a run whose outcome just committed, in a transaction of
+    their own; a problem here is logged and never touches the run."""
+    result = event.result
+    try:
+        with event.store.begin() as conn:
+            touched = rules.evaluate_run(conn, result, get_settings(), utcnow(), error=event.error)
+    except Exception as exc:
+        log.warning(
+            "alert rules after run %s of %s failed: %s",
+            result.run_id,
+            result.source_id,
+            type(exc).__name__,
+        )
+        return
+    if touched:
+        with _wakers_lock:
+            for waker in _wakers:
+                waker.set()
 
 
 class AlertMonitor:
@@ -114,14 +142,16 @@ class AlertMonitor:
     def start(self) -> None:
         if self._thread is None:
             self._stop.clear()
-            rules.subscribe(self._wake)
+            with _wakers_lock:
+                _wakers.add(self._wake)
             self._thread = threading.Thread(target=self._loop, name="alert-monitor", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        rules.unsubscribe(self._wake)
+        with _wakers_lock:
+            _wakers.discard(self._wake)
         if self._thread is not None:
             self._thread.join()
             self._thread = None

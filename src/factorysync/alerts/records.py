@@ -26,10 +26,12 @@ NOT_RESOLVED = text("state != 'resolved'")
 
 def _insert(conn: Connection) -> Any:
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def raise_alerts(conn: Connection, alerts: Iterable[dict[str, Any]], now: datetime) -> int:

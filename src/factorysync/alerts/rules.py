@@ -1,7 +1,7 @@
 """The alert rules.
 
-Evaluated when a run ends (:func:`after_run`, inside the run's final transaction, so an
-alert and the run that caused it commit together):
+Evaluated when a run ends (:func:`evaluate_run`, called for the engine's run-finished
+event by :func:`factorysync.alerts.monitor.run_finished`, right after the run's commit):
 
     consecutive_failures  the last ``alert_failures`` runs all failed      → critical
     rejected_rows         a run rejected ≥ ``alert_rejected_rate`` of its records
@@ -12,7 +12,8 @@ alert and the run that caused it commit together):
 and periodically (:func:`check_sources`, from the monitor thread):
 
     stale                 no successful run within ``alert_stale_factor`` × refresh_interval
-    realtime_silence      an MQTT / OPC UA source wrote nothing for ``alert_silence_s``
+    realtime_silence      a streaming source (MQTT, OPC UA …) wrote nothing for
+                          ``alert_silence_s``
 
 A successful run resolves ``consecutive_failures`` and ``stale``; a run under the rejected
 rate resolves ``rejected_rows``; a successful run that changed no column resolves
@@ -33,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from factorysync.alerts import records
+from factorysync.connectors.registry import types_with
 from factorysync.observability import infolog
 from factorysync.settings import Settings, get_settings
 from factorysync.store.schema import data_source_registry as reg_t
@@ -42,7 +44,6 @@ from factorysync.store.targets import SchemaContractError
 from factorysync.store.types import utcnow
 
 log = logging.getLogger("factorysync.alerts")
-REALTIME_TYPES = ("mqtt", "opcua")
 FAILED = ("failed", "partial")
 # Monitors in this process wait on these; a run that raised or resolved an alert sets
 # them, so its notice goes out at once instead of at the next periodic check.
@@ -114,7 +115,8 @@ def evaluate_run(
             errors = conn.execute(
                 select(reg_t.c.error_count).where(reg_t.c.source_id == sid)
             ).scalar()
-            count = max(n, (errors or 0) + 1)
+            # The run's own failure is counted: the rules run after its commit.
+            count = max(n, errors or 0)
             touched += records.raise_alerts(
                 conn,
                 [
@@ -238,12 +240,13 @@ def check_sources(conn: Connection, settings: Settings, now: datetime) -> int:
     ).all()
     stale: list[dict[str, Any]] = []
     silent: list[dict[str, Any]] = []
+    streaming = set(types_with("streams"))  # the registry's realtime types
     for r in rows:
         if r.status not in ("active", "error"):
             continue
         since = r.last_sync or r.created_at
         quiet_s = (now - since).total_seconds()
-        if r.connection_type in REALTIME_TYPES:
+        if r.connection_type in streaming:
             if quiet_s >= settings.alert_silence_s:
                 silent.append(
                     {

@@ -51,10 +51,12 @@ from factorysync.api.headers import (
     SecurityHeaders,
     swagger_policy,
 )
+from factorysync.api.metrics import observe_http
 from factorysync.api.routes import (
     accounts,
     alerts,
     data,
+    export,
     live,
     quarantine,
     runs,
@@ -63,7 +65,6 @@ from factorysync.api.routes import (
 )
 from factorysync.api.schemas import ErrorPublic
 from factorysync.config import SourceDecl
-from factorysync.observability.metrics import observe_http
 from factorysync.settings import get_settings
 from factorysync.store.store import Store
 from factorysync.web import session as console  # a module: it imports this one's package
@@ -239,7 +240,7 @@ def create_app(store: Store) -> FastAPI:
     errors.install(app)
     web.install(app)  # the console; first, so it answers "/"
     _install_docs(app)
-    for module in (system, sources, quarantine, runs, data, live, accounts, alerts):
+    for module in (system, sources, quarantine, runs, data, live, accounts, alerts, export):
         app.include_router(module.router)
     app.include_router(system.metrics_router(store.settings.metrics_public))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

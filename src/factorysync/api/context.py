@@ -19,10 +19,9 @@ from pathlib import Path
 
 from factorysync.api.cache import Answers, TtlCache
 from factorysync.api.ingest import IngestHub
+from factorysync.api.metrics import Metrics
 from factorysync.api.tables import TableCache
 from factorysync.engine.runner import ClaimedRun, Runner, RunResult
-from factorysync.observability.metrics import Metrics
-from factorysync.realtime.bus import announce_run
 from factorysync.security.auth import Principal, UsageRecorder
 from factorysync.security.throttle import LoginThrottle
 from factorysync.store.store import Store
@@ -73,8 +72,6 @@ class ApiContext:
         exc = future.exception()
         if exc is not None:
             log.error("API-started sync crashed: %s", type(exc).__name__)
-        else:
-            announce_run(self.store, future.result())
 
     def data_changed(self) -> None:
         """Forget cached data answers (data changed through this process)."""

@@ -42,7 +42,14 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factorysync.connectors.base import Batch, Connector, ConnectorContext, FieldInfo, ReadRequest
+from factorysync.connectors.base import (
+    Batch,
+    Connector,
+    ConnectorContext,
+    FieldInfo,
+    ReadRequest,
+    SourceKind,
+)
 from factorysync.connectors.file import envelope_of
 from factorysync.connectors.http_auth import (
     HEADER_NAME,
@@ -210,6 +217,7 @@ class ApiConnector(Connector):
 
     type_name = "api"
     config_model = ApiConfig
+    source_types = (SourceKind("api", "API", "API", "violet"),)
     config: ApiConfig
 
     def __init__(self, config: ApiConfig, auth: dict[str, Any], context: ConnectorContext):

@@ -6,18 +6,33 @@ A connector is built from a validated ``connection_config`` model and the decryp
 * ``check()``: can the source be reached right now? (raises a ConnectorError if not)
 * ``discover()``: which fields, of which kinds, with which sample values?
 * ``read(request)``: the records, as batches; each batch carries the state to resume from.
+
+A connection type also describes itself on its class, and :mod:`the registry
+<factorysync.connectors.registry>` reads nothing else: the source types it serves (with
+their console label, icon and colour), its config model (whose field descriptions are the
+console's help texts), predefined templates, the optional-dependency extra it needs, and
+its capabilities:
+
+* ``polls``: runs read it (the scheduler, ``source sync``);
+* ``streams``: the realtime service calls ``subscribe(sink, stop)``, which hands messages
+  to the sink until ``stop`` is set;
+* ``pushes``: its records arrive at ``POST /api/ingest/{source_id}``;
+* ``relays``: it can hand a whole read to the store's bulk path (``relay``).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from factorysync.errors import ConnectorFatal
 from factorysync.settings import Settings
 
 # Arrow batches on columnar reads hold this many times ``batch_size`` rows (50,000 by
@@ -31,6 +46,9 @@ class ConnectorContext:
     source_id: str
     settings: Settings
     batch_size: int = 5000
+    # This process's stable name among workers (``factorysync worker --name``), for
+    # streams that split their messages between workers (MQTT shared subscriptions).
+    worker: str | None = None
 
     @property
     def columnar_batch_size(self) -> int:
@@ -99,6 +117,51 @@ class FieldInfo:
     naive: bool = False
 
 
+@dataclass(frozen=True)
+class SourceKind:
+    """A ``source_type`` a connection type serves, as the console shows it.
+
+    ``default``: this connection type is the one a source of this type gets when its
+    declaration names none. A type that serves a source type of another (an SFTP type
+    serving ``csv``) lists it with ``default=False``; label, icon and colour then come
+    from the default one."""
+
+    name: str
+    label: str = ""
+    icon: str = ""  # two to four characters on a coloured badge
+    # The badge colour, from the console's palette (console.css ``.tone-*``): teal, green,
+    # forest, blue, violet, slate, orange, amber, rose, cyan, indigo, brown or grey.
+    tone: str = "grey"
+    default: bool = True
+    # The connection_config a source of this type starts from: it picks the config model
+    # of types with one per config (``{"file_type": "csv"}`` for csv files).
+    preset: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+class Sink(Protocol):
+    """Where a streaming connection hands its messages: the realtime service's writer.
+
+    ``put`` queues one message (its records, or ``error`` saying why it has none; ``raw``
+    is what quarantine keeps of a refused message; ``ack`` is called once the records are
+    committed) and blocks while too many wait. ``status`` records the stream's health:
+    an error (the server is gone, refused the login …) or, with ``subscribed``, that the
+    subscription is up. ``drain`` writes and acknowledges every message put so far; a
+    stream whose acknowledgements need the live connection calls it before closing."""
+
+    def put(
+        self,
+        records: list[Any],
+        *,
+        raw: Any = None,
+        error: str | None = None,
+        ack: Callable[[], None] | None = None,
+    ) -> None: ...
+
+    def status(self, error: str | None, *, subscribed: str | None = None) -> None: ...
+
+    def drain(self) -> None: ...
+
+
 class Connector(ABC):
     """Base of every connection type."""
 
@@ -106,6 +169,19 @@ class Connector(ABC):
     config_model: ClassVar[type[BaseModel]]
     # Whether read() yields Arrow batches when ReadRequest.columnar asks for them.
     columnar: ClassVar[bool] = False
+
+    # -- what the registry, the console and the docs read ----------------------------
+    # The source types this connection type serves; none listed: one of its own name.
+    source_types: ClassVar[tuple[SourceKind, ...]] = ()
+    # Predefined templates (``data_source_templates`` rows without connection_type).
+    templates: ClassVar[list[dict[str, Any]]] = []
+    # The optional-dependency extra holding its driver: ``pip install 'factorysync[x]'``.
+    extra: ClassVar[str | None] = None
+    # Capabilities (see the module docstring).
+    polls: ClassVar[bool] = True
+    streams: ClassVar[bool] = False
+    pushes: ClassVar[bool] = False
+    relays: ClassVar[bool] = False
 
     def __init__(self, config: BaseModel, auth: dict[str, Any], context: ConnectorContext):
         self.config = config
@@ -138,6 +214,30 @@ class Connector(ABC):
     @abstractmethod
     def read(self, request: ReadRequest) -> Iterator[Batch]:
         """Yield record batches for ``request``."""
+
+    def subscribe(self, sink: Sink, stop: threading.Event) -> None:
+        """Hand messages to ``sink`` until ``stop`` is set, then return (streams only).
+
+        The realtime service runs it in a thread of its own and drains the sink after
+        it returns. Raising ConnectorRetriable (or returning before ``stop``) has it
+        called again after a back-off; any other error stops the source until its
+        declaration changes, with the reason in ``last_error``."""
+        raise ConnectorFatal(
+            f"source {self.context.source_id!r}: connection_type {self.type_name!r} does not stream"
+        )
+
+    @contextmanager
+    def relay(self, request: ReadRequest) -> Iterator[Any]:
+        """The relay capability (types with ``relays``): the whole read as a source the
+        store's bulk path takes (:mod:`factorysync.engine.relay`), or None when this read
+        cannot be relayed; the engine then reads batches as usual."""
+        yield None
+
+    @classmethod
+    def stream_shared(cls, config: dict[str, Any]) -> bool:
+        """Whether every worker runs this stream at once (unleased), splitting its
+        messages between them, as an MQTT shared subscription does."""
+        return False
 
 
 def describe_records(records: list[Any]) -> list[FieldInfo]:

@@ -50,7 +50,14 @@ from pydantic import (
     model_validator,
 )
 
-from factorysync.connectors.base import Batch, Connector, ConnectorContext, FieldInfo, ReadRequest
+from factorysync.connectors.base import (
+    Batch,
+    Connector,
+    ConnectorContext,
+    FieldInfo,
+    ReadRequest,
+    SourceKind,
+)
 from factorysync.connectors.command_env import (
     COMMAND_PATH,
     base_environment,
@@ -243,6 +250,7 @@ def resolve_executable(name: str, settings: Settings, cwd: Path | None) -> str:
 class CommandConnector(Connector):
     type_name = "command"
     config_model = CommandConfig
+    source_types = (SourceKind("command", "Command", ">_", "slate"),)
     config: CommandConfig
 
     def __init__(self, config: CommandConfig, auth: dict[str, Any], context: ConnectorContext):
@@ -420,6 +428,7 @@ class ArtisanConnector(CommandConnector):
 
     type_name = "artisan"
     config_model = ArtisanConfig  # type: ignore[assignment]
+    source_types = (SourceKind("artisan", "Artisan", "php", "slate"),)
     config: ArtisanConfig
 
     def argv(self) -> list[str]:

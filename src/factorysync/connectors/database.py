@@ -50,6 +50,7 @@ from factorysync.connectors.base import (
     ConnectorContext,
     FieldInfo,
     ReadRequest,
+    SourceKind,
 )
 from factorysync.engine.mapping import check_zone
 from factorysync.errors import ConnectorError, ConnectorFatal, ConnectorRetriable
@@ -475,6 +476,8 @@ def _naive_columns(rows: list[Any]) -> set[str]:
 class DatabaseConnector(Connector):
     type_name = "database"
     config_model = DatabaseConfig
+    source_types = (SourceKind("database", "Database", "DB", "blue"),)
+    relays = True
     config: DatabaseConfig
 
     def __init__(self, config: DatabaseConfig, auth: dict[str, Any], context: ConnectorContext):
@@ -499,9 +502,14 @@ class DatabaseConnector(Connector):
             import psycopg
 
             driver_errors = (psycopg.Error,)
+        caught: tuple[type[BaseException], ...] = (
+            sa_exc.DBAPIError,
+            sa_exc.TimeoutError,
+            *driver_errors,
+        )
         try:
             yield
-        except (sa_exc.DBAPIError, sa_exc.TimeoutError, *driver_errors) as exc:
+        except caught as exc:
             raise classify(exc, self.config, [_credentials(self.auth)[1] or ""]) from None
 
     def _engine(self) -> Any:
@@ -620,7 +628,7 @@ class DatabaseConnector(Connector):
                         f"{name!r} not found for detect_deletes (columns: {', '.join(have)})"
                     )
                 columns.append(found)
-            stmt = sa.select(*(sa.column(c) for c in columns)).select_from(self._from())
+            stmt: Any = sa.select(*(sa.column(c) for c in columns)).select_from(self._from())
             zone = self.zone
             with conn.execute(stmt.execution_options(yield_per=size)) as result:
                 for part in result.mappings().partitions(size):
@@ -647,9 +655,10 @@ class DatabaseConnector(Connector):
 
     @contextmanager
     def relay(self, request: ReadRequest) -> Iterator[Relay | None]:
-        """The whole source as a binary COPY stream, for a first full load into a
-        PostgreSQL store; None when this source cannot be relayed (another database or
-        driver, an incremental read, a row limit, a repeated column name)."""
+        """The relay capability (:mod:`factorysync.engine.relay`): the whole source as a
+        binary COPY stream, for a first full load into a PostgreSQL store; None when this
+        source cannot be relayed (another database or driver, an incremental read, a row
+        limit, a repeated column name, a column type the relay does not carry)."""
         if not (
             self.config.dialect == "postgresql"
             and self.config.driver == "psycopg"
@@ -669,6 +678,8 @@ class DatabaseConnector(Connector):
                 from factorysync.connectors import pg_copy
 
                 types = pg_copy.type_names(raw, sql, params)
+            if types is not None and any(t not in pg_copy.PIPE_KINDS for t in types.values()):
+                types = None
             yield None if types is None else Relay(self, raw, sql, params, types)
         finally:
             with self._errors():
@@ -732,8 +743,11 @@ class Relay:
         params: dict[str, Any],
         types: dict[str, str],
     ) -> None:
+        from factorysync.connectors import pg_copy
+
         self.connector, self.raw, self.sql, self.params = connector, raw, sql, params
         self.types = types  # source column -> PostgreSQL type name
+        self.kinds = {name: pg_copy.PIPE_KINDS[kind] for name, kind in types.items()}
 
     def not_null(self, columns: list[str]) -> bool:
         """Whether the source table declares every one of ``columns`` NOT NULL (False for
@@ -761,11 +775,14 @@ class Relay:
         with self.connector._errors():
             return pg_copy.first_values(self.raw, self.sql, self.params, columns)
 
-    def stream(self, select: list[str], params: dict[str, Any]) -> Iterator[bytearray]:
-        """``SELECT <select> FROM (source) AS q`` as binary COPY; ``params`` are added
-        to the source's own (their names start with ``fs_``)."""
+    def stream(
+        self, columns: list[str], constants: dict[str, tuple[Any, str]]
+    ) -> Iterator[bytearray]:
+        """``columns`` (each cast to the store type of its kind), then ``constants``
+        (``name: (value, kind)``), as binary COPY of ``SELECT … FROM (source) AS q``."""
         from factorysync.connectors import pg_copy
 
+        select, params = pg_copy.relay_select(self.types, columns, constants)
         sql = f"SELECT {', '.join(select)} FROM ({self.sql}) AS q"
         with self.connector._errors():
             yield from pg_copy.copy_binary(self.raw, sql, {**self.params, **params})

@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from factorysync.connectors.base import ConnectorContext
-from factorysync.connectors.registry import build_connector
+from factorysync.connectors.registry import open_connection
 from factorysync.errors import ConfigError, FactorySyncError
-from factorysync.security.secrets import Redactor, resolve_env_refs
+from factorysync.security.secrets import Redactor
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.store import Store
 
@@ -61,12 +60,10 @@ def discover_source(
     redact = Redactor()
     redact.add(chosen.authentication_config)
     settings = store.settings
-    context = ConnectorContext(source_id, settings, min(settings.batch_size, limit))
-    auth = resolve_env_refs(chosen.authentication_config, where=f"{chosen.connection_name} auth")
-    redact.add(auth)
-    assert chosen.connection_type is not None
     try:
-        connector = build_connector(chosen.connection_type, chosen.connection_config, auth, context)
+        connector = open_connection(
+            chosen, source_id, settings, redact=redact, batch_size=min(settings.batch_size, limit)
+        )
         fields = connector.discover(records_path=records_path, limit=limit)
     except FactorySyncError as exc:
         raise type(exc)(redact(str(exc))) from None

@@ -48,6 +48,7 @@ from factorysync.connectors.base import (
     ConnectorContext,
     FieldInfo,
     ReadRequest,
+    SourceKind,
 )
 from factorysync.errors import ConnectorError, ConnectorFatal, ConnectorRetriable, full_traceback
 from factorysync.settings import Settings
@@ -661,6 +662,11 @@ def content_hash(path: Path) -> str:
 class FileConnector(Connector):
     type_name = "file"
     config_model = FileConfig
+    source_types = (
+        SourceKind("json", "JSON", "{ }", "teal", preset={"file_type": "json"}),
+        SourceKind("csv", "CSV", "CSV", "green", preset={"file_type": "csv"}),
+        SourceKind("excel", "Excel", "XLS", "forest", preset={"file_type": "excel"}),
+    )
     config: FileConfig
 
     def __init__(self, config: FileConfig, auth: dict[str, Any], context: ConnectorContext):

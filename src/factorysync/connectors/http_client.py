@@ -2,8 +2,9 @@
 limits, and every failure mapped, here and only here, to what the engine should do:
 
     failure                                          error
-    timeout; refused, reset or unresolvable host     ConnectorRetriable, after ``retries`` more
-    HTTP 408, 429, 5xx                               tries, each after Retry-After or back-off
+    timeout; refused, reset or unresolvable host     RetriesSpent (a ConnectorRetriable), after
+    HTTP 408, 429, 5xx                               ``retries`` more tries, each after
+                                                     Retry-After or back-off
     HTTP 401 with OAuth2                             (a new token, then the request once more)
     any other HTTP 4xx, a 3xx without Location,      ConnectorFatal, at once
     too many redirects, TLS verification, an
@@ -14,6 +15,10 @@ Messages name the method and the URL (values of secret query parameters masked),
 status, and the first bytes of the body, with every secret of the connection masked
 (:mod:`.http_secrets`).
 
+The tries follow the one retry policy (:mod:`factorysync.retry`): ``retries`` more tries
+per request, and a request that gave up raises :class:`~factorysync.retry.RetriesSpent`,
+which the runner does not try again, so a run asks a failing server ``1 + retries`` times.
+
 Redirects are followed here, not by httpx, so that a redirect to another origin
 (scheme, host, port) carries no credentials: no authentication, no configured headers,
 no body.
@@ -23,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import re
 import ssl
 import threading
@@ -43,6 +47,7 @@ from factorysync import __version__
 from factorysync.connectors.http_safety import GuardedBackend, HostPolicy, RefusedAddress
 from factorysync.connectors.http_secrets import Secrets, mask_url, snippet
 from factorysync.errors import ConnectorError, ConnectorFatal, ConnectorRetriable
+from factorysync.retry import RetriesSpent, RetryPolicy
 
 log = logging.getLogger("factorysync.connectors.api")
 RETRIABLE_STATUS = frozenset({408, 429, *range(500, 600)})
@@ -93,6 +98,17 @@ class HttpOptions:
     verify: bool | str = True
     rate_limit: float | None = None  # requests per minute
     rate_limit_key: str = ""
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """Each request's retry policy: ``retries`` more tries, back-off from ``backoff_s``
+        up to ``retry_max_wait_s``."""
+        return RetryPolicy(
+            attempts=self.retries + 1,
+            backoff_s=self.backoff_s,
+            max_delay_s=self.retry_max_wait_s,
+            transient=(_Transient, ConnectorRetriable),
+        )
 
 
 @dataclass
@@ -263,6 +279,7 @@ class HttpSession:
         target = httpx.URL(url)
         if params:
             target = target.copy_merge_params(params)
+        policy = self.options.policy
         attempt, renewed = 0, False
         while True:
             try:
@@ -280,22 +297,21 @@ class HttpSession:
                     raise self.fail(failure)
                 wait = retry_after(reply.headers)
             attempt += 1
-            if attempt > self.options.retries:
-                raise self.fail(f"{failure} (gave up after {attempt} attempts)", ConnectorRetriable)
+            if policy.gives_up(attempt):
+                raise self.fail(f"{failure} (gave up after {attempt} attempts)", RetriesSpent)
             if wait is None:
-                wait = self.options.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
-                wait = min(wait, self.options.retry_max_wait_s)
-            elif wait > self.options.retry_max_wait_s:
+                wait = policy.delay(attempt)
+            elif wait > policy.max_delay_s:
                 raise self.fail(
                     f"{failure}; the server asks to retry after {wait:.0f} s, more than "
                     f"retry_max_wait_s ({self.options.retry_max_wait_s:g} s)",
-                    ConnectorRetriable,
+                    RetriesSpent,
                 )
             log.warning(
                 "%s; attempt %d of %d in %.1f s",
                 self.secrets(failure),
                 attempt + 1,
-                self.options.retries + 1,
+                policy.attempts,
                 wait,
             )
             time.sleep(wait)

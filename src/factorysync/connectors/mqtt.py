@@ -1,10 +1,10 @@
 """MQTT sources: topic subscriptions on a broker, one record per message.
 
-The subscription itself is long-running and lives in the realtime service
-(:mod:`factorysync.realtime.mqtt`); this module holds what both share: the
-``connection_config`` model, topic filters and templates, payload decoding, and the
-connector's ``check`` (can the broker be reached, with these credentials?) and
-``discover`` (listen for a moment and describe the fields of the messages seen).
+The connector's ``check`` asks whether the broker can be reached with these credentials,
+``discover`` listens for a moment and describes the fields of the messages seen, and
+``subscribe`` runs the long-lived subscription for the realtime service. The config
+model, topics, payload decoding and the paho client are in
+:mod:`factorysync.connectors.mqtt_wire`.
 
 ``connection_config``::
 
@@ -20,232 +20,66 @@ connector's ``check`` (can the broker be reached, with these credentials?) and
 
 ``authentication_config``: ``username``, ``password``.
 
-Payloads: a JSON object is a record, a JSON array holds records, any other JSON value or
-plain text becomes ``{"value": ...}``. A payload that looks like JSON (starts with ``{``
-or ``[``) but does not parse, or is not UTF-8, is malformed and goes to quarantine.
+Delivery: with QoS 1/2 the client acknowledges a message only after the flush that
+wrote it committed (paho ``manual_ack``). The session is persistent (fixed client id,
+clean session off; MQTT 5 with a session expiry), so the broker keeps the subscription
+and queues messages while the service is down, and redelivers any message that was
+received but not acknowledged. A redelivered message is upserted by key again: no loss,
+no duplicate rows.
+
+Shared subscriptions (``shared_group``): every worker subscribes ``$share/<group>/<topic>``
+and the broker hands each message to one of them. Members need distinct client ids:
+``<client_id>-<member>``, where the member is the worker's stable ``--name`` (its session
+persists) or, without a name, host and process id (a session that ends with the
+connection: a broker queues a shared subscription's messages for an absent member too, and
+would keep them from the others until it returned).
+
+Reconnects after a lost broker are paho's, with back-off from 1 s up to 30 s; the
+source's ``last_error`` in the registry says the broker is gone until it is back.
 """
 
 from __future__ import annotations
 
-import re
+import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
-
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Any
 
 from factorysync.connectors.base import (
     Batch,
     Connector,
     FieldInfo,
     ReadRequest,
+    Sink,
+    SourceKind,
     describe_records,
 )
-from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
+from factorysync.connectors.mqtt_wire import (
+    MqttConfig,
+    TopicTemplate,
+    build_client,
+    connect_error,
+    connect_kwargs,
+    message_records,
+    raw_message,
+)
+from factorysync.errors import ConnectorFatal, ConnectorRetriable
 
-INSTALL = "pip install 'paho-mqtt>=2.1'"
-_PLACEHOLDER = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
-
-
-def paho() -> Any:
-    """The paho-mqtt client module (imported on first use)."""
-    try:
-        import paho.mqtt.client as client
-    except ImportError:
-        raise ConfigError(f"MQTT sources need the paho-mqtt package: {INSTALL}") from None
-    return client
-
-
-def check_filter(topic: str) -> str:
-    """A topic filter: ``+`` stands for one whole level, ``#`` for the rest (last level)."""
-    if not topic or "\x00" in topic:
-        raise ValueError("a topic filter must be non-empty text")
-    levels = topic.split("/")
-    for i, level in enumerate(levels):
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            raise ValueError(f"topic {topic!r}: '#' must be a whole level and the last one")
-        if "+" in level and level != "+":
-            raise ValueError(f"topic {topic!r}: '+' must be a whole level")
-    return topic
-
-
-class TopicTemplate:
-    """``plant/{line}/{machine_id}/status``: topic levels lifted into record fields.
-
-    A level ``{name}`` becomes field ``name``; ``+`` matches any level; a final ``#``
-    matches the rest; any other level must match literally.
-    """
-
-    def __init__(self, template: str) -> None:
-        self.template = template
-        self.levels: list[tuple[str, str]] = []  # (kind, text): field | any | rest | literal
-        parts = template.split("/")
-        for i, level in enumerate(parts):
-            m = _PLACEHOLDER.match(level)
-            if m:
-                self.levels.append(("field", m.group(1)))
-            elif level == "+":
-                self.levels.append(("any", level))
-            elif level == "#" and i == len(parts) - 1:
-                self.levels.append(("rest", level))
-            elif any(c in level for c in "{}+#"):
-                raise ValueError(
-                    f"topic_template {template!r}: level {level!r} must be a literal, "
-                    "'{name}' (lower-case field name), '+' or a final '#'"
-                )
-            else:
-                self.levels.append(("literal", level))
-        names = [t for k, t in self.levels if k == "field"]
-        if len(set(names)) != len(names):
-            raise ValueError(f"topic_template {template!r} names a field twice")
-        if not names:
-            raise ValueError(f"topic_template {template!r} has no '{{field}}' level")
-
-    def fields(self, topic: str) -> dict[str, str] | None:
-        """The fields of ``topic``, or None when the topic does not fit the template."""
-        parts = topic.split("/")
-        out: dict[str, str] = {}
-        for i, (kind, text) in enumerate(self.levels):
-            if kind == "rest":
-                return out
-            if i >= len(parts):
-                return None
-            if kind == "field":
-                out[text] = parts[i]
-            elif kind == "literal" and parts[i] != text:
-                return None
-        return out if len(parts) == len(self.levels) else None
-
-
-class TlsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    # Skip the broker host name check (self-signed broker certificates on a plant LAN).
-    insecure: bool = False
-
-
-class MqttConfig(BaseModel):
-    """``connection_config`` of an MQTT source."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(min_length=1)
-    port: int | None = Field(default=None, ge=1, le=65535)
-    topics: list[str] = Field(min_length=1)
-    qos: Literal[0, 1, 2] = 1
-    topic_template: str | None = None
-    client_id: str | None = Field(default=None, min_length=1, max_length=128)
-    tls: bool | TlsConfig = False
-    payload_format: Literal["auto", "json", "text"] = "auto"
-    protocol: Literal["5", "3.1.1"] = "5"
-    # Off: the broker keeps the subscription and queues QoS 1/2 messages while we are away.
-    clean_session: bool = False
-    # MQTT 5: how long the broker keeps the session after a disconnect.
-    session_expiry_s: int = Field(default=7 * 86400, ge=0)
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    # Also store the message topic / the time it was received under these field names.
-    topic_field: str | None = None
-    received_at_field: str | None = None
-    # Micro-batches: written when this many messages wait, or the oldest waited this long.
-    batch_rows: int = Field(default=500, ge=1, le=100_000)
-    batch_ms: int = Field(default=200, ge=1, le=60_000)
-    # MQTT 5 shared subscription ($share/<group>/<topic>): every worker subscribes and the
-    # broker hands each message to one of them, splitting a high-volume stream.
-    shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-
-    @field_validator("topics", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("topics")
-    @classmethod
-    def _filters(cls, v: list[str]) -> list[str]:
-        return [check_filter(t) for t in v]
-
-    @field_validator("topic_template")
-    @classmethod
-    def _template(cls, v: str | None) -> str | None:
-        if v is not None:
-            TopicTemplate(v)
-        return v
-
-    @field_validator("protocol", mode="before")
-    @classmethod
-    def _protocol_text(cls, v: Any) -> Any:
-        return {5: "5", 3.11: "3.1.1", 311: "3.1.1"}.get(v, v)
-
-    @model_validator(mode="after")
-    def _port(self) -> MqttConfig:
-        if self.port is None:
-            self.port = 8883 if self.tls else 1883
-        return self
-
-    def client_id_for(self, source_id: str, member: str | None = None) -> str:
-        """The client id; members of a shared subscription add their own name to it."""
-        base = self.client_id or f"factorysync-{source_id}"
-        return (f"{base}-{member}" if self.shared_group and member else base)[:128]
-
-    def subscriptions(self) -> list[str]:
-        """The filters to subscribe: ``topics``, as shared subscriptions with a group."""
-        if self.shared_group:
-            return [f"$share/{self.shared_group}/{t}" for t in self.topics]
-        return list(self.topics)
-
-
-@dataclass
-class Decoded:
-    """A message as records, or the reason it cannot be one."""
-
-    records: list[Any]
-    error: str | None = None
-
-
-def decode_payload(payload: bytes, payload_format: str) -> Decoded:
-    """Records of one payload (see the module docstring for the rules)."""
-    if payload_format != "text":
-        stripped = payload.lstrip()
-        looks_json = stripped[:1] in (b"{", b"[")
-        try:
-            value = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            if payload_format == "json" or looks_json:
-                return Decoded([], f"payload is not valid JSON: {exc}")
-        else:
-            if isinstance(value, list):
-                bad = [i for i, v in enumerate(value) if not isinstance(v, dict)]
-                if bad:
-                    return Decoded([], f"payload array item {bad[0]} is not a JSON object")
-                return Decoded(value)
-            return Decoded([value if isinstance(value, dict) else {"value": value}])
-    try:
-        return Decoded([{"value": payload.decode("utf-8")}])
-    except UnicodeDecodeError as exc:
-        return Decoded([], f"payload is not UTF-8 text (byte {exc.start})")
-
-
-def connect_error(reason: Any) -> ConnectorRetriable | ConnectorFatal:
-    """A broker's CONNACK refusal as the error class the engine acts on."""
-    text = str(reason)
-    fatal = any(
-        w in text.lower() for w in ("not authorized", "bad user", "username", "banned", "invalid")
-    )
-    cls = ConnectorFatal if fatal else ConnectorRetriable
-    return cls(f"MQTT broker refused the connection: {text}")
+log = logging.getLogger("factorysync.connectors.mqtt")
 
 
 class MqttConnector(Connector):
-    """Connection checks and field discovery for MQTT sources."""
+    """Connection checks, field discovery and the subscription of MQTT sources."""
 
     type_name = "mqtt"
     config_model = MqttConfig
-    realtime = True
+    source_types = (SourceKind("mqtt", "MQTT", "MQ", "orange"),)
+    extra = "mqtt"
+    polls = False
+    streams = True
 
     @property
     def cfg(self) -> MqttConfig:
@@ -254,14 +88,10 @@ class MqttConnector(Connector):
 
     def client(self, client_id: str, *, clean: bool, manual_ack: bool = False) -> Any:
         """A configured (not yet connected) paho client for this source."""
-        from factorysync.realtime.mqtt import build_client
-
         return build_client(self.cfg, self.auth, client_id, clean=clean, manual_ack=manual_ack)
 
     def _session(self, seconds: float, topics: list[str] | None) -> list[tuple[str, bytes]]:
         """Connect with a throw-away session; collect messages of ``topics`` for ``seconds``."""
-        from factorysync.realtime.mqtt import connect_kwargs
-
         cfg = self.cfg
         connected = threading.Event()
         outcome: dict[str, Any] = {}
@@ -306,8 +136,6 @@ class MqttConnector(Connector):
 
     def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
         """Listen for a few seconds (retained messages arrive at once) and describe fields."""
-        from factorysync.realtime.mqtt import message_records
-
         records: list[Any] = []
         for topic, payload in self._session(3.0, self.cfg.topics)[:limit]:
             records += message_records(self.cfg, self._template(), topic, payload).records
@@ -320,4 +148,104 @@ class MqttConnector(Connector):
         raise ConnectorFatal(
             f"source {self.context.source_id!r} is an MQTT subscription: it is written "
             "continuously by the realtime service of 'factorysync run', not by one-off syncs"
+        )
+
+    def subscribe(self, sink: Sink, stop: threading.Event) -> None:
+        """Subscribe the topics and hand every message to ``sink`` until ``stop``."""
+        _Subscription(self, sink).run(stop)
+
+    @classmethod
+    def stream_shared(cls, config: dict[str, Any]) -> bool:
+        return bool(config.get("shared_group"))
+
+
+class _Subscription:
+    """One source's subscription: paho's network thread feeds the sink."""
+
+    def __init__(self, connector: MqttConnector, sink: Sink) -> None:
+        """In a shared subscription, a worker with a stable name (``--name``) keeps its
+        session like any other; one without gets a per-process client id and a session
+        that ends with the connection, so no message waits for a process that will not
+        come back."""
+        cfg = self.cfg = connector.cfg
+        source_id = self.source_id = connector.context.source_id
+        member = connector.context.worker
+        self.clean = cfg.clean_session
+        client_id = cfg.client_id_for(source_id)
+        if cfg.shared_group:
+            self.clean = self.clean or member is None
+            client_id = cfg.client_id_for(
+                source_id, member or f"{socket.gethostname()}-{os.getpid()}"
+            )
+        self.sink = sink
+        self.template = connector._template()
+        self.manual_ack = cfg.qos > 0
+        self.where = f"MQTT broker {cfg.host}:{cfg.port}"
+        self._closing = False
+        self._lost = False
+        self.client = connector.client(client_id, clean=self.clean, manual_ack=self.manual_ack)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+
+    def run(self, stop: threading.Event) -> None:
+        """Until ``stop``; then stop taking messages, write and acknowledge the ones
+        taken (acknowledgements need the connection), and disconnect."""
+        cfg = self.cfg
+        self.client.connect_async(cfg.host, cfg.port, **connect_kwargs(cfg, clean=self.clean))
+        self.client.loop_start()
+        try:
+            stop.wait()
+        finally:
+            self._closing = True
+            self.sink.drain()
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    # -- paho callbacks (its network thread) -------------------------------------------
+    def _on_connect(
+        self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("%s: %s refused the connection: %s", self.source_id, self.where, reason)
+            self.sink.status(f"{self.where} refused: {reason}")
+            return
+        # Also when the broker kept the session: subscribing again is harmless.
+        client.subscribe([(t, self.cfg.qos) for t in self.cfg.subscriptions()])
+        if self._lost:
+            log.info("%s: reconnected to %s", self.source_id, self.where)
+        self._lost = False
+        self.sink.status(None)
+
+    def _on_subscribe(
+        self, _client: Any, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            message = f"{self.where} refused the subscription: {', '.join(refused)}"
+            log.warning("%s: %s", self.source_id, message)
+            self.sink.status(message)
+        else:
+            # Connected and subscribed: messages published from now on reach this source.
+            self.sink.status(None, subscribed=self.where)
+
+    def _on_disconnect(
+        self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if not self._closing:
+            self._lost = True
+            log.warning("%s: lost %s (%s); reconnecting", self.source_id, self.where, reason)
+            self.sink.status(f"lost {self.where} ({reason}); reconnecting")
+
+    def _on_message(self, client: Any, _userdata: Any, msg: Any) -> None:
+        if self._closing:
+            return  # not acknowledged: the broker delivers it again next session
+        decoded = message_records(self.cfg, self.template, msg.topic, msg.payload)
+        ack = None
+        if self.manual_ack and msg.qos > 0:
+            mid, qos = msg.mid, msg.qos
+            ack = lambda: client.ack(mid, qos)  # noqa: E731
+        self.sink.put(
+            decoded.records, raw=raw_message(msg.topic, msg.payload), error=decoded.error, ack=ack
         )

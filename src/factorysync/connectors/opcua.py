@@ -1,9 +1,15 @@
 """OPC UA sources: data-change subscriptions on a list of nodes.
 
-The subscription runs in the realtime service (:mod:`factorysync.realtime.opcua`);
-this module holds the ``connection_config`` model, the record shape of one value
-change, and the connector's ``check`` (connect, find every node) and ``discover``
-(read each node once and describe the record fields).
+This module holds the ``connection_config`` model, the record shape of one value change,
+and the connector's ``check`` (connect, find every node), ``discover`` (read each node
+once and describe the record fields) and ``subscribe`` (for the realtime service).
+
+The subscription: an asyncio loop in the realtime service's thread connects, creates one
+subscription (publishing interval) and monitors every configured node (sampling
+interval, queue size); each data change becomes one record. A lost server is noticed by
+asyncua's watchdog (``check_connection``); the subscription then connects again with
+back-off from 1 s up to 30 s, and the source's ``last_error`` in the registry says so
+meanwhile.
 
 ``connection_config``::
 
@@ -30,16 +36,27 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factorysync.connectors.base import Batch, Connector, FieldInfo, ReadRequest
-from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
+from factorysync.connectors.base import (
+    Batch,
+    Connector,
+    FieldInfo,
+    ReadRequest,
+    Sink,
+    SourceKind,
+)
+from factorysync.errors import ConfigError, ConnectorError, ConnectorFatal, ConnectorRetriable
 
 INSTALL = "pip install 'asyncua>=1.1'"
+MAX_BACKOFF_S = 30.0
+log = logging.getLogger("factorysync.connectors.opcua")
 
 
 def asyncua() -> Any:
@@ -198,11 +215,14 @@ async def connect(cfg: OpcUaConfig, auth: dict[str, Any]) -> Any:
 
 
 class OpcUaConnector(Connector):
-    """Connection checks and field discovery for OPC UA sources."""
+    """Connection checks, field discovery and the subscription of OPC UA sources."""
 
     type_name = "opcua"
     config_model = OpcUaConfig
-    realtime = True
+    source_types = (SourceKind("opcua", "OPC UA", "UA", "amber"),)
+    extra = "opcua"
+    polls = False
+    streams = True
 
     @property
     def cfg(self) -> OpcUaConfig:
@@ -239,3 +259,68 @@ class OpcUaConnector(Connector):
             f"source {self.context.source_id!r} is an OPC UA subscription: it is written "
             "continuously by the realtime service of 'factorysync run', not by one-off syncs"
         )
+
+    def subscribe(self, sink: Sink, stop: threading.Event) -> None:
+        """Monitor the nodes and hand every data change to ``sink`` until ``stop``."""
+        asyncio.run(_Subscription(self.cfg, self.auth, self.context.source_id, sink).run(stop))
+
+
+class _Subscription:
+    def __init__(self, cfg: OpcUaConfig, auth: dict[str, Any], source_id: str, sink: Sink):
+        self.cfg = cfg
+        self.auth = auth
+        self.source_id = source_id
+        self.sink = sink
+        self.fields = {n.node_id: n.field for n in cfg.nodes}
+
+    async def run(self, stop: threading.Event) -> None:
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+                delay = 1.0
+            except Exception as exc:
+                if stop.is_set():
+                    break
+                message = str(exc) if isinstance(exc, ConnectorError) else repr(exc)
+                message = f"OPC UA {self.cfg.endpoint}: {message}; reconnecting in {delay:.0f} s"
+                log.warning("%s: %s", self.source_id, message)
+                self.sink.status(message)
+                await _sleep(delay, stop)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def _session(self, stop: threading.Event) -> None:
+        client = await connect(self.cfg, self.auth)
+        try:
+            sub = await client.create_subscription(self.cfg.publishing_interval_ms, self)
+            nodes = [client.get_node(n.node_id) for n in self.cfg.nodes]
+            await sub.subscribe_data_change(
+                nodes,
+                queuesize=self.cfg.queue_size,
+                sampling_interval=self.cfg.sampling_interval_ms,
+            )
+            self.sink.status(None, subscribed=self.cfg.endpoint)
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+                await client.check_connection()
+        finally:
+            try:
+                await asyncio.wait_for(client.disconnect(), 5)
+            except Exception as exc:  # the server may be gone already
+                log.debug("%s: disconnect: %s", self.source_id, exc)
+
+    # -- asyncua's subscription callbacks -------------------------------------------
+    def datachange_notification(self, node: Any, _val: Any, data: Any) -> None:
+        node_id = node.nodeid.to_string()
+        field = self.fields.get(node_id, node_id)
+        record = change_record(self.cfg, node_id, field, data.monitored_item.Value)
+        self.sink.put([record], raw=record)
+
+    def status_change_notification(self, status: Any) -> None:
+        log.warning("%s: subscription status %s", self.source_id, status)
+
+
+async def _sleep(seconds: float, stop: threading.Event) -> None:
+    end = asyncio.get_running_loop().time() + seconds
+    while not stop.is_set() and asyncio.get_running_loop().time() < end:
+        await asyncio.sleep(0.1)

@@ -170,7 +170,29 @@ PIPE_KINDS = {
     "date": "date",
     "timestamptz": "datetime",
 }
+# The store type of each kind, for constant columns a relay adds to every row.
+KIND_CASTS = {
+    "integer": "bigint",
+    "float": "double precision",
+    "string": "text",
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "timestamp with time zone",
+}
 RELAY_BYTES = 1024 * 1024  # bytes handed to the writer at once
+
+
+def relay_select(
+    types: dict[str, str], columns: list[str], constants: dict[str, tuple[Any, str]]
+) -> tuple[list[str], dict[str, Any]]:
+    """The select list and parameters of a relay over ``q`` (the source's statement):
+    ``columns`` cast to their store types, then each constant as ``%(fs_<name>)s``."""
+    select = [f"q.{quote(column)}::{PIPE_CASTS[types[column]]}" for column in columns]
+    params: dict[str, Any] = {}
+    for name, (value, kind) in constants.items():
+        select.append(f"%(fs_{name})s::{KIND_CASTS[kind]}")
+        params[f"fs_{name}"] = value
+    return select, params
 
 
 def type_names(raw: Any, sql: str, params: dict[str, Any]) -> dict[str, str] | None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from factorysync.connectors.base import Batch, Connector, FieldInfo, ReadRequest
+from factorysync.connectors.base import Batch, Connector, FieldInfo, ReadRequest, SourceKind
 from factorysync.errors import ConnectorFatal
 
 
@@ -38,6 +38,9 @@ class PushConnector(Connector):
 
     type_name = "push"
     config_model = PushConfig
+    source_types = (SourceKind("push", "HTTP push", "PUSH", "rose"),)
+    polls = False
+    pushes = True
 
     def _check(self) -> str:
         return f"ready: records are received at POST /api/ingest/{self.context.source_id}"

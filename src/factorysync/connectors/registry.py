@@ -1,30 +1,73 @@
 """Connection types by name: the built-in ones plus any from the ``factorysync.connectors``
-entry-point group."""
+entry-point group. This is the only list of them.
+
+Everything that depends on which types exist asks here, and every answer is read from
+the connector classes (:class:`~factorysync.connectors.base.Connector`): declarations
+validate ``source_type`` and ``connection_type`` against it, a source type's default
+connection type comes from it, the console builds its type picker and form from it, the
+realtime service and the scheduler tell streaming, pushed and polled types apart by
+their capabilities, and templates are seeded from it. A plugin type is therefore one
+module (its class) plus the entry point that names it::
+
+    [project.entry-points."factorysync.connectors"]
+    weather = "fs_weather:WeatherConnector"
+
+Entry points are looked up again whenever ``sys.path`` changes, so a distribution put
+on the path while the process runs is found too.
+
+:func:`open_connection` is the one way to turn a declared connection into a connector:
+secrets resolved, the redactor told about them, the context made, the config validated.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import import_module
-from importlib.metadata import entry_points
-from typing import Any
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any, overload
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
-from factorysync.connectors.base import Connector, ConnectorContext
+from factorysync.connectors.base import Connector, ConnectorContext, SourceKind
 from factorysync.errors import ConfigError
+from factorysync.security.secrets import Redactor, resolve_env_refs
 from factorysync.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from factorysync.config import ConnectionDecl
+
+log = logging.getLogger("factorysync.connectors")
+GROUP = "factorysync.connectors"
+# Built-in types, in the order lists show them (plugins follow, by name).
 BUILTIN: dict[str, str] = {
     "file": "factorysync.connectors.file:FileConnector",
     "database": "factorysync.connectors.database:DatabaseConnector",
-    "command": "factorysync.connectors.command:CommandConnector",
-    "artisan": "factorysync.connectors.command:ArtisanConnector",
     "api": "factorysync.connectors.api:ApiConnector",
+    "artisan": "factorysync.connectors.command:ArtisanConnector",
+    "command": "factorysync.connectors.command:CommandConnector",
     "mqtt": "factorysync.connectors.mqtt:MqttConnector",
     "opcua": "factorysync.connectors.opcua:OpcUaConnector",
     "push": "factorysync.connectors.push:PushConnector",
 }
-# Types that are part of the design but are not in this release.
-PLANNED: set[str] = set()
+CAPABILITIES = ("polls", "streams", "pushes", "relays")
+
+_plugins_seen: tuple[tuple[str, ...], dict[str, EntryPoint]] | None = None
+# What is worked out from the classes, kept while the built-in list and sys.path stay.
+_derived: dict[str, tuple[Any, Any]] = {}
+
+
+def _plugins() -> dict[str, EntryPoint]:
+    """Entry points of the plugin group by name (a built-in name is never replaced);
+    read again when ``sys.path`` changed since the last look."""
+    global _plugins_seen
+    path = tuple(sys.path)
+    if _plugins_seen is None or _plugins_seen[0] != path:
+        found = {ep.name: ep for ep in entry_points(group=GROUP) if ep.name not in BUILTIN}
+        _plugins_seen = (path, found)
+    return _plugins_seen[1]
 
 
 def _load(ref: str) -> type[Connector]:
@@ -32,25 +75,186 @@ def _load(ref: str) -> type[Connector]:
     return getattr(import_module(module), name)  # type: ignore[no-any-return]
 
 
+def available() -> list[str]:
+    """Names of every connection type: the built-in ones in their order, then plugins."""
+    return list(BUILTIN) + sorted(_plugins())
+
+
 def connector_class(connection_type: str) -> type[Connector]:
+    """The class of ``connection_type``; a ConfigError listing the known types if none."""
     if connection_type in BUILTIN:
         return _load(BUILTIN[connection_type])
-    for ep in entry_points(group="factorysync.connectors"):
-        if ep.name == connection_type:
-            return ep.load()  # type: ignore[no-any-return]
-    if connection_type in PLANNED:
-        raise ConfigError(
-            f"connection_type {connection_type!r} is not available in this release "
-            f"(available: {', '.join(available())})"
-        )
+    plugin = _plugins().get(connection_type)
+    if plugin is not None:
+        return plugin.load()  # type: ignore[no-any-return]
     raise ConfigError(
-        f"unknown connection_type {connection_type!r} (available: {', '.join(available())})"
+        f"unknown connection_type {connection_type!r} (available: {', '.join(sorted(available()))})"
     )
 
 
-def available() -> list[str]:
-    names = set(BUILTIN) | {ep.name for ep in entry_points(group="factorysync.connectors")}
-    return sorted(names)
+def _cached(name: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, kept until the built-in list or ``sys.path`` changes: pages and
+    scheduler passes ask for it per source."""
+    key = (tuple(sys.path), tuple(BUILTIN.items()))
+    seen = _derived.get(name)
+    if seen is None or seen[0] != key:
+        seen = _derived[name] = (key, compute())
+    return seen[1]
+
+
+def connection_types() -> dict[str, type[Connector]]:
+    """Every connection type whose class loads, by name. A plugin that fails to load is
+    logged and left out, so that one broken distribution does not stop the service."""
+    return dict(_cached("classes", _load_all))
+
+
+def _load_all() -> dict[str, type[Connector]]:
+    classes = {}
+    for name in available():
+        try:
+            classes[name] = connector_class(name)
+        except Exception as exc:  # any import error of a plugin
+            log.warning("connection type %r cannot be loaded: %s", name, exc)
+    return classes
+
+
+def types_with(capability: str) -> list[str]:
+    """Names of the connection types with ``capability`` (polls, streams, pushes, relays)."""
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r} (known: {', '.join(CAPABILITIES)})")
+    return [name for name, cls in connection_types().items() if getattr(cls, capability)]
+
+
+def source_kinds() -> dict[str, tuple[SourceKind, str]]:
+    """Every source type: (how the console shows it, its default connection type).
+
+    A type that lists no source types serves one of its own name. When two types claim
+    to be the default for a source type, the first one (built-in before plugin) wins."""
+    return dict(_cached("kinds", _kinds))
+
+
+def _kinds() -> dict[str, tuple[SourceKind, str]]:
+    kinds: dict[str, tuple[SourceKind, str]] = {}
+    for name, cls in connection_types().items():
+        for kind in cls.source_types or (SourceKind(name),):
+            if kind.default and kind.name not in kinds:
+                kinds[kind.name] = (_shown(kind), name)
+    for name, cls in connection_types().items():  # served, not as the default of any
+        for kind in cls.source_types:
+            kinds.setdefault(kind.name, (_shown(kind), name))
+    return kinds
+
+
+def _shown(kind: SourceKind) -> SourceKind:
+    """``kind`` with a label and an icon, made from its name where it declares none."""
+    label = kind.label or kind.name.replace("_", " ").title()
+    icon = kind.icon or kind.name[:3].upper()
+    return SourceKind(kind.name, label, icon, kind.tone, kind.default, kind.preset)
+
+
+def default_connection_type(source_type: str) -> str | None:
+    found = source_kinds().get(source_type)
+    return found[1] if found else None
+
+
+# -- live views for code that wants a constant -------------------------------------------
+class TypesWith(Sequence[str]):
+    """The names of the connection types with a capability, read from the registry at
+    each use: a module-level constant made of it stays true when plugins come later."""
+
+    def __init__(self, capability: str) -> None:
+        self.capability = capability
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(types_with(self.capability))
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __add__(self, other: Sequence[str]) -> tuple[str, ...]:
+        return self._names() + tuple(other)
+
+    def __radd__(self, other: Sequence[str]) -> tuple[str, ...]:
+        return tuple(other) + self._names()
+
+    def __repr__(self) -> str:
+        return f"TypesWith({self.capability!r}: {self._names()!r})"
+
+
+class DefaultConnectionTypes(Mapping[str, str]):
+    """source_type → the connection type it gets when none is declared, read from the
+    registry at each use."""
+
+    def _kinds(self) -> dict[str, str]:
+        return {name: default for name, (_, default) in source_kinds().items()}
+
+    def __getitem__(self, source_type: str) -> str:
+        return self._kinds()[source_type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds())
+
+    def __len__(self) -> int:
+        return len(self._kinds())
+
+
+DEFAULT_CONNECTION_TYPE = DefaultConnectionTypes()
+
+
+# -- validation of declarations ------------------------------------------------------------
+def _one_of(names: Sequence[str]) -> str:
+    """``'a', 'b' or 'c'``: how pydantic lists the values a Literal allows."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def check_connection_type(value: str) -> str:
+    """A declaration's ``connection_type``: one the registry knows (pydantic validator)."""
+    names = available()
+    if value not in names:
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": _one_of(names)}
+        )
+    return value
+
+
+def check_source_type(value: str) -> str:
+    """A declaration's ``source_type``: one a registered connection type serves."""
+    names = list(source_kinds())
+    if value not in names:
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": _one_of(names)}
+        )
+    return value
+
+
+def declared_templates() -> list[dict[str, Any]]:
+    """Predefined templates that connection types declare on their class.
+
+    A class lists them in ``templates`` (a ClassVar of dicts shaped like a
+    ``data_source_templates`` row: template_name, display_name, description,
+    source_type, connection_config, authentication_config, mapping_config); the
+    type's name is filled in here, so a plugin's templates are seeded with it."""
+    found: list[dict[str, Any]] = []
+    for name, cls in connection_types().items():
+        for template in cls.templates:
+            found.append({**template, "connection_type": name})
+    return found
 
 
 def config_model_of(cls: type[Connector], config: dict[str, Any]) -> type[BaseModel]:
@@ -101,9 +305,12 @@ def format_validation_error(err: Any) -> str:
     return f"{loc}: {msg}" if loc else msg
 
 
+# -- building connectors -------------------------------------------------------------------
 def build_connector(
     connection_type: str, config: dict[str, Any], auth: dict[str, Any], context: ConnectorContext
 ) -> Connector:
+    """A connector from a validated ``config`` and resolved ``auth`` (see open_connection
+    for a declared connection)."""
     cls = connector_class(connection_type)
     try:
         model = config_model_of(cls, config).model_validate(
@@ -115,3 +322,34 @@ def build_connector(
             f"source {context.source_id!r}: invalid connection_config", problems
         ) from None
     return cls(model, auth, context)
+
+
+def open_connection(
+    connection: ConnectionDecl,
+    source_id: str,
+    settings: Settings,
+    *,
+    redact: Redactor | None = None,
+    batch_size: int | None = None,
+    worker: str | None = None,
+) -> Connector:
+    """The connector of one declared connection, as runs, ``source test``, discovery,
+    the console and the realtime service use it.
+
+    Its ``${env:NAME}`` references are resolved (an unset variable is a ConfigError
+    naming the connection). ``redact`` learns the secrets, as declared and as resolved,
+    before anything else can fail, so that every error message can be cleaned with it.
+    ``batch_size``: records per batch (default: the settings'); ``worker``: this
+    process's name among workers (see ConnectorContext)."""
+    if redact is not None:
+        redact.add(connection.authentication_config)
+    auth = resolve_env_refs(
+        connection.authentication_config, where=f"{connection.connection_name} auth"
+    )
+    if redact is not None:
+        redact.add(auth)
+    context = ConnectorContext(
+        source_id, settings, batch_size or settings.batch_size, worker=worker
+    )
+    assert connection.connection_type is not None
+    return build_connector(connection.connection_type, connection.connection_config, auth, context)

@@ -20,17 +20,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from factorysync.demo.datasets import (
-    DAILY,
-    FIXED,
-    INTERVAL,
-    SHIFT_IDS,
-    SOURCES,
-    Plant,
-    SourceContext,
-    SourceSpec,
-    calendar_day,
-)
+from factorysync.demo.datasets import SOURCES
+from factorysync.demo.plant import Plant
+from factorysync.demo.sources.base import DAILY, FIXED, INTERVAL, SourceContext, SourceSpec
+from factorysync.demo.timeline import SHIFT_IDS, calendar_day
 
 ProgressFn = Callable[[int, int], None]
 Write = Callable[[str], object]

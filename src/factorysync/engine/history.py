@@ -25,7 +25,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from factorysync.alerts import rules as alert_rules
 from factorysync.connectors.workbook_process import ReaderStopped
 from factorysync.engine.schedule import next_due
 from factorysync.errors import FactorySyncError
@@ -172,8 +171,6 @@ def _close_run(conn: Connection, result: RunResult, now: datetime, **values: Any
     )
     if result.records_inserted or result.records_updated or result.records_deleted:
         data_changed(conn, result.source_id)
-    # Alert rules see the run's outcome in the same transaction (never failing it).
-    alert_rules.after_run(conn, result)
 
 
 def finish_success(

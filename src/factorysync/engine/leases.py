@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from factorysync.errors import ConfigError
+from factorysync.store.registry import is_due
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import workers as workers_t
 from factorysync.store.types import utcnow
@@ -53,10 +54,10 @@ def new_worker_id(name: str | None = None) -> str:
 def batch_source() -> Any:
     """Sources the scheduler syncs: realtime ones (MQTT, OPC UA) run in the realtime service,
     push sources are written by the API."""
-    from factorysync.realtime import PUSH_CONNECTION_TYPES, REALTIME_CONNECTION_TYPES
+    from factorysync.connectors.registry import types_with
 
     kind = reg_t.c.connection_type
-    return or_(kind.is_(None), kind.not_in(REALTIME_CONNECTION_TYPES + PUSH_CONNECTION_TYPES))
+    return or_(kind.is_(None), kind.not_in(types_with("streams") + types_with("pushes")))
 
 
 def claim(conn: Connection, owner: str, limit: int, lease_s: float) -> list[tuple[str, datetime]]:
@@ -67,7 +68,7 @@ def claim(conn: Connection, owner: str, limit: int, lease_s: float) -> list[tupl
     free = or_(reg_t.c.lease_owner.is_(None), reg_t.c.lease_expires_at < now)
     due = (
         select(reg_t.c.id)
-        .where(reg_t.c.status.in_(("active", "error")), reg_t.c.next_sync <= now, free)
+        .where(reg_t.c.status.in_(("active", "error")), is_due(now), free)
         .where(batch_source())
         .order_by(reg_t.c.priority, reg_t.c.next_sync)
         .limit(limit)
@@ -207,7 +208,7 @@ def workers_summary(
     ``lease_s``: shown so even before a live worker's beat has marked it in the table).
     """
     now = utcnow()
-    held = dict(
+    held: dict[str, int] = dict(
         conn.execute(
             select(reg_t.c.lease_owner, func.count())
             .where(reg_t.c.lease_owner.is_not(None), reg_t.c.lease_expires_at > now)

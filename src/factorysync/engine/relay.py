@@ -1,13 +1,15 @@
-"""First loads relayed from a PostgreSQL source into a PostgreSQL store.
+"""First loads relayed by the connector into a PostgreSQL store.
 
-When a mapping only picks and renames a PostgreSQL source's columns, its first full
-load into an empty PostgreSQL target needs no value to pass through Python: the source
-server writes the rows in binary COPY format, each column cast to the exact type of its
-store column, and the bytes go unchanged into a binary ``COPY … FROM STDIN`` of the
-target. The provenance columns come from column defaults set for the load when this
-transaction made the table (fewer bytes to write, send and parse), else as constants the
-source adds to each row. Both servers do their own half at once; the indexes are built
-afterwards, as for every first load.
+Relaying is a capability a connector may offer: ``connector.relay(request)`` opens a
+:class:`RelaySource` (or None when this source cannot be relayed), and the engine asks
+every connector the same way. A PostgreSQL database source offers it: when a mapping
+only picks and renames its columns, its first full load into an empty PostgreSQL target
+needs no value to pass through Python: the source server writes the rows in binary COPY
+format, each column as the exact type of its store column, and the bytes go unchanged
+into a binary ``COPY … FROM STDIN`` of the target. The provenance columns come from
+column defaults set for the load when this transaction made the table (fewer bytes to
+write, send and parse), else as constants the source adds to each row. Both servers do
+their own half at once; the indexes are built afterwards, as for every first load.
 
 The result is the one the Arrow path gives: the same column types (only types whose
 binary value equals what the Arrow path stores are relayed), the same text columns
@@ -18,9 +20,9 @@ runner load again on that path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import text
 
@@ -29,32 +31,73 @@ from factorysync.engine.mapping import MappingConfig
 from factorysync.prefetch import prefetched
 
 if TYPE_CHECKING:
-    from factorysync.connectors.database import Relay
+    from factorysync.connectors.base import Connector
+    from factorysync.engine.history import RunResult
+    from factorysync.engine.mapping_run import MappingRun
     from factorysync.store.targets import TargetTable
 
 PROVENANCE = ("_source_id", "_run_id", "_synced_at")
+PROVENANCE_KINDS = ("string", "integer", "datetime")
 PREFETCH = 4  # relayed chunks (about 1 MB each) that may wait for the store
+
+
+class RelaySource(Protocol):
+    """What a connector's ``relay(request)`` opens: the source's columns and their rows
+    in PostgreSQL's binary COPY format, with errors reported as the source's."""
+
+    # Source column -> the kind it is stored as (integer, float, string, boolean, date,
+    # datetime): only columns whose binary value is what the Arrow path would store.
+    kinds: dict[str, str]
+
+    def first_values(self, columns: list[str]) -> list[Any]:
+        """Each column's first value that is not NULL, in the order the source reads."""
+        ...
+
+    def not_null(self, columns: list[str]) -> bool:
+        """Whether the source declares every one of ``columns`` NOT NULL."""
+        ...
+
+    def stream(
+        self, columns: list[str], constants: dict[str, tuple[Any, str]]
+    ) -> Iterable[bytes | bytearray]:
+        """Binary COPY data of ``columns``, each as the store type of its kind, followed
+        by one column per constant (``name: (value, kind)``) with that value in every row."""
+        ...
 
 
 class RelayFallback(Exception):
     """The relayed rows cannot stand as loaded: the run loads again on the Arrow path."""
 
 
+def relayed(connector: Connector, mrun: MappingRun, result: RunResult) -> bool:
+    """Relay a direct first load of ``mrun`` when its connector offers it and its target
+    is a PostgreSQL store; whether it did (its rows are then counted in ``result``)."""
+    target = mrun.target
+    if not connector.relays or mrun.incremental or not mrun.columnar or not target.direct:
+        return False
+    if target.dialect != "postgresql":
+        return False
+    with connector.relay(mrun.request()) as source:
+        if source is None:
+            return False
+        rows = first_load(target, mrun.decl.mapping_config, source, mrun.columns)
+    if rows is None:
+        return False
+    result.records_processed += rows
+    return True
+
+
 def first_load(
-    target: TargetTable, config: MappingConfig, relay: Relay, columns: dict[str, str]
+    target: TargetTable, config: MappingConfig, relay: RelaySource, columns: dict[str, str]
 ) -> int | None:
     """Relay the source into ``target`` (a PostgreSQL store's direct first load, which
     the caller checks); the rows written, or None when this mapping or source needs the
     Arrow path (nothing written then). ``columns`` learns the target columns of an auto
     mapping, as on the Arrow path."""
-    from factorysync.connectors import pg_copy
     from factorysync.store import bulk
     from factorysync.store.targets import ISO_DATE, ISO_DATETIME
 
-    if any(kind not in pg_copy.PIPE_CASTS for kind in relay.types.values()):
-        return None
-    casts = {name: pg_copy.PIPE_CASTS[kind] for name, kind in relay.types.items()}
-    kinds = {name: pg_copy.PIPE_KINDS[kind] for name, kind in relay.types.items()}
+    kinds = relay.kinds
     planned = columnar.projection(config, kinds)
     if planned is None:
         return None
@@ -79,26 +122,23 @@ def first_load(
         return None  # a declared type differs from the source's: the Arrow path converts
     target.ensure_target()
     layout = [*names, *PROVENANCE]
-    provenance_kinds = ["string", "integer", "datetime"]
-    if not bulk.binary_fits(target, target.name, layout, [*wanted, *provenance_kinds]):
+    if not bulk.binary_fits(target, target.name, layout, [*wanted, *PROVENANCE_KINDS]):
         return None
-    select = [f"q.{pg_copy.quote(source)}::{casts[source]}" for _, source in pairs]
     values = target.direct_values
-    written, params = layout, dict[str, Any]()
+    written, constants = layout, dict[str, tuple[Any, str]]()
     provenance: AbstractContextManager[None] = nullcontext()
     if target.created_by_direct_load:
         # A table this transaction made: the provenance columns come from column
         # defaults, so the stream carries only the source's columns.
         written, provenance = names, _provenance_defaults(target, values)
     else:
-        select += [
-            "%(fs_source_id)s::text",
-            "%(fs_run_id)s::bigint",
-            "%(fs_synced_at)s::timestamp with time zone",
-        ]
-        params = {f"fs{name}": values[name] for name in PROVENANCE}
+        constants = {
+            name.lstrip("_"): (values[name], kind)
+            for name, kind in zip(PROVENANCE, PROVENANCE_KINDS, strict=True)
+        }
     with provenance:
-        chunks = prefetched(relay.stream(select, params), depth=PREFETCH)
+        stream = relay.stream([source for _, source in pairs], constants)
+        chunks = prefetched(iter(stream), depth=PREFETCH)
         rows = bulk.copy_binary(target, target.name, written, chunks)
     # Key columns the source declares NOT NULL need no look at the rows.
     declared = relay.not_null([sources[k] for k in target.key])

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, insert, inspect
 
 from factorysync.engine.history import WORKER
-from factorysync.engine.quality import purge_entries
+from factorysync.engine.quarantine import purge_entries
 from factorysync.observability import infolog
 from factorysync.store.db import write_transaction
 from factorysync.store.registry import data_changed, get_source
@@ -88,13 +88,17 @@ def sources_with_retention(store: Store) -> list[str]:
     from sqlalchemy import select
 
     from factorysync.store.schema import data_source_mappings as maps_t
+    from factorysync.store.schema import data_source_registry as reg_t
 
     with store.connect() as conn:
         return sorted(
             set(
                 conn.execute(
-                    select(maps_t.c.source_id).where(
-                        maps_t.c.data_retention_days.is_not(None), maps_t.c.is_active.is_(True)
+                    select(reg_t.c.source_id)
+                    .join(maps_t, maps_t.c.registry_id == reg_t.c.id)
+                    .where(
+                        maps_t.c.data_retention_days.is_not(None),
+                        maps_t.c.is_active.is_not(False),
                     )
                 ).scalars()
             )

@@ -28,7 +28,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from factorysync.realtime import PUSH_CONNECTION_TYPES, REALTIME_CONNECTION_TYPES
+from factorysync.connectors.registry import types_with
 
 REALTIME_POLL_S = 5
 FREQUENCY_SECONDS = {"realtime": REALTIME_POLL_S, "minute": 60, "hourly": 3600, "daily": 86400}
@@ -90,7 +90,7 @@ def cadence_problems(
     ``refresh_interval`` is None when it was not declared. Each problem starts with the
     field it is about (``refresh_interval: …``), so forms can show it next to that field.
     """
-    if connection_type in REALTIME_CONNECTION_TYPES + PUSH_CONNECTION_TYPES:
+    if connection_type in types_with("streams") + types_with("pushes"):
         return []  # never scheduled: neither value sets when it runs
     declared = frequencies(mappings)
     problems = []
@@ -187,11 +187,11 @@ def cadence(source: Mapping[str, Any], timezone: str | None = None) -> Cadence:
     """The cadence of a stored source (a registry row; with its ``mappings`` for the
     frequency; without them, ``refresh_interval`` holds the interval in effect)."""
     kind = source.get("connection_type")
-    if kind in REALTIME_CONNECTION_TYPES:
+    if kind in types_with("streams"):
         return Cadence(
             "subscription", None, f"{kind} subscription", f"continuous ({kind} subscription)"
         )
-    if kind in PUSH_CONNECTION_TYPES:
+    if kind in types_with("pushes"):
         return Cadence("push", None, "push", "when records are pushed (POST /api/ingest)")
     cron = source.get("schedule")
     if cron:

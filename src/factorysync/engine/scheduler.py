@@ -5,7 +5,9 @@ A source is due when ``next_sync <= now`` and its status is ``active`` or ``erro
 are skipped, and so is a source stopped by the crash-loop rule (status ``error`` without
 a ``next_sync``, see :mod:`factorysync.engine.history`) until an operator runs it. A
 source never runs twice at the same time. Blocking connectors run in worker threads.
-Retention purges run on their own interval.
+Retention purges run on their own interval. What else runs beside the scheduler (the
+alert monitor, live streams) is started by the process that runs it, and learns of each
+run from its run-finished event (:mod:`factorysync.engine.events`).
 
 On SQLite one process schedules (``factorysync run``). On PostgreSQL every scheduler —
 ``run`` or any number of ``factorysync worker`` processes on any hosts — claims due
@@ -23,10 +25,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from factorysync.alerts import monitor as alert_monitor
 from factorysync.engine import leases, retention
 from factorysync.engine.runner import AlreadyRunning, Runner, recover_interrupted
-from factorysync.realtime.bus import announce_run
+from factorysync.store.registry import is_due
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
@@ -62,7 +63,7 @@ class Scheduler:
         with self.store.connect() as conn:
             rows = conn.execute(
                 select(reg_t.c.source_id, reg_t.c.next_sync)
-                .where(reg_t.c.status.in_(("active", "error")), reg_t.c.next_sync <= now)
+                .where(reg_t.c.status.in_(("active", "error")), is_due(now))
                 .where(leases.batch_source())
                 .order_by(reg_t.c.priority, reg_t.c.next_sync)
             ).all()
@@ -91,9 +92,7 @@ class Scheduler:
     def _run_one(self, source_id: str, due: datetime) -> object:
         owner = self.worker_id if self.leased else None
         try:
-            result = self.runner.sync(source_id, trigger="schedule", due=due, lease_owner=owner)
-            announce_run(self.store, result)
-            return result
+            return self.runner.sync(source_id, trigger="schedule", due=due, lease_owner=owner)
         except AlreadyRunning:
             return None
         except Exception:
@@ -145,13 +144,6 @@ class Scheduler:
                 log.exception("retention purge of %s failed", sid)
 
     def run_forever(self, stop_after: float | None = None) -> None:
-        alert_monitor.acquire(self.store)  # staleness checks and alert delivery
-        try:
-            self._run_forever(stop_after)
-        finally:
-            alert_monitor.release(self.store)
-
-    def _run_forever(self, stop_after: float | None) -> None:
         # Runs a dead process left 'running' are failed; their sources run again now,
         # unless they keep crashing (those are logged and left in status 'error').
         recovered = recover_interrupted(self.store)

@@ -40,6 +40,8 @@ def _encode(value: Any) -> dict[str, Any]:
 
 def _decode(state: dict[str, Any]) -> Any:
     kind, value = state.get("type"), state.get("value")
+    if value is None:
+        return None
     if kind == "datetime":
         return datetime.fromisoformat(value)
     if kind == "date":

@@ -1,7 +1,8 @@
 """Committed changes of target tables, fanned out to live subscribers in this process.
 
 Writers publish after their transaction commits: the realtime writer the rows of every
-flush, a batch sync a summary of its counts (``announce_run``). The SSE endpoint
+flush, a batch sync a summary of its counts (``announce_run``, subscribed to the engine's
+run-finished events, so every run in this process is announced once). The SSE endpoint
 subscribes per target table (``subscribe_async``, an asyncio queue fed from the writers'
 threads); threads may use ``subscribe``. A subscriber that does not keep up loses its
 oldest events (its queue is bounded) rather than slowing the writers down; the events it
@@ -13,11 +14,15 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any, Protocol
 
+from factorysync.engine import events
+
 QUEUE_SIZE = 1000
+ANNOUNCED_MEMORY = 1024  # runs remembered as announced (a run is announced once)
 
 
 class _Sink(Protocol):
@@ -118,22 +123,41 @@ class ChangeBus:
 bus = ChangeBus()
 
 
+_announced: OrderedDict[tuple[str, int], None] = OrderedDict()
+_announced_lock = threading.Lock()
+
+
+def _first_announcement(store: Any, run_id: int) -> bool:
+    key = (str(getattr(store, "url", id(store))), run_id)
+    with _announced_lock:
+        if key in _announced:
+            return False
+        _announced[key] = None
+        while len(_announced) > ANNOUNCED_MEMORY:
+            _announced.popitem(last=False)
+    return True
+
+
 def announce_run(store: Any, result: Any) -> None:
     """After a batch run committed: tell the subscribers of its target tables what
-    changed (counts only; a dashboard reloads the rows it shows)."""
+    changed (counts only; a dashboard reloads the rows it shows). Each run once, however
+    many callers report it."""
     changed = result.records_inserted + result.records_updated + result.records_deleted
     if not changed or not bus.any_subscriber():
+        return
+    if not _first_announcement(store, result.run_id):
         return
     from sqlalchemy import select
 
     from factorysync.store.schema import data_source_mappings as maps_t
+    from factorysync.store.schema import data_source_registry as reg_t
 
     try:
         with store.connect() as conn:
             tables = conn.execute(
-                select(maps_t.c.target_table).where(
-                    maps_t.c.source_id == result.source_id, maps_t.c.is_active.is_(True)
-                )
+                select(maps_t.c.target_table)
+                .join(reg_t, reg_t.c.id == maps_t.c.registry_id)
+                .where(reg_t.c.source_id == result.source_id, maps_t.c.is_active.is_not(False))
             ).scalars().all()  # fmt: skip
     except Exception:  # the stream is a courtesy: a run never fails for it
         return
@@ -147,3 +171,11 @@ def announce_run(store: Any, result: Any) -> None:
     }
     for table in set(tables):
         bus.publish(table, event)
+
+
+def _on_run_finished(event: events.RunFinished) -> None:
+    if not event.streamed:  # a realtime window's rows went out flush by flush
+        announce_run(event.store, event.result)
+
+
+events.subscribe(_on_run_finished)

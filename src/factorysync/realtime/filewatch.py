@@ -22,7 +22,6 @@ from factorysync.config import SourceDecl
 from factorysync.connectors.file import OwnFiles, resolve_in_roots
 from factorysync.engine.runner import AlreadyRunning, Runner
 from factorysync.errors import ConfigError, ConnectorFatal, FactorySyncError
-from factorysync.realtime.bus import announce_run
 from factorysync.store.store import Store
 
 log = logging.getLogger("factorysync.realtime.filewatch")
@@ -160,7 +159,6 @@ class FileWatcher:
                 log.warning("%s: sync after a file change failed: %s", self.source_id, exc)
                 return
             self.syncs += 1
-            announce_run(self.store, result)
             log.info(
                 "%s: file changed, synced (%s, %d processed)",
                 self.source_id,

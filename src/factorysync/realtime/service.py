@@ -1,11 +1,15 @@
 """The realtime service: one long-running worker per realtime source.
 
 ``factorysync run`` starts it next to the scheduler. Every ``realtime_rescan_s`` it
-compares the registry with what runs: sources of a realtime connection type (MQTT,
-OPC UA) that are ``active`` (or ``error``) get a worker; a worker whose source changed
-is restarted, one whose source was removed, disabled or put in maintenance is stopped.
-File sources with ``auto_reload: true`` get a watcher that syncs them when their file
-changes (:mod:`factorysync.realtime.filewatch`).
+compares the registry with what runs: sources of a streaming connection type (one whose
+class ``streams``: MQTT, OPC UA, plugins) that are ``active`` (or ``error``) get a
+worker; a worker whose source changed is restarted, one whose source was removed,
+disabled or put in maintenance is stopped. File sources with ``auto_reload: true`` get a
+watcher that syncs them when their file changes (:mod:`factorysync.realtime.filewatch`).
+
+A streaming worker is the connector's ``subscribe(sink, stop)`` in a thread of its own,
+its sink feeding the source's micro-batch writer (:mod:`factorysync.realtime.writer`).
+The service knows no connection type by name: it asks the registry which ones stream.
 
 A source whose configuration cannot run (bad mapping, missing driver) keeps the reason
 in the registry's ``last_error`` and is tried again once its declaration changes.
@@ -17,21 +21,27 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 
 from factorysync.config import SourceDecl
+from factorysync.connectors.base import Connector
+from factorysync.connectors.registry import connector_class, open_connection
 from factorysync.engine import leases
 from factorysync.engine.runner import recover_interrupted
-from factorysync.errors import FactorySyncError
+from factorysync.errors import ConfigError, ConnectorRetriable, FactorySyncError
 from factorysync.realtime import REALTIME_CONNECTION_TYPES
-from factorysync.realtime.writer import MicroBatchWriter, report_status
+from factorysync.realtime.writer import Incoming, MicroBatchWriter, report_status
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
 
 log = logging.getLogger("factorysync.realtime")
+MAX_BACKOFF_S = 30.0
+# How long stopping waits for a stream to write, acknowledge and disconnect.
+STOP_WAIT_S = 30.0
 
 
 class Worker(Protocol):
@@ -43,9 +53,9 @@ class Worker(Protocol):
 def build_worker(
     store: Store, decl: SourceDecl, member: str | None = None, owner: str | None = None
 ) -> Worker:
-    """The worker that runs ``decl``: a subscriber feeding a writer, or a file watcher.
-    ``member``: this process's stable name in MQTT shared subscriptions; ``owner``: the
-    lease holder running the source."""
+    """The worker that runs ``decl``: a stream feeding a writer, or a file watcher.
+    ``member``: this process's stable name among workers (streams shared between
+    them); ``owner``: the lease holder running the source."""
     primary = decl.primary()
     kind = primary.connection_type
     if kind == "file":
@@ -54,6 +64,7 @@ def build_worker(
         return FileWatcher(store, decl, owner)
     if kind not in REALTIME_CONNECTION_TYPES:
         raise FactorySyncError(f"connection_type {kind!r} is not a realtime type")
+    connector = open_connection(primary, decl.source_id, store.settings, worker=member)
     batch_rows = int(primary.connection_config.get("batch_rows", 500))
     batch_ms = float(primary.connection_config.get("batch_ms", 200))
     is_shared = shared(decl)
@@ -65,36 +76,86 @@ def build_worker(
         owner=None if is_shared else owner,
         shared=is_shared,
     )
-    subscriber: Any
-    if kind == "mqtt":
-        from factorysync.realtime.mqtt import MqttSubscriber
-
-        subscriber = MqttSubscriber(decl.source_id, primary, writer, member=member)
-    else:
-        from factorysync.realtime.opcua import OpcUaSubscriber
-
-        subscriber = OpcUaSubscriber(decl.source_id, primary, writer)
-    return _Pipeline(writer, subscriber)
+    return _Stream(connector, writer)
 
 
-class _Pipeline:
-    """A subscriber and its writer, started and stopped together."""
+class _Feed:
+    """The sink a stream hands its messages to: the source's writer, and its health in
+    the registry. ``connected``: the subscription is up; ``received``: messages taken."""
 
-    def __init__(self, writer: MicroBatchWriter, subscriber: Any) -> None:
+    def __init__(self, writer: MicroBatchWriter, stopping: Callable[[], bool]) -> None:
         self.writer = writer
-        self.subscriber = subscriber
+        self.stopping = stopping
+        self.connected = threading.Event()
+        self.received = 0
+
+    def put(
+        self,
+        records: list[Any],
+        *,
+        raw: Any = None,
+        error: str | None = None,
+        ack: Callable[[], None] | None = None,
+    ) -> None:
+        self.received += 1
+        self.writer.put(Incoming(records, raw=raw, error=error, ack=ack))
+
+    def status(self, error: str | None, *, subscribed: str | None = None) -> None:
+        if error is not None:
+            self.connected.clear()
+        report_status(self.writer.store, self.writer.source_id, error, subscribed=subscribed)
+        if error is None and subscribed is not None:
+            self.connected.set()
+
+    def drain(self) -> None:
+        """Once the source is being stopped: write and acknowledge what is pending, close
+        the history window. Before that, the writer keeps flushing on its own."""
+        if self.stopping():
+            self.writer.stop()
+
+
+class _Stream:
+    """A streaming connector's ``subscribe`` in a thread, and its writer."""
+
+    def __init__(self, connector: Connector, writer: MicroBatchWriter) -> None:
+        self.connector = connector
+        self.writer = writer
+        self._stop = threading.Event()
+        self.subscriber = _Feed(writer, self._stop.is_set)
+        self.failure: str | None = None  # why the stream ended for good
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.writer.open()
+        self.writer.open()  # a mapping that cannot run is refused here, before anything
         self.writer.start()
-        try:
-            self.subscriber.start()
-        except BaseException:
-            self.writer.stop()
-            raise
+        self._thread = threading.Thread(
+            target=self._run, name=f"stream-{self.writer.source_id}", daemon=True
+        )
+        self._thread.start()
 
     def stop(self) -> None:
-        self.subscriber.stop()  # stops taking messages, then flushes through the writer
+        """Stop taking messages, then write and acknowledge the ones taken."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_WAIT_S)
+        self.writer.stop()  # nothing left to do when the stream drained it
+
+    def _run(self) -> None:
+        sid, delay = self.writer.source_id, 1.0
+        while not self._stop.is_set():
+            try:
+                self.connector.subscribe(self.subscriber, self._stop)
+            except ConnectorRetriable as exc:
+                self.subscriber.status(f"{exc}; subscribing again in {delay:.0f} s")
+            except Exception as exc:
+                self.failure = str(exc) if isinstance(exc, FactorySyncError) else repr(exc)
+                log.error("realtime: source %s stopped: %s", sid, self.failure)
+                self.subscriber.status(self.failure)
+                return
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, MAX_BACKOFF_S)
+        self.subscriber.drain()
 
 
 def _fingerprint(decl: SourceDecl) -> str:
@@ -104,7 +165,14 @@ def _fingerprint(decl: SourceDecl) -> str:
 def shared(decl: SourceDecl) -> bool:
     """Whether every worker runs this source (an MQTT shared subscription), unleased."""
     primary = decl.primary()
-    return primary.connection_type == "mqtt" and bool(primary.connection_config.get("shared_group"))
+    kind = primary.connection_type
+    if kind is None or kind not in REALTIME_CONNECTION_TYPES:
+        return False
+    try:
+        cls = connector_class(kind)
+    except ConfigError:
+        return False
+    return cls.stream_shared(primary.connection_config)
 
 
 def watched(decl: SourceDecl) -> bool:
@@ -217,9 +285,14 @@ class RealtimeService:
         if self.owner is not None:
             wanted = self._leased(wanted)
         for sid in list(self.workers):
-            fingerprint, _ = self.workers[sid]
+            fingerprint, worker = self.workers[sid]
             decl = wanted.get(sid)
-            if decl is None or _fingerprint(decl) != fingerprint:
+            if getattr(worker, "failure", None):
+                # A stream that ended for good (its reason is in last_error): tried
+                # again once the declaration changes, as one that could not start.
+                self._stop_worker(sid)
+                self.failed[sid] = fingerprint
+            elif decl is None or _fingerprint(decl) != fingerprint:
                 self._stop_worker(sid)
         for sid, decl in wanted.items():
             fingerprint = _fingerprint(decl)

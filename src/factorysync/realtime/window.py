@@ -5,6 +5,10 @@ no rows), its counts grow with every flush in the flush's own transaction, and i
 closed as ``success`` once ``window_s`` have passed. A process that dies leaves its
 window ``running``; the next start of ``factorysync run`` on that host, or the worker that
 takes the source's lease over, marks it interrupted.
+
+A closed window is a finished run: once the transaction that closed it has committed, the
+writer publishes it (:meth:`HistoryWindow.publish_closed`) as a run-finished event
+(:mod:`factorysync.engine.events`), which the alert rules evaluate as they do every run.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from factorysync.engine import history
+from factorysync.engine import events, history
 from factorysync.engine.history import RunResult
 from factorysync.store.registry import data_changed, get_source
 from factorysync.store.schema import data_source_registry as reg_t
@@ -42,6 +46,7 @@ class HistoryWindow:
         self.started: datetime | None = None
         self._opened = 0.0
         self._committed: tuple[RunResult | None, datetime | None, float] = (None, None, 0.0)
+        self._closed: list[RunResult] = []  # closed in the transaction in progress
 
     @property
     def run_id(self) -> int | None:
@@ -109,8 +114,15 @@ class HistoryWindow:
         self.result.sync_status = "success"
         source: dict[str, Any] = get_source(conn, self.source_id)
         history.finish_success(conn, source, self.result, self.started)
+        self._closed.append(self.result)
         self.result = None
         self.started = None
+
+    def publish_closed(self, store: Any) -> None:
+        """After the commit: a run-finished event for each window the transaction closed."""
+        closed, self._closed = self._closed, []
+        for result in closed:
+            events.publish(events.RunFinished(store, result, streamed=True))
 
     # A flush whose transaction rolled back must not leave the window pointing at a row
     # that was never committed (or a close that never happened).
@@ -120,6 +132,7 @@ class HistoryWindow:
     def rollback(self) -> None:
         result, self.started, self._opened = self._committed
         self.result = result
+        self._closed = []
 
     def _copy(self) -> RunResult | None:
         if self.result is None:

@@ -2,13 +2,15 @@
 
 Subscribers hand over :class:`Incoming` messages; the writer's thread flushes them when
 ``max_rows`` wait or the oldest has waited ``max_age_s``. One flush is one transaction:
-the records are mapped and validated like in a batch sync (``mapping_config``), staged
-and merged into each target table by key (latest state per key; a key that includes the
-timestamp appends a time series), rejects are quarantined with their reasons, and the
-history window's counts grow. Only after the commit are the messages acknowledged (an
-MQTT QoS 1/2 message is redelivered when the process dies before that; writing it again
-changes nothing, because the merge is by key) and the changed rows published to live
-subscribers (:mod:`factorysync.realtime.bus`).
+the records go through the record pipeline of a batch sync
+(:mod:`factorysync.engine.pipeline`: map, validate, quarantine decision under
+``on_invalid`` with the same cap, row hash), the rows are merged into each target table
+by key (latest state per key; a key that includes the timestamp appends a time series),
+rejects are quarantined with their reasons, and the history window's counts grow. Only
+after the commit are the messages acknowledged (an MQTT QoS 1/2 message is redelivered
+when the process dies before that; writing it again changes nothing, because the merge is
+by key) and the changed rows published to live subscribers
+(:mod:`factorysync.realtime.bus`).
 
 A flush that fails (store unreachable, locked) is retried with back-off; its messages
 stay pending and unacknowledged, and while too many are pending ``put`` blocks, which
@@ -31,8 +33,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from factorysync.config import SourceDecl
 from factorysync.engine.mapping import Mapper
-from factorysync.engine.quality import Validator, reject, store_rejects
-from factorysync.errors import ConfigError, MappingError
+from factorysync.engine.pipeline import Quarantine, RecordPipeline, Validator
+from factorysync.engine.quarantine import store_rejects
+from factorysync.errors import ConfigError
 from factorysync.observability import infolog
 from factorysync.realtime.bus import bus
 from factorysync.realtime.window import HistoryWindow
@@ -41,13 +44,12 @@ from factorysync.store.db import describe_db_error, write_transaction
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
-from factorysync.store.targets import MergeCounts, TargetTable, row_hash
+from factorysync.store.targets import MergeCounts, TargetTable
 from factorysync.store.types import utcnow
 
 log = logging.getLogger("factorysync.realtime")
 MAX_RETRY_S = 30.0
 BACKLOG_FACTOR = 10  # a flush takes up to this many times max_rows while behind
-QUARANTINE_CAP = 10_000  # per flush
 
 
 @dataclass
@@ -68,7 +70,7 @@ class Incoming:
 
 
 class _Target:
-    """One active mapping of the source: mapper, validator and its target table."""
+    """One active mapping of the source: its record pipeline and target table."""
 
     def __init__(self, conn: Connection, source_id: str, decl: Any) -> None:
         self.decl = decl
@@ -79,8 +81,9 @@ class _Target:
                 "realtime rows are upserted by key (add the timestamp to the key for a "
                 "time series)"
             )
-        self.validator = Validator(decl.mapping_config.validate_)
-        self.on_invalid = decl.mapping_config.on_invalid
+        self.pipeline = RecordPipeline(self.mapper, Validator(decl.mapping_config.validate_))
+        # Refusals of the flush in progress (reset by each flush).
+        self.quarantine = Quarantine(source_id, decl.target_table, decl.mapping_config.on_invalid)
         self.table = TargetTable(
             conn,
             decl.target_table,
@@ -93,10 +96,6 @@ class _Target:
         # quarantined; values that would retype a column stop the flush (not acknowledged,
         # so nothing is lost) with the reason in last_error.
         self.mapper.freeze(self.table.frozen_columns())
-
-    def problems(self, row: dict[str, Any]) -> list[str]:
-        found = [f"primary key column {k!r} is empty" for k in self.mapper.missing_key_columns(row)]
-        return found + self.validator.check(row)
 
 
 class MicroBatchWriter:
@@ -169,8 +168,7 @@ class MicroBatchWriter:
             self._thread.join(timeout)
         if self._conn is not None:
             try:
-                with write_transaction(self._conn):
-                    self.window.close(self._conn)
+                self._close_window()
             except Exception as exc:
                 log.warning("%s: could not close the history window: %s", self.source_id, exc)
             finally:
@@ -231,9 +229,7 @@ class MicroBatchWriter:
                 if items:
                     self._flush_or_isolate(items)
                 elif self.window.due():
-                    assert self._conn is not None
-                    with write_transaction(self._conn):
-                        self.window.close(self._conn)
+                    self._close_window()
                 delay = 0.5
                 if self.last_error is not None:
                     self._report(None)
@@ -302,12 +298,9 @@ class MicroBatchWriter:
                         # The columns as they are now (the first flush makes the table).
                         target.table.reload()
                         target.mapper.freeze(target.table.frozen_columns())
-                    rows, hashes, refused = self._map(target, items, run_id)
-                    rejected += len(refused)
-                    if target.on_invalid == "fail" and refused:
-                        raise MappingError(refused[0]["reasons"][0])
-                    if target.on_invalid == "quarantine":
-                        quarantine += refused[: QUARANTINE_CAP - len(quarantine)]
+                    rows, hashes = self._map(target, items, run_id)
+                    rejected += target.quarantine.refused
+                    quarantine += target.quarantine.take()
                     if rows:
                         table = target.table
                         table.reload()
@@ -333,28 +326,43 @@ class MicroBatchWriter:
                 conn.rollback()
             raise
         self.flushes += 1
+        self.window.publish_closed(self.store)  # a window this flush closed first
         for item in items:
             if item.ack is not None:
                 try:
                     item.ack()
                 except Exception as exc:  # the message is then redelivered: harmless
                     log.debug("%s: acknowledgement failed: %s", self.source_id, exc)
-        for table, rows in published:
-            if bus.subscribers(table):
-                bus.publish(table, {"source_id": self.source_id, "run_id": run_id, "rows": rows})
+        for name, rows in published:
+            if bus.subscribers(name):
+                bus.publish(name, {"source_id": self.source_id, "run_id": run_id, "rows": rows})
+
+    def _close_window(self) -> None:
+        """Close the open window in a transaction of its own, then publish it."""
+        assert self._conn is not None
+        self.window.mark()
+        try:
+            with write_transaction(self._conn):
+                self.window.close(self._conn)
+        except BaseException:
+            self.window.rollback()
+            raise
+        self.window.publish_closed(self.store)
 
     def _map(
         self, target: _Target, items: list[Incoming], run_id: int
-    ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The rows and row hashes of ``items`` for one target; refusals go to the
+        target's quarantine (``on_invalid: fail`` raises) and to each item's
+        ``rejections``."""
         rows: list[dict[str, Any]] = []
         hashes: list[str] = []
-        refused: list[dict[str, Any]] = []
-        mapper = target.mapper
+        pipeline, quarantine = target.pipeline, target.quarantine
+        quarantine.reset()
 
-        def refuse(record: Any, reasons: list[str], item: Incoming, stage: str = "record") -> None:
+        def refuse(record: Any, reasons: list[str], item: Incoming, stage: str) -> None:
+            quarantine.refuse(record, reasons, run_id, stage=stage)
             item.rejections.append("; ".join(reasons))
-            table = target.decl.target_table
-            refused.append(reject(self.source_id, table, record, reasons, run_id, stage=stage))
 
         for item in items:
             item.run_id = run_id
@@ -362,23 +370,13 @@ class MicroBatchWriter:
                 refuse(item.raw, [item.error], item, "unparsed")
                 continue
             for source_record in item.records:
-                try:
-                    expanded = mapper.expand(source_record)
-                except MappingError as exc:
-                    refuse(source_record, [str(exc)], item, "source")
-                    continue
-                for record in expanded:
-                    try:
-                        row = mapper.map(record)
-                        problems = target.problems(row)
-                    except MappingError as exc:
-                        row, problems = None, [str(exc)]
-                    if problems or row is None:
-                        refuse(record, problems, item)
+                for mapped in pipeline.run(source_record):
+                    if mapped.row is None or not mapped.accepted:
+                        refuse(mapped.record, mapped.problems, item, mapped.stage)
                         continue
-                    rows.append(row)
-                    hashes.append(row_hash(row))
-        return rows, hashes, refused
+                    hashes.append(pipeline.hashed(mapped.row))
+                    rows.append(mapped.row)
+        return rows, hashes
 
     # -- status ----------------------------------------------------------------------
     @staticmethod

@@ -403,9 +403,8 @@ class Redactor:
                 self._pairs.pop(pair, None)
                 self._pairs[pair] = None
             if self._keep is not None:
-                for kept in (self._values, self._pairs):
-                    for old in list(kept)[: max(0, len(kept) - self._keep)]:
-                        del kept[old]
+                _keep_newest(self._values, self._keep)
+                _keep_newest(self._pairs, self._keep)
             self._built = None
 
     def _compiled(self) -> _Forms:
@@ -429,6 +428,12 @@ class Redactor:
         text = self._compiled().mask(text)
         text = self._URL_CREDS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
         return self._QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
+
+
+def _keep_newest(learnt: dict[Any, None], keep: int) -> None:
+    """Forget the oldest entries (insertion order) beyond ``keep``."""
+    for old in list(learnt)[: max(0, len(learnt) - keep)]:
+        del learnt[old]
 
 
 class _Forms:

@@ -6,18 +6,22 @@ Arrow's C++ CSV writer); SQLite receives multi-row ``INSERT`` statements through
 Arrow. Both run in the run's connection and transaction, next to
 the row-by-row path of :mod:`factorysync.store.targets`, which handles whatever this one
 cannot (nested values, a batch whose values do not fit the column types).
+
+This module uses a :class:`~factorysync.store.targets.TargetTable` and the column kinds;
+they import nothing of it. A first load's COPY stays open across batches
+(:class:`~factorysync.store.open_copy.OpenCopy`, which the target table ends too).
 """
 
 from __future__ import annotations
 
 import io
-import queue
-import threading
-import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import text
+
+from factorysync.store.open_copy import OpenCopy
+from factorysync.store.targets.kinds import merge_kinds
 
 if TYPE_CHECKING:  # pyarrow is imported lazily: only columnar sources need it
     import numpy as np
@@ -113,8 +117,6 @@ def plan_arrow(target: TargetTable, batch: pa.RecordBatch) -> None:
 
 def plan_kinds(target: TargetTable, kinds: dict[str, str]) -> None:
     """Learn column kinds known without a batch (declared types win, tables only widen)."""
-    from factorysync.store.targets import merge_kinds
-
     for name, found in kinds.items():
         kind = target.declared.get(name) or found
         current = target.kinds.get(name) or target.existing.get(name)
@@ -140,13 +142,14 @@ def stage_arrow(target: TargetTable, batch: pa.RecordBatch) -> int:
         target.ensure_target()
         from sqlalchemy.exc import IntegrityError
 
+        driver_error: type[Exception]
         if target.dialect == "postgresql":
-            from psycopg import IntegrityError as DriverIntegrityError
+            from psycopg import IntegrityError as driver_error
         else:
-            from sqlite3 import IntegrityError as DriverIntegrityError
+            from sqlite3 import IntegrityError as driver_error
         try:
             _write_direct(target, names, columns)
-        except DriverIntegrityError as exc:
+        except driver_error as exc:
             # A repeated key once the key index exists (the driver's own error, as this
             # bypasses SQLAlchemy): the runner then loads again through staging.
             raise IntegrityError("bulk first load", None, exc) from exc
@@ -256,7 +259,7 @@ def binary_fits(target: TargetTable, table: str, names: list[str], kinds: list[s
     key = (table, tuple(names), tuple(kinds))
     known = target.binary_layouts.get(key)
     if known is None:
-        found = dict(
+        found: dict[str, str] = dict(
             target.conn.execute(
                 text(
                     "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
@@ -309,104 +312,6 @@ def _csv(names: list[str], columns: list[pa.Array]) -> memoryview:
         pacsv.WriteOptions(include_header=False),
     )
     return buffer.getbuffer()
-
-
-class OpenCopy:
-    """A ``COPY … FROM STDIN`` kept open across the batches of a bulk first load.
-
-    A thread sends each batch while the next one is prepared, and the server parses one
-    continuous stream instead of waiting for a round trip per batch; at most ``QUEUED``
-    batches wait for the thread (memory stays bounded when the server is the slower).
-    The COPY ends before anything else happens on the connection: any other statement,
-    savepoint, commit or rollback ends it first (a rollback aborts it), so callers need
-    not know it is open. An error of the server surfaces when the COPY ends.
-    """
-
-    QUEUED = 1
-    _open: ClassVar[weakref.WeakKeyDictionary[Connection, OpenCopy]] = weakref.WeakKeyDictionary()
-    _hooked: ClassVar[weakref.WeakSet[Connection]] = weakref.WeakSet()
-    _HOOKS = ("before_cursor_execute", "commit", "savepoint", "rollback", "rollback_savepoint")
-
-    def __init__(
-        self, conn: Connection, statement: str, *, head: bytes = b"", tail: bytes = b""
-    ) -> None:
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        self.conn, self.statement, self.tail = conn, statement, tail
-        self.cursor = raw.cursor()
-        self._context = self.cursor.copy(statement)
-        self.copy = self._context.__enter__()
-        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=self.QUEUED)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._send, name="copy-writer", daemon=True)
-        self._thread.start()
-        if conn not in OpenCopy._hooked:
-            # Listeners stay for the connection's life (they cannot be removed while
-            # they run); with no COPY open they do nothing.
-            for name in self._HOOKS:
-                event.listen(conn, name, _end_hook(name.startswith("rollback")))
-            OpenCopy._hooked.add(conn)
-        OpenCopy._open[conn] = self
-        if head:
-            self.write(head)
-
-    @classmethod
-    def get(
-        cls, conn: Connection, statement: str, *, head: bytes = b"", tail: bytes = b""
-    ) -> OpenCopy:
-        """The connection's open COPY of ``statement``; another one open is ended first.
-        ``head`` is sent when it opens (a binary COPY's signature), ``tail`` when it ends."""
-        current = cls._open.get(conn)
-        if current is not None and current.statement == statement:
-            return current
-        cls.end(conn)
-        return cls(conn, statement, head=head, tail=tail)
-
-    @classmethod
-    def end(cls, conn: Connection, *, abort: bool = False) -> None:
-        current = cls._open.pop(conn, None)
-        if current is not None:
-            current._close(abort)
-
-    def write(self, data: bytes | memoryview) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(data)
-
-    def _send(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self.copy.write(data)
-                except BaseException as exc:  # reported by write() or when the COPY ends
-                    self._error = exc
-
-    def _close(self, abort: bool) -> None:
-        if self.tail and not abort and self._error is None:
-            self._queue.put(self.tail)
-        self._queue.put(None)
-        self._thread.join()
-        error = self._error
-        try:
-            if abort or error is not None:
-                failure = error or RuntimeError("the transaction was rolled back")
-                self._context.__exit__(type(failure), failure, None)
-            else:
-                self._context.__exit__(None, None, None)
-        except Exception:
-            if not abort:
-                raise
-        finally:
-            self.cursor.close()
-        if error is not None and not abort:
-            raise error
-
-
-def _end_hook(abort: bool) -> Any:
-    def hook(conn: Connection, *_args: Any, **_kwargs: Any) -> None:
-        OpenCopy.end(conn, abort=abort)
-
-    return hook
 
 
 def _utc_text(column: pa.Array, suffix: str = "") -> pa.Array:

@@ -19,7 +19,7 @@ from factorysync.settings import SQLITE_SIDE_FILES, sqlite_path
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision: checked on every start without loading the migration
 # scripts (a test holds it equal to the scripts' head).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 SQLITE_PAGE_SIZE = 32768
 
 

@@ -2,21 +2,38 @@
 
 The CLI, the API and ``apply`` all change the registry through :func:`save_source`,
 which compares a declaration with what is stored and writes only the differences.
+
+Connections and mappings point at their source by the registry row's id (the design's
+``source_id INTEGER``, ``c.registry_id`` here); callers name a source by its readable
+``source_id`` and get children back with that name. A source written by plain SQL with
+only the design's columns reads like any other: the design's defaults fill what it left
+out (:func:`declaration_of`).
 """
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
-from factorysync.config import SourceDecl
+from factorysync.config import MappingDecl, SourceDecl
 from factorysync.engine.mapping import MappingConfig
 from factorysync.engine.schedule import declared_refresh_interval
-from factorysync.errors import NotFoundError
-from factorysync.security.secrets import SecretBox
+from factorysync.errors import ConfigError, NotFoundError
+from factorysync.security.secrets import MASK, SecretBox
 from factorysync.store.db import plain
 from factorysync.store.schema import (
     data_source_connections as conns_t,
@@ -30,6 +47,7 @@ from factorysync.store.schema import (
 from factorysync.store.schema import (
     data_source_sync_state as state_t,
 )
+from factorysync.store.schema import users as users_t
 from factorysync.store.types import utcnow
 
 SOURCE_FIELDS = (
@@ -57,33 +75,110 @@ def normal_mapping_config(config: dict[str, Any] | MappingConfig) -> dict[str, A
     return model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
+SYSTEM_USER = "factorysync"
+
+
+def user_id(conn: Connection, username: str | None = None) -> int | None:
+    """The ``users`` id that ``created_by`` records for whoever acts: the named user (the
+    API's and the console's logged-in user, or the OS user running the CLI), else the
+    system user row (inactive, no password: made on first need). On a store without
+    any account yet there is nobody to name: None (the first account is the admin
+    ``init`` creates)."""
+    name = username or _os_user()
+    found = conn.execute(select(users_t.c.id).where(users_t.c.username == name)).scalar()
+    if found is not None:
+        return int(found)
+    system = conn.execute(select(users_t.c.id).where(users_t.c.username == SYSTEM_USER)).scalar()
+    if system is not None:
+        return int(system)
+    if conn.execute(select(users_t.c.id).limit(1)).first() is None:
+        return None
+    return int(
+        conn.execute(
+            insert(users_t)
+            .values(
+                username=SYSTEM_USER,
+                full_name="factorysync (changes made from the command line)",
+                role="viewer",
+                is_active=False,
+            )
+            .returning(users_t.c.id)
+        ).scalar_one()
+    )
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return SYSTEM_USER
+
+
+def registry_id(conn: Connection, source_id: str) -> int:
+    found = conn.execute(select(reg_t.c.id).where(reg_t.c.source_id == source_id)).scalar()
+    if found is None:
+        raise NotFoundError(f"no source {source_id!r} (see 'factorysync source list')")
+    return int(found)
+
+
+def is_due(now: datetime) -> ColumnElement[bool]:
+    """Due for the scheduler: ``next_sync`` passed, or an active source that never ran
+    nor was scheduled (written by plain SQL: it runs at once). A source the engine
+    stopped (crash loop) has no ``next_sync`` either, but it is in ``error``."""
+    never = and_(
+        reg_t.c.next_sync.is_(None), reg_t.c.last_sync.is_(None), reg_t.c.status == "active"
+    )
+    return or_(reg_t.c.next_sync <= now, never)
+
+
+def _children(conn: Connection, table: Any, source: dict[str, Any], *order: Any) -> list[Any]:
+    rows = conn.execute(select(table).where(table.c.registry_id == source["id"]).order_by(*order))
+    defaults = CONNECTION_DEFAULTS if table is conns_t else MAPPING_DEFAULTS
+    # Shown with the source's readable id, as every caller names sources.
+    return [
+        _with_defaults(dict(plain(r), source_id=source["source_id"]), defaults)
+        for r in rows.mappings()
+    ]
+
+
+def _registry_rows() -> Any:
+    """Registry rows as callers read them: ``created_by`` is the user's name (its id is
+    ``created_by_id``), and NULLs of a row written by plain SQL read as the defaults."""
+    columns = [c for c in reg_t.c if c.key != "created_by"]
+    return select(
+        *columns,
+        reg_t.c.created_by.label("created_by_id"),
+        users_t.c.username.label("created_by"),
+    ).outerjoin(users_t, users_t.c.id == reg_t.c.created_by)
+
+
 def get_source(conn: Connection, source_id: str) -> dict[str, Any]:
-    row = conn.execute(select(reg_t).where(reg_t.c.source_id == source_id)).mappings().first()
+    row = conn.execute(_registry_rows().where(reg_t.c.source_id == source_id)).mappings().first()
     if row is None:
         raise NotFoundError(f"no source {source_id!r} (see 'factorysync source list')")
-    source = plain(row)
-    source["connections"] = [
-        plain(r)
-        for r in conn.execute(
-            select(conns_t)
-            .where(conns_t.c.source_id == source_id)
-            .order_by(conns_t.c.is_primary.desc(), conns_t.c.position, conns_t.c.id)
-        ).mappings()
-    ]
-    source["mappings"] = [
-        plain(r)
-        for r in conn.execute(
-            select(maps_t).where(maps_t.c.source_id == source_id).order_by(maps_t.c.id)
-        ).mappings()
-    ]
+    source = _with_defaults(plain(row))
+    source["connections"] = _children(
+        conn, conns_t, source, conns_t.c.is_primary.desc(), conns_t.c.position, conns_t.c.id
+    )
+    source["mappings"] = _children(conn, maps_t, source, maps_t.c.id)
+    _mark_primary(source["connections"])
     return source
 
 
+def _mark_primary(connections: list[dict[str, Any]]) -> None:
+    """A source none of whose connections says is_primary (the design's default is false:
+    rows written by plain SQL) reads with the first one that is not a backup as primary,
+    as a declaration does (factorysync.config.SourceDecl)."""
+    if connections and not any(c["is_primary"] for c in connections):
+        first = next((c for c in connections if not c["is_backup"]), connections[0])
+        first["is_primary"] = True
+
+
 def list_sources(conn: Connection, *, status: str | None = None) -> list[dict[str, Any]]:
-    stmt = select(reg_t).order_by(reg_t.c.priority, reg_t.c.source_id)
+    stmt = _registry_rows().order_by(reg_t.c.priority, reg_t.c.source_id)
     if status:
         stmt = stmt.where(reg_t.c.status == status)
-    return [plain(r) for r in conn.execute(stmt).mappings()]
+    return [_with_defaults(plain(r)) for r in conn.execute(stmt).mappings()]
 
 
 def source_ids(conn: Connection) -> list[str]:
@@ -100,27 +195,58 @@ def _diff(label: str, old: Any, new: Any, secret: bool = False) -> str | None:
     return f"{label}: {old!r} → {new!r}"
 
 
+def _creator(conn: Connection, decl: SourceDecl, acting: str | None) -> int | None:
+    """A declared ``created_by`` that names a user, else the acting user."""
+    if decl.created_by:
+        found = conn.execute(
+            select(users_t.c.id).where(users_t.c.username == decl.created_by)
+        ).scalar()
+        if found is not None:
+            return int(found)
+    return user_id(conn, acting)
+
+
+def chosen_default(mapping: MappingDecl) -> str | None:
+    """What the design's default could not give alone, and what was chosen instead
+    (reported by ``apply`` for a new mapping; see factorysync.config.MappingDecl)."""
+    if mapping.sync_strategy == "full" and "sync_strategy" not in mapping.model_fields_set:
+        return (
+            f"mappings.{mapping.target_table}.sync_strategy: full (the default "
+            "'incremental' needs a mapping_config.cursor_field)"
+        )
+    return None
+
+
+def chosen_defaults(decl: SourceDecl) -> list[str]:
+    return [note for m in decl.mappings if (note := chosen_default(m)) is not None]
+
+
 def save_source(
     conn: Connection, decl: SourceDecl, box: SecretBox, *, created_by: str | None = None
 ) -> Change:
-    """Create or update one source so the registry matches ``decl``; report what changed."""
+    """Create or update one source so the registry matches ``decl``; report what changed.
+
+    ``created_by``: the acting user's name (None: the OS user, for the command line)."""
     now = utcnow()
     wanted = {f: getattr(decl, f) for f in SOURCE_FIELDS}
     current = (
         conn.execute(select(reg_t).where(reg_t.c.source_id == decl.source_id)).mappings().first()
     )
     if current is None:
-        conn.execute(
-            insert(reg_t).values(
+        new_id = conn.execute(
+            insert(reg_t)
+            .values(
                 source_id=decl.source_id,
                 status=decl.status,
-                created_by=decl.created_by or created_by,
+                created_by=_creator(conn, decl, created_by),
                 next_sync=now,
                 **wanted,
             )
-        )
-        _sync_children(conn, decl, box, now, [])
-        return Change(decl.source_id, "created")
+            .returning(reg_t.c.id)
+        ).scalar_one()
+        _sync_children(conn, decl, box, now, [], new_id)
+        return Change(decl.source_id, "created", chosen_defaults(decl))
+    current = _with_defaults(dict(current))
     details = [d for f in SOURCE_FIELDS if (d := _diff(f, current[f], wanted[f])) is not None]
     values: dict[str, Any] = {f: wanted[f] for f in SOURCE_FIELDS if current[f] != wanted[f]}
     # 'error' is the engine's verdict, not the user's; an active declaration leaves it alone.
@@ -133,19 +259,79 @@ def save_source(
         values["next_sync"] = now
     if values:
         conn.execute(update(reg_t).where(reg_t.c.id == current["id"]).values(**values))
-    _sync_children(conn, decl, box, now, details)
+    _sync_children(conn, decl, box, now, details, current["id"])
     if details and not values:
         conn.execute(update(reg_t).where(reg_t.c.id == current["id"]).values(updated_at=now))
     return Change(decl.source_id, "updated" if details else "unchanged", details)
 
 
+# The design's defaults, for rows written by plain SQL that hold NULL where the design
+# allows it (its columns are nullable): read as the database would have filled them.
+REGISTRY_DEFAULTS = {"status": "active", "priority": 1, "refresh_interval": 300, "error_count": 0}
+CONNECTION_DEFAULTS: dict[str, Any] = {
+    "connection_config": {},
+    "authentication_config": {},
+    "is_primary": False,
+    "is_backup": False,
+    "status": "active",
+}
+MAPPING_DEFAULTS: dict[str, Any] = {"mapping_config": {}, "sync_strategy": "incremental"}
+MAPPING_DEFAULTS |= {"is_active": True}
+
+
+def _with_defaults(row: dict[str, Any], defaults: dict[str, Any] = REGISTRY_DEFAULTS) -> Any:
+    for key, value in defaults.items():
+        if row.get(key) is None:
+            row[key] = value.copy() if isinstance(value, dict) else value
+    return row
+
+
+def _same_secrets(stored: dict[str, Any], declared: dict[str, Any]) -> bool:
+    """Whether declared secrets give the stored ones: equal, or ``${env:NAME}`` references
+    (an export's placeholders) whose variables hold the stored values."""
+    if stored == declared:
+        return True
+    from factorysync.security.secrets import resolve_env_refs
+
+    try:
+        return bool(resolve_env_refs(declared, where="authentication_config") == stored)
+    except Exception:  # a variable not set: they differ
+        return False
+
+
+def _kept(declared: Any, stored: Any, where: str) -> Any:
+    """``declared`` with each ``"***"`` (a secret as exports and the API show it) replaced
+    by the stored value it stands for."""
+    if declared == MASK:
+        if stored is None:
+            raise ConfigError(
+                f"{where}: '***' keeps a stored secret, and none is stored here: write the "
+                "value, or a ${env:NAME} reference"
+            )
+        return stored
+    if isinstance(declared, dict):
+        have = stored if isinstance(stored, dict) else {}
+        return {k: _kept(v, have.get(k), f"{where}.{k}") for k, v in declared.items()}
+    if isinstance(declared, list):
+        items = stored if isinstance(stored, list) else []
+        return [
+            _kept(v, items[i] if i < len(items) else None, f"{where}[{i}]")
+            for i, v in enumerate(declared)
+        ]
+    return declared
+
+
 def _sync_children(
-    conn: Connection, decl: SourceDecl, box: SecretBox, now: datetime, details: list[str]
+    conn: Connection,
+    decl: SourceDecl,
+    box: SecretBox,
+    now: datetime,
+    details: list[str],
+    source_ref: int,
 ) -> None:
-    sid = decl.source_id
     have = {
-        r["connection_name"]: plain(r)
-        for r in conn.execute(select(conns_t).where(conns_t.c.source_id == sid)).mappings()
+        r["connection_name"]: _with_defaults(plain(r), CONNECTION_DEFAULTS)
+        for r in conn.execute(select(conns_t).where(conns_t.c.registry_id == source_ref)).mappings()
     }
     for position, c in enumerate(decl.connections):
         values = {
@@ -158,12 +344,14 @@ def _sync_children(
         }
         old = have.pop(c.connection_name, None)
         label = f"connections.{c.connection_name}"
+        stored = {} if old is None else box.decrypt_config(old["authentication_config"])
+        auth = _kept(c.authentication_config, stored, f"{label}.authentication_config")
         if old is None:
             conn.execute(
                 insert(conns_t).values(
-                    source_id=sid,
+                    registry_id=source_ref,
                     connection_name=c.connection_name,
-                    authentication_config=box.encrypt_config(c.authentication_config),
+                    authentication_config=box.encrypt_config(auth),
                     **values,
                 )
             )
@@ -173,8 +361,8 @@ def _sync_children(
         for key, new in changed.items():
             if (d := _diff(f"{label}.{key}", old[key], new)) is not None:
                 details.append(d)
-        if box.decrypt_config(old["authentication_config"]) != c.authentication_config:
-            changed["authentication_config"] = box.encrypt_config(c.authentication_config)
+        if not _same_secrets(stored, auth):
+            changed["authentication_config"] = box.encrypt_config(auth)
             details.append(f"{label}.authentication_config changed")
         if changed:
             conn.execute(
@@ -185,8 +373,8 @@ def _sync_children(
         details.append(f"connections.{name} removed")
 
     have_maps = {
-        r["target_table"]: plain(r)
-        for r in conn.execute(select(maps_t).where(maps_t.c.source_id == sid)).mappings()
+        r["target_table"]: _with_defaults(plain(r), MAPPING_DEFAULTS)
+        for r in conn.execute(select(maps_t).where(maps_t.c.registry_id == source_ref)).mappings()
     }
     for m in decl.mappings:
         values = {
@@ -200,9 +388,11 @@ def _sync_children(
         label = f"mappings.{m.target_table}"
         if old is None:
             conn.execute(
-                insert(maps_t).values(source_id=sid, target_table=m.target_table, **values)
+                insert(maps_t).values(registry_id=source_ref, target_table=m.target_table, **values)
             )
             details.append(f"{label} added")
+            if (note := chosen_default(m)) is not None:
+                details.append(note)
             continue
         old_values = dict(old, mapping_config=normal_mapping_config(old["mapping_config"]))
         changed = {k: v for k, v in values.items() if old_values[k] != v}
@@ -243,7 +433,7 @@ def data_version(conn: Connection, target_table: str) -> tuple[int, int]:
     sources' data versions, and how many sources write it."""
     row = conn.execute(
         select(func.coalesce(func.sum(reg_t.c.data_version), 0), func.count())
-        .select_from(reg_t.join(maps_t, maps_t.c.source_id == reg_t.c.source_id))
+        .select_from(reg_t.join(maps_t, maps_t.c.registry_id == reg_t.c.id))
         .where(maps_t.c.target_table == target_table)
     ).one()
     return int(row[0]), int(row[1])
@@ -265,10 +455,14 @@ def declaration_of(source: dict[str, Any], box: SecretBox) -> SourceDecl:
 
     A ``refresh_interval`` that only holds what the mappings' frequency (or the default)
     gives is left out, as it was in the declaration; the stored cadence is not checked
-    again (it was when the source was saved)."""
+    again (it was when the source was saved). NULLs of a row written by plain SQL read as
+    the design's defaults."""
+    source = _with_defaults(dict(source))
     fields = {f: source[f] for f in SOURCE_FIELDS}
     if declared_refresh_interval(source) is None:
         del fields["refresh_interval"]
+    connections = [_with_defaults(dict(c), CONNECTION_DEFAULTS) for c in source["connections"]]
+    mappings = [_with_defaults(dict(m), MAPPING_DEFAULTS) for m in source["mappings"]]
     return SourceDecl.model_validate(
         {
             "source_id": source["source_id"],
@@ -284,7 +478,7 @@ def declaration_of(source: dict[str, Any], box: SecretBox) -> SourceDecl:
                     "is_backup": c["is_backup"],
                     "status": c["status"],
                 }
-                for c in source["connections"]
+                for c in connections
             ],
             "mappings": [
                 {
@@ -295,7 +489,7 @@ def declaration_of(source: dict[str, Any], box: SecretBox) -> SourceDecl:
                     "data_retention_days": m["data_retention_days"],
                     "is_active": m["is_active"],
                 }
-                for m in source["mappings"]
+                for m in mappings
             ],
         },
         context={"stored": True},
@@ -306,12 +500,14 @@ def mapping_frequencies(conn: Connection) -> dict[str, list[dict[str, Any]]]:
     """Per source: its mappings' ``sync_frequency`` and ``is_active`` (for cadences)."""
     found: dict[str, list[dict[str, Any]]] = {}
     rows = conn.execute(
-        select(maps_t.c.source_id, maps_t.c.sync_frequency, maps_t.c.is_active).order_by(
-            maps_t.c.source_id, maps_t.c.id
-        )
+        select(reg_t.c.source_id, maps_t.c.sync_frequency, maps_t.c.is_active)
+        .join(reg_t, reg_t.c.id == maps_t.c.registry_id)
+        .order_by(reg_t.c.source_id, maps_t.c.id)
     )
     for sid, frequency, active in rows:
-        found.setdefault(sid, []).append({"sync_frequency": frequency, "is_active": active})
+        found.setdefault(sid, []).append(
+            {"sync_frequency": frequency, "is_active": active is not False}
+        )
     return found
 
 
@@ -321,9 +517,10 @@ def apply_declarations(
     box: SecretBox,
     *,
     prune: bool = False,
-    created_by: str = "apply",
+    created_by: str | None = None,
 ) -> list[Change]:
-    """Make the registry match ``decls`` in the caller's (single) transaction."""
+    """Make the registry match ``decls`` in the caller's (single) transaction;
+    ``created_by``: the acting user's name (None: the OS user)."""
     changes = [save_source(conn, d, box, created_by=created_by) for d in decls]
     if prune:
         wanted = {d.source_id for d in decls}

@@ -6,6 +6,8 @@ from each mapping by :mod:`factorysync.store.targets`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -19,7 +21,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    select,
     text,
+    true,
 )
 
 from factorysync.store.types import JSONType, UTCDateTime, utcnow
@@ -33,22 +37,58 @@ metadata = MetaData(
     }
 )
 
-SOURCE_TYPES = (
-    "json", "csv", "excel", "database", "api", "artisan", "command", "mqtt", "opcua", "push"
-)  # fmt: skip
-CONNECTION_TYPES = ("file", "database", "api", "artisan", "command", "mqtt", "opcua", "push")
-SOURCE_STATUSES = ("active", "inactive", "error", "maintenance")
-SYNC_STRATEGIES = ("full", "incremental", "realtime")
-SYNC_FREQUENCIES = ("realtime", "minute", "hourly", "daily")
-RUN_STATUSES = ("running", "success", "failed", "partial")
-ROLES = ("admin", "operator", "viewer")
+# The original design's DDL (DESIGN §2) is the contract with the plant's other software
+# (its Laravel back end, SQL reports, a DBA's scripts): its columns keep their names,
+# types, nullability, defaults and keys, so a row it inserts with plain SQL is a valid
+# source. Its defaults are database defaults (server_default) as well as ours.
+#
+# The child tables' ``source_id`` is the design's ``INTEGER REFERENCES
+# data_source_registry(id)``. In Python that column is ``c.registry_id``: ``source_id`` in
+# this package is the readable slug everywhere (the registry's own ``source_id``, and
+# history's ``source_key`` column), so a comparison with a slug never meets an integer.
+NOW = text("CURRENT_TIMESTAMP")
 
 
-def _timestamps() -> list[Column]:
+def _timestamps(*, updated: bool = True) -> list[Column]:
+    found = [Column("created_at", UTCDateTime, default=utcnow, server_default=NOW)]
+    if updated:
+        found.append(
+            Column("updated_at", UTCDateTime, default=utcnow, onupdate=utcnow, server_default=NOW)
+        )
+    return found
+
+
+def _own_timestamps() -> list[Column]:
+    """Timestamps of factorysync's own tables, always set."""
     return [
         Column("created_at", UTCDateTime, nullable=False, default=utcnow),
         Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
     ]
+
+
+def _registry_ref(ondelete: str) -> Column:
+    return Column(
+        "source_id",
+        Integer,
+        ForeignKey("data_source_registry.id", ondelete=ondelete),
+        key="registry_id",
+    )
+
+
+def _created_by() -> Column:
+    return Column("created_by", Integer, ForeignKey("users.id", ondelete="SET NULL"))
+
+
+def _registry_id_of_run(context: Any) -> int | None:
+    """The registry id of the source a history row is written for (None once removed):
+    every writer of history names the source by its slug."""
+    slug = context.get_current_parameters().get("source_id")
+    if slug is None:
+        return None
+    found = context.connection.execute(
+        select(data_source_registry.c.id).where(data_source_registry.c.source_id == slug)
+    ).scalar()
+    return int(found) if found is not None else None
 
 
 data_source_registry = Table(
@@ -60,16 +100,16 @@ data_source_registry = Table(
     Column("description", Text),
     Column("source_type", String(32), nullable=False),
     Column("connection_type", String(32), nullable=False),
-    Column("status", String(16), nullable=False, default="active"),
-    Column("priority", Integer, nullable=False, default=2),
-    Column("refresh_interval", Integer, nullable=False, default=300),
+    Column("status", String(16), default="active", server_default="active"),
+    Column("priority", Integer, default=1, server_default="1"),
+    Column("refresh_interval", Integer, default=300, server_default="300"),
     # Cron expression in the plant's time zone; when set it replaces refresh_interval.
     Column("schedule", String(100)),
     Column("last_sync", UTCDateTime),
     Column("next_sync", UTCDateTime),
-    Column("error_count", Integer, nullable=False, default=0),
+    Column("error_count", Integer, default=0, server_default="0"),
     Column("last_error", Text),
-    Column("created_by", String(100)),
+    _created_by(),
     Column("category", String(64)),
     Column("legacy_id", String(64)),
     # Scale-out: the worker running this source and until when its claim holds.
@@ -86,84 +126,82 @@ data_source_connections = Table(
     "data_source_connections",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column(
-        "source_id",
-        String(100),
-        ForeignKey("data_source_registry.source_id", ondelete="CASCADE", onupdate="CASCADE"),
-        nullable=False,
-    ),
+    _registry_ref("CASCADE"),
     Column("connection_name", String(100), nullable=False),
     Column("connection_type", String(32), nullable=False),
-    Column("connection_config", JSONType, nullable=False, default=dict),
+    Column("connection_config", JSONType, default=dict),
     # Every value encrypted on its own (factorysync.security.secrets); keys stay readable.
-    Column("authentication_config", JSONType, nullable=False, default=dict),
-    Column("is_primary", Boolean, nullable=False, default=False),
-    Column("is_backup", Boolean, nullable=False, default=False),
-    Column("status", String(16), nullable=False, default="active"),
-    Column("position", Integer, nullable=False, default=0),
+    Column("authentication_config", JSONType, default=dict),
+    Column("is_primary", Boolean, default=False, server_default=false()),
+    Column("is_backup", Boolean, default=False, server_default=false()),
+    Column("status", String(16), default="active", server_default="active"),
+    Column("position", Integer, nullable=False, default=0, server_default="0"),
     *_timestamps(),
-    UniqueConstraint("source_id", "connection_name", name="uq_connection_source_name"),
+    UniqueConstraint("registry_id", "connection_name", name="uq_connection_source_name"),
 )
 
 data_source_mappings = Table(
     "data_source_mappings",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column(
-        "source_id",
-        String(100),
-        ForeignKey("data_source_registry.source_id", ondelete="CASCADE", onupdate="CASCADE"),
-        nullable=False,
-    ),
+    _registry_ref("CASCADE"),
     Column("target_table", String(63), nullable=False),
-    Column("mapping_config", JSONType, nullable=False, default=dict),
-    Column("sync_strategy", String(16), nullable=False, default="full"),
-    Column("sync_frequency", String(16)),
-    Column("data_retention_days", Integer),
-    Column("is_active", Boolean, nullable=False, default=True),
+    Column("mapping_config", JSONType, default=dict),
+    Column("sync_strategy", String(16), default="incremental", server_default="incremental"),
+    Column("sync_frequency", String(16), default="hourly", server_default="hourly"),
+    Column("data_retention_days", Integer, default=365, server_default="365"),
+    Column("is_active", Boolean, default=True, server_default=true()),
     *_timestamps(),
-    UniqueConstraint("source_id", "target_table", name="uq_mapping_source_target"),
+    UniqueConstraint("registry_id", "target_table", name="uq_mapping_source_target"),
 )
 
 data_source_sync_history = Table(
     "data_source_sync_history",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    # No foreign key: history outlives a removed source.
-    Column("source_id", String(100), nullable=False),
+    # History outlives a removed source: its registry id goes, its slug stays.
+    Column(
+        "source_id",
+        Integer,
+        ForeignKey("data_source_registry.id", ondelete="SET NULL"),
+        key="registry_id",
+        default=_registry_id_of_run,
+    ),
+    Column("source_key", String(100), key="source_id"),
     Column("sync_type", String(16), nullable=False),
     Column("sync_status", String(16), nullable=False, default="running"),
     Column("trigger", String(32)),
     Column("connection_name", String(100)),
-    Column("records_processed", BigInteger, nullable=False, default=0),
-    Column("records_inserted", BigInteger, nullable=False, default=0),
-    Column("records_updated", BigInteger, nullable=False, default=0),
-    Column("records_deleted", BigInteger, nullable=False, default=0),
-    Column("records_rejected", BigInteger, nullable=False, default=0),
+    Column("records_processed", BigInteger, default=0, server_default="0"),
+    Column("records_inserted", BigInteger, default=0, server_default="0"),
+    Column("records_updated", BigInteger, default=0, server_default="0"),
+    Column("records_deleted", BigInteger, default=0, server_default="0"),
+    Column("records_rejected", BigInteger, nullable=False, default=0, server_default="0"),
     Column("sync_duration_ms", BigInteger),
     Column("error_message", Text),
     Column("sync_started_at", UTCDateTime, nullable=False, default=utcnow),
     Column("sync_completed_at", UTCDateTime),
     Column("worker", String(255)),
     Column("details", JSONType),
+    *_timestamps(updated=False),
     Index("ix_sync_history_source_started", "source_id", "sync_started_at"),
     Index("ix_sync_history_status", "sync_status"),
 )
 
+# A template: its connection type (template_type) and, in template_config, the source
+# type and the connection, authentication and mapping configs a new source starts from
+# (factorysync.store.templates).
 data_source_templates = Table(
     "data_source_templates",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("template_name", String(100), nullable=False, unique=True),
-    Column("display_name", String(255), nullable=False),
+    Column("template_type", String(32), nullable=False),
+    Column("template_config", JSONType),
+    Column("is_predefined", Boolean, default=False, server_default=false()),
+    _created_by(),
+    Column("display_name", String(255)),
     Column("description", Text),
-    Column("source_type", String(32), nullable=False),
-    Column("connection_type", String(32), nullable=False),
-    Column("connection_config", JSONType, nullable=False, default=dict),
-    Column("authentication_config", JSONType, nullable=False, default=dict),
-    Column("mapping_config", JSONType, nullable=False, default=dict),
-    Column("is_predefined", Boolean, nullable=False, default=False),
-    Column("created_by", String(100)),
     *_timestamps(),
 )
 
@@ -179,7 +217,7 @@ users = Table(
     Column("is_active", Boolean, nullable=False, default=True),
     Column("language", String(8)),
     Column("last_login", UTCDateTime),
-    *_timestamps(),
+    *_own_timestamps(),
 )
 
 api_tokens = Table(
@@ -298,3 +336,11 @@ workers = Table(
 )
 
 REGISTRY_TABLES = frozenset(metadata.tables)
+
+# A history row as callers read it: the source named by its slug (``source_id``), the
+# registry id left out (it is NULL once the source is removed).
+HISTORY_ROW = tuple(
+    c.label("source_id") if c.key == "source_id" else c
+    for c in data_source_sync_history.c
+    if c.key != "registry_id"
+)

@@ -1,6 +1,10 @@
 """Source templates (``data_source_templates``): the predefined ones, seeded by
 ``factorysync init``, and source declarations made from a template.
 
+A row keeps the design's ``template_type`` (the connection type) and ``template_config``
+(the source type and the connection, authentication and mapping configs); readers get
+those parts beside the row's columns (:func:`list_templates`, :func:`get_template`).
+
 A template holds a complete example connection (``connection_config``, and an
 ``authentication_config`` whose secrets are ``${env:NAME}`` references, never values)
 plus a starting ``mapping_config``. :func:`declaration_from_template` overlays what the
@@ -164,23 +168,69 @@ PREDEFINED: list[dict[str, Any]] = [
 ]
 
 
+# What a template row keeps in ``template_config``; its ``template_type`` is the
+# connection type (as the design has it).
+CONFIG_PARTS = ("source_type", "connection_config", "authentication_config", "mapping_config")
+
+
+def stored_template(template: dict[str, Any]) -> dict[str, Any]:
+    """A template as its ``data_source_templates`` row holds it."""
+    return {
+        "template_name": template["template_name"],
+        "template_type": template["connection_type"],
+        "template_config": {
+            part: template.get(part) or ({} if part != "source_type" else None)
+            for part in CONFIG_PARTS
+        },
+        "display_name": template.get("display_name") or template["template_name"],
+        "description": template.get("description"),
+    }
+
+
+def _shown(row: Any) -> dict[str, Any]:
+    """A stored template with its ``template_config`` parts beside it, as the console, the
+    API and :func:`declaration_from_template` read it. A row written by plain SQL may
+    hold less: missing parts read as empty, the source type as the connection type's
+    usual one."""
+    from factorysync.connectors.registry import DEFAULT_CONNECTION_TYPE
+
+    found = plain(row)
+    config = found["template_config"] if isinstance(found["template_config"], dict) else {}
+    usual = next(
+        (s for s, c in DEFAULT_CONNECTION_TYPE.items() if c == found["template_type"]), None
+    )
+    found.update(
+        connection_type=found["template_type"],
+        source_type=config.get("source_type") or usual or found["template_type"],
+        display_name=found["display_name"] or found["template_name"],
+        is_predefined=bool(found["is_predefined"]),
+        **{part: config.get(part) or {} for part in CONFIG_PARTS[1:]},
+    )
+    return found
+
+
+def all_predefined() -> list[dict[str, Any]]:
+    """The built-in templates, then those connection types declare on their classes
+    (plugins included); a name given twice keeps its first template."""
+    from factorysync.connectors.registry import declared_templates
+
+    found: dict[str, dict[str, Any]] = {}
+    for template in [*PREDEFINED, *declared_templates()]:
+        found.setdefault(template["template_name"], template)
+    return list(found.values())
+
+
 def seed_templates(conn: Connection) -> int:
     """Insert or refresh the predefined templates (user templates are left alone).
 
     Returns how many were inserted or changed.
     """
-    fields = [templates_t.c[k] for k in PREDEFINED[0]]
-    existing = {
-        r.template_name: r
-        for r in conn.execute(select(templates_t.c.is_predefined, *fields)).mappings()
-    }
+    existing = {r.template_name: r for r in conn.execute(select(templates_t)).mappings()}
     changed = 0
-    for template in PREDEFINED:
+    for template in map(stored_template, all_predefined()):
         row = existing.get(template["template_name"])
         if row is None:
-            conn.execute(
-                insert(templates_t).values(**template, is_predefined=True, created_by="factorysync")
-            )
+            conn.execute(insert(templates_t).values(**template, is_predefined=True))
             changed += 1
         elif row["is_predefined"] and any(row[k] != v for k, v in template.items()):
             conn.execute(
@@ -194,7 +244,7 @@ def seed_templates(conn: Connection) -> int:
 
 def list_templates(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(select(templates_t).order_by(templates_t.c.template_name)).mappings()
-    return [plain(r) for r in rows]
+    return [_shown(r) for r in rows]
 
 
 def get_template(conn: Connection, name: str) -> dict[str, Any]:
@@ -206,7 +256,7 @@ def get_template(conn: Connection, name: str) -> dict[str, Any]:
     if row is None:
         names = ", ".join(t["template_name"] for t in list_templates(conn))
         raise NotFoundError(f"no template {name!r} (templates: {names or 'none'})")
-    return plain(row)
+    return _shown(row)
 
 
 def _overlay(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def new_source(request: Request, user: User) -> Response:
             "mappings": [{"mapping_config": template["mapping_config"]}],
         }
         return _page(request, user, forms.form_from_declaration(decl, template=template_name))
-    if source_type in forms.ICONS:
+    if source_type is not None and source_type in forms.ICONS:
         return _page(request, user, forms.form_from_declaration(_blank(source_type)))
     with store.connect() as conn:
         templates = list_templates(conn)

@@ -1,5 +1,9 @@
 """The add/edit source form, generated from the connection types' config models.
 
+The types it offers, with their labels, icons and colours, are the registry's
+(:func:`factorysync.connectors.registry.source_kinds`): a plugin's type is offered as
+soon as it is installed.
+
 Each field of a type's ``connection_config`` model becomes an input chosen by its type
 (text, number, checkbox, a select for a ``Literal``, one-per-line for a list of strings,
 JSON for anything nested). Required fields and fields that have a value come first; the
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import re
 import types
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -21,33 +26,53 @@ from pydantic_core import PydanticUndefined
 from starlette.datastructures import FormData
 
 from factorysync.config import DEFAULT_CONNECTION_TYPE
+from factorysync.connectors.registry import config_model_of, connector_class, source_kinds
 from factorysync.engine.mapping import FieldType
 from factorysync.engine.schedule import declared_refresh_interval
 
-# (source_type, connection type, icon text) in the order the type picker shows them.
-KINDS: list[tuple[str, str, str]] = [
-    ("json", "file", "{ }"),
-    ("csv", "file", "CSV"),
-    ("excel", "file", "XLS"),
-    ("database", "database", "DB"),
-    ("api", "api", "API"),
-    ("command", "command", ">_"),
-    ("artisan", "artisan", "php"),
-    ("mqtt", "mqtt", "MQ"),
-    ("opcua", "opcua", "UA"),
-]
-ICONS = {k: icon for k, _, icon in KINDS}
-KIND_LABELS = {
-    "json": "JSON",
-    "csv": "CSV",
-    "excel": "Excel",
-    "database": "Database",
-    "api": "API",
-    "command": "Command",
-    "artisan": "Artisan",
-    "mqtt": "MQTT",
-    "opcua": "OPC UA",
-}
+
+class _Kinds(Sequence[tuple[str, str, str]]):
+    """(source_type, default connection type, icon text) in the order the type picker
+    shows them, read from the registry at each use."""
+
+    def _all(self) -> list[tuple[str, str, str]]:
+        return [(name, conn, kind.icon) for name, (kind, conn) in source_kinds().items()]
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        return iter(self._all())
+
+
+class _Shown(Mapping[str, str]):
+    """source_type → one thing the console shows of it (``label`` or ``icon``)."""
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+
+    def __getitem__(self, source_type: str) -> str:
+        kind, _ = source_kinds()[source_type]
+        return str(getattr(kind, self.part))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(source_kinds())
+
+    def __len__(self) -> int:
+        return len(source_kinds())
+
+    def tone(self, source_type: str) -> str:
+        """The badge colour of ``source_type`` (a ``.tone-*`` class of console.css)."""
+        found = source_kinds().get(source_type)
+        return found[0].tone if found else "grey"
+
+
+KINDS: Sequence[tuple[str, str, str]] = _Kinds()
+ICONS: Mapping[str, str] = _Shown("icon")
+KIND_LABELS: Mapping[str, str] = _Shown("label")
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
 STRATEGIES = ("full", "incremental", "realtime")
 ON_INVALID = ("quarantine", "skip", "fail")
@@ -57,13 +82,11 @@ MASK = "***"
 
 
 def config_model(source_type: str, connection_type: str) -> type[BaseModel]:
-    """The model of ``connection_config`` for a source of this type."""
-    from factorysync.connectors.registry import config_model_of, connector_class
-
-    cls = connector_class(connection_type)
-    if connection_type == "file":
-        return config_model_of(cls, {"file_type": source_type})
-    return config_model_of(cls, {})
+    """The model of ``connection_config`` for a source of this type (a type with one
+    model per config picks it by the source type's preset: csv files, Excel files)."""
+    found = source_kinds().get(source_type)
+    preset = found[0].preset if found is not None and found[1] == connection_type else {}
+    return config_model_of(connector_class(connection_type), preset)
 
 
 @dataclass

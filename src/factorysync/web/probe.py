@@ -12,11 +12,11 @@ import time
 from typing import Any
 
 from factorysync.config import SourceDecl
-from factorysync.connectors.base import ConnectorContext, ReadRequest, describe_records
-from factorysync.connectors.registry import build_connector
+from factorysync.connectors.base import Connector, ReadRequest, describe_records
+from factorysync.connectors.registry import open_connection
 from factorysync.engine.mapping import Mapper
 from factorysync.errors import FactorySyncError
-from factorysync.security.secrets import MASK, Redactor, resolve_env_refs
+from factorysync.security.secrets import MASK, Redactor
 from factorysync.services import redact_config
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.store import Store
@@ -56,16 +56,17 @@ def with_stored_secrets(store: Store, decl: SourceDecl, source_id: str) -> Sourc
     return decl
 
 
-def _connector(store: Store, decl: SourceDecl, limit: int) -> tuple[Any, Redactor]:
-    conn = decl.primary()
-    redact = Redactor()
-    redact.add(conn.authentication_config)
-    auth = resolve_env_refs(conn.authentication_config, where=f"{conn.connection_name} auth")
-    redact.add(auth)
+def _connector(store: Store, decl: SourceDecl, limit: int) -> tuple[Connector, Redactor]:
     settings = store.settings
-    context = ConnectorContext(decl.source_id, settings, min(settings.batch_size, limit))
-    assert conn.connection_type is not None
-    return build_connector(conn.connection_type, conn.connection_config, auth, context), redact
+    redact = Redactor()
+    connector = open_connection(
+        decl.primary(),
+        decl.source_id,
+        settings,
+        redact=redact,
+        batch_size=min(settings.batch_size, limit),
+    )
+    return connector, redact
 
 
 def _failure(exc: Exception, redact: Redactor | None) -> str:

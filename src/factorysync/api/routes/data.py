@@ -156,7 +156,7 @@ async def legacy_source_data(request: Request, _: Viewer, ctx: Context) -> Respo
     ``filePath``) for every imported source, plus the ``url`` of its data."""
 
     def entries() -> bytes:
-        primary = and_(conns_t.c.source_id == reg_t.c.source_id, conns_t.c.is_primary.is_(True))
+        primary = and_(conns_t.c.registry_id == reg_t.c.id, conns_t.c.is_primary.is_(True))
         stmt = (
             select(
                 reg_t.c.source_id,

@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from sqlalchemy import select
 
 from factorysync import services
 from factorysync.api.deps import AUTH_RESPONSES, Operator, StoreDep, Viewer
 from factorysync.api.schemas import ErrorPublic, RunPublic, StatusPublic, TemplatePublic
 from factorysync.errors import NotFoundError
 from factorysync.security.secrets import mask_config
-from factorysync.store.db import plain
-from factorysync.store.schema import data_source_templates as templates_t
+from factorysync.store.templates import list_templates as stored_templates
 
 router = APIRouter(tags=["runs"], responses=AUTH_RESPONSES)
 
@@ -35,8 +33,7 @@ def read_run(run_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: Operator, stor
 def list_templates(_: Operator, store: StoreDep) -> Any:
     """Source templates per connection type (secrets shown as "***")."""
     with store.connect() as conn:
-        rows = conn.execute(select(templates_t).order_by(templates_t.c.template_name)).mappings()
-        templates = [plain(r) for r in rows]
+        templates = stored_templates(conn)
     for t in templates:
         t["authentication_config"] = mask_config(t["authentication_config"])
     return templates

@@ -1,8 +1,8 @@
-"""``serve``, ``user …``, ``token …`` and ``secrets …``: the API and who may use it."""
+"""``user …``, ``token …`` and ``secrets …``: who may use the API, and the key that
+encrypts stored credentials."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from typing import Annotated
 
@@ -10,48 +10,13 @@ import typer
 from rich.table import Table
 
 from factorysync import services
-from factorysync.cli import HostOpt, JsonOpt, PortOpt, _print_json, _store, app, out
+from factorysync.cli.base import JsonOpt, open_store, out, print_json
 from factorysync.security import auth
 from factorysync.store.types import utcnow
 
 user_app = typer.Typer(help="User accounts (roles: admin, operator, viewer).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (shown once, stored hashed).", no_args_is_help=True)
 secrets_app = typer.Typer(help="The key that encrypts stored credentials.", no_args_is_help=True)
-app.add_typer(user_app, name="user")
-app.add_typer(token_app, name="token")
-app.add_typer(secrets_app, name="secrets")
-
-
-@app.command()
-def serve(
-    host: HostOpt = None,
-    port: PortOpt = None,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes.")] = 1,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
-) -> None:
-    """Serve the HTTP API only (syncs started over it run here; the scheduler does not)."""
-    from factorysync.api.server import serve as serve_api
-
-    store = _store()
-    settings = store.settings
-    admin = services.create_first_admin(store)
-    if admin is not None:
-        _announce_admin(*admin)
-    # uvicorn shuts down gracefully on SIGTERM and then raises it again: end with 0 then.
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    serve_api(
-        store,
-        host or settings.api_host,
-        settings.api_port if port is None else port,
-        workers=workers,
-        access_log=access_log,
-    )
-
-
-def _announce_admin(username: str, token: str) -> None:
-    out.print(f"admin     user {username!r} created; its API token (shown once, keep it safe):")
-    sys.stdout.write(token + "\n")
-    sys.stdout.flush()
 
 
 # -- users -------------------------------------------------------------------------------
@@ -77,12 +42,12 @@ def user_add(
 ) -> None:
     """Add a user (without a password it can only use tokens)."""
     secret = _read_password(password, password_stdin)
-    with _store().begin() as conn:
+    with open_store().begin() as conn:
         user = auth.create_user(
             conn, username, role, password=secret, email=email, full_name=full_name
         )
     if json:
-        _print_json(user)
+        print_json(user)
         return
     out.print(f"user {username!r} added with role {role}")
 
@@ -90,10 +55,10 @@ def user_add(
 @user_app.command("list")
 def user_list(json: JsonOpt = False) -> None:
     """List users."""
-    with _store().connect() as conn:
+    with open_store().connect() as conn:
         users = auth.list_users(conn)
     if json:
-        _print_json(users)
+        print_json(users)
         return
     table = Table("username", "role", "active", "password", "last login", box=None)
     for u in users:
@@ -108,7 +73,7 @@ def user_list(json: JsonOpt = False) -> None:
 
 
 def _set_active(username: str, active: bool) -> None:
-    with _store().begin() as conn:
+    with open_store().begin() as conn:
         auth.update_user(conn, username, is_active=active)
     out.print(f"user {username!r} {'enabled' if active else 'disabled'}")
 
@@ -140,7 +105,7 @@ def token_create(
 ) -> None:
     """Create a token; it is printed alone on the last line, and only this once."""
     expires = utcnow() + auth.parse_duration(expires_in) if expires_in else None
-    with _store().begin() as conn:
+    with open_store().begin() as conn:
         token, row = auth.create_token(conn, user, name=name, expires_at=expires, scopes=scope)
     until = f", expires {row['expires_at']:%Y-%m-%d %H:%M} UTC" if expires else ""
     scopes = f", scopes {', '.join(row['scopes'])}" if row["scopes"] else ""
@@ -155,10 +120,10 @@ def token_list(
     json: JsonOpt = False,
 ) -> None:
     """List tokens (never the tokens themselves)."""
-    with _store().connect() as conn:
+    with open_store().connect() as conn:
         tokens = auth.list_tokens(conn, user)
     if json:
-        _print_json(tokens)
+        print_json(tokens)
         return
     table = Table("id", "prefix", "user", "name", "scopes", "expires", "last used", "", box=None)
     now = utcnow()
@@ -184,7 +149,7 @@ def token_revoke(
     token: Annotated[str, typer.Argument(help="The token's id or its prefix (fs_…).")],
 ) -> None:
     """Revoke a token; it stops working at once."""
-    with _store().begin() as conn:
+    with open_store().begin() as conn:
         row = auth.revoke_token(conn, auth.find_token(conn, token)["id"])
     out.print(f"token {row['id']} ({row['token_prefix']}…) of {row['username']!r} revoked")
 
@@ -199,7 +164,7 @@ def secrets_rotate_key(
     keep_old: Annotated[bool, typer.Option(help="Keep the old key in the key file.")] = False,
 ) -> None:
     """Re-encrypt every stored secret under a new key, without stopping services."""
-    store = _store()
+    store = open_store()
     if store.settings.secret_key:
         out.print("key from FACTORYSYNC_SECRET_KEY: re-encrypting under its first key")
     else:

@@ -29,6 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, or_, select
 
+from factorysync import services
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
@@ -144,8 +145,6 @@ class StoreCollector(Collector):
         self.totals = RunTotals()
 
     def collect(self) -> Iterator[Metric]:
-        from factorysync import services
-
         with self.store.connect() as conn:
             self.totals.update(conn)
             sources = conn.execute(select(reg_t.c.source_id, reg_t.c.last_sync)).all()

@@ -1,0 +1,172 @@
+"""The long-running service: the one place that builds, starts and stops it.
+
+Three commands keep a process running, each with a part of the same service:
+
+- ``run`` (and ``demo`` once its syncs are done): the scheduler in a thread and the
+  realtime service beside it, with the API and console in the foreground;
+- ``worker``: the scheduler in the foreground and the realtime service, no API;
+- ``serve``: the API alone.
+
+Whichever parts run, SIGINT and SIGTERM stop them in one order: uvicorn (when it
+serves) stops taking requests first and then hands the signal on; the scheduler lets
+runs in progress finish; the realtime service ends its subscriptions and gives its
+leases back, so that another worker takes its sources over.
+
+The engine, realtime and API modules are imported when a service starts, not when the
+command line loads, so that short commands start fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+from factorysync import services
+from factorysync.cli.base import announce_admin, err, out
+from factorysync.store.store import Store
+
+if TYPE_CHECKING:
+    from factorysync.engine.scheduler import Scheduler
+    from factorysync.realtime.service import RealtimeService
+
+
+class _Service:
+    """The scheduler and the realtime service of one process.
+
+    On PostgreSQL the realtime service leases its sources under the scheduler's worker
+    id, like the scheduler's runs, so that ``run`` and any ``worker`` processes share
+    them; ``name`` is the worker's stable name (MQTT shared subscriptions keep its
+    session across restarts)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_concurrent: int | None = None,
+        lease_s: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        from factorysync.engine.scheduler import Scheduler
+        from factorysync.realtime.service import RealtimeService
+
+        self.scheduler: Scheduler = Scheduler(
+            store, max_concurrent=max_concurrent, lease_s=lease_s, name=name
+        )
+        self.realtime: RealtimeService = RealtimeService(
+            store, owner=self.scheduler.worker_id, member=name, lease_s=self.scheduler.lease_s
+        )
+
+    def stop_on_signals(self) -> None:
+        """SIGINT and SIGTERM stop the scheduler (after uvicorn's own shutdown, when it
+        serves: it handles the signal first, then hands it on to these handlers)."""
+
+        def _stop(signum: int, _frame: Any) -> None:
+            err.print(f"stopping ({signal.Signals(signum).name}): finishing runs in progress…")
+            self.scheduler.stop()
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+
+
+def _log_at_setting(store: Store, *, echo_events: bool) -> None:
+    """Log at FACTORYSYNC_LOG_LEVEL; ``echo_events`` also echoes the event log, which
+    foreground commands keep quiet (they print their own outcome)."""
+    level = getattr(logging, store.settings.log_level.upper(), logging.INFO)
+    logging.getLogger("factorysync").setLevel(level)
+    if echo_events:
+        logging.getLogger("factorysync.infolog").setLevel(level)
+
+
+def _greet_first_admin(store: Store) -> None:
+    """A new store gets its first admin here too, so a service started on it can be
+    logged in to."""
+    admin = services.create_first_admin(store)
+    if admin is not None:
+        announce_admin(*admin)
+
+
+def run(store: Store, host: str | None = None, port: int | None = None) -> None:
+    """Run the scheduler and the realtime service, and serve the API and console, until
+    SIGINT/SIGTERM.
+
+    The scheduler runs in its own thread next to uvicorn; on a signal, uvicorn stops
+    taking requests, then the scheduler lets runs in progress finish.
+    """
+    from factorysync.api.server import serve as serve_api
+
+    settings = store.settings
+    host = host or settings.api_host
+    port = settings.api_port if port is None else port
+    _log_at_setting(store, echo_events=True)
+    service = _Service(store)
+    service.stop_on_signals()
+    _greet_first_admin(store)
+    thread = threading.Thread(target=service.scheduler.run_forever, name="scheduler")
+    thread.start()
+    service.realtime.start()
+    out.print(
+        f"scheduler running on {store.safe_url}; API and console on http://{host}:{port} "
+        "(Ctrl-C stops)"
+    )
+    try:
+        serve_api(store, host, port)
+    finally:
+        service.realtime.stop()
+        service.scheduler.stop()
+        thread.join()
+
+
+def work(
+    store: Store,
+    *,
+    concurrency: int | None = None,
+    lease_s: float | None = None,
+    name: str | None = None,
+) -> None:
+    """Run due sources and hold realtime ones together with the other workers of a
+    PostgreSQL store, until SIGINT/SIGTERM; no API."""
+    _log_at_setting(store, echo_events=False)
+    service = _Service(store, max_concurrent=concurrency, lease_s=lease_s, name=name)
+    scheduler = service.scheduler
+    service.stop_on_signals()
+    out.print(
+        f"worker {scheduler.worker_id} on {store.safe_url}: {scheduler.max_concurrent} at once, "
+        f"leases of {scheduler.lease_s:g} s (Ctrl-C stops)"
+    )
+    from factorysync.alerts import monitor as alert_monitor
+
+    scheduler.beat()  # registered as alive before the realtime sources are shared out
+    alert_monitor.acquire(store)  # periodic rules and deliveries, as under `run`
+    service.realtime.start()
+    try:
+        scheduler.run_forever()
+    finally:
+        service.realtime.stop()
+        alert_monitor.release(store)
+
+
+def serve(
+    store: Store,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    workers: int = 1,
+    access_log: bool = True,
+) -> None:
+    """Serve the API and console only, until SIGINT/SIGTERM: syncs started over it run
+    here; nothing is scheduled."""
+    from factorysync.api.server import serve as serve_api
+
+    settings = store.settings
+    _greet_first_admin(store)
+    # uvicorn shuts down gracefully on SIGTERM and then raises it again: end with 0 then.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    serve_api(
+        store,
+        host or settings.api_host,
+        settings.api_port if port is None else port,
+        workers=workers,
+        access_log=access_log,
+    )
