@@ -235,3 +235,45 @@ def test_api_export_is_for_admins_and_matches_the_cli(store: Store, data_dir: Pa
         ) + "," + env_name("type-api", "backup", "token")
         same = export_sources(store, ["type-api", "type-push"], secrets_as_env=True)
         assert answer.text == same.text
+
+
+def test_a_left_out_retention_keeps_the_stored_one(store: Store, tmp_path: Path) -> None:
+    """A sources file written before the design's default (365) leaves retention out of
+    mappings that kept rows forever: re-applied, they still keep them."""
+    from sqlalchemy import update
+
+    from factorysync.store.schema import data_source_mappings
+
+    def document(*tables: str) -> dict[str, Any]:
+        return {
+            "sources": [
+                {
+                    "source_id": "kept",
+                    "name": "Kept",
+                    "source_type": "json",
+                    "connections": [{"connection_config": {"file_path": "kept.json"}}],
+                    "mappings": [{"target_table": t, "sync_strategy": "full"} for t in tables],
+                }
+            ]
+        }
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(document("kept_rows")))
+    services.apply_file(store, path)
+    with store.begin() as conn:  # as the store held it before the upgrade
+        conn.execute(update(data_source_mappings).values(data_retention_days=None))
+
+    path.write_text(yaml.safe_dump(document("kept_rows", "new_rows")))
+    [change] = services.apply_file(store, path)
+    assert change.details == ["mappings.new_rows added"]
+    retention = {
+        m["target_table"]: m["data_retention_days"] for m in _declared(store, "kept")["mappings"]
+    }
+    assert retention == {"kept_rows": None, "new_rows": 365}
+
+    # Declared, it is applied.
+    declared = document("kept_rows", "new_rows")
+    declared["sources"][0]["mappings"][0]["data_retention_days"] = 30
+    path.write_text(yaml.safe_dump(declared))
+    [change] = services.apply_file(store, path)
+    assert change.details == ["mappings.kept_rows.data_retention_days: None → 30"]

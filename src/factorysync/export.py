@@ -12,27 +12,38 @@ is written as:
 - ``"***"`` by default: ``apply`` keeps the stored secret for such a value (on this
   registry), and refuses it where nothing is stored;
 - ``${env:NAME}`` with ``secrets_as_env``: a placeholder for a variable to set where the
-  file is applied, named ``FS_SECRET_<SOURCE>_<CONNECTION>_<KEY>``; the names are listed
+  file is applied, named ``FS_SECRET_<SOURCE>_<CONNECTION>_<KEY>`` (with a short hash of
+  the three added where two of them would squash to one name); the names are listed
   (:attr:`Export.env_names`, and in the document's header). Applied where the variables
   hold the stored values, nothing changes; on a second site they become its secrets.
+  ``apply`` refuses a placeholder whose variable is not set where a secret is stored.
 
-References the registry already holds (``${env:MES_TOKEN}``) are written as they are.
+A value that is wholly a reference the registry already holds (``${env:MES_TOKEN}``) is
+written as it is. ``connection_config`` is written as the API shows it: the connections'
+secrets and credentials in URLs masked (:func:`factorysync.security.secrets.redact_config`);
+``apply`` on this registry reads such a value as "keep the stored one".
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from factorysync.config import SourceDecl
-from factorysync.security.secrets import MASK, is_identifier
+from factorysync.security.secrets import (
+    MASK,
+    Redactor,
+    is_env_reference,
+    is_identifier,
+    redact_config,
+)
 from factorysync.store.registry import declaration_of, get_source, normal_mapping_config, source_ids
 from factorysync.store.store import Store
-
-_ENV_REF = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 @dataclass
@@ -47,12 +58,20 @@ def env_name(*parts: str) -> str:
     return "FS_SECRET_" + "_".join(re.sub(r"[^A-Za-z0-9]+", "_", p).upper() for p in parts)
 
 
+@dataclass(frozen=True)
+class _Placeholder:
+    """Where a secret goes, named once every placeholder of the export is known."""
+
+    path: tuple[str, ...]  # source_id, connection name, key (and keys or indexes within)
+
+
 class _Secrets:
-    """Replaces the secret values of authentication configs, noting the names it uses."""
+    """Replaces the secret values of authentication configs, noting where it put
+    placeholders; :meth:`names` then gives each place its variable."""
 
     def __init__(self, as_env: bool) -> None:
         self.as_env = as_env
-        self.names: list[str] = []
+        self.paths: list[tuple[str, ...]] = []
 
     def config(self, source_id: str, connection: str, auth: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -69,17 +88,47 @@ class _Secrets:
             return [self._value(v, *path, str(i)) for i, v in enumerate(value)]
         if value is None or isinstance(value, bool) or value == "":
             return value
-        if isinstance(value, str) and _ENV_REF.search(value):
-            return value  # already a reference: not the secret itself
+        if is_env_reference(value):
+            return value  # a reference, not the secret itself
         if not self.as_env:
             return MASK
-        name = env_name(*path)
-        self.names.append(name)
-        return f"${{env:{name}}}"
+        self.paths.append(path)
+        return _Placeholder(path)
+
+    def names(self) -> dict[tuple[str, ...], str]:
+        """A variable name per placeholder, no two alike: the squashed name, and where
+        places squash to the same one (``a-b`` and ``a_b``), a stable hash of the place."""
+        squashed = {path: env_name(*path) for path in self.paths}
+        count = Counter(squashed.values())
+        taken = {name for name, n in count.items() if n == 1}
+        names = {}
+        for path, name in squashed.items():
+            if count[name] > 1:
+                digest = hashlib.sha256("\0".join(path).encode()).hexdigest().upper()
+                size = 6
+                while f"{name}_{digest[:size]}" in taken:
+                    size += 2
+                name = f"{name}_{digest[:size]}"
+                taken.add(name)
+            names[path] = name
+        return names
+
+
+def _filled(value: Any, names: dict[tuple[str, ...], str]) -> Any:
+    if isinstance(value, _Placeholder):
+        return f"${{env:{names[value.path]}}}"
+    if isinstance(value, dict):
+        return {k: _filled(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, names) for v in value]
+    return value
 
 
 def declared(decl: SourceDecl, secrets: _Secrets) -> dict[str, Any]:
     """A stored source's declaration as ``apply`` takes it, secrets replaced."""
+    redact = Redactor()
+    for c in decl.connections:
+        redact.add(c.authentication_config)
     source: dict[str, Any] = {
         "source_id": decl.source_id,
         "name": decl.name,
@@ -101,7 +150,7 @@ def declared(decl: SourceDecl, secrets: _Secrets) -> dict[str, Any]:
             "is_primary": c.is_primary,
             "is_backup": c.is_backup,
             "status": c.status,
-            "connection_config": c.connection_config,
+            "connection_config": redact_config(c.connection_config, redact),
             "authentication_config": secrets.config(
                 decl.source_id, c.connection_name, c.authentication_config
             ),
@@ -151,12 +200,14 @@ def export_sources(
     with store.connect() as conn:
         ids = list(dict.fromkeys(wanted)) if wanted else source_ids(conn)
         sources = [declared(declaration_of(get_source(conn, s), store.box), secrets) for s in ids]
+    names = secrets.names()
     body = yaml.dump(
-        {"sources": sources},
+        {"sources": _filled(sources, names)},
         Dumper=_PlainDumper,
         sort_keys=False,
         allow_unicode=True,
         default_flow_style=False,
         width=100,
     )
-    return Export(_header(len(sources), secrets.names) + body, ids, secrets.names)
+    listed = [names[path] for path in secrets.paths]
+    return Export(_header(len(sources), listed) + body, ids, listed)

@@ -23,12 +23,13 @@ from factorysync.errors import ConfigError, FactorySyncError
 from factorysync.legacy import Merge, parse_legacy, plan_import
 from factorysync.observability.infolog import SUBSCRIBED_EVENT
 from factorysync.security.secrets import (
-    MASK,
     PREFIX,
     Redactor,
     SecretBox,
     create_key_file,
     mask_config,
+    redact_config,
+    unmask,
 )
 from factorysync.settings import DEFAULT_DATA_ROOT, Settings
 from factorysync.store.db import plain
@@ -669,20 +670,6 @@ def create_source(store: Store, raw: Any, *, created_by: str | None = None) -> C
         return save_source(conn, decl, store.box, created_by=created_by)
 
 
-def _unmask(new: Any, old: Any, redact: Redactor) -> Any:
-    """A value sent back as shown (``"***"``, or a URL whose password reads ``***``) keeps
-    the stored value, so a client can send back what it read."""
-    if new == MASK and old is not None:
-        return old  # also a mapping or list shown as one "***"
-    if isinstance(new, str) and MASK in new and isinstance(old, str):
-        return old if new == redact(old) else new
-    if isinstance(new, dict) and isinstance(old, dict):
-        return {k: _unmask(v, old.get(k), redact) for k, v in new.items()}
-    if isinstance(new, list) and isinstance(old, list):
-        return [_unmask(v, old[i] if i < len(old) else None, redact) for i, v in enumerate(new)]
-    return new
-
-
 def update_source(store: Store, source_id: str, patch: Any) -> Change:
     """Change a source: fields in ``patch`` replace the stored ones (lists as a whole).
 
@@ -712,7 +699,7 @@ def update_source(store: Store, source_id: str, patch: Any) -> Change:
                 if before is not None:
                     sent = dict(sent)
                     for key in ("connection_config", "authentication_config"):
-                        sent[key] = _unmask(sent.get(key, before[key]), before[key], redact)
+                        sent[key] = unmask(sent.get(key, before[key]), before[key], redact)
                 merged["connections"].append(sent)
         return save_source(conn, _declaration(merged, store.settings), store.box)
 
@@ -720,16 +707,6 @@ def update_source(store: Store, source_id: str, patch: Any) -> Change:
 def delete_source(store: Store, source_id: str) -> Change:
     with store.begin() as conn:
         return remove_source(conn, source_id)
-
-
-def redact_config(value: Any, redact: Redactor) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: redact_config(v, redact) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_config(v, redact) for v in value]
-    return value
 
 
 def public_source(store: Store, source: dict[str, Any]) -> dict[str, Any]:

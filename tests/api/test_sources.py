@@ -13,7 +13,7 @@ from factorysync.engine import runner as runner_module
 from factorysync.engine.runner import Runner
 from factorysync.security.secrets import IDENTIFIER_KEYS
 from tests.api.conftest import Api, machine_source, machines
-from tests.conftest import write_json
+from tests.conftest import run_cli, write_json
 from tests.waiting import PATIENCE, wait_until
 
 
@@ -277,3 +277,39 @@ def test_status_and_templates(api: Api, data_dir: Path) -> None:
         for t in templates.values()
         for k, v in t["authentication_config"].items()
     )
+
+
+def test_templates_never_show_a_secret_stored_in_clear(api: Api) -> None:
+    """A template written by plain SQL may hold a token in clear inside template_config:
+    the API and ``source templates`` mask it wherever it would appear, and name its
+    author, not the user id."""
+    from sqlalchemy import select
+
+    from factorysync.store.schema import data_source_templates, users
+
+    token = "tok-in-clear-7f3a9c"
+    with api.store.begin() as conn:
+        author = conn.execute(
+            select(users.c.id).where(users.c.username == "admin-user")
+        ).scalar_one()
+        conn.execute(
+            data_source_templates.insert().values(
+                template_name="plain_sql_api",
+                template_type="api",
+                template_config={
+                    "source_type": "api",
+                    "connection_config": {"base_url": "https://mes.example"},
+                    "authentication_config": {"type": "bearer", "token": token},
+                },
+                created_by=author,
+            )
+        )
+    answer = api.get("/api/templates", role="operator")
+    assert answer.status_code == 200
+    assert token not in answer.text
+    shown = {t["template_name"]: t for t in answer.json()}["plain_sql_api"]
+    assert shown["authentication_config"] == {"type": "bearer", "token": "***"}
+    assert shown["connection_config"] == {"base_url": "https://mes.example"}
+    assert shown["created_by"] == "admin-user" and "created_by_id" not in shown
+    listed = run_cli("source", "templates", "--json", check=True)  # the same view
+    assert token not in listed.stdout and "plain_sql_api" in listed.stdout

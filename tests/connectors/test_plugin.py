@@ -3,10 +3,12 @@ whose entry points (group ``factorysync.connectors``) name a polled type and a s
 one. With no factorysync file changed, ``apply`` accepts their sources, ``source
 templates`` lists the template the polled one declares, the console's form offers both,
 a sync of the polled one writes rows, and the realtime service subscribes the streaming
-one and writes what it hands over."""
+one and writes what it hands over. A broken plugin (a missing module, an entry point
+that is no Connector class) is refused by name with the reason and stops nothing else."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import textwrap
@@ -20,10 +22,12 @@ from fastapi.testclient import TestClient
 
 from factorysync import services
 from factorysync.api import create_app
+from factorysync.config import ConnectionDecl, SourceDecl
 from factorysync.connectors import registry
 from factorysync.engine.runner import Runner
+from factorysync.errors import ConfigError
 from factorysync.realtime import PUSH_CONNECTION_TYPES, REALTIME_CONNECTION_TYPES
-from factorysync.realtime.service import RealtimeService
+from factorysync.realtime.service import RealtimeService, shared
 from factorysync.store.registry import get_source
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows
@@ -173,6 +177,31 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     sys.modules.pop(MODULE, None)
 
 
+def install(site: Path, name: str, entry_points: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A distribution with only metadata and ``entry_points`` in ``site``, put on the paths."""
+    site.mkdir(parents=True, exist_ok=True)
+    dist = site / f"{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[factorysync.connectors]\n{entry_points}")
+    monkeypatch.syspath_prepend(str(site))
+    paths = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+
+
+MISSING = "missing = fs_no_such_module:MissingConnector"
+NOT_A_CLASS = "getcwd = os:getcwd"
+
+
+@pytest.fixture
+def broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A distribution whose entry points name a module that is not installed and a
+    function that is no Connector class."""
+    site = tmp_path / "broken_site"
+    install(site, "fs_broken_plugin", f"{MISSING}\n{NOT_A_CLASS}\n", monkeypatch)
+    return site
+
+
 def test_a_plugin_type_is_a_type_like_any_other(plugin: Path, store: Store, tmp_path: Path) -> None:
     assert registry.connector_class("counter").__module__ == MODULE
     assert "ticker" in REALTIME_CONNECTION_TYPES and "counter" not in REALTIME_CONNECTION_TYPES
@@ -274,5 +303,96 @@ def test_a_stream_is_subscribed_again_after_a_transient_error_and_stopped_by_a_f
         service.reconcile()
         assert "refused_ticker" in service.failed and "refused_ticker" not in service.workers
         assert "flaky_ticker" in service.workers
+    finally:
+        service.stop()
+
+
+CSV_SOURCE = {
+    "source_id": "line_csv",
+    "name": "Line CSV",
+    "source_type": "csv",
+    "connections": [{"connection_config": {"file_path": "line.csv"}}],
+    "mappings": [
+        {
+            "target_table": "line_rows",
+            "sync_strategy": "full",
+            "mapping_config": {"primary_key": ["id"]},
+        }
+    ],
+}
+MISSING_REASON = (
+    "connection type 'missing' (plugin fs_no_such_module:MissingConnector) cannot be loaded: "
+    "No module named 'fs_no_such_module'"
+)
+NOT_A_CLASS_REASON = "connection type 'getcwd' (plugin os:getcwd) cannot be loaded: "
+
+
+def test_a_broken_plugin_is_refused_by_name_and_stops_nothing_else(
+    broken: Path,
+    store: Store,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="factorysync.connectors")
+    monkeypatch.setattr(registry, "_warned", set())  # as in a new process
+    with pytest.raises(ConfigError, match="No module named 'fs_no_such_module'") as missing:
+        registry.connector_class("missing")
+    assert str(missing.value) == MISSING_REASON
+    with pytest.raises(ConfigError, match="is not a Connector class") as not_a_class:
+        registry.connector_class("getcwd")
+    assert str(not_a_class.value).startswith(NOT_A_CLASS_REASON)
+    assert registry.validate_connection_config("missing", {}) == [MISSING_REASON]
+
+    # Every list of types leaves them out, and logs each once however often it is read.
+    for elsewhere in ("one", "two"):
+        monkeypatch.syspath_prepend(str(tmp_path / elsewhere))  # the lists are worked out again
+        assert {"missing", "getcwd"}.isdisjoint(registry.connection_types())
+        assert "csv" in registry.source_kinds() and "missing" not in registry.source_kinds()
+        assert "mqtt" in registry.types_with("streams") and "file" in registry.types_with("polls")
+        assert "missing" not in REALTIME_CONNECTION_TYPES
+        assert {t["connection_type"] for t in registry.declared_templates()} <= set(
+            registry.connection_types()
+        )
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned.count(MISSING_REASON) == 1, warned
+    assert len([w for w in warned if w.startswith(NOT_A_CLASS_REASON)]) == 1, warned
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(yaml.safe_dump({"sources": [CSV_SOURCE]}))
+    applied = run_cli("apply", str(sources))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "line_csv" in applied.stdout
+    listed = run_cli("source", "templates", "--json", check=True)
+    assert orjson.loads(listed.stdout)
+
+    for declared, reason in [
+        ({"source_type": "missing"}, MISSING_REASON),
+        ({"source_type": "csv", "connection_type": "missing"}, MISSING_REASON),
+        ({"source_type": "csv", "connection_type": "getcwd"}, NOT_A_CLASS_REASON),
+    ]:
+        sources.write_text(yaml.safe_dump({"sources": [CSV_SOURCE | declared]}))
+        refused = run_cli("apply", str(sources))
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and reason in output, output
+        assert "Traceback" not in output, output
+
+
+def test_the_realtime_service_runs_beside_a_broken_plugin(
+    plugin: Path, broken: Path, store: Store
+) -> None:
+    services.create_source(store, ticker("good_ticker", "never"))
+    stored_as_broken = SourceDecl.model_construct(
+        connections=[
+            ConnectionDecl.model_construct(
+                connection_type="missing", connection_config={}, is_primary=True
+            )
+        ]
+    )
+    assert not shared(stored_as_broken)
+    service = RealtimeService(store, file_watch=False)
+    try:
+        service.reconcile()
+        assert "good_ticker" in service.workers, service.failed
     finally:
         service.stop()

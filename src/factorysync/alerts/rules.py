@@ -26,8 +26,6 @@ silence alerts resolve.
 from __future__ import annotations
 
 import logging
-import sys
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,58 +34,14 @@ from sqlalchemy import Connection, select
 from factorysync.alerts import records
 from factorysync.connectors.registry import types_with
 from factorysync.observability import infolog
-from factorysync.settings import Settings, get_settings
+from factorysync.settings import Settings
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.schema import infolog as infolog_t
 from factorysync.store.targets import SchemaContractError
-from factorysync.store.types import utcnow
 
 log = logging.getLogger("factorysync.alerts")
 FAILED = ("failed", "partial")
-# Monitors in this process wait on these; a run that raised or resolved an alert sets
-# them, so its notice goes out at once instead of at the next periodic check.
-_listeners: set[threading.Event] = set()
-_listeners_lock = threading.Lock()
-
-
-def subscribe(event: threading.Event) -> None:
-    with _listeners_lock:
-        _listeners.add(event)
-
-
-def unsubscribe(event: threading.Event) -> None:
-    with _listeners_lock:
-        _listeners.discard(event)
-
-
-def _wake() -> None:
-    with _listeners_lock:
-        for event in _listeners:
-            event.set()
-
-
-def after_run(conn: Connection, result: Any) -> None:
-    """Hook for the end of a run (``result``: a RunResult with its final status).
-
-    A failed run is closed while its exception is handled (``history.finish_failed``):
-    that exception tells a schema change refused by ``schema_contract: freeze``.
-    Runs in a savepoint: a problem here is logged and never fails or undoes the run.
-    """
-    error = sys.exc_info()[1]
-    try:
-        with conn.begin_nested():
-            touched = evaluate_run(conn, result, get_settings(), utcnow(), error=error)
-    except Exception as exc:
-        log.warning(
-            "alert rules after run %s of %s failed: %s",
-            result.run_id,
-            result.source_id,
-            type(exc).__name__,
-        )
-        return
-    if touched:
-        _wake()
 
 
 def evaluate_run(

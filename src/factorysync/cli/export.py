@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +26,12 @@ def export(
         ),
     ] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (created readable by its owner only), not stdout.",
+        ),
     ] = None,
 ) -> None:
     """Print the registry (or some sources) as a sources file; secrets never in clear."""
@@ -33,7 +39,10 @@ def export(
     if output is None:
         sys.stdout.write(found.text)
     else:
-        output.write_text(found.text, encoding="utf-8")
+        # Owner only, as the key file: the document describes every connection.
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(found.text)
         err.print(f"{len(found.sources)} source(s) written to {output}", highlight=False)
     if found.env_names:
         err.print(

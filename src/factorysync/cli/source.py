@@ -363,13 +363,10 @@ def source_add(
 @source_app.command("templates")
 def source_templates(json: JsonOpt = False) -> None:
     """List the source templates."""
-    from factorysync.security.secrets import mask_config
-    from factorysync.store.templates import list_templates
+    from factorysync.store.templates import list_templates, public_template
 
     with open_store().connect() as conn:
-        templates = list_templates(conn)
-    for t in templates:
-        t["authentication_config"] = mask_config(t["authentication_config"])
+        templates = [public_template(t) for t in list_templates(conn)]
     if json:
         print_json(templates)
         return

@@ -13,7 +13,9 @@ module (its class) plus the entry point that names it::
     weather = "fs_weather:WeatherConnector"
 
 Entry points are looked up again whenever ``sys.path`` changes, so a distribution put
-on the path while the process runs is found too.
+on the path while the process runs is found too. One whose class cannot be loaded (a
+missing module, an entry point that is no Connector class) is left out of every list,
+logged once, and refused by name with the reason: it stops no other type.
 
 :func:`open_connection` is the one way to turn a declared connection into a connector:
 secrets resolved, the redactor told about them, the context made, the config validated.
@@ -57,6 +59,8 @@ CAPABILITIES = ("polls", "streams", "pushes", "relays")
 _plugins_seen: tuple[tuple[str, ...], dict[str, EntryPoint]] | None = None
 # What is worked out from the classes, kept while the built-in list and sys.path stay.
 _derived: dict[str, tuple[Any, Any]] = {}
+# Plugin types (with their reason) already logged as not loadable.
+_warned: set[tuple[str, str]] = set()
 
 
 def _plugins() -> dict[str, EntryPoint]:
@@ -81,15 +85,28 @@ def available() -> list[str]:
 
 
 def connector_class(connection_type: str) -> type[Connector]:
-    """The class of ``connection_type``; a ConfigError listing the known types if none."""
+    """The class of ``connection_type``; a ConfigError listing the known types if none,
+    and one naming the plugin when its entry point does not load a Connector class."""
     if connection_type in BUILTIN:
         return _load(BUILTIN[connection_type])
     plugin = _plugins().get(connection_type)
-    if plugin is not None:
-        return plugin.load()  # type: ignore[no-any-return]
-    raise ConfigError(
-        f"unknown connection_type {connection_type!r} (available: {', '.join(sorted(available()))})"
-    )
+    if plugin is None:
+        raise ConfigError(
+            f"unknown connection_type {connection_type!r} "
+            f"(available: {', '.join(sorted(available()))})"
+        )
+    try:
+        cls = plugin.load()
+    except Exception as exc:  # whatever the plugin's import raises
+        raise ConfigError(_unloadable(connection_type, plugin, exc)) from None
+    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+        raise ConfigError(_unloadable(connection_type, plugin, f"{cls!r} is not a Connector class"))
+    return cls
+
+
+def _unloadable(name: str, plugin: EntryPoint, reason: object) -> str:
+    # The entry point's value is a module path, never a secret.
+    return f"connection type {name!r} (plugin {plugin.value}) cannot be loaded: {reason}"
 
 
 def _cached(name: str, compute: Callable[[], Any]) -> Any:
@@ -105,17 +122,31 @@ def _cached(name: str, compute: Callable[[], Any]) -> Any:
 def connection_types() -> dict[str, type[Connector]]:
     """Every connection type whose class loads, by name. A plugin that fails to load is
     logged and left out, so that one broken distribution does not stop the service."""
-    return dict(_cached("classes", _load_all))
+    classes, _ = _cached("classes", _load_all)
+    return dict(classes)
 
 
-def _load_all() -> dict[str, type[Connector]]:
-    classes = {}
+def unloadable_types() -> dict[str, str]:
+    """The connection types (plugins) that cannot be loaded, by name, with the reason."""
+    _, broken = _cached("classes", _load_all)
+    return dict(broken)
+
+
+def _load_all() -> tuple[dict[str, type[Connector]], dict[str, str]]:
+    classes: dict[str, type[Connector]] = {}
+    broken: dict[str, str] = {}
     for name in available():
         try:
             classes[name] = connector_class(name)
-        except Exception as exc:  # any import error of a plugin
-            log.warning("connection type %r cannot be loaded: %s", name, exc)
-    return classes
+        except Exception as exc:  # a plugin's, already told as a ConfigError; else a bug
+            broken[name] = (
+                str(exc) if isinstance(exc, ConfigError) else f"{name!r} cannot be loaded: {exc!r}"
+            )
+            # Once per type and reason: lists are read again whenever sys.path changes.
+            if (name, broken[name]) not in _warned:
+                _warned.add((name, broken[name]))
+                log.warning("%s", broken[name])
+    return classes, broken
 
 
 def types_with(capability: str) -> list[str]:
@@ -224,8 +255,10 @@ def _one_of(names: Sequence[str]) -> str:
 
 
 def check_connection_type(value: str) -> str:
-    """A declaration's ``connection_type``: one the registry knows (pydantic validator)."""
-    names = available()
+    """A declaration's ``connection_type``: one the registry knows and can load
+    (pydantic validator); a plugin type that cannot be loaded is refused with the reason."""
+    _refuse_unloadable(value)
+    names = list(connection_types())
     if value not in names:
         raise PydanticCustomError(
             "literal_error", "Input should be {expected}", {"expected": _one_of(names)}
@@ -234,13 +267,22 @@ def check_connection_type(value: str) -> str:
 
 
 def check_source_type(value: str) -> str:
-    """A declaration's ``source_type``: one a registered connection type serves."""
+    """A declaration's ``source_type``: one a registered connection type serves. The name
+    of a plugin type that cannot be loaded (the source type it would serve by default)
+    is refused with the reason."""
     names = list(source_kinds())
     if value not in names:
+        _refuse_unloadable(value)
         raise PydanticCustomError(
             "literal_error", "Input should be {expected}", {"expected": _one_of(names)}
         )
     return value
+
+
+def _refuse_unloadable(value: str) -> None:
+    reason = unloadable_types().get(value)
+    if reason is not None:
+        raise PydanticCustomError("plugin_error", "{reason}", {"reason": reason})
 
 
 def declared_templates() -> list[dict[str, Any]]:

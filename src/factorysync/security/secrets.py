@@ -204,6 +204,17 @@ SHORT_SECRET = 6  # shorter values are masked only as whole tokens, never inside
 _ENV_REF_ONLY = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
 
 
+def is_env_reference(value: Any) -> bool:
+    """Whether ``value`` is wholly a ``${env:NAME}`` reference (then it is not the secret:
+    a value that only contains one, ``pw${env:X}``, is)."""
+    return isinstance(value, str) and _ENV_REF_ONLY.fullmatch(value) is not None
+
+
+def env_reference_names(text: str) -> list[str]:
+    """The variables that the ``${env:NAME}`` references in ``text`` name."""
+    return _ENV_REF.findall(text)
+
+
 def is_identifier(key: Any, value: Any) -> bool:
     """Whether ``authentication_config[key] = value`` names a credential (shown as it is)."""
     return key in IDENTIFIER_KEYS and not isinstance(value, Mapping)
@@ -227,9 +238,7 @@ def secret_values(config: Mapping[str, Any] | None) -> list[str]:
     found = []
     for key, value in (config or {}).items():
         if not is_identifier(key, value):
-            found += [
-                s for s in _scalars(value) if not _ENV_REF_ONLY.fullmatch(s) and PREFIX not in s
-            ]
+            found += [s for s in _scalars(value) if not is_env_reference(s) and PREFIX not in s]
     return found
 
 
@@ -428,6 +437,32 @@ class Redactor:
         text = self._compiled().mask(text)
         text = self._URL_CREDS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
         return self._QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
+
+
+def redact_config(value: Any, redact: Redactor) -> Any:
+    """A config (``connection_config``) as shown: each string through ``redact``."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_config(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_config(v, redact) for v in value]
+    return value
+
+
+def unmask(new: Any, old: Any, redact: Redactor) -> Any:
+    """``new`` with each value sent back as shown (``"***"``, or a string that reads as
+    ``redact(old)``: a URL whose password reads ``***``) replaced by the stored ``old``, so
+    what was read (the API, an export) can be written back without losing a secret."""
+    if new == MASK and old is not None:
+        return old  # also a mapping or list shown as one "***"
+    if isinstance(new, str) and MASK in new and isinstance(old, str):
+        return old if new == redact(old) else new
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {k: unmask(v, old.get(k), redact) for k, v in new.items()}
+    if isinstance(new, list) and isinstance(old, list):
+        return [unmask(v, old[i] if i < len(old) else None, redact) for i, v in enumerate(new)]
+    return new
 
 
 def _keep_newest(learnt: dict[Any, None], keep: int) -> None:

@@ -13,6 +13,7 @@ out (:func:`declaration_of`).
 from __future__ import annotations
 
 import getpass
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,14 @@ from factorysync.config import MappingDecl, SourceDecl
 from factorysync.engine.mapping import MappingConfig
 from factorysync.engine.schedule import declared_refresh_interval
 from factorysync.errors import ConfigError, NotFoundError
-from factorysync.security.secrets import MASK, SecretBox
+from factorysync.security.secrets import (
+    MASK,
+    Redactor,
+    SecretBox,
+    env_reference_names,
+    resolve_env_refs,
+    unmask,
+)
 from factorysync.store.db import plain
 from factorysync.store.schema import (
     data_source_connections as conns_t,
@@ -286,16 +294,55 @@ def _with_defaults(row: dict[str, Any], defaults: dict[str, Any] = REGISTRY_DEFA
     return row
 
 
-def _same_secrets(stored: dict[str, Any], declared: dict[str, Any]) -> bool:
-    """Whether declared secrets give the stored ones: equal, or ``${env:NAME}`` references
-    (an export's placeholders) whose variables hold the stored values."""
+def _unset_variables(declared: Any, stored: Any, where: str) -> list[str]:
+    """Where ``declared`` puts ``${env:NAME}`` references in place of a different stored
+    value and a variable is not set here. Applied, the reference would replace the stored
+    secret (an export's placeholders applied without their variables): refused instead."""
+    if isinstance(declared, dict):
+        have = stored if isinstance(stored, dict) else {}
+        return [
+            problem
+            for k, v in declared.items()
+            for problem in _unset_variables(v, have.get(k), f"{where}.{k}")
+        ]
+    if isinstance(declared, list):
+        items = stored if isinstance(stored, list) else []
+        return [
+            problem
+            for i, v in enumerate(declared)
+            for problem in _unset_variables(
+                v, items[i] if i < len(items) else None, f"{where}[{i}]"
+            )
+        ]
+    if not isinstance(declared, str) or stored is None or declared == stored:
+        return []
+    return [
+        f"{where}: environment variable {name} is not set, and a secret is stored: set it "
+        "where the file is applied, or write '***' to keep the stored secret"
+        for name in env_reference_names(declared)
+        if name not in os.environ
+    ]
+
+
+def _same_secrets(stored: Any, declared: Any) -> bool:
+    """Whether declared secrets give the stored ones, value by value: equal, or
+    ``${env:NAME}`` references (an export's placeholders) whose variables hold the stored
+    values. A reference stored as it is declared is the same, set here or not."""
     if stored == declared:
         return True
-    from factorysync.security.secrets import resolve_env_refs
-
+    if isinstance(declared, dict) and isinstance(stored, dict):
+        return declared.keys() == stored.keys() and all(
+            _same_secrets(stored[k], v) for k, v in declared.items()
+        )
+    if isinstance(declared, list) and isinstance(stored, list):
+        return len(declared) == len(stored) and all(
+            _same_secrets(s, d) for s, d in zip(stored, declared, strict=True)
+        )
+    if not isinstance(declared, str):
+        return False
     try:
         return bool(resolve_env_refs(declared, where="authentication_config") == stored)
-    except Exception:  # a variable not set: they differ
+    except ConfigError:  # a variable not set (where nothing was stored): they differ
         return False
 
 
@@ -333,18 +380,40 @@ def _sync_children(
         r["connection_name"]: _with_defaults(plain(r), CONNECTION_DEFAULTS)
         for r in conn.execute(select(conns_t).where(conns_t.c.registry_id == source_ref)).mappings()
     }
+    stored_auth = {
+        name: box.decrypt_config(old["authentication_config"]) for name, old in have.items()
+    }
+    unset = [
+        problem
+        for c in decl.connections
+        if c.connection_name in stored_auth
+        for problem in _unset_variables(
+            c.authentication_config,
+            stored_auth[c.connection_name],
+            f"connections.{c.connection_name}.authentication_config",
+        )
+    ]
+    if unset:
+        raise ConfigError(f"source {decl.source_id!r}: {len(unset)} problem(s)", unset)
+    # A connection_config as the API and exports show it (secrets masked) keeps the
+    # stored value, as "***" does for a secret.
+    redact = Redactor()
+    for auth in stored_auth.values():
+        redact.add(auth)
     for position, c in enumerate(decl.connections):
+        old = have.pop(c.connection_name, None)
         values = {
             "connection_type": c.connection_type,
-            "connection_config": c.connection_config,
+            "connection_config": c.connection_config
+            if old is None
+            else unmask(c.connection_config, old["connection_config"], redact),
             "is_primary": c.is_primary,
             "is_backup": c.is_backup,
             "status": c.status,
             "position": position,
         }
-        old = have.pop(c.connection_name, None)
         label = f"connections.{c.connection_name}"
-        stored = {} if old is None else box.decrypt_config(old["authentication_config"])
+        stored = {} if old is None else stored_auth[c.connection_name]
         auth = _kept(c.authentication_config, stored, f"{label}.authentication_config")
         if old is None:
             conn.execute(
@@ -394,6 +463,10 @@ def _sync_children(
             if (note := chosen_default(m)) is not None:
                 details.append(note)
             continue
+        if "data_retention_days" not in m.model_fields_set:
+            # Left out: the stored value stays (an upgrade to the design's default, 365,
+            # must not start deleting rows of a mapping that kept them forever).
+            del values["data_retention_days"]
         old_values = dict(old, mapping_config=normal_mapping_config(old["mapping_config"]))
         changed = {k: v for k, v in values.items() if old_values[k] != v}
         for key, new in changed.items():

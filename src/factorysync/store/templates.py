@@ -21,8 +21,10 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from factorysync.errors import ConfigError, NotFoundError
+from factorysync.security.secrets import mask_config
 from factorysync.store.db import plain
 from factorysync.store.schema import data_source_templates as templates_t
+from factorysync.store.schema import users as users_t
 
 
 def _t(
@@ -209,6 +211,19 @@ def _shown(row: Any) -> dict[str, Any]:
     return found
 
 
+# Left out of what people are shown: ``template_config`` holds the parts again, its
+# authentication config unmasked; ``created_by_id`` is the user's row (its name is shown).
+HIDDEN = ("template_config", "created_by_id")
+
+
+def public_template(template: dict[str, Any]) -> dict[str, Any]:
+    """A template (as :func:`list_templates` reads it) as the API and ``source templates``
+    show it: the authentication config masked, nothing that repeats it unmasked."""
+    shown = {k: v for k, v in template.items() if k not in HIDDEN}
+    shown["authentication_config"] = mask_config(template["authentication_config"])
+    return shown
+
+
 def all_predefined() -> list[dict[str, Any]]:
     """The built-in templates, then those connection types declare on their classes
     (plugins included); a name given twice keeps its first template."""
@@ -242,16 +257,25 @@ def seed_templates(conn: Connection) -> int:
     return changed
 
 
+def _template_rows() -> Any:
+    """Template rows as callers read them: ``created_by`` is the user's name (its id is
+    ``created_by_id``), as registry rows read."""
+    columns = [c for c in templates_t.c if c.key != "created_by"]
+    return select(
+        *columns,
+        templates_t.c.created_by.label("created_by_id"),
+        users_t.c.username.label("created_by"),
+    ).outerjoin(users_t, users_t.c.id == templates_t.c.created_by)
+
+
 def list_templates(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(templates_t).order_by(templates_t.c.template_name)).mappings()
+    rows = conn.execute(_template_rows().order_by(templates_t.c.template_name)).mappings()
     return [_shown(r) for r in rows]
 
 
 def get_template(conn: Connection, name: str) -> dict[str, Any]:
     row = (
-        conn.execute(select(templates_t).where(templates_t.c.template_name == name))
-        .mappings()
-        .first()
+        conn.execute(_template_rows().where(templates_t.c.template_name == name)).mappings().first()
     )
     if row is None:
         names = ", ".join(t["template_name"] for t in list_templates(conn))

@@ -10,8 +10,8 @@ from factorysync import services
 from factorysync.api.deps import AUTH_RESPONSES, Operator, StoreDep, Viewer
 from factorysync.api.schemas import ErrorPublic, RunPublic, StatusPublic, TemplatePublic
 from factorysync.errors import NotFoundError
-from factorysync.security.secrets import mask_config
 from factorysync.store.templates import list_templates as stored_templates
+from factorysync.store.templates import public_template
 
 router = APIRouter(tags=["runs"], responses=AUTH_RESPONSES)
 
@@ -33,10 +33,7 @@ def read_run(run_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: Operator, stor
 def list_templates(_: Operator, store: StoreDep) -> Any:
     """Source templates per connection type (secrets shown as "***")."""
     with store.connect() as conn:
-        templates = stored_templates(conn)
-    for t in templates:
-        t["authentication_config"] = mask_config(t["authentication_config"])
-    return templates
+        return [public_template(t) for t in stored_templates(conn)]
 
 
 @router.get("/api/status", response_model=StatusPublic, tags=["status"])
