@@ -39,11 +39,13 @@ browser:
 services:
 	@bash scripts/ensure-services.sh
 
-## make lint: style (ruff) and types (mypy, the project's settings in pyproject.toml)
+## make lint: style (ruff), types (mypy, the project's settings in pyproject.toml) and
+## the layers' import contracts (import-linter, .importlinter)
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m mypy src/factorysync
+	$(BIN)/lint-imports
 
 ## make bench-venv: the peer tools (dlt, sling, ingestr) in their own environment, never runtime deps
 BENCH_VENV ?= .bench-venv

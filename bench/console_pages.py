@@ -34,7 +34,7 @@ def build(store: object, sources: int, runs: int) -> list[str]:
 
     from factorysync import services
     from factorysync.alerts import records
-    from factorysync.security import auth
+    from factorysync.store import accounts as auth
     from factorysync.store.schema import data_source_registry as reg_t
     from factorysync.store.schema import data_source_sync_history as hist_t
     from factorysync.store.types import utcnow
@@ -58,7 +58,7 @@ def build(store: object, sources: int, runs: int) -> list[str]:
                 "mappings": [{"target_table": f"t_{i % 40}"}],
             }
         )
-    from factorysync.config import parse_source
+    from factorysync.intake import parse_source
     from factorysync.store.registry import save_source
 
     now = utcnow()

@@ -175,7 +175,7 @@ def prepare_store(kind: str, workdir: Path, pg_url: str) -> tuple[dict[str, str]
 
 def register(host: str, port: int, root: str) -> Any:
     from factorysync import services
-    from factorysync.config import parse_sources
+    from factorysync.intake import parse_sources
     from factorysync.settings import reset_settings
     from factorysync.store.registry import apply_declarations
     from factorysync.store.store import Store

@@ -46,7 +46,7 @@ def setup(workdir: Path, url: str, sources: int, intervals: list[int]) -> None:
         }
     )
     from factorysync import services
-    from factorysync.config import parse_sources
+    from factorysync.intake import parse_sources
     from factorysync.settings import reset_settings
     from factorysync.store.registry import apply_declarations
     from factorysync.store.store import Store

@@ -50,7 +50,7 @@ def setup(url: str, workdir: Path, sources: int) -> dict[str, str]:
     }
     os.environ.update(env)
     from factorysync import services
-    from factorysync.config import parse_sources
+    from factorysync.intake import parse_sources
     from factorysync.settings import reset_settings
     from factorysync.store.registry import apply_declarations
     from factorysync.store.store import Store

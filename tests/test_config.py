@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from factorysync.config import load_sources_file, parse_sources
 from factorysync.errors import ConfigError
+from factorysync.intake import load_sources_file, parse_sources
 
 
 def src(**over: object) -> dict[str, object]:

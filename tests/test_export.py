@@ -17,7 +17,7 @@ from factorysync.api.app import create_app
 from factorysync.connectors.registry import connection_types
 from factorysync.demo.generator import generate_demo
 from factorysync.export import env_name, export_sources
-from factorysync.security.auth import create_token, create_user
+from factorysync.store.accounts import create_token, create_user
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.store import Store
 from factorysync.store.templates import declaration_from_template, get_template

@@ -24,10 +24,11 @@ from typing import Any
 import json5
 import orjson
 
-from factorysync.config import SourceDecl, parse_source
+from factorysync.config import SourceDecl
 from factorysync.connectors.file import file_type_of
 from factorysync.engine.mapping import snake_case
 from factorysync.errors import ConfigError
+from factorysync.intake import parse_source
 
 _EXPORT = re.compile(r"\bdefault_source_data\s*=\s*\[")
 CANDIDATE_KEY = re.compile(r"(^id$|_id$|Id$|_code$|Code$|^code$|^date$|_date$|^ts$|^timestamp$)")

@@ -16,10 +16,11 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import func, or_, select, update
 
 from factorysync import alerts  # noqa: F401 - its rules hear the runs this process ends
-from factorysync.config import SourceDecl, load_sources_file, parse_source
+from factorysync.config import SourceDecl
 from factorysync.connectors.registry import validate_authentication_config
 from factorysync.engine.runner import Runner, RunResult
 from factorysync.errors import ConfigError, FactorySyncError
+from factorysync.intake import load_sources_file, parse_source
 from factorysync.legacy import Merge, parse_legacy, plan_import
 from factorysync.observability.infolog import SUBSCRIBED_EVENT
 from factorysync.security.secrets import (
@@ -660,7 +661,7 @@ def _declaration(raw: Any, settings: Settings) -> SourceDecl:
 
 def create_source(store: Store, raw: Any, *, created_by: str | None = None) -> Change:
     """Register a new source from a declaration (AlreadyExists if its id is taken)."""
-    from factorysync.security.auth import AlreadyExists
+    from factorysync.store.accounts import AlreadyExists
 
     decl = _declaration(raw, store.settings)
     with store.begin() as conn:
@@ -768,7 +769,7 @@ def test_source(store: Store, source_id: str) -> dict[str, Any]:
 # -- accounts ------------------------------------------------------------------------------
 def create_first_admin(store: Store) -> tuple[str, str] | None:
     """On a store without users: the admin user and its one-time token, else None."""
-    from factorysync.security.auth import ensure_first_admin
+    from factorysync.store.accounts import ensure_first_admin
 
     with store.begin() as conn:
         return ensure_first_admin(conn)

@@ -6,7 +6,7 @@ every later step (validation, storing, encrypting, syncing) walks the expanded v
 Source declarations never need them, so :func:`load` refuses the first anchor or alias
 and names its line. Nesting depth and the number of values are bounded as well, so that
 a document without aliases cannot exhaust the stack or the memory either; the length of
-the text is bounded by the caller (see :data:`factorysync.config.SOURCES_FILE_MAX_BYTES`).
+the text is bounded by the caller (see :data:`factorysync.intake.SOURCES_FILE_MAX_BYTES`).
 
 The checks run on the parser's event stream, which costs little and holds nothing,
 before a single value is built.

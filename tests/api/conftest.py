@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from factorysync.api import create_app
 from factorysync.engine.runner import Runner
-from factorysync.security import auth
+from factorysync.store import accounts as auth
 from factorysync.store.store import Store
 from tests.conftest import write_json
 from tests.realtime.conftest import broker, publisher, topic_root  # noqa: F401 - fixtures

@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from factorysync.security import auth
+from factorysync.store import accounts as auth
 from factorysync.store.schema import api_tokens, users
 from tests.api.conftest import PASSWORD, Api, cli_with_input, make_api
 from tests.conftest import run_cli

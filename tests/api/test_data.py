@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from factorysync.engine.runner import Runner
-from factorysync.security import auth
+from factorysync.store import accounts as auth
 from factorysync.store.schema import data_source_registry as reg_t
 from tests.api.conftest import Api, machine_source, machines, make_api
 from tests.conftest import write_json

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from factorysync.api import create_app
 from factorysync.realtime.service import RealtimeService
-from factorysync.security import auth
+from factorysync.store import accounts as auth
 from factorysync.store.schema import data_source_quarantine, data_source_sync_history
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows
@@ -265,7 +265,7 @@ class StreamReader:
 def test_stream_sends_each_pushed_change(store: Store) -> None:
     tokens = role_tokens(store)
     with store.begin() as conn:
-        from factorysync.config import parse_sources
+        from factorysync.intake import parse_sources
         from factorysync.store.registry import apply_declarations
 
         apply_declarations(conn, parse_sources({"sources": [push_source()]}), store.box)
@@ -349,7 +349,7 @@ def test_stream_announces_a_batch_sync(store: Store, data_dir: Path) -> None:
     tokens = role_tokens(store)
     write_json(data_dir / "machines.json", {"data": machines(30)})
     with store.begin() as conn:
-        from factorysync.config import parse_sources
+        from factorysync.intake import parse_sources
         from factorysync.store.registry import apply_declarations
 
         decl = machine_source(data_dir / "machines.json")

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from factorysync.security import auth
+from factorysync.store import accounts as auth
 from tests.api.conftest import Api
 
 EXAMPLES = 12  # valid requests per operation (and per pass)

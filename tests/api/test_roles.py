@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from factorysync.alerts import records as alert_records
-from factorysync.security import auth
+from factorysync.store import accounts as auth
 from factorysync.store.types import utcnow
 from tests.api.conftest import ROLES, Api, machine_source
 

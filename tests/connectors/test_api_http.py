@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from factorysync.config import parse_source
 from factorysync.connectors import http_safety
 from factorysync.connectors.http_safety import HostPolicy, RefusedAddress
 from factorysync.errors import ConnectorFatal, ConnectorRetriable
+from factorysync.intake import parse_source
 from tests.conftest import closed_port
 from tests.connectors.http_server import (
     HttpServer,

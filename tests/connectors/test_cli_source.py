@@ -227,7 +227,7 @@ def test_add_refuses_bad_input(store: Store) -> None:
     ids=lambda t: t["template_name"],
 )
 def test_each_available_template_is_valid(template: dict[str, Any]) -> None:
-    from factorysync.config import parse_source
+    from factorysync.intake import parse_source
 
     decl, problems = parse_source(declaration_from_template(template, "from_template"))
     assert decl is not None and problems == []

@@ -191,8 +191,8 @@ def test_key_scan_needs_a_database_connection(store: Store, data_dir: Path) -> N
 
 
 def test_key_scan_declaration_is_checked() -> None:
-    from factorysync.config import parse_sources
     from factorysync.errors import ConfigError
+    from factorysync.intake import parse_sources
 
     raw = {
         "source_id": "x",

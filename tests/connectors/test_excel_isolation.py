@@ -16,8 +16,6 @@ import httpx2
 import pytest
 from sqlalchemy import select
 
-from factorysync.config import parse_sources
-from factorysync.connectors.discovery import discover_source
 from factorysync.connectors.workbook_process import (
     Limits,
     ReaderStopped,
@@ -25,7 +23,9 @@ from factorysync.connectors.workbook_process import (
     encode,
     open_sheet,
 )
+from factorysync.engine.discovery import discover_source
 from factorysync.engine.runner import Runner
+from factorysync.intake import parse_sources
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
 from tests.api.conftest import role_tokens, start_server

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from factorysync.connectors.discovery import discover_source
+from factorysync.engine.discovery import discover_source
 from factorysync.engine.runner import Runner
 from factorysync.store.store import Store
 from tests.conftest import write_json

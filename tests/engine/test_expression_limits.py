@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from factorysync.config import parse_source, parse_sources
-from factorysync.engine import expressions
-from factorysync.engine.expressions import MAX_CPU_S, compile_expression
+from factorysync import expressions
 from factorysync.engine.mapping import Mapper, MappingConfig
 from factorysync.engine.runner import Runner
 from factorysync.errors import MappingError
+from factorysync.expressions import MAX_CPU_S, compile_expression
+from factorysync.intake import parse_source, parse_sources
 from factorysync.store.registry import apply_declarations
 from factorysync.store.schema import data_source_quarantine as quarantine_t
 from factorysync.store.store import Store
@@ -332,7 +332,7 @@ def test_server_answers_while_expensive_expressions_run(
 ) -> None:
     import httpx2
 
-    from factorysync.security import auth
+    from factorysync.store import accounts as auth
     from tests.api.conftest import start_server
 
     password = "Expr-Limits-2026"

@@ -13,9 +13,9 @@ import yaml
 from sqlalchemy import inspect, select
 
 from factorysync import services
-from factorysync.config import parse_source
 from factorysync.engine.runner import Runner
 from factorysync.errors import ConfigError
+from factorysync.intake import parse_source
 from factorysync.store.schema import data_source_registry
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows

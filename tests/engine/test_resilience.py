@@ -242,8 +242,8 @@ def test_next_due_from_interval_frequency_and_cron() -> None:
 
 
 def test_bad_cron_is_refused_at_apply() -> None:
-    from factorysync.config import parse_sources
     from factorysync.errors import ConfigError
+    from factorysync.intake import parse_sources
 
     src = json_source("c", Path("x"))
     src["schedule"] = "every day"

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select, update
 
-from factorysync.config import parse_sources
+from factorysync.intake import parse_sources
 from factorysync.store.registry import apply_declarations
 from factorysync.store.schema import HISTORY_ROW
 from factorysync.store.schema import data_source_registry as reg_t

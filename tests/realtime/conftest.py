@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from factorysync.config import parse_sources
+from factorysync.intake import parse_sources
 from factorysync.store.registry import apply_declarations
 from factorysync.store.store import Store
 from tests.conftest import need_service

@@ -29,8 +29,8 @@ from fastapi.testclient import TestClient
 
 from factorysync import services
 from factorysync.api import create_app
-from factorysync.config import SourceDecl
 from factorysync.connectors.command_env import COMMAND_PATH, name_problem
+from factorysync.intake import declaration
 from factorysync.settings import Settings, reset_settings
 from factorysync.store.registry import apply_declarations, declaration_of, get_source
 from factorysync.store.store import Store
@@ -156,7 +156,7 @@ def command_source(
 def store_unchecked(store: Store, raw: dict[str, Any]) -> None:
     """Write a source straight into the registry, past every check (a row from before)."""
     with store.begin() as conn:
-        apply_declarations(conn, [SourceDecl.model_validate(raw)], store.box)
+        apply_declarations(conn, [declaration(raw)], store.box)
 
 
 def seen(store: Store) -> dict[str, str]:

@@ -24,14 +24,14 @@ from sqlalchemy import MetaData, select
 
 from factorysync import services
 from factorysync.api import create_app
-from factorysync.config import parse_sources
 from factorysync.connectors.base import ConnectorContext
 from factorysync.connectors.database import DatabaseConfig, engine_for
 from factorysync.engine.runner import Runner
 from factorysync.errors import ConfigError, ConnectorFatal
+from factorysync.intake import parse_sources
 from factorysync.realtime.filewatch import FileWatcher
-from factorysync.security import auth
 from factorysync.settings import Settings
+from factorysync.store import accounts as auth
 from factorysync.store.registry import apply_declarations
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows

@@ -16,14 +16,14 @@ import pytest
 from sqlalchemy import func, select
 
 from factorysync import yamlsafe
-from factorysync.config import (
+from factorysync.errors import ConfigError
+from factorysync.intake import (
     CONFIG_MAX_BYTES,
     CONFIG_MAX_DEPTH,
     SOURCES_FILE_MAX_BYTES,
     load_sources_file,
     parse_source,
 )
-from factorysync.errors import ConfigError
 from factorysync.settings import Settings
 from factorysync.store.schema import data_source_connections, data_source_registry
 from factorysync.store.store import Store

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from factorysync.api import create_app
-from factorysync.security import auth
+from factorysync.store import accounts as auth
 from factorysync.store.store import Store
 from tests.alerts.conftest import free_port
 

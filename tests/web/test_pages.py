@@ -16,7 +16,7 @@ from factorysync import services
 from factorysync.alerts import RULES, STATES
 from factorysync.alerts.records import SEVERITIES
 from factorysync.api import create_app
-from factorysync.security.auth import ROLES
+from factorysync.store.accounts import ROLES
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.schema import users as users_t

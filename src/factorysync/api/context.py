@@ -22,8 +22,8 @@ from factorysync.api.ingest import IngestHub
 from factorysync.api.metrics import Metrics
 from factorysync.api.tables import TableCache
 from factorysync.engine.runner import ClaimedRun, Runner, RunResult
-from factorysync.security.auth import Principal, UsageRecorder
 from factorysync.security.throttle import LoginThrottle
+from factorysync.store.accounts import Principal, UsageRecorder
 from factorysync.store.store import Store
 
 log = logging.getLogger("factorysync.api")

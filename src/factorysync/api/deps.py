@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from factorysync.api.context import ApiContext
-from factorysync.security.auth import Principal, authenticate, hash_token
+from factorysync.store.accounts import Principal, authenticate, hash_token
 from factorysync.store.store import Store
 
 bearer = HTTPBearer(

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from factorysync.api.context import ApiContext
-from factorysync.security.auth import hash_token
+from factorysync.store.accounts import hash_token
 
 PREFIX = "/api/data/"
 TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

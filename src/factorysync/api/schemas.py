@@ -2,7 +2,7 @@
 
 A source is created and changed with the YAML declaration's own shape (``SourceDecl``,
 published in the OpenAPI document as ``SourceCreate`` and, all fields optional,
-``SourceUpdate``); :func:`factorysync.config.parse_source` validates it, so the API, the
+``SourceUpdate``); :func:`factorysync.intake.parse_source` validates it, so the API, the
 CLI's ``apply`` and the console report the same problems.
 """
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from factorysync import services
 from factorysync.cli.base import JsonOpt, open_store, out, print_json
-from factorysync.security import auth
+from factorysync.store import accounts
 from factorysync.store.types import utcnow
 
 user_app = typer.Typer(help="User accounts (roles: admin, operator, viewer).", no_args_is_help=True)
@@ -43,7 +43,7 @@ def user_add(
     """Add a user (without a password it can only use tokens)."""
     secret = _read_password(password, password_stdin)
     with open_store().begin() as conn:
-        user = auth.create_user(
+        user = accounts.create_user(
             conn, username, role, password=secret, email=email, full_name=full_name
         )
     if json:
@@ -56,7 +56,7 @@ def user_add(
 def user_list(json: JsonOpt = False) -> None:
     """List users."""
     with open_store().connect() as conn:
-        users = auth.list_users(conn)
+        users = accounts.list_users(conn)
     if json:
         print_json(users)
         return
@@ -74,7 +74,7 @@ def user_list(json: JsonOpt = False) -> None:
 
 def _set_active(username: str, active: bool) -> None:
     with open_store().begin() as conn:
-        auth.update_user(conn, username, is_active=active)
+        accounts.update_user(conn, username, is_active=active)
     out.print(f"user {username!r} {'enabled' if active else 'disabled'}")
 
 
@@ -104,9 +104,9 @@ def token_create(
     ] = None,
 ) -> None:
     """Create a token; it is printed alone on the last line, and only this once."""
-    expires = utcnow() + auth.parse_duration(expires_in) if expires_in else None
+    expires = utcnow() + accounts.parse_duration(expires_in) if expires_in else None
     with open_store().begin() as conn:
-        token, row = auth.create_token(conn, user, name=name, expires_at=expires, scopes=scope)
+        token, row = accounts.create_token(conn, user, name=name, expires_at=expires, scopes=scope)
     until = f", expires {row['expires_at']:%Y-%m-%d %H:%M} UTC" if expires else ""
     scopes = f", scopes {', '.join(row['scopes'])}" if row["scopes"] else ""
     out.print(f"token {row['id']} ({row['token_prefix']}…) for {user!r}{until}{scopes}:")
@@ -121,7 +121,7 @@ def token_list(
 ) -> None:
     """List tokens (never the tokens themselves)."""
     with open_store().connect() as conn:
-        tokens = auth.list_tokens(conn, user)
+        tokens = accounts.list_tokens(conn, user)
     if json:
         print_json(tokens)
         return
@@ -150,7 +150,7 @@ def token_revoke(
 ) -> None:
     """Revoke a token; it stops working at once."""
     with open_store().begin() as conn:
-        row = auth.revoke_token(conn, auth.find_token(conn, token)["id"])
+        row = accounts.revoke_token(conn, accounts.find_token(conn, token)["id"])
     out.print(f"token {row['id']} ({row['token_prefix']}…) of {row['username']!r} revoked")
 
 

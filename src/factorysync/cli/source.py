@@ -245,7 +245,7 @@ def source_discover(
     json: JsonOpt = False,
 ) -> None:
     """Fields of a source with their types and sample values (for writing a mapping)."""
-    from factorysync.connectors.discovery import discover_source
+    from factorysync.engine.discovery import discover_source
 
     try:
         found = discover_source(

@@ -42,6 +42,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factorysync.config.mapping import check_zone, parse_path, records_at
 from factorysync.connectors.base import (
     Batch,
     Connector,
@@ -75,7 +76,6 @@ from factorysync.connectors.http_pagination import (
 )
 from factorysync.connectors.http_safety import HostPolicy
 from factorysync.connectors.http_secrets import Secrets, snippet
-from factorysync.engine.mapping import check_zone, parse_path, records_at
 from factorysync.errors import ConnectorFatal, MappingError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel
 
 from factorysync.errors import ConnectorFatal
+from factorysync.kinds import infer_kind, merge_kinds
 from factorysync.settings import Settings
 
 # Arrow batches on columnar reads hold this many times ``batch_size`` rows (50,000 by
@@ -242,8 +243,6 @@ class Connector(ABC):
 
 def describe_records(records: list[Any]) -> list[FieldInfo]:
     """Fields of some sample records: kind, up to 3 sample values, whether ever empty."""
-    from factorysync.store.targets import infer_kind, merge_kinds
-
     fields: dict[str, FieldInfo] = {}
     for seen, record in enumerate(records):
         if not isinstance(record, dict):

@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factorysync.config.mapping import check_zone, snake_case
 from factorysync.connectors.base import (
     Batch,
     Connector,
@@ -52,8 +53,8 @@ from factorysync.connectors.base import (
     ReadRequest,
     SourceKind,
 )
-from factorysync.engine.mapping import check_zone
 from factorysync.errors import ConnectorError, ConnectorFatal, ConnectorRetriable
+from factorysync.kinds import kind_of_type
 
 Dialect = Literal["postgresql", "mysql", "mariadb", "mssql", "sqlite"]
 Driver = Literal["psycopg", "pymysql", "mysqldb", "pymssql", "pysqlite"]
@@ -543,8 +544,6 @@ class DatabaseConnector(Connector):
         """The source column of the incremental cursor (matched as the mapping names it)."""
         if not name or not IDENTIFIER.match(name):
             return None
-        from factorysync.engine.mapping import snake_case
-
         names = list(conn.execute(self._select().limit(0)).keys())
         if name in names:
             return name
@@ -610,8 +609,6 @@ class DatabaseConnector(Connector):
         streamed in batches: the key scan that finds rows deleted upstream. A name
         matches a column as written or by its snake_case, as the mapping names it."""
         import sqlalchemy as sa
-
-        from factorysync.engine.mapping import snake_case
 
         engine = self._engine()
         size = self.context.batch_size
@@ -715,8 +712,6 @@ class DatabaseConnector(Connector):
         if not self.config.table:
             return {}
         import sqlalchemy as sa
-
-        from factorysync.store.targets import kind_of_type
 
         engine = self._engine()
         with self._errors(), engine.connect() as conn:

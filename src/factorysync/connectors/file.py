@@ -42,6 +42,7 @@ from typing import IO, Any, ClassVar, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factorysync.config.mapping import check_zone, records_at
 from factorysync.connectors.base import (
     Batch,
     Connector,
@@ -50,7 +51,13 @@ from factorysync.connectors.base import (
     ReadRequest,
     SourceKind,
 )
-from factorysync.errors import ConnectorError, ConnectorFatal, ConnectorRetriable, full_traceback
+from factorysync.errors import (
+    ConnectorError,
+    ConnectorFatal,
+    ConnectorRetriable,
+    MappingError,
+    full_traceback,
+)
 from factorysync.settings import Settings
 
 log = logging.getLogger("factorysync.connectors.file")
@@ -109,8 +116,6 @@ class FileOptions(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str | None) -> str | None:
-        from factorysync.engine.mapping import check_zone
-
         return check_zone(v)
 
     def is_utf8(self) -> bool:
@@ -424,9 +429,6 @@ class JsonFormat(FileFormat):
         return data.decode(self.options.encoding)
 
     def _read_whole(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
-        from factorysync.engine.mapping import records_at
-        from factorysync.errors import MappingError
-
         data = path.read_bytes()
         try:
             document = orjson.loads(self._decode(data))

@@ -25,8 +25,8 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factorysync.config.mapping import get_path, parse_path
 from factorysync.connectors.http_client import Reply
-from factorysync.engine.mapping import get_path, parse_path
 
 
 def _dot_path(value: str) -> str:

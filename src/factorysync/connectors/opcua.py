@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factorysync.config.mapping import snake_case
 from factorysync.connectors.base import (
     Batch,
     Connector,
@@ -116,8 +117,6 @@ class OpcUaConfig(BaseModel):
         """A bare node id stands for itself, its field named after its identifier."""
         if not isinstance(v, list):
             return v
-        from factorysync.engine.mapping import snake_case
-
         return [
             {"node_id": n, "field": snake_case(n.rsplit("=", 1)[-1])} if isinstance(n, str) else n
             for n in v

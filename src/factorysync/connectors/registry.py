@@ -28,18 +28,16 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
+from factorysync.config import ConnectionDecl
 from factorysync.connectors.base import Connector, ConnectorContext, SourceKind
 from factorysync.errors import ConfigError
 from factorysync.security.secrets import Redactor, resolve_env_refs
 from factorysync.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from factorysync.config import ConnectionDecl
 
 log = logging.getLogger("factorysync.connectors")
 GROUP = "factorysync.connectors"

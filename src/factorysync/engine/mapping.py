@@ -10,7 +10,7 @@ Two modes:
   ``include_unmapped: true`` adds the remaining top-level fields as in auto mode.
 
 The declaration itself (:class:`MappingConfig` and the path and name helpers) lives in
-:mod:`factorysync.engine.mapping_config`; its names are reached from here as well.
+:mod:`factorysync.config.mapping`; its names are reached from here as well.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from factorysync.engine.mapping_config import (
+from factorysync.config.mapping import (
     _MISSING,
     IDENTIFIER,
     INT64_MAX,
@@ -165,7 +165,7 @@ class _Column:
     __slots__ = ("cast", "expr", "name", "path", "spec")
 
     def __init__(self, name: str, spec: FieldSpec, zone: str = "UTC") -> None:
-        from factorysync.engine.expressions import compile_expression
+        from factorysync.expressions import compile_expression
 
         self.name = name
         self.spec = spec
@@ -232,7 +232,7 @@ class Mapper:
         self.key = list(config.primary_key)
         self._where = None
         if config.where:
-            from factorysync.engine.expressions import compile_expression
+            from factorysync.expressions import compile_expression
 
             self._where = compile_expression(config.where, "where")
         self._explode = parse_path(config.explode) if config.explode else None

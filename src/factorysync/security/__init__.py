@@ -1,1 +1,2 @@
-"""Secrets (encryption at rest, redaction) and, later, authentication."""
+"""Secrets (encryption at rest, redaction) and the login throttle. Accounts (users, roles,
+API tokens) are the store's: :mod:`factorysync.store.accounts`."""

@@ -31,9 +31,10 @@ from sqlalchemy import (
 )
 
 from factorysync.config import MappingDecl, SourceDecl
-from factorysync.engine.mapping import MappingConfig
-from factorysync.engine.schedule import declared_refresh_interval
+from factorysync.config.cadence import declared_refresh_interval
+from factorysync.config.mapping import MappingConfig
 from factorysync.errors import ConfigError, NotFoundError
+from factorysync.intake import declaration
 from factorysync.security.secrets import (
     MASK,
     Redactor,
@@ -536,7 +537,7 @@ def declaration_of(source: dict[str, Any], box: SecretBox) -> SourceDecl:
         del fields["refresh_interval"]
     connections = [_with_defaults(dict(c), CONNECTION_DEFAULTS) for c in source["connections"]]
     mappings = [_with_defaults(dict(m), MAPPING_DEFAULTS) for m in source["mappings"]]
-    return SourceDecl.model_validate(
+    return declaration(
         {
             "source_id": source["source_id"],
             "status": source["status"],
@@ -565,7 +566,7 @@ def declaration_of(source: dict[str, Any], box: SecretBox) -> SourceDecl:
                 for m in mappings
             ],
         },
-        context={"stored": True},
+        stored=True,
     )
 
 

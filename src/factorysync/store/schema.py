@@ -26,6 +26,7 @@ from sqlalchemy import (
     true,
 )
 
+from factorysync.config import REGISTRY_TABLES
 from factorysync.store.types import JSONType, UTCDateTime, utcnow
 
 metadata = MetaData(
@@ -335,7 +336,10 @@ workers = Table(
     Column("heartbeat_at", UTCDateTime, nullable=False, default=utcnow),
 )
 
-REGISTRY_TABLES = frozenset(metadata.tables)
+# Declarations refuse these names as target tables (factorysync.config.REGISTRY_TABLES):
+# the list there is this schema's.
+if frozenset(metadata.tables) != REGISTRY_TABLES:
+    raise RuntimeError(f"config.REGISTRY_TABLES differs from the schema: {sorted(metadata.tables)}")
 
 # A history row as callers read it: the source named by its slug (``source_id``), the
 # registry id left out (it is NULL once the source is removed).

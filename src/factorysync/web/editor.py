@@ -17,10 +17,10 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from factorysync import services
-from factorysync.config import DEFAULT_CONNECTION_TYPE, parse_source
-from factorysync.connectors.registry import validate_connection_config
+from factorysync.connectors.registry import DEFAULT_CONNECTION_TYPE, validate_connection_config
 from factorysync.errors import ConfigError, NotFoundError
-from factorysync.security.auth import AlreadyExists
+from factorysync.intake import parse_source
+from factorysync.store.accounts import AlreadyExists
 from factorysync.store.registry import get_source
 from factorysync.store.templates import get_template, list_templates
 from factorysync.web import forms, probe

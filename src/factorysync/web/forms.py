@@ -8,7 +8,7 @@ Each field of a type's ``connection_config`` model becomes an input chosen by it
 (text, number, checkbox, a select for a ``Literal``, one-per-line for a list of strings,
 JSON for anything nested). Required fields and fields that have a value come first; the
 rest sit under "More options". The posted form becomes a source declaration that
-:func:`factorysync.config.parse_source` validates, and its problems are put back next to
+:func:`factorysync.intake.parse_source` validates, and its problems are put back next to
 the fields they name.
 """
 
@@ -25,10 +25,14 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from starlette.datastructures import FormData
 
-from factorysync.config import DEFAULT_CONNECTION_TYPE
-from factorysync.connectors.registry import config_model_of, connector_class, source_kinds
+from factorysync.config.cadence import declared_refresh_interval
+from factorysync.connectors.registry import (
+    DEFAULT_CONNECTION_TYPE,
+    config_model_of,
+    connector_class,
+    source_kinds,
+)
 from factorysync.engine.mapping import FieldType
-from factorysync.engine.schedule import declared_refresh_interval
 
 
 class _Kinds(Sequence[tuple[str, str, str]]):

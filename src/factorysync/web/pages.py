@@ -378,7 +378,7 @@ async def test_stored(request: Request, source_id: str, user: User) -> Response:
 
 @router.post("/sources/{source_id}/discover")
 async def discover_stored(request: Request, source_id: str, user: User) -> Response:
-    from factorysync.connectors.discovery import discover_source
+    from factorysync.engine.discovery import discover_source
     from factorysync.errors import FactorySyncError
 
     form = await request.form()

@@ -22,8 +22,8 @@ from sqlalchemy import select, update
 from starlette.responses import Response
 
 from factorysync.api.context import ApiContext
-from factorysync.security import auth
-from factorysync.security.auth import Principal
+from factorysync.store import accounts
+from factorysync.store.accounts import Principal
 from factorysync.store.schema import users as users_t
 from factorysync.web.i18n import LANGUAGES
 
@@ -86,7 +86,7 @@ def check_csrf(user: ConsoleUser, sent: Any) -> None:
 
 def _lookup(ctx: ApiContext, token: str) -> tuple[Principal, str | None] | None:
     with ctx.store.connect() as conn:
-        who = auth.authenticate(conn, token)
+        who = accounts.authenticate(conn, token)
         if who is None:
             return None
         language = conn.execute(
@@ -129,7 +129,7 @@ def log_in(
     must wait)."""
     ttl = ctx.store.settings.login_token_ttl_s
     with ctx.logins.admit(username, address) as attempt, ctx.store.begin() as conn:
-        found = auth.login_token(conn, username, password, name="console", ttl_s=ttl)
+        found = accounts.login_token(conn, username, password, name="console", ttl_s=ttl)
         attempt.ok = found is not None
     if found is None:
         return None
@@ -140,7 +140,7 @@ def log_in(
 def log_out(ctx: ApiContext, user: ConsoleUser) -> None:
     if user.principal.token_id is not None:
         with ctx.store.begin() as conn:
-            auth.revoke_token(conn, user.principal.token_id)
+            accounts.revoke_token(conn, user.principal.token_id)
     ctx.accounts_changed()
 
 

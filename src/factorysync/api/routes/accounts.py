@@ -28,8 +28,8 @@ from factorysync.api.schemas import (
     UserPublic,
     UserUpdate,
 )
-from factorysync.security import auth
 from factorysync.security.throttle import LoginThrottled
+from factorysync.store import accounts
 from factorysync.store.types import utcnow
 
 router = APIRouter(tags=["accounts"])
@@ -66,7 +66,7 @@ def login(body: LoginRequest, request: Request, ctx: Context) -> Any:
         ) from None
     ttl = ctx.store.settings.login_token_ttl_s
     with attempt, ctx.store.begin() as conn:
-        found = auth.login_token(conn, body.username, body.password, name="login", ttl_s=ttl)
+        found = accounts.login_token(conn, body.username, body.password, name="login", ttl_s=ttl)
         attempt.ok = found is not None
     if found is None:
         raise HTTPException(401, "wrong user name or password, or the user is disabled")
@@ -85,7 +85,7 @@ def me(who: AnyToken) -> Any:
 @router.get("/api/users", response_model=list[UserPublic], responses=AUTH_RESPONSES)
 def list_users(_: Admin, store: StoreDep) -> Any:
     with store.connect() as conn:
-        return auth.list_users(conn)
+        return accounts.list_users(conn)
 
 
 @router.post(
@@ -96,7 +96,7 @@ def list_users(_: Admin, store: StoreDep) -> Any:
 )
 def create_user(body: UserCreate, _: Admin, store: StoreDep) -> Any:
     with store.begin() as conn:
-        return auth.create_user(conn, **body.model_dump())
+        return accounts.create_user(conn, **body.model_dump())
 
 
 @router.get(
@@ -104,7 +104,7 @@ def create_user(body: UserCreate, _: Admin, store: StoreDep) -> Any:
 )
 def read_user(username: Username, _: Admin, store: StoreDep) -> Any:
     with store.connect() as conn:
-        return auth.get_user(conn, username)
+        return accounts.get_user(conn, username)
 
 
 @router.patch(
@@ -118,7 +118,7 @@ def update_user(
     """Change role, password or details; ``is_active: false`` disables the user (and so
     every token of it)."""
     with store.begin() as conn:
-        user = auth.update_user(conn, username, **body.model_dump(exclude_none=True))
+        user = accounts.update_user(conn, username, **body.model_dump(exclude_none=True))
     ctx.accounts_changed()
     return user
 
@@ -134,7 +134,7 @@ def list_tokens(
     if not who.is_admin:
         username = who.username
     with store.connect() as conn:
-        return auth.list_tokens(conn, username)
+        return accounts.list_tokens(conn, username)
 
 
 @router.post(
@@ -155,10 +155,10 @@ def create_token(body: TokenCreate, who: TokenHolder, store: StoreDep) -> Any:
         expires = utcnow() + timedelta(seconds=body.expires_in_s)
     try:
         with store.begin() as conn:
-            token, row = auth.create_token(
+            token, row = accounts.create_token(
                 conn, username, name=body.name, expires_at=expires, scopes=body.scopes, creator=who
             )
-    except auth.NotAllowed as exc:
+    except accounts.NotAllowed as exc:
         raise HTTPException(403, str(exc)) from None
     return {**row, "token": token}
 
@@ -176,9 +176,9 @@ def revoke_token(
 ) -> Any:
     """Revoke a token: yours, or anyone's for admins. It stops working at once."""
     with store.begin() as conn:
-        token = auth.get_token(conn, token_id)
+        token = accounts.get_token(conn, token_id)
         if token["username"] != who.username and not who.is_admin:
             raise HTTPException(404, f"no token {token_id} of yours")
-        revoked = auth.revoke_token(conn, token_id)
+        revoked = accounts.revoke_token(conn, token_id)
     ctx.accounts_changed()
     return revoked

@@ -30,7 +30,7 @@ from factorysync.api.errors import invalid
 from factorysync.api.ingest import IngestRefused
 from factorysync.api.schemas import ErrorPublic, IngestAnswer
 from factorysync.realtime.bus import bus
-from factorysync.security.auth import Principal
+from factorysync.store.accounts import Principal
 from factorysync.store.schema import data_source_mappings as maps_t
 
 router = APIRouter(tags=["live"], responses=AUTH_RESPONSES)

@@ -18,7 +18,7 @@ values do not fit.
 The modules, from the bottom up; each imports only those above it in this list, and
 :class:`TargetTable` is built in layers, one subclass per module:
 
-    kinds      column kinds: inferred from values, widened, values converted to fit
+    kinds      each column kind's SQLAlchemy type (the kinds themselves: factorysync.kinds)
     changes    schema changes and the error ``schema_contract: freeze`` raises
     columns    TargetColumns: a table's key, columns and run state; SQLAlchemy tables
     evolution  EvolvingTarget: the table created, columns added and widened (DDL)

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, Text, inspect
 
-from factorysync.engine.mapping import SYSTEM_COLUMNS
+from factorysync.config import REGISTRY_TABLES
+from factorysync.config.mapping import SYSTEM_COLUMNS
 from factorysync.errors import StoreError
-from factorysync.store.schema import REGISTRY_TABLES
 from factorysync.store.targets.changes import SchemaChange
 from factorysync.store.targets.kinds import (
     KIND_TYPES,

@@ -1,4 +1,4 @@
-"""The bounds of safe expressions (:mod:`factorysync.engine.expressions`): the limits,
+"""The bounds of safe expressions (:mod:`factorysync.expressions`): the limits,
 the size checks, the operators, functions and methods an expression may use, each
 checking the size of what it would make *before* making it.
 """

@@ -39,7 +39,8 @@ from typing import Any
 
 from simpleeval import AttributeDoesNotExist, EvalWithCompoundTypes, FeatureNotAvailable
 
-from factorysync.engine.expression_guards import (
+from factorysync.errors import MappingError
+from factorysync.expressions.guards import (
     ALL_METHODS,
     BUILDERS,
     FUNCTIONS,
@@ -60,7 +61,6 @@ from factorysync.engine.expression_guards import (
     short,
     size_of,
 )
-from factorysync.errors import MappingError
 
 MAX_STEPS = 100_000  # syntax nodes evaluated per evaluation
 MAX_CPU_S = 0.2  # CPU seconds per evaluation

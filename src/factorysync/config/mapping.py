@@ -160,7 +160,7 @@ class FieldSpec(BaseModel):
     @classmethod
     def _expr(cls, v: str | None) -> str | None:
         if v is not None:
-            from factorysync.engine.expressions import compile_expression
+            from factorysync.expressions import compile_expression
 
             compile_expression(v)
         return v
@@ -261,7 +261,7 @@ class MappingConfig(BaseModel):
     @classmethod
     def _where(cls, v: str | None) -> str | None:
         if v is not None:
-            from factorysync.engine.expressions import compile_expression
+            from factorysync.expressions import compile_expression
 
             compile_expression(v)
         return v
