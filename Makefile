@@ -11,7 +11,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[all,test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -46,6 +46,7 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m mypy src/factorysync
 	$(BIN)/lint-imports
+	$(BIN)/python -m factorysync.connectors.config_doc --check
 
 ## make bench-venv: the peer tools (dlt, sling, ingestr) in their own environment, never runtime deps
 BENCH_VENV ?= .bench-venv

@@ -236,6 +236,7 @@ class Contender:
     problems: list[str] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     note: str = ""
+    tree: str = ""  # the label of the other source tree it runs (--compare-with); "" for this one
 
     @property
     def key(self) -> str:

@@ -59,7 +59,7 @@ def build(store: object, sources: int, runs: int) -> list[str]:
             }
         )
     from factorysync.intake import parse_source
-    from factorysync.store.registry import save_source
+    from factorysync.store.registry_save import save_source
 
     now = utcnow()
     with store.begin() as conn:  # type: ignore[attr-defined]

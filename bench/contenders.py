@@ -1,6 +1,7 @@
 """Contenders every load benchmark shares: factorysync itself and the native loaders.
 
-factorysync runs as its CLI (`factorysync source sync --json`) in a fresh store per run;
+factorysync runs as its CLI (`factorysync source sync --json`) in a fresh store per run —
+this tree's, or with ``tree`` another source tree's (``compare.Tree``, --compare-with);
 the native loaders are the database's own command-line tools into a pre-created, typed
 table (`sqlite3 .import`, `psql \\copy`, and `psql \\copy … TO STDOUT` piped into another
 `psql \\copy … FROM STDIN` for a table-to-table copy).
@@ -13,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from common import (
     remove_sqlite,
     sqlite_count,
 )
+from compare import Tree
 
 FACTORYSYNC = [sys.executable, "-m", "factorysync.cli"]
 
@@ -149,6 +151,10 @@ class FactorysyncStore:
     ``warm_syncs`` untimed syncs run first (a re-sync times the second sync);
     ``before_warm`` and ``before_timed`` change the source around them (an incremental
     case adds rows between the first and the timed sync).
+
+    With ``tree``, every factorysync process (the untimed ones too: the store is that
+    tree's own schema) runs that source tree's factorysync; its stores, databases, files
+    and key file carry the tree's tag, and its contenders' names the tree's label.
     """
 
     def __init__(
@@ -162,9 +168,13 @@ class FactorysyncStore:
         warm_syncs: int = 0,
         before_warm: Callable[[int], None] | None = None,
         before_timed: Callable[[int], None] | None = None,
+        tree: Tree | None = None,
     ) -> None:
         self.workdir, self.target, self.pg_url = workdir, target, pg_url
-        self.source_yaml, self.tag, self.warm_syncs = source_yaml, tag, warm_syncs
+        self.tree = tree
+        self.tag = tag + (tree.tag if tree is not None else "")
+        self.cli = tree.cli if tree is not None else FACTORYSYNC
+        self.source_yaml, self.warm_syncs = source_yaml, warm_syncs
         self.before_warm, self.before_timed = before_warm, before_timed
         self.env: dict[str, str] = {}
         self.token = ""
@@ -186,12 +196,14 @@ class FactorysyncStore:
         else:
             PgDatabase(self.pg_url, self.database(run)).create()
         self.env.clear()
+        tree_tag = self.tree.tag if self.tree is not None else ""
         self.env.update(
             {
                 "FACTORYSYNC_DATABASE_URL": self.url(run),
                 "FACTORYSYNC_DATA_ROOTS": str(data_dir(self.workdir)),
                 "FACTORYSYNC_SECRET_KEY": "",
-                "FACTORYSYNC_SECRET_KEY_FILE": str(self.workdir / "bench.key"),
+                "FACTORYSYNC_SECRET_KEY_FILE": str(self.workdir / f"bench{tree_tag}.key"),
+                **(self.tree.env() if self.tree is not None else {}),
             }
         )
         sources = self.workdir / f"sources{self.tag}.yaml"
@@ -202,7 +214,7 @@ class FactorysyncStore:
         steps = [["init"], ["apply", str(sources)]]
         steps += [["source", "sync", "production"]] * self.warm_syncs
         for args in steps:
-            done = subprocess.run([*FACTORYSYNC, *args], env=env, capture_output=True, text=True)
+            done = subprocess.run([*self.cli, *args], env=env, capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(
                     f"untimed `factorysync {' '.join(args)}` exited {done.returncode}: "
@@ -218,7 +230,7 @@ class FactorysyncStore:
         """Called after the untimed syncs, before ``before_timed``."""
 
     def command(self, run: int) -> list[list[str]]:
-        return [[*FACTORYSYNC, "source", "sync", "production", "--json"]]
+        return [[*self.cli, "source", "sync", "production", "--json"]]
 
     def verify(self, run: int) -> int:
         if self.target == "SQLite":
@@ -232,8 +244,9 @@ class FactorysyncStore:
             PgDatabase(self.pg_url, self.database(run)).drop()
 
     def contender(self, name: str = "factorysync source sync", **extra: Any) -> Contender:
+        tree = self.tree.label if self.tree is not None else ""
         return Contender(
-            name,
+            f"{name} ({tree})" if tree else name,
             self.target,
             False,
             self.prepare,
@@ -242,6 +255,7 @@ class FactorysyncStore:
             self.env,
             factorysync=True,
             cleanup=self.cleanup,
+            tree=tree,
             **extra,
         )
 
@@ -280,7 +294,7 @@ class FactorysyncService(FactorysyncStore):
             port = probe.getsockname()[1]
         url = f"http://127.0.0.1:{port}"
         self.server = subprocess.Popen(
-            [*FACTORYSYNC, "run", "--port", str(port)],
+            [*self.cli, "run", "--port", str(port)],
             env={**os.environ, **self.env, "FACTORYSYNC_LOG_LEVEL": "WARNING"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -364,6 +378,15 @@ class FactorysyncService(FactorysyncStore):
                 self.server.wait()
             self.server = None
         super().cleanup(run)
+
+
+def side_by_side(
+    make: Callable[[Tree | None], list[Contender]], trees: Sequence[Tree]
+) -> list[Contender]:
+    """``make``'s contenders for this tree and for each other one, each contender followed
+    by its counterparts, so the table shows them together and the runs alternate them."""
+    built = [make(None), *(make(tree) for tree in trees)]
+    return [c for together in zip(*built, strict=True) for c in together]
 
 
 # -- native loaders -----------------------------------------------------------------------
@@ -483,6 +506,7 @@ __all__ = [
     "pg_admin",
     "pg_copy_pipe",
     "psql_copy",
+    "side_by_side",
     "sqlite_import",
     "sync_counts",
 ]

@@ -3,8 +3,10 @@
 A case prints a table on stdout and writes ``<case>.json``, ``<case>.md`` and an SVG chart.
 
 Ratios compare medians within one group (one source → target path) of the same run: to
-the native loader's and to factorysync's. A contender whose target did not hold the
-expected rows, or whose run reported something wrong, is flagged in the table.
+the native loader's and to factorysync's (this tree's). A contender whose target did not
+hold the expected rows, or whose run reported something wrong, is flagged in the table.
+When another source tree's factorysync ran beside this one (--compare-with), a second
+table compares the two trees' ratios to the native loader (bench/compare.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import compare
 from common import DEFAULT_PG, Contender, pg_admin, run_alternately, settle_server
 from peers import PeerTools
 
@@ -93,6 +96,7 @@ def summary(c: Contender, groups: dict[str, list[Contender]], rows: int) -> dict
         "target": c.target,
         "group": c.key,
         "role": c.role,
+        "tree": c.tree,
         "note": c.note,
         "runs": [
             {"wall_s": round(m.wall_s, 3), "peak_rss_mb": round(m.peak_rss_mb, 1), "rows": n}
@@ -115,7 +119,8 @@ def summary(c: Contender, groups: dict[str, list[Contender]], rows: int) -> dict
         peak_rss_mb=round(max(m.peak_rss_mb for m in c.results), 1),
     )
     for role in ("native", "factorysync"):
-        base = next((b for b in groups[c.key] if b.role == role and b.results), None)
+        # × factorysync is against this tree's factorysync, never another tree's
+        base = next((b for b in groups[c.key] if b.role == role and not b.tree and b.results), None)
         if base is not None:
             ratio = median / statistics.median(m.wall_s for m in base.results)
             entry[f"x_{role}"] = round(ratio, 2)
@@ -182,9 +187,11 @@ HEADER = [
 
 
 def print_table(title: str, entries: list[dict[str, Any]]) -> None:
-    rows = table_rows(entries)
-    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    right = {2, 3, 4, 5, 6, 7}
+    print_text_table(title, HEADER, table_rows(entries), right={2, 3, 4, 5, 6, 7})
+
+
+def print_text_table(title: str, header: list[str], rows: list[list[str]], right: set[int]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
         return "  ".join(
@@ -193,20 +200,39 @@ def print_table(title: str, entries: list[dict[str, Any]]) -> None:
         ).rstrip()
 
     print(title)
-    print(line(HEADER))
-    print("-" * len(line(HEADER)))
+    print(line(header))
+    print("-" * len(line(header)))
     for r in rows:
         print(line(r))
     sys.stdout.flush()
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
+    return lines
+
+
+def comparison_title(result: dict[str, Any]) -> str:
+    other = result["compared_with"]
+    commit = f", commit {other['commit']}" if other.get("commit") else ""
+    return (
+        f"Against {other['label']} ({other['path']}{commit}): × native from the same "
+        f"alternating runs; within {compare.LIMIT_PCT:g} % means this tree is at most "
+        f"{compare.LIMIT_PCT:g} % slower."
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"### {result['title']}", "", result["subtitle"], ""]
-    lines.append("| " + " | ".join(HEADER) + " |")
-    lines.append("|" + "---|" * len(HEADER))
-    for r in table_rows(result["contenders"]):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
+    lines += markdown_table(HEADER, table_rows(result["contenders"]))
     lines.append("")
+    if result.get("compared_with"):
+        label = result["compared_with"]["label"]
+        rows = compare.comparison(result["contenders"])
+        lines += [comparison_title(result), ""]
+        lines += [*markdown_table(compare.header(label), rows), ""]
     if result.get("chart"):
         lines += [f"![{result['title']}]({result['chart']})", ""]
     return "\n".join(lines)
@@ -385,7 +411,18 @@ def finish(
         "contenders": entries,
         **(extra or {}),
     }
+    tree: compare.Tree | None = getattr(args, "compare_with", None)
+    if tree is not None and any(c.tree == tree.label for c in contenders):
+        result["compared_with"] = tree.describe()
     print_table(f"{case}: {title}\n{subtitle}", entries)
+    if tree is not None and "compared_with" in result:
+        print()
+        print_text_table(
+            f"{case}: {comparison_title(result)}",
+            compare.header(tree.label),
+            compare.comparison(entries),
+            right={2, 3, 4},
+        )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     chart_dir: Path = args.chart_dir or out

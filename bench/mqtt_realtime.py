@@ -177,7 +177,7 @@ def register(host: str, port: int, root: str) -> Any:
     from factorysync import services
     from factorysync.intake import parse_sources
     from factorysync.settings import reset_settings
-    from factorysync.store.registry import apply_declarations
+    from factorysync.store.registry_save import apply_declarations
     from factorysync.store.store import Store
 
     reset_settings()

@@ -6,12 +6,16 @@
                           parquet loader through ADBC), sling, ingestr
 
 factorysync runs twice: as a one-off `factorysync source sync` process, and inside a
-running service (`factorysync run`) asked over the API, where scheduled syncs run.
+running service (`factorysync run`) asked over the API, where scheduled syncs run. With
+--compare-with PATH[=LABEL] the factorysync of another source tree runs both ways too,
+in the same alternating runs, and a table compares the two trees' ratios to the native
+loader (bench/compare.py).
 
 Every contender is a whole process, run alternately (--runs), from an empty target each
 time; the target's rows are counted after every run.
 
     python bench/peer_csv.py [--cases a,b] [--rows 1000000] [--runs 3] [--peers auto]
+                             [--compare-with PATH[=LABEL]]
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Contender, PgDatabase, write_production
+from compare import Tree, add_argument, others
 from contenders import (
     FactorysyncService,
     FactorysyncStore,
     data_dir,
     file_source,
     psql_copy,
+    side_by_side,
     sqlite_import,
 )
 from harness import add_arguments, run_case, session
@@ -37,19 +43,33 @@ from peers import PeerTools, Target, dlt_load, ingestr_load, sling_load
 TITLES = {"a": "CSV → SQLite, empty target", "b": "CSV → PostgreSQL, empty target"}
 
 
+def factorysync(
+    args: argparse.Namespace, work: Path, csv: Path, target: str, tag: str, trees: list[Tree]
+) -> list[Contender]:
+    """The one-off process and the running service, of this tree and of ``trees``."""
+
+    def both(tree: Tree | None) -> list[Contender]:
+        yaml = file_source(csv, "csv")
+        return [
+            FactorysyncStore(work, target, args.pg_url, yaml, tag=tag, tree=tree).contender(
+                expected_rows=args.rows
+            ),
+            FactorysyncService(
+                work, target, args.pg_url, yaml, tag=f"{tag}s", first_load=True, tree=tree
+            ).contender("factorysync, running service", expected_rows=args.rows),
+        ]
+
+    return side_by_side(both, trees)
+
+
 def csv_sqlite(
-    args: argparse.Namespace, tools: PeerTools, work: Path, csv: Path
+    args: argparse.Namespace, tools: PeerTools, work: Path, csv: Path, trees: list[Tree]
 ) -> list[Contender]:
     rows = args.rows
     source = ["--source", "csv", "--path", str(csv)]
     return [
         sqlite_import("sqlite3 .import (native)", work / "native.db", csv, expected_rows=rows),
-        FactorysyncStore(work, "SQLite", args.pg_url, file_source(csv, "csv"), tag="a").contender(
-            expected_rows=rows
-        ),
-        FactorysyncService(
-            work, "SQLite", args.pg_url, file_source(csv, "csv"), tag="as", first_load=True
-        ).contender("factorysync, running service", expected_rows=rows),
+        *factorysync(args, work, csv, "SQLite", "a", trees),
         dlt_load(
             tools,
             "dlt default (rows)",
@@ -79,7 +99,7 @@ def csv_sqlite(
 
 
 def csv_postgresql(
-    args: argparse.Namespace, tools: PeerTools, work: Path, csv: Path
+    args: argparse.Namespace, tools: PeerTools, work: Path, csv: Path, trees: list[Tree]
 ) -> list[Contender]:
     rows, tag = args.rows, work.name[-8:].lower().replace("-", "_")
 
@@ -89,12 +109,7 @@ def csv_postgresql(
     source = ["--source", "csv", "--path", str(csv)]
     return [
         psql_copy("psql \\copy (native)", db("native"), csv, expected_rows=rows),
-        FactorysyncStore(
-            work, "PostgreSQL", args.pg_url, file_source(csv, "csv"), tag="b"
-        ).contender(expected_rows=rows),
-        FactorysyncService(
-            work, "PostgreSQL", args.pg_url, file_source(csv, "csv"), tag="bs", first_load=True
-        ).contender("factorysync, running service", expected_rows=rows),
+        *factorysync(args, work, csv, "PostgreSQL", "b", trees),
         dlt_load(
             tools,
             "dlt default (rows)",
@@ -131,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_arguments(parser)
     parser.add_argument("--cases", default="a,b", help="a (SQLite), b (PostgreSQL) or both")
+    add_argument(parser)
     args = parser.parse_args(argv)
+    trees = others(args)
     failed = 0
     with session(args, "csv") as (work, tools):
         csv = data_dir(work) / "production.csv"
@@ -141,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             failed |= run_case(
                 f"{case}-csv-{'sqlite' if case == 'a' else 'postgresql'}",
                 f"{TITLES[case]} ({args.rows:,} rows, {size / 1e6:.1f} MB)",
-                builders[case](args, tools, work, csv),
+                builders[case](args, tools, work, csv, trees),
                 args,
                 tools,
             )

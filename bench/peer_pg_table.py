@@ -5,9 +5,13 @@ Contenders: `psql \\copy … TO STDOUT | psql \\copy … FROM STDIN` (native), f
 inside a running service asked over the API), dlt ``sql_table`` on its fastest path
 (connectorx backend, parquet loader through ADBC) and on its default (SQLAlchemy backend,
 insert statements), sling and ingestr. The source table holds the same deterministic
-rows as the CSV cases; every run starts from an empty target.
+rows as the CSV cases; every run starts from an empty target. With --compare-with
+PATH[=LABEL] the factorysync of another source tree runs both ways too, in the same
+alternating runs, and a table compares the two trees' ratios to the native loader
+(bench/compare.py).
 
     python bench/peer_pg_table.py [--rows 1000000] [--runs 3] [--peers auto]
+                                  [--compare-with PATH[=LABEL]]
 """
 
 from __future__ import annotations
@@ -19,15 +23,38 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Contender, PgDatabase, load_pg_from_csv, write_production
-from contenders import FactorysyncService, FactorysyncStore, database_source, pg_copy_pipe
+from compare import Tree, add_argument, others
+from contenders import (
+    FactorysyncService,
+    FactorysyncStore,
+    database_source,
+    pg_copy_pipe,
+    side_by_side,
+)
 from harness import add_arguments, run_case, session
 from peers import PeerTools, Target, dlt_load, ingestr_load, sling_load
 
 
 def table_contenders(
-    args: argparse.Namespace, tools: PeerTools, work: Path, source: PgDatabase, tag: str
+    args: argparse.Namespace,
+    tools: PeerTools,
+    work: Path,
+    source: PgDatabase,
+    tag: str,
+    trees: list[Tree],
 ) -> list[Contender]:
     rows = args.rows
+    yaml = database_source(args.pg_url, source.name)
+
+    def factorysync(tree: Tree | None) -> list[Contender]:
+        return [
+            FactorysyncStore(work, "PostgreSQL", args.pg_url, yaml, tag="d", tree=tree).contender(
+                expected_rows=rows
+            ),
+            FactorysyncService(
+                work, "PostgreSQL", args.pg_url, yaml, tag="ds", first_load=True, tree=tree
+            ).contender("factorysync, running service", expected_rows=rows),
+        ]
 
     def target(name: str) -> Target:
         return Target(pg=PgDatabase(args.pg_url, f"fs_bench_d_{name}_{tag}"))
@@ -40,17 +67,7 @@ def table_contenders(
             PgDatabase(args.pg_url, f"fs_bench_d_native_{tag}"),
             expected_rows=rows,
         ),
-        FactorysyncStore(
-            work, "PostgreSQL", args.pg_url, database_source(args.pg_url, source.name), tag="d"
-        ).contender(expected_rows=rows),
-        FactorysyncService(
-            work,
-            "PostgreSQL",
-            args.pg_url,
-            database_source(args.pg_url, source.name),
-            tag="ds",
-            first_load=True,
-        ).contender("factorysync, running service", expected_rows=rows),
+        *side_by_side(factorysync, trees),
         dlt_load(
             tools,
             "dlt sql_table connectorx + parquet",
@@ -103,7 +120,9 @@ def create_source(args: argparse.Namespace, work: Path, tag: str, rows: int) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_arguments(parser)
+    add_argument(parser)
     args = parser.parse_args(argv)
+    trees = others(args)
     with session(args, "pgtable") as (work, tools):
         tag = work.name[-8:].lower().replace("-", "_")
         source = create_source(args, work, tag, args.rows)
@@ -111,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_case(
                 "d-pg-table",
                 f"PostgreSQL table → PostgreSQL, empty target ({args.rows:,} rows)",
-                table_contenders(args, tools, work, source, tag),
+                table_contenders(args, tools, work, source, tag, trees),
                 args,
                 tools,
             )

@@ -2,7 +2,9 @@
 
 Writes ``peer-comparison.md`` beside the results: the machine, every tool's version, the
 command of each case, its table and its chart, and a summary against the issue's
-done-when targets — ready to paste into docs/benchmarks.md.
+done-when targets — ready to paste into docs/benchmarks.md. Cases run with
+--compare-with also get the comparison with the other source tree, in the summary and
+under their table.
 
     python bench/peer_report.py [--out bench/results]
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import compare
 from harness import RESULTS, markdown
 
 CASES = [
@@ -34,7 +37,9 @@ def verdicts(result: dict[str, Any]) -> list[str]:
     """The done-when targets that this case's results can be held against."""
     entries = result["contenders"]
     found = []
-    mine = [e for e in entries if e["role"] == "factorysync" and "median_s" in e]
+    mine = [
+        e for e in entries if e["role"] == "factorysync" and not e.get("tree") and "median_s" in e
+    ]
     case = result["case"]
     for e in mine:
         label = f"{case} ({e['group']}): {e['contender']}"
@@ -68,6 +73,23 @@ def verdicts(result: dict[str, Any]) -> list[str]:
     return found
 
 
+def against_other_tree(result: dict[str, Any]) -> list[str]:
+    """This tree against the one run beside it, one line per contender run from both."""
+    other = result.get("compared_with")
+    if not other:
+        return []
+    found = []
+    for path, name, theirs, ours, diff, within in compare.comparison(result["contenders"]):
+        if not diff or not ours:
+            found.append(f"{result['case']} ({path}): {name}: {diff or within}")
+            continue
+        found.append(
+            f"{result['case']} ({path}): {name}: {ours}× native against {theirs}× for "
+            f"{other['label']} ({diff}; within {compare.LIMIT_PCT:g} %: {within})"
+        )
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -94,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     summary = [v for r in results for v in verdicts(r)]
     if summary:
         lines += ["Against the done-when targets:", ""] + [f"- {v}" for v in summary] + [""]
+    for label in sorted({r["compared_with"]["label"] for r in results if "compared_with" in r}):
+        found = [
+            v
+            for r in results
+            if r.get("compared_with", {}).get("label") == label
+            for v in against_other_tree(r)
+        ]
+        lines += [f"Against {label}, in the same runs:", ""] + [f"- {v}" for v in found] + [""]
     for r in results:
         lines += ["```sh", r["command"], "```", "", markdown(r)]
     text = "\n".join(lines)

@@ -48,7 +48,7 @@ def setup(workdir: Path, url: str, sources: int, intervals: list[int]) -> None:
     from factorysync import services
     from factorysync.intake import parse_sources
     from factorysync.settings import reset_settings
-    from factorysync.store.registry import apply_declarations
+    from factorysync.store.registry_save import apply_declarations
     from factorysync.store.store import Store
 
     reset_settings()

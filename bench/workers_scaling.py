@@ -52,7 +52,7 @@ def setup(url: str, workdir: Path, sources: int) -> dict[str, str]:
     from factorysync import services
     from factorysync.intake import parse_sources
     from factorysync.settings import reset_settings
-    from factorysync.store.registry import apply_declarations
+    from factorysync.store.registry_save import apply_declarations
     from factorysync.store.store import Store
 
     reset_settings()

@@ -11,7 +11,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from cryptography.fernet import Fernet
 
 from factorysync.settings import Settings, reset_settings
 from factorysync.store.store import Store
+from tests.connectors.http_server import HttpServer, Servers
 
 PG_ADMIN_URL = os.environ.get(
     "FACTORYSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -146,6 +147,15 @@ def store(env: dict[str, str]) -> Iterator[Store]:
 @pytest.fixture
 def secret_key() -> str:
     return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., HttpServer]]:
+    """``serve(app, **options)`` starts a real HTTP server on 127.0.0.1 (see
+    :mod:`tests.connectors.http_server`); every server started stops when the test ends."""
+    servers = Servers()
+    yield servers.start
+    servers.stop()
 
 
 @contextmanager

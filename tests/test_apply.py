@@ -87,7 +87,7 @@ def test_invalid_file_changes_nothing(store: Store, tmp_path: Path) -> None:
 def test_failure_midway_rolls_back(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from factorysync.store import registry
+    from factorysync.store import registry_save as registry
 
     real = registry.save_source
     calls = {"n": 0}

@@ -37,6 +37,8 @@ def one_of_each_type(data_dir: Path) -> list[dict[str, Any]]:
         "artisan": ("laravel_artisan", {}),
         "mqtt": ("mqtt_topic", {}),
         "opcua": ("opcua_nodes", {}),
+        "modbus": ("press_modbus", {}),
+        "s7": ("press_s7", {}),
     }
     return [
         *(

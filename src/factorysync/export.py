@@ -6,7 +6,7 @@ from a default is written out where the default could differ: frequencies, reten
 so applying it to the same registry reports every source as unchanged.
 
 Secrets never leave in clear. An ``authentication_config`` value that is a secret (every
-value but those naming *who* or *how*, see :func:`factorysync.security.secrets.is_identifier`)
+value but those naming *who* or *how*, see :func:`factorysync.security.secret_values.is_identifier`)
 is written as:
 
 - ``"***"`` by default: ``apply`` keeps the stored secret for such a value (on this
@@ -20,7 +20,7 @@ is written as:
 
 A value that is wholly a reference the registry already holds (``${env:MES_TOKEN}``) is
 written as it is. ``connection_config`` is written as the API shows it: the connections'
-secrets and credentials in URLs masked (:func:`factorysync.security.secrets.redact_config`);
+secrets and credentials in URLs masked (:func:`factorysync.security.redaction.redact_config`);
 ``apply`` on this registry reads such a value as "keep the stored one".
 """
 
@@ -35,13 +35,8 @@ from typing import Any
 import yaml
 
 from factorysync.config import SourceDecl
-from factorysync.security.secrets import (
-    MASK,
-    Redactor,
-    is_env_reference,
-    is_identifier,
-    redact_config,
-)
+from factorysync.security.redaction import Redactor, redact_config
+from factorysync.security.secret_values import MASK, is_env_reference, is_identifier
 from factorysync.store.registry import declaration_of, get_source, normal_mapping_config, source_ids
 from factorysync.store.store import Store
 

@@ -28,11 +28,11 @@ from pydantic import ValidationError
 
 from factorysync.config import SourceDecl, SourcesFile
 from factorysync.connectors.registry import (
-    DEFAULT_CONNECTION_TYPE,
+    capability_of,
     check_connection_type,
     check_source_type,
+    default_connection_type,
     format_validation_error,
-    types_with,
     validate_connection_config,
 )
 from factorysync.errors import ConfigError
@@ -59,10 +59,17 @@ class RegisteredTypes:
         return check_connection_type(value)
 
     def default_connection_type(self, source_type: str) -> str:
-        return DEFAULT_CONNECTION_TYPE[source_type]
+        found = default_connection_type(source_type)
+        if found is None:
+            raise KeyError(source_type)
+        return found
 
     def scheduled(self, connection_type: str | None) -> bool:
-        return connection_type not in types_with("streams") + types_with("pushes")
+        if connection_type is None:
+            return True
+        return not (
+            capability_of(connection_type, "streams") or capability_of(connection_type, "pushes")
+        )
 
 
 REGISTERED_TYPES = RegisteredTypes()

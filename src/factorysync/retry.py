@@ -71,7 +71,7 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based)."""
         base = min(self.backoff_s * 2 ** (attempt - 1), self.max_delay_s)
-        return base * self.rand(*self.jitter)
+        return float(base * self.rand(*self.jitter))
 
     def gives_up(self, attempt: int) -> bool:
         """Whether failed attempt ``attempt`` (1-based) was the last one."""

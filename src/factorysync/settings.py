@@ -219,6 +219,27 @@ class Settings(BaseSettings):
         le=600,
         description="How long a push waits for its records to be committed before answering 503.",
     )
+    spool_dir: Path = Field(
+        default=Path("./spool"),
+        description="Folder of the local spools (SQLite files, one per process) that hold "
+        "what realtime and push sources received while the store could not take it; "
+        "a restarted process takes its own file back and writes what it holds.",
+    )
+    spool_max_mb: int = Field(
+        default=1024,
+        ge=1,
+        le=1_048_576,
+        description="Largest size of one process's spool. An alert opens at 80 %; when "
+        "full, nothing more is acknowledged: brokers keep what they sent, pushes get 503, "
+        "polled and OPC UA values wait (a gap is recorded). Nothing acknowledged is dropped.",
+    )
+    outage_token_trust_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="While the store is unreachable, an API token this process checked "
+        "within this many seconds is still accepted (so pushes reach the spool); 0: every "
+        "request whose token cannot be checked gets 503.",
+    )
     file_watch_debounce_ms: int = Field(
         default=200,
         ge=0,

@@ -77,4 +77,5 @@ def _check_events(text: str, origin: str) -> None:
                 continue
         else:
             continue
-        raise ConfigError(f"{origin} line {event.start_mark.line + 1}: {problem}")
+        line = "" if event.start_mark is None else f" line {event.start_mark.line + 1}"
+        raise ConfigError(f"{origin}{line}: {problem}")

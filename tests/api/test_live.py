@@ -266,7 +266,7 @@ def test_stream_sends_each_pushed_change(store: Store) -> None:
     tokens = role_tokens(store)
     with store.begin() as conn:
         from factorysync.intake import parse_sources
-        from factorysync.store.registry import apply_declarations
+        from factorysync.store.registry_save import apply_declarations
 
         apply_declarations(conn, parse_sources({"sources": [push_source()]}), store.box)
     with live_server(store) as url, httpx.Client(base_url=url, timeout=PATIENCE) as http:
@@ -350,7 +350,7 @@ def test_stream_announces_a_batch_sync(store: Store, data_dir: Path) -> None:
     write_json(data_dir / "machines.json", {"data": machines(30)})
     with store.begin() as conn:
         from factorysync.intake import parse_sources
-        from factorysync.store.registry import apply_declarations
+        from factorysync.store.registry_save import apply_declarations
 
         decl = machine_source(data_dir / "machines.json")
         apply_declarations(conn, parse_sources({"sources": [decl]}), store.box)

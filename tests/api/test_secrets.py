@@ -15,7 +15,8 @@ from sqlalchemy import select, text
 
 from factorysync import services
 from factorysync.errors import ConfigError
-from factorysync.security.secrets import PREFIX, SecretBox
+from factorysync.security.secret_values import PREFIX
+from factorysync.security.secrets import SecretBox
 from factorysync.store.schema import data_source_connections as conns_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.schema import infolog

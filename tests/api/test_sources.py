@@ -11,7 +11,7 @@ import pytest
 
 from factorysync.engine import runner as runner_module
 from factorysync.engine.runner import Runner
-from factorysync.security.secrets import IDENTIFIER_KEYS
+from factorysync.security.secret_values import IDENTIFIER_KEYS
 from tests.api.conftest import Api, machine_source, machines
 from tests.conftest import run_cli, write_json
 from tests.waiting import PATIENCE, wait_until

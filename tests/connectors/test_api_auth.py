@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import count
 from urllib.parse import parse_qs
 
 import pytest
 
-from factorysync.connectors import http_auth
+from factorysync.connectors.api import auth as http_auth
 from factorysync.errors import ConnectorFatal
 from tests.connectors.http_server import (
     HttpServer,
     Reply,
     Request,
-    Servers,
     api_connector,
     read_all,
 )
 
 ROWS = [{"id": 1, "oee": 0.81}, {"id": 2, "oee": 0.77}]
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HttpServer]]:
-    servers = Servers()
-    yield servers.start
-    servers.stop()
 
 
 def guarded(accept: Callable[[Request], bool]) -> Callable[[Request], Reply]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from factorysync.connectors import http_safety
-from factorysync.connectors.http_safety import HostPolicy, RefusedAddress
+from factorysync.connectors.api import safety as http_safety
+from factorysync.connectors.api.safety import HostPolicy, RefusedAddress
 from factorysync.errors import ConnectorFatal, ConnectorRetriable
 from factorysync.intake import parse_source
 from tests.conftest import closed_port
@@ -20,7 +20,6 @@ from tests.connectors.http_server import (
     HttpServer,
     Reply,
     Request,
-    Servers,
     api_connector,
     read_all,
     self_signed,
@@ -28,13 +27,6 @@ from tests.connectors.http_server import (
 from tests.waiting import wait_for_value
 
 ROWS = [{"id": i, "temp": 20 + i} for i in range(30)]
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HttpServer]]:
-    servers = Servers()
-    yield servers.start
-    servers.stop()
 
 
 def script(*replies: Reply) -> Callable[[Request], Reply]:

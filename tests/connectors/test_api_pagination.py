@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -13,19 +13,11 @@ from tests.connectors.http_server import (
     HttpServer,
     Reply,
     Request,
-    Servers,
     api_connector,
     read_all,
 )
 
 ROWS = [{"id": i, "machine": f"M-{i % 7}", "qty": i * 3} for i in range(250)]
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HttpServer]]:
-    servers = Servers()
-    yield servers.start
-    servers.stop()
 
 
 def offset_app(rows: list[dict[str, object]]) -> App:

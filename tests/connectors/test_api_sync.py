@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -21,15 +21,8 @@ from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.schema import metadata
 from factorysync.store.store import Store
 from tests.conftest import run_cli
-from tests.connectors.http_server import HttpServer, Reply, Request, Servers
+from tests.connectors.http_server import HttpServer, Reply, Request
 from tests.engine.test_runner import register, table_rows
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HttpServer]]:
-    servers = Servers()
-    yield servers.start
-    servers.stop()
 
 
 @pytest.fixture

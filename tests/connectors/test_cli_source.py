@@ -10,6 +10,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from factorysync.connectors.registry import declared_templates
 from factorysync.store.schema import data_source_templates
 from factorysync.store.store import Store
 from factorysync.store.templates import PREDEFINED, declaration_from_template, seed_templates
@@ -174,10 +175,17 @@ def test_init_seeds_the_templates_once(store: Store) -> None:
         "mqtt_topic",
         "opcua_nodes",
     }
+    # Connection types declare the templates of their own on their classes.
+    declared = {t["template_name"]: t["connection_type"] for t in declared_templates()}
+    assert declared == {
+        "press_modbus": "modbus",
+        "press_s7": "s7",
+        "sparkplug_b_edge_node": "mqtt",
+    }
     with store.begin() as conn:
         assert seed_templates(conn) == 0
         total = conn.execute(select(func.count()).select_from(data_source_templates))
-        assert total.scalar_one() == len(PREDEFINED)
+        assert total.scalar_one() == len(PREDEFINED) + len(declared)
     listed = run_cli("source", "templates", "--json", check=True).stdout
     shown = {t["template_name"]: t for t in orjson.loads(listed)}
     assert shown["postgresql_table"]["authentication_config"]["password"] == "***"

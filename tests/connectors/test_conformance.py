@@ -1,181 +1,136 @@
-"""One set of tests every connection type passes: check, discover, full read, incremental
-resume and bad config. Each case puts the same production rows into its own medium."""
+"""Every built-in connection type passes the conformance suite
+(:mod:`factorysync.testing.conformance`) against a real medium (:mod:`tests.connectors.media`),
+and the suite fails a reader that ignores its saved state."""
 
 from __future__ import annotations
 
-import itertools
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from factorysync.connectors.base import Connector, ReadRequest
-from factorysync.connectors.registry import validate_connection_config
-from tests.connectors.conftest import SourceServer
+from factorysync.connectors.base import Batch, Connector, ReadRequest
+from factorysync.settings import Settings
+from factorysync.testing.conformance import (
+    BAD_CONFIG,
+    CHECK,
+    COLUMNAR_READ,
+    DISCOVER,
+    FULL_READ,
+    INCREMENTAL,
+    PUSH,
+    READ_REFUSED,
+    SUBSCRIBE,
+    ConformanceError,
+    Medium,
+    check_conformance,
+)
+from tests.connectors import media
+from tests.realtime.conftest import broker, publisher, topic_root  # noqa: F401 - fixtures
+from tests.waiting import PATIENCE
 
-ROWS = [{"id": i, "machine": f"M-{i % 4:02d}", "qty": i * 3, "lot": i // 2} for i in range(1, 41)]
-NEW = [{"id": i, "machine": "M-09", "qty": i, "lot": 100} for i in range(41, 46)]
-_tables = itertools.count()
-
-
-@dataclass
-class Medium:
-    """Where a case keeps its rows: ``write(rows)`` replaces or extends them."""
-
-    connection_type: str
-    config: dict[str, Any]
-    auth: dict[str, Any]
-    write: Callable[[list[dict[str, Any]]], None]
-
-
-def _file(data_dir: Path, name: str, render: Callable[[list[dict[str, Any]]], bytes]) -> Medium:
-    path = data_dir / name
-    rows: list[dict[str, Any]] = []
-
-    def write(new: list[dict[str, Any]]) -> None:
-        rows.extend(new)
-        path.write_bytes(render(rows))
-
-    return Medium("file", {"file_path": name}, {}, write)
+Build = Callable[[pytest.FixtureRequest, Path], Medium]
 
 
-def _csv(rows: list[dict[str, Any]]) -> bytes:
-    lines = ["id;machine;qty;lot"] + [
-        f"{r['id']};{r['machine']};{r['qty']};{r['lot']}" for r in rows
-    ]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def _xlsx(path: Path) -> Callable[[list[dict[str, Any]]], bytes]:
-    def render(rows: list[dict[str, Any]]) -> bytes:
-        import openpyxl
-
-        book = openpyxl.Workbook()
-        sheet = book.active
-        assert sheet is not None
-        sheet.append(list(ROWS[0]))
-        for r in rows:
-            sheet.append(list(r.values()))
-        book.save(path)
-        return path.read_bytes()
-
-    return render
-
-
-def _database(db: SourceServer) -> Medium:
-    table = f"conformance_{next(_tables)}"
-    db.execute(
-        f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, machine VARCHAR(8), qty INTEGER, "
-        "lot INTEGER)"
-    )
-
-    def write(new: list[dict[str, Any]]) -> None:
-        values = ", ".join(f"({r['id']}, '{r['machine']}', {r['qty']}, {r['lot']})" for r in new)
-        db.execute(f"INSERT INTO {table} (id, machine, qty, lot) VALUES {values}")
-
-    return Medium("database", db.source(table=table), db.auth, write)
-
-
-def _command(data_dir: Path) -> Medium:
-    script = data_dir / "rows_tool.py"
-    script.write_text("import sys\nsys.stdout.write(open(sys.argv[1], encoding='utf-8').read())\n")
-    inner = _file(data_dir, "tool_rows.json", orjson.dumps)
-    config = {
-        "command": sys.executable,
-        "parameters": [str(script), str(data_dir / "tool_rows.json")],
-    }
-    return Medium("command", config, {}, inner.write)
-
-
-CASES: dict[str, Callable[[pytest.FixtureRequest, Path], Medium]] = {
-    "json": lambda r, d: _file(d, "rows.json", orjson.dumps),
-    "ndjson": lambda r, d: _file(
-        d, "rows.ndjson", lambda rows: b"".join(orjson.dumps(x) + b"\n" for x in rows)
-    ),
-    "csv": lambda r, d: _medium_with(_file(d, "rows.csv", _csv), delimiter=";"),
-    "excel": lambda r, d: _file(d, "rows.xlsx", _xlsx(d / "rows.xlsx")),
-    "sqlite": lambda r, d: _database(r.getfixturevalue("sqlite_source")),
-    "postgresql": lambda r, d: _database(r.getfixturevalue("pg_source")),
-    "mariadb": lambda r, d: _database(r.getfixturevalue("maria_source")),
-    "command": lambda r, d: _command(d),
-}
-
-
-def _medium_with(medium: Medium, **config: Any) -> Medium:
-    medium.config.update(config)
+def _closing(request: pytest.FixtureRequest, made: tuple[Medium, Callable[[], None]]) -> Medium:
+    medium, close = made
+    request.addfinalizer(close)
     return medium
 
 
-@pytest.fixture(params=list(CASES))
-def medium(request: pytest.FixtureRequest, data_dir: Path) -> Medium:
-    if request.param in ("postgresql", "mariadb"):
-        request.applymarker(
-            getattr(pytest.mark, "postgres" if request.param == "postgresql" else "mariadb")
-        )
-    made = CASES[request.param](request, data_dir)
-    made.write(ROWS)
-    return made
+CASES: dict[str, Build] = {
+    "json": lambda r, d: media.file_medium(d, "rows.json", media.json_document),
+    "ndjson": lambda r, d: media.file_medium(d, "rows.ndjson", media.ndjson_lines),
+    "csv": lambda r, d: media.file_medium(d, "rows.csv", media.csv_text, delimiter=";"),
+    "excel": lambda r, d: media.file_medium(d, "rows.xlsx", media.xlsx_workbook(d / "rows.xlsx")),
+    "sqlite": lambda r, d: media.database_medium(r.getfixturevalue("sqlite_source")),
+    "postgresql": lambda r, d: media.database_medium(r.getfixturevalue("pg_source")),
+    "mariadb": lambda r, d: media.database_medium(r.getfixturevalue("maria_source")),
+    "command": lambda r, d: media.command_medium(d),
+    "artisan": lambda r, d: media.artisan_medium(d),
+    "api": lambda r, d: _closing(r, media.api_medium()),
+    "mqtt": lambda r, d: _closing(
+        r,
+        media.mqtt_medium(
+            r.getfixturevalue("broker"),
+            r.getfixturevalue("publisher"),
+            r.getfixturevalue("topic_root"),
+        ),
+    ),
+    "opcua": lambda r, d: _closing(r, media.opcua_medium()),
+    "push": lambda r, d: _closing(r, media.push_medium(r.getfixturevalue("store"))),
+}
+# What each case is checked for, by what its type does (see the suite's docstring).
+POLLED = [BAD_CONFIG, CHECK, DISCOVER, FULL_READ, INCREMENTAL]
+COLUMNAR = [*POLLED, COLUMNAR_READ]
+STREAMED = [BAD_CONFIG, CHECK, READ_REFUSED, DISCOVER, SUBSCRIBE]
+PUSHED = [BAD_CONFIG, CHECK, READ_REFUSED, PUSH]
+STEPS = {
+    "json": COLUMNAR,
+    "ndjson": COLUMNAR,
+    "csv": COLUMNAR,
+    "excel": POLLED,
+    "sqlite": POLLED,
+    "postgresql": COLUMNAR,  # COPY into Arrow batches
+    "mariadb": POLLED,
+    "command": POLLED,
+    "artisan": POLLED,
+    "api": POLLED,
+    "mqtt": STREAMED,
+    "opcua": STREAMED,
+    "push": PUSHED,
+}
+MARKS = {"postgresql": pytest.mark.postgres, "mariadb": pytest.mark.mariadb}
 
 
 @pytest.fixture
-def connector(medium: Medium, make: Any) -> Connector:
-    return make(medium.connection_type, medium.config, medium.auth, 7)  # type: ignore[no-any-return]
+def backend() -> str:
+    """The store of the push case: SQLite (push itself is tested on both in tests/api)."""
+    return "sqlite"
 
 
-def _ids(connector: Connector, request: ReadRequest) -> tuple[list[int], dict[str, Any] | None]:
-    ids: list[int] = []
-    state = None
-    for batch in connector.read(request):
-        assert len(batch.records) <= 7
-        ids += [r["id"] for r in batch.records]
-        if batch.state is not None:
-            state = batch.state
-    return ids, state
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, ())) for name in CASES])
+def case(request: pytest.FixtureRequest, data_dir: Path) -> tuple[str, Medium]:
+    if request.param == "opcua":
+        pytest.importorskip("asyncua")
+    return request.param, CASES[request.param](request, data_dir)
 
 
-def test_check(connector: Connector) -> None:
-    result = connector.check()
-    assert result.ok and result.message and result.latency_ms >= 0
+def test_every_built_in_type_conforms(case: tuple[str, Medium], settings: Settings) -> None:
+    name, medium = case
+    steps = check_conformance(medium, settings=settings, patience=PATIENCE)
+    assert steps == STEPS[name]
 
 
-def test_discover(connector: Connector) -> None:
-    fields = {f.name: f for f in connector.discover(limit=10)}
-    assert set(fields) == {"id", "machine", "qty", "lot"}
-    assert fields["id"].kind == "integer" and fields["machine"].kind == "string"
-    assert fields["machine"].samples[:2] == ["M-01", "M-02"]
+# -- a reader that forgets -----------------------------------------------------------------
+def forgetful(connector: Connector) -> Connector:
+    """``connector``'s type, reading as if nothing had been read before."""
+
+    class Forgetful(type(connector)):  # type: ignore[misc]
+        def read(self, request: ReadRequest) -> Iterator[Batch]:
+            forgotten = replace(request, state={}, cursor_value=None)
+            return super().read(forgotten)  # type: ignore[no-any-return]
+
+    return Forgetful(connector.config, connector.auth, connector.context)
 
 
-def test_full_read(connector: Connector) -> None:
-    ids, _ = _ids(connector, ReadRequest())
-    assert sorted(ids) == [r["id"] for r in ROWS]
+@pytest.mark.parametrize("name", ["json", "sqlite", "api"])
+def test_a_reader_that_ignores_its_state_fails(
+    name: str, request: pytest.FixtureRequest, data_dir: Path, make: Any, settings: Settings
+) -> None:
+    """The type passes as it is (above); made to ignore ReadRequest.state and
+    cursor_value, it fails the incremental step, which says why."""
+    medium = CASES[name](request, data_dir)
 
+    def build() -> Connector:
+        return forgetful(make(medium.connection_type, medium.config, medium.auth, 7))
 
-def test_incremental_resume(connector: Connector, medium: Medium) -> None:
-    first = ReadRequest(strategy="incremental", cursor_path="lot")
-    ids, state = _ids(connector, first)
-    assert sorted(ids) == [r["id"] for r in ROWS]
-    medium.write(NEW)
-    resumed = ReadRequest(
-        strategy="incremental",
-        cursor_path="lot",
-        cursor_value=max(r["lot"] for r in ROWS),
-        state=state or {},
-    )
-    again, _ = _ids(connector, resumed)
-    everything = {r["id"] for r in ROWS + NEW}
-    # Every new row comes back; a connector that can narrow the read (cursor pushed into
-    # SQL) reads only what is at or after the cursor, the others may re-read the rest.
-    assert {r["id"] for r in NEW} <= set(again) <= everything
-    if medium.connection_type == "database":
-        assert sorted(again) == [40, *(r["id"] for r in NEW)]
-
-
-def test_bad_config(medium: Medium) -> None:
-    problems = validate_connection_config(
-        medium.connection_type, {**medium.config, "no_such_setting": 1}
-    )
-    assert problems == ["no_such_setting: Extra inputs are not permitted"]
+    with pytest.raises(ConformanceError) as failed:
+        check_conformance(medium, settings=settings, make_connector=build)
+    assert failed.value.connection_type == medium.connection_type
+    assert failed.value.step == INCREMENTAL
+    message = str(failed.value)
+    assert message.startswith(f"connection type {medium.connection_type!r}, incremental resume:")
+    assert "row(s) from before the cursor" in message and "ignores its saved state" in message

@@ -208,7 +208,7 @@ def test_binary_stream_reports_errors_and_stops_cleanly(
 ) -> None:
     import psycopg
 
-    from factorysync.connectors import pg_copy
+    from factorysync.connectors.database import pg_copy
 
     info = pg_source.config
     with psycopg.connect(
@@ -299,7 +299,7 @@ def test_relayed_rows_carry_their_run(
 def test_relayed_types_are_stored_as_the_arrow_path_stores_them(backend: str) -> None:
     """The relay plans its target from type names alone; each kind is the one the Arrow
     path gives the same column."""
-    from factorysync.connectors import pg_copy
+    from factorysync.connectors.database import pg_copy
     from factorysync.store import bulk
 
     assert set(pg_copy.PIPE_KINDS) == set(pg_copy.PIPE_CASTS)

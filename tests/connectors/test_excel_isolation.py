@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from sqlalchemy import select
 
-from factorysync.connectors.workbook_process import (
+from factorysync.connectors.file.workbook_process import (
     Limits,
     ReaderStopped,
     decode_cell,

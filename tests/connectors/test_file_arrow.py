@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from factorysync.connectors import csv_file
-from factorysync.connectors import file as file_module
 from factorysync.connectors.base import ReadRequest
+from factorysync.connectors.file import csv as csv_file
+from factorysync.connectors.file import json as file_module
 from factorysync.connectors.file import records_to_arrow
 from factorysync.engine.runner import Runner
 from factorysync.errors import ConnectorFatal
@@ -160,7 +160,7 @@ def test_files_match_the_row_path(store: Store, data_dir: Path, suffix: str) -> 
 def test_first_block_goes_alone_and_the_rest_is_gathered() -> None:
     import pyarrow as pa
 
-    from factorysync.connectors.csv_file import _gathered
+    from factorysync.connectors.file.csv import _gathered
 
     blocks = [pa.record_batch({"n": list(range(i * 10, i * 10 + 10))}) for i in range(5)]
     empty = pa.record_batch({"n": pa.array([], pa.int64())})

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from factorysync.connectors import csv_file
 from factorysync.connectors.base import ReadRequest
+from factorysync.connectors.file import csv as csv_file
 from factorysync.connectors.registry import validate_connection_config
 from factorysync.engine.runner import Runner
 from factorysync.errors import ConnectorFatal

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from factorysync.connectors import file as file_module
+from factorysync.connectors.file import json as file_module
 from factorysync.errors import ConnectorFatal
 from factorysync.settings import Settings
 from factorysync.store.store import Store

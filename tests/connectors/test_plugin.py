@@ -2,8 +2,8 @@
 whose entry points (group ``factorysync.connectors``) name a polled type and a streaming
 one. With no factorysync file changed, ``apply`` accepts their sources, ``source
 templates`` lists the template the polled one declares, the console's form offers both,
-a sync of the polled one writes rows, and the realtime service subscribes the streaming
-one and writes what it hands over. A broken plugin (a missing module, an entry point
+a sync of the polled one writes rows, the polled one passes the conformance suite, and the
+realtime service subscribes the streaming one and writes what it hands over. A broken plugin (a missing module, an entry point
 that is no Connector class) is refused by name with the reason and stops nothing else."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -31,6 +32,7 @@ from factorysync.realtime.service import RealtimeService, shared
 from factorysync.store.registry import get_source
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows
+from factorysync.testing.conformance import Medium, Sample, check_conformance
 from tests.conftest import run_cli
 from tests.waiting import wait_until
 from tests.web.conftest import add_users
@@ -241,6 +243,20 @@ def test_a_plugin_type_is_a_type_like_any_other(plugin: Path, store: Store, tmp_
         assert landed() == [("M-8", seq) for seq in range(6)]
     finally:
         service.stop()
+
+
+def test_a_plugin_type_passes_the_conformance_suite(plugin: Path) -> None:
+    # The counter's rows are numbered 0 … rows - 1: its config is its medium.
+    config: dict[str, Any] = {"machine": "M-7", "rows": 1}
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        config["rows"] = rows[-1]["n"] + 1
+
+    medium = Medium("counter", config, write, resumes=False)  # every read returns every row
+    sample = Sample(row=lambda n: {"machine": "M-7", "n": n}, first=0, size=4, key="n", cursor="n")
+    # One batch per read, of at most 1000 rows (the config's limit).
+    steps = check_conformance(medium, sample=sample, batch_size=1000)
+    assert steps == ["bad config", "check", "discover", "full read", "incremental resume"]
 
 
 def test_the_console_offers_a_plugin_type(plugin: Path, store: Store) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from factorysync.connectors import http_safety
-from factorysync.connectors.http_safety import HostPolicy, RefusedAddress, embedded
-from tests.connectors.http_server import HttpServer, Reply, Servers, api_connector, read_all
+from factorysync.connectors.api import safety as http_safety
+from factorysync.connectors.api.safety import HostPolicy, RefusedAddress, embedded
+from tests.connectors.http_server import HttpServer, Reply, api_connector, read_all
 
 ip = ipaddress.ip_address
 METADATA = ip("169.254.169.254")
@@ -29,13 +29,6 @@ FORMS = [
     ("2002:a9fe:a9fe::1", "6to4"),
     ("2001:0:4136:e378:8000:63bf:5601:5601", "Teredo client"),
 ]
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HttpServer]]:
-    servers = Servers()
-    yield servers.start
-    servers.stop()
 
 
 @pytest.mark.parametrize(("literal", "form"), FORMS)

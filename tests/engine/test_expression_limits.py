@@ -20,7 +20,7 @@ from factorysync.engine.runner import Runner
 from factorysync.errors import MappingError
 from factorysync.expressions import MAX_CPU_S, compile_expression
 from factorysync.intake import parse_source, parse_sources
-from factorysync.store.registry import apply_declarations
+from factorysync.store.registry_save import apply_declarations
 from factorysync.store.schema import data_source_quarantine as quarantine_t
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows

@@ -21,15 +21,8 @@ from factorysync.errors import ConnectorFatal, ConnectorRetriable
 from factorysync.retry import RetriesSpent, RetryPolicy
 from factorysync.settings import Settings
 from factorysync.store.store import Store
-from tests.connectors.http_server import HttpServer, Reply, Request, Servers
+from tests.connectors.http_server import HttpServer, Reply, Request
 from tests.engine.test_runner import json_source, register
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HttpServer]]:
-    servers = Servers()
-    yield servers.start
-    servers.stop()
 
 
 @pytest.fixture

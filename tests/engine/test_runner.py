@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from factorysync.connectors import file as file_connector
+from factorysync.connectors.file import json as file_connector
 from factorysync.engine.runner import Runner
 from factorysync.intake import parse_sources
-from factorysync.store.registry import apply_declarations
+from factorysync.store.registry_save import apply_declarations
 from factorysync.store.schema import data_source_registry, data_source_sync_history, infolog
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from factorysync.intake import parse_sources
-from factorysync.store.registry import apply_declarations
+from factorysync.store.registry_save import apply_declarations
 from factorysync.store.schema import HISTORY_ROW
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from factorysync.intake import parse_sources
-from factorysync.store.registry import apply_declarations
+from factorysync.store.registry_save import apply_declarations
 from factorysync.store.store import Store
 from tests.conftest import need_service
 from tests.waiting import PATIENCE, wait_until

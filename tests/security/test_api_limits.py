@@ -10,10 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from factorysync.api.headers import SECURITY_HEADERS
-from factorysync.connectors.http_secrets import Secrets
+from factorysync.connectors.api.secrets import Secrets
 from factorysync.errors import ConfigError
-from factorysync.security import secrets as secrets_module
-from factorysync.security.secrets import Redactor, resolve_env_refs
+from factorysync.security import redaction as secrets_module
+from factorysync.security.redaction import Redactor
+from factorysync.security.secrets import resolve_env_refs
 from factorysync.store.store import Store
 from tests.api.conftest import Api, machine_source, make_api
 

@@ -32,7 +32,8 @@ from factorysync.api import create_app
 from factorysync.connectors.command_env import COMMAND_PATH, name_problem
 from factorysync.intake import declaration
 from factorysync.settings import Settings, reset_settings
-from factorysync.store.registry import apply_declarations, declaration_of, get_source
+from factorysync.store.registry import declaration_of, get_source
+from factorysync.store.registry_save import apply_declarations
 from factorysync.store.store import Store
 from tests.api.conftest import role_tokens, start_server
 from tests.conftest import need_service, run_cli

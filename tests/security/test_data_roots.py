@@ -32,7 +32,7 @@ from factorysync.intake import parse_sources
 from factorysync.realtime.filewatch import FileWatcher
 from factorysync.settings import Settings
 from factorysync.store import accounts as auth
-from factorysync.store.registry import apply_declarations
+from factorysync.store.registry_save import apply_declarations
 from factorysync.store.store import Store
 from factorysync.store.targets import read_rows
 

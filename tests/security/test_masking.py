@@ -29,15 +29,9 @@ from sqlalchemy import MetaData, select
 
 from factorysync.api import create_app
 from factorysync.engine.runner import Runner
-from factorysync.security.secrets import (
-    MASK,
-    RedactingFilter,
-    Redactor,
-    SecretBox,
-    mask_config,
-    redact_known,
-    resolve_env_refs,
-)
+from factorysync.security.redaction import RedactingFilter, Redactor, redact_known
+from factorysync.security.secret_values import MASK, mask_config
+from factorysync.security.secrets import SecretBox, resolve_env_refs
 from factorysync.settings import reset_settings
 from factorysync.store.store import Store
 from tests.api.conftest import Api, make_api

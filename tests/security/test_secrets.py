@@ -13,7 +13,8 @@ from sqlalchemy import MetaData, select
 
 from factorysync import services
 from factorysync.errors import ConfigError
-from factorysync.security.secrets import Redactor, Secret, SecretBox, resolve_env_refs
+from factorysync.security.redaction import Redactor
+from factorysync.security.secrets import Secret, SecretBox, resolve_env_refs
 from factorysync.settings import Settings
 from factorysync.store.store import Store
 from tests.conftest import run_cli, write_json

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
+from factorysync.kinds import row_hash
 from factorysync.store.store import Store
-from factorysync.store.targets import TargetTable, row_hash
+from factorysync.store.targets import TargetTable
 
 
 def write(store: Store, rows: list[dict[str, object]], run_id: int) -> tuple[int, int]:

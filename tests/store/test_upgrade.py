@@ -26,7 +26,7 @@ from factorysync.store.schema import data_source_mappings as maps_t
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
-from factorysync.store.templates import list_templates
+from factorysync.store.templates import all_predefined, list_templates
 from tests.conftest import need_service, run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -42,6 +42,20 @@ ROWS = {
     "press_readings": 2,
     "users": 1,
     "infolog": 1,
+}
+# The templates the previous release seeded.
+PREVIOUS_TEMPLATES = {
+    "json_file",
+    "csv_file",
+    "excel_workbook",
+    "postgresql_table",
+    "mysql_table",
+    "mssql_table",
+    "sqlite_file",
+    "rest_api",
+    "laravel_artisan",
+    "mqtt_topic",
+    "opcua_nodes",
 }
 SECRETS = {
     ("readings", "primary"): {"token": "fixture-file-token"},
@@ -117,13 +131,25 @@ def test_the_previous_release_store_upgrades_keeping_rows_and_secrets(
 
     store = Store(Settings())
     store.ensure_ready()
-    assert counts(store) == ROWS
+    # Every row kept; the templates of connection types new in this release are added.
+    added = {t["template_name"] for t in all_predefined()} - PREVIOUS_TEMPLATES
+    templates = ROWS["data_source_templates"] + len(added)
+    assert counts(store) == {**ROWS, "data_source_templates": templates}
     with store.connect() as conn:
         after = {
             t: [tuple(r) for r in conn.execute(text(f"SELECT id FROM {t} ORDER BY id"))]
             for t in before
         }
+        assert (
+            after["data_source_templates"][: len(before["data_source_templates"])]
+            == (before["data_source_templates"])
+        )
+        after["data_source_templates"] = before["data_source_templates"]
         assert after == before  # the same rows, ids kept
+        seeded = {
+            r[0] for r in conn.execute(text("SELECT template_name FROM data_source_templates"))
+        }
+        assert seeded == PREVIOUS_TEMPLATES | added
         ids = dict(conn.execute(select(reg_t.c.source_id, reg_t.c.id)).all())
         # Children point at their source's registry id.
         linked = conn.execute(

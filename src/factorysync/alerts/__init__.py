@@ -1,7 +1,8 @@
 """Alerts: rules that watch the sources, alert records, and the channels that announce them.
 
     rules.py     the conditions: consecutive failures, staleness, rejected rows, realtime
-                 silence, schema changes; evaluated when a run ends and periodically
+                 silence, schema changes, a filling spool; evaluated when a run ends,
+                 when a spool crosses its alert level, and periodically
     records.py   the ``alerts`` table: open (de-duplicated), acknowledge, resolve, list
     channels.py  webhook (JSON POST) and e-mail (SMTP), configured by FACTORYSYNC_ALERT_*
     monitor.py   the background thread that runs the periodic rules and delivers
@@ -22,7 +23,14 @@ from __future__ import annotations
 
 from factorysync.engine import events
 
-RULES = ("consecutive_failures", "stale", "rejected_rows", "realtime_silence", "schema_change")
+RULES = (
+    "consecutive_failures",
+    "stale",
+    "rejected_rows",
+    "realtime_silence",
+    "schema_change",
+    "spool_filling",
+)
 STATES = ("open", "acknowledged", "resolved")
 
 
@@ -32,4 +40,11 @@ def _on_run_finished(event: events.RunFinished) -> None:
     monitor.run_finished(event)
 
 
+def _on_spool_level(event: events.SpoolLevel) -> None:
+    from factorysync.alerts import monitor
+
+    monitor.spool_level(event)
+
+
 events.subscribe(_on_run_finished)
+events.subscribe_spool(_on_spool_level)

@@ -10,6 +10,12 @@ channel never holds up or fails a sync. Failures are logged without URLs or cred
 The API app (``serve``, ``run``, ``demo``) and the scheduler (``run``, ``worker``) each
 :func:`acquire` the monitor of their store; a process runs one per store however many
 ask for it. Several processes may share a store: each notice is claimed by exactly one.
+
+Spool levels (:func:`spool_level`) wake the monitor: it raises ``spool_filling`` for the
+sources in a spool past 80 %, and resolves them once it is below again. A spool fills
+because the store is unreachable, so when the store cannot take the alerts the monitor
+announces their opening on its channels directly, and once the store is back records
+them as announced.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
 from factorysync.alerts import records, rules
 from factorysync.alerts.channels import Channel, DeliveryError, Notice, configured_channels
-from factorysync.engine.events import RunFinished
+from factorysync.engine.events import RunFinished, SpoolLevel
 from factorysync.settings import get_settings
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
@@ -33,6 +41,14 @@ SETTLE_S = 0.2  # after a wake-up: lets a burst of runs end before one delivery 
 # them, so its notice goes out at once instead of at the next periodic check.
 _wakers: set[threading.Event] = set()
 _wakers_lock = threading.Lock()
+# The spools of this process: the latest level of each file, the ones that crossed the
+# alert level since the store last took their alerts, those announced without the store,
+# and the sources alerted for each.
+_spool_lock = threading.Lock()
+_spool_levels: dict[str, SpoolLevel] = {}
+_spool_latched: dict[str, SpoolLevel] = {}
+_spool_announced: set[str] = set()
+_spool_raised: dict[str, set[str]] = {}
 
 
 def run_finished(event: RunFinished) -> None:
@@ -54,6 +70,66 @@ def run_finished(event: RunFinished) -> None:
         with _wakers_lock:
             for waker in _wakers:
                 waker.set()
+
+
+def spool_level(event: SpoolLevel) -> None:
+    """A spool of this process crossed its alert level: its alerts are due at once."""
+    with _spool_lock:
+        _spool_levels[event.spool] = event
+        if event.filling:
+            _spool_latched[event.spool] = event
+    with _wakers_lock:
+        for waker in _wakers:
+            waker.set()
+
+
+def _spool_alerts(conn: Any, now: datetime) -> tuple[int, Callable[[], None]]:
+    """Raise and resolve ``spool_filling`` for this process's spools (in ``conn``'s
+    transaction); how many changed, and what to note here once it has committed."""
+    with _spool_lock:
+        levels, latched = dict(_spool_levels), dict(_spool_latched)
+        announced = set(_spool_announced)
+        raised = {path: set(sids) for path, sids in _spool_raised.items()}
+    touched = 0
+    raised_now: dict[str, set[str]] = {}
+    for path, level in levels.items():
+        raising = level if level.filling else latched.get(path)
+        if raising is not None:
+            rows = rules.spool_alerts(raising)
+            sids = raised_now[path] = {r["source_id"] for r in rows}
+            touched += records.raise_alerts(conn, rows, now)
+            if path in announced:
+                records.mark_announced(conn, rules.SPOOL_RULE, sids, now)
+        if not level.filling:
+            sids = raised.get(path, set()) | raised_now.pop(path, set())
+            if sids:
+                touched += records.resolve(conn, (rules.SPOOL_RULE,), now, source_ids=sids)
+
+    def committed() -> None:
+        with _spool_lock:
+            for path, sids in raised_now.items():
+                _spool_raised.setdefault(path, set()).update(sids)
+            for path, level in levels.items():
+                if level.filling:
+                    continue
+                _spool_raised.pop(path, None)
+                if _spool_levels.get(path) is level:  # no newer level came meanwhile
+                    del _spool_levels[path]
+            for path, level in latched.items():
+                if _spool_latched.get(path) is level:
+                    del _spool_latched[path]
+                    _spool_announced.discard(path)
+
+    return touched, committed
+
+
+def forget_spools() -> None:
+    """Forget every spool level seen (tests, which make and drop spools by the dozen)."""
+    with _spool_lock:
+        _spool_levels.clear()
+        _spool_latched.clear()
+        _spool_announced.clear()
+        _spool_raised.clear()
 
 
 class AlertMonitor:
@@ -79,9 +155,42 @@ class AlertMonitor:
 
     # -- one round -----------------------------------------------------------------
     def check(self) -> int:
-        """Staleness and silence of every source, in one write transaction."""
+        """Staleness and silence of every source, and the spools of this process, in one
+        write transaction."""
+        now = utcnow()
         with self.store.begin() as conn:
-            return rules.check_sources(conn, self.store.settings, utcnow())
+            touched = rules.check_sources(conn, self.store.settings, now)
+            spooled, committed = _spool_alerts(conn, now)
+        committed()
+        return touched + spooled
+
+    def announce_spools(self) -> int:
+        """Announce the opening of ``spool_filling`` alerts on the channels without the
+        store (which cannot be written: that is why the spool fills); how many."""
+        if not self.channels:
+            return 0
+        with _spool_lock:
+            due = {p: lvl for p, lvl in _spool_latched.items() if p not in _spool_announced}
+        now, sent = utcnow(), 0
+        for path, level in due.items():
+            for row in rules.spool_alerts(level):
+                alert = {
+                    "id": None,
+                    "state": "open",
+                    "occurrences": 1,
+                    "opened_at": now,
+                    "last_seen_at": now,
+                    "acknowledged_at": None,
+                    "acknowledged_by": None,
+                    "resolved_at": None,
+                    **row,
+                }
+                for channel in self.channels:
+                    self._send(channel, Notice("opened", alert))
+                sent += 1
+            with _spool_lock:
+                _spool_announced.add(path)
+        return sent
 
     def deliver(self) -> int:
         """Announce pending notices on every channel; how many notices were sent."""
@@ -128,12 +237,20 @@ class AlertMonitor:
         next_check = 0.0
         while not self._stop.is_set():
             try:
-                if time.monotonic() >= next_check:
+                with _spool_lock:
+                    spools_due = bool(_spool_latched) or any(
+                        not lvl.filling for lvl in _spool_levels.values()
+                    )
+                if spools_due or time.monotonic() >= next_check:
                     next_check = time.monotonic() + every
                     self.check()
                 self.deliver()
             except Exception as exc:  # the store may be busy or away: try again later
                 log.warning("alert monitor round failed: %s", type(exc).__name__)
+                try:
+                    self.announce_spools()
+                except Exception as problem:
+                    log.warning("spool alert not announced: %s", type(problem).__name__)
             timeout = max(next_check - time.monotonic(), 0.05)
             if self._wake.wait(timeout):
                 self._wake.clear()

@@ -183,3 +183,18 @@ def claim_notifications(conn: Connection, now: datetime) -> list[tuple[str, dict
         if won and not (event == "resolved" and row["notified_state"] is None):
             claimed.append((event, _public(row)))
     return claimed
+
+
+def mark_announced(conn: Connection, rule: str, source_ids: Iterable[str], now: datetime) -> None:
+    """Note that the opening of these alerts was announced already (on the channels,
+    while the store could not be written), so that it is not announced again."""
+    conn.execute(
+        update(alerts_t)
+        .where(
+            alerts_t.c.rule == rule,
+            alerts_t.c.source_id.in_(list(source_ids)),
+            alerts_t.c.state != "resolved",
+            alerts_t.c.notified_state.is_(None),
+        )
+        .values(notified_state="open", notified_at=now)
+    )

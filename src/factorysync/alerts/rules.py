@@ -15,6 +15,12 @@ and periodically (:func:`check_sources`, from the monitor thread):
     realtime_silence      a streaming source (MQTT, OPC UA …) wrote nothing for
                           ``alert_silence_s``
 
+and when a local spool crosses 80 % of ``spool_max_mb`` (:func:`spool_alerts`, from the
+spool's level event): ``spool_filling`` (critical) for each source with messages in it,
+resolved once the spool is below the level again. The spool fills while the store is
+unreachable, so the monitor announces these on its channels at once, without the store,
+and records them there once it is back (:mod:`factorysync.alerts.monitor`).
+
 A successful run resolves ``consecutive_failures`` and ``stale``; a run under the rejected
 rate resolves ``rejected_rows``; a successful run that changed no column resolves
 ``schema_change`` (its notices and the infolog keep what changed); data from a realtime
@@ -232,3 +238,32 @@ def check_sources(conn: Connection, settings: Settings, now: datetime) -> int:
 
 def _span(seconds: float) -> str:
     return str(timedelta(seconds=int(seconds)))
+
+
+SPOOL_RULE = "spool_filling"
+
+
+def spool_alerts(level: Any) -> list[dict[str, Any]]:
+    """The ``spool_filling`` alerts of a spool's level event
+    (:class:`factorysync.engine.events.SpoolLevel`), one per source with messages in it."""
+    share = level.used_bytes / level.max_bytes if level.max_bytes else 1.0
+    used_mb, max_mb = level.used_bytes / 2**20, level.max_bytes / 2**20
+    return [
+        {
+            "source_id": sid,
+            "rule": SPOOL_RULE,
+            "severity": "critical",
+            "message": f"{sid}: the local spool {level.spool} is {share:.0%} full "
+            f"({used_mb:.0f} of {max_mb:.0f} MB) because the store is unreachable; {count} "
+            f"message(s) of {sid} wait in it. Once it is full no message is acknowledged: "
+            "bring the store back, or raise FACTORYSYNC_SPOOL_MAX_MB",
+            "details": {
+                "spool": level.spool,
+                "used_bytes": level.used_bytes,
+                "max_bytes": level.max_bytes,
+                "messages": count,
+            },
+        }
+        for sid, count in sorted(level.messages.items())
+        if count
+    ]

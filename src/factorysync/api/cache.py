@@ -90,6 +90,12 @@ class TtlCache(Generic[V]):
             self._entries.move_to_end(key)
             return True
 
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._bytes -= entry[1]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -42,6 +42,8 @@ class ApiContext:
         self.metrics = Metrics(store)
         self.answers = Answers(settings.api_cache_s)
         self.principals: TtlCache[Principal] = TtlCache(settings.api_cache_s, 10_000)
+        # Tokens checked against the store lately: still trusted while it is unreachable.
+        self.vouched: TtlCache[Principal] = TtlCache(settings.outage_token_trust_s, 10_000)
         self._syncs = ThreadPoolExecutor(
             settings.max_concurrent_syncs, thread_name_prefix="api-sync"
         )
@@ -85,6 +87,7 @@ class ApiContext:
     def accounts_changed(self) -> None:
         """Forget checked tokens (a user or token changed through this process)."""
         self.principals.clear()
+        self.vouched.clear()
 
     # -- housekeeping --------------------------------------------------------------
     def _key_file_stamp(self) -> tuple[int, int] | None:

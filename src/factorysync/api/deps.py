@@ -13,9 +13,11 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 
 from factorysync.api.context import ApiContext
 from factorysync.store.accounts import Principal, authenticate, hash_token
+from factorysync.store.db import describe_db_error, store_unreachable
 from factorysync.store.store import Store
 
 bearer = HTTPBearer(
@@ -64,12 +66,28 @@ async def current_principal(
     key = hash_token(token)
     who = ctx.principals.get(key)
     if who is None:
-        who = await run_in_threadpool(_lookup, ctx, token)
+        try:
+            who = await run_in_threadpool(_lookup, ctx, token)
+        except SQLAlchemyError as exc:
+            if not store_unreachable(exc):
+                raise
+            # The store is away: a token checked lately stays trusted (pushes then reach
+            # the spool); any other cannot be checked now.
+            who = ctx.vouched.get(key)
+            if who is None:
+                raise HTTPException(
+                    503,
+                    f"the token cannot be checked now: the store is unreachable "
+                    f"({describe_db_error(exc)})",
+                ) from None
+            return who
         if who is None:
+            ctx.vouched.discard(key)
             raise _unauthorized(
                 "invalid token (unknown, expired or revoked, or its user is disabled)"
             )
         ctx.principals.put(key, who)
+        ctx.vouched.put(key, who)
     if who.token_id is not None:
         ctx.usage.note(who.token_id)
     return who

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from factorysync.api.headers import SECURITY_HEADERS
 from factorysync.engine.runner import AlreadyRunning
 from factorysync.errors import ConfigError, FactorySyncError, NotFoundError, StoreError
-from factorysync.security.secrets import redact_known
+from factorysync.security.redaction import redact_known
 from factorysync.store.accounts import AlreadyExists
 from factorysync.store.db import describe_db_error
 

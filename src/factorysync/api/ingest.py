@@ -5,6 +5,11 @@ process, opened on its first request and reopened when the source's declaration 
 Requests that arrive together share a micro-batch (one transaction); a request is answered
 only after the batch holding its records committed, so a 200 means stored. Records the
 mapping or the validation rules refuse are quarantined, and the answer says which and why.
+
+While the store is unreachable, a source this process has a writer for goes on taking
+records: they are answered 200 once they are in the local spool (``spooled`` in the
+answer; mapping and validation happen when they are written to the store), and 503 when
+the spool is full. A source without a writer here gets 503 until the store is back.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from factorysync.errors import ConfigError, FactorySyncError
 from factorysync.realtime import PUSH_CONNECTION_TYPES
 from factorysync.realtime.writer import Incoming, MicroBatchWriter
+from factorysync.store.db import describe_db_error, store_unreachable
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
@@ -46,6 +53,7 @@ class IngestResult:
     rejected: int
     reasons: list[str]
     run_id: int | None
+    spooled: int = 0
 
 
 class _Writer:
@@ -78,9 +86,26 @@ class IngestHub:
             decl = declaration_of(get_source(conn, source_id), self.store.box)
         return hashlib.sha256(decl.model_dump_json().encode()).hexdigest()
 
+    def _held(self, source_id: str, exc: SQLAlchemyError) -> _Writer:
+        """The store cannot be asked about the source: its writer, if one is open here."""
+        if not store_unreachable(exc):
+            raise exc
+        with self._lock:
+            current = self._writers.get(source_id)
+        if current is None:
+            raise IngestRefused(
+                503,
+                f"the store is unreachable ({describe_db_error(exc)}) and this process has "
+                f"received no records of {source_id!r} since it started: send them again later",
+            )
+        return current
+
     def writer_for(self, source_id: str) -> _Writer:
         """This source's writer (opened or reopened as needed); IngestRefused when it can't."""
-        row = self._source(source_id)
+        try:
+            row = self._source(source_id)
+        except SQLAlchemyError as exc:
+            return self._held(source_id, exc)
         if row is None:
             raise IngestRefused(404, f"source {source_id!r} not found")
         if row.connection_type not in PUSH_CONNECTION_TYPES:
@@ -98,7 +123,12 @@ class IngestHub:
             if current is not None:
                 if time.monotonic() - current.checked < RECHECK_S:
                     return current
-                fingerprint = self._fingerprint(source_id)
+                try:
+                    fingerprint = self._fingerprint(source_id)
+                except SQLAlchemyError as exc:
+                    if not store_unreachable(exc):
+                        raise
+                    return current
                 if fingerprint == current.fingerprint:
                     current.checked = time.monotonic()
                     return current
@@ -129,6 +159,12 @@ class IngestHub:
             )
         if not records:
             return IngestResult(source_id, 0, 0, 0, [], None)
+        if held.writer.refusing():
+            raise IngestRefused(
+                503,
+                f"records of {source_id!r} not taken: {held.writer.last_error}; "
+                "send them again later",
+            )
         done = threading.Event()
         item = Incoming(records, raw={"records": records}, ack=done.set)
         held.writer.put(item)
@@ -147,6 +183,7 @@ class IngestHub:
             rejected=rejected,
             reasons=item.rejections[:REASONS_SHOWN],
             run_id=item.run_id,
+            spooled=len(records) if item.spooled else 0,
         )
 
     def recheck(self) -> None:

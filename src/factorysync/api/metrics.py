@@ -9,6 +9,11 @@ after the first scrape only new rows and rows still running are fetched.
 
 Process metrics are observed where they happen: HTTP request latency (by the API's
 middleware) and realtime messages and latency (by the realtime ingest).
+
+Spool metrics are read from the spool files of this host at scrape time (messages by
+source, bytes and the bound of each file), and so is nothing of the store: they are
+served while the store is unreachable too, with ``factorysync_store_up`` 0 and the store's
+metrics left out.
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from factorysync import services
+from factorysync.realtime.spools import local_spools
+from factorysync.store.db import store_unreachable
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
@@ -237,15 +245,67 @@ class StoreCollector(Collector):
         yield from families.values()
 
 
+class SpoolCollector(Collector):
+    """The local spools of this host, read at scrape time (no store needed)."""
+
+    def __init__(self, store: Store) -> None:
+        self.settings = store.settings
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["spool"]
+        used = GaugeMetricFamily(
+            "factorysync_spool_bytes",
+            "Bytes the messages in each local spool file take (realtime and push data "
+            "waiting for the store).",
+            labels=labels,
+        )
+        bound = GaugeMetricFamily(
+            "factorysync_spool_max_bytes",
+            "The bound of each local spool file (FACTORYSYNC_SPOOL_MAX_MB); an alert opens "
+            "at 80 %.",
+            labels=labels,
+        )
+        messages = GaugeMetricFamily(
+            "factorysync_spool_messages",
+            "Messages waiting in the local spools for the store, by spool file and source.",
+            labels=["spool", "source_id"],
+        )
+        limit = self.settings.spool_max_mb * 1024 * 1024
+        for spool in local_spools(self.settings):
+            name = spool.path.stem
+            used.add_metric([name], spool.used_bytes)
+            bound.add_metric([name], limit)
+            for sid, held in sorted(spool.sources.items()):
+                messages.add_metric([name, sid], held.messages)
+        yield from (used, bound, messages)
+
+
 class Metrics:
-    """The metrics of one API app: process-wide ones plus its store's."""
+    """The metrics of one API app: process-wide ones, the host's spools, its store's."""
 
     def __init__(self, store: Store) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StoreCollector(store))
+        self.local = CollectorRegistry(auto_describe=False)
+        self.local.register(SpoolCollector(store))
 
     def render(self) -> bytes:
-        return generate_latest(PROCESS) + generate_latest(self.registry)
+        head = generate_latest(PROCESS) + generate_latest(self.local)
+        try:
+            stored = generate_latest(self.registry)
+        except SQLAlchemyError as exc:
+            if not store_unreachable(exc):
+                raise
+            return head + _store_up(0)
+        return head + _store_up(1) + stored
+
+
+def _store_up(value: int) -> bytes:
+    return (
+        b"# HELP factorysync_store_up Whether the store answered this scrape (its metrics "
+        b"are left out when not).\n# TYPE factorysync_store_up gauge\n"
+        + f"factorysync_store_up {value}\n".encode()
+    )
 
 
 def observe_http(method: str, route: str, status: int, started: float) -> None:

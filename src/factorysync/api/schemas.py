@@ -61,10 +61,22 @@ class LivePublic(BaseModel):
         "none ever; error: the connection or the store failed (see last_error); stopped: "
         "inactive or in maintenance"
     )
-    last_message_at: datetime | None = Field(description="When its latest data was committed")
+    last_message_at: datetime | None = Field(
+        description="When its latest data was committed, or arrived in the local spool"
+    )
     last_message_age_s: float | None
     records_last_minute: int = Field(
         description="Records in the last minute (from the history windows: an estimate)"
+    )
+    messages_per_minute: int = Field(
+        default=0,
+        description="Messages in the last minute: records_last_minute plus the messages "
+        "that went to the local spool meanwhile",
+    )
+    spool_depth: int = Field(
+        default=0,
+        description="Messages waiting in the local spools (of the host serving this) for "
+        "the store to take them",
     )
     subscribed_since: datetime | None = Field(
         default=None,
@@ -252,6 +264,11 @@ class IngestAnswer(BaseModel):
     rejected: int = Field(description="Records refused by the mapping or validation rules")
     reasons: list[str] = Field(description="Why records were refused (the first 20)")
     run_id: int | None = Field(description="The history window the records were counted in")
+    spooled: int = Field(
+        default=0,
+        description="Records kept in the local spool because the store is unreachable: "
+        "they are written (mapped, validated, counted) once it is back",
+    )
 
 
 class DataPage(BaseModel):

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, Table, inspect, text
 
 from factorysync.engine.mapping import IDENTIFIER
 from factorysync.errors import NotFoundError, StoreError
-from factorysync.store.targets import check_target_name, kind_of_type, target_table
+from factorysync.kinds import kind_of_type
+from factorysync.store.targets import check_target_name, target_table
 
 # Provenance columns a reader sees; the others are bookkeeping of the writer.
 SHOWN_SYSTEM = ("_source_id", "_synced_at")

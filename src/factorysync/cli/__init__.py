@@ -34,7 +34,7 @@ from factorysync.cli import (
 )
 from factorysync.cli.base import Options, app
 from factorysync.errors import ConfigError, FactorySyncError, full_traceback
-from factorysync.security.secrets import install_log_redaction
+from factorysync.security.redaction import install_log_redaction
 from factorysync.store.store import Store
 
 __all__ = ["app", "main"]

@@ -116,14 +116,18 @@ def status_style(status: str) -> str:
 
 
 def live_state(live: dict[str, Any]) -> str:
-    """``receiving · 3s ago · 120/min``: a subscription or push source's live state."""
+    """``receiving · 3s ago · 120/min · subscribed for 2h · 40 spooled``: a subscription
+    or push source's live state."""
     style = {"receiving": "green", "error": "red", "quiet": "yellow"}.get(live["state"], "dim")
     text = f"[{style}]{live['state']}[/]"
     if live["last_message_at"] is not None:
-        text += f" · {ago(live['last_message_at'])} · {live['records_last_minute']}/min"
+        per_minute = live.get("messages_per_minute", live["records_last_minute"])
+        text += f" · {ago(live['last_message_at'])} · {per_minute}/min"
     if live.get("subscribed_since") is not None:
         up = ago(live["subscribed_since"]).removesuffix(" ago")
         text += f" · subscribed for {up}"
+    if live.get("spool_depth"):
+        text += f" · [yellow]{live['spool_depth']} spooled[/]"
     return text
 
 

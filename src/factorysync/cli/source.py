@@ -242,11 +242,44 @@ def source_discover(
         str | None, typer.Option(help="Mapping whose records_path to use (default: the first).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Records to look at.")] = 200,
+    browse: Annotated[
+        bool,
+        typer.Option(
+            "--browse",
+            help="OPC UA: list the server's variables (node id, path, type, access, value) "
+            "instead of the fields of records, for choosing nodes.",
+        ),
+    ] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(help="With --browse: node to start at (a node id) [default: Objects]."),
+    ] = None,
+    depth: Annotated[
+        int | None,
+        typer.Option(min=1, max=20, help="With --browse: levels below the start [default: 3]."),
+    ] = None,
+    max_nodes: Annotated[
+        int,
+        typer.Option(min=1, max=1_000_000, help="With --browse: nodes to visit at most."),
+    ] = 1000,
+    max_seconds: Annotated[
+        float,
+        typer.Option(min=1, max=3600, help="With --browse: seconds the walk may take at most."),
+    ] = 60,
     json: JsonOpt = False,
 ) -> None:
-    """Fields of a source with their types and sample values (for writing a mapping)."""
+    """Fields of a source with their types and sample values (for writing a mapping);
+    with --browse, the variables of an OPC UA source's server (for choosing its nodes)."""
     from factorysync.engine.discovery import discover_source
 
+    if browse:
+        found = _browse(
+            source_id, connection, start or "Objects", depth or 3, max_nodes, max_seconds
+        )
+        _show_browsed(found, json)
+        return
+    if start is not None or depth is not None:
+        raise ConfigError("--start and --depth go with --browse")
     try:
         found = discover_source(
             open_store(), source_id, connection_name=connection, target_table=target, limit=limit
@@ -267,6 +300,71 @@ def source_discover(
         f"{found['connection_name']!r}{where}",
         highlight=False,
     )
+
+
+def _browse(
+    source_id: str,
+    connection_name: str | None,
+    start: str,
+    depth: int,
+    max_nodes: int,
+    max_seconds: float,
+) -> dict[str, Any]:
+    """The browse listing of one connection of a source (the primary unless named);
+    errors come with the connection's secrets removed."""
+    from factorysync.connectors.registry import open_connection
+    from factorysync.security.redaction import Redactor
+    from factorysync.store.registry import declaration_of, get_source
+
+    store = open_store()
+    with store.connect() as conn:
+        decl = declaration_of(get_source(conn, source_id), store.box)
+    chosen = decl.primary()
+    if connection_name is not None:
+        named = [c for c in decl.connections if c.connection_name == connection_name]
+        if not named:
+            names = ", ".join(c.connection_name for c in decl.connections)
+            raise ConfigError(
+                f"source {source_id!r} has no connection {connection_name!r} (connections: {names})"
+            )
+        chosen = named[0]
+    redact = Redactor()
+    try:
+        connector = open_connection(chosen, source_id, store.settings, redact=redact)
+        walk = getattr(connector, "browse", None)
+        if walk is None:
+            raise ConfigError(
+                f"source {source_id!r}: --browse lists the nodes of an OPC UA server; "
+                f"connection_type {chosen.connection_type!r} has none (use discover without it)"
+            )
+        found: dict[str, Any] = walk(
+            start=start, depth=depth, max_nodes=max_nodes, max_seconds=max_seconds
+        )
+    except FactorySyncError as exc:
+        raise type(exc)(_one_line(redact(str(exc)))) from None
+    return {"source_id": source_id, "connection_name": chosen.connection_name, **found}
+
+
+def _show_browsed(found: dict[str, Any], json: bool) -> None:
+    if json:
+        print_json(found)
+        return
+    table = Table("node_id", "path", "type", "access", "value", box=None)
+    for v in found["variables"]:
+        value = "" if v["value"] is None else _sample(v["value"])
+        if v["status"] not in (None, "Good"):
+            value = f"({v['status']})"
+        table.add_row(
+            v["node_id"], v["path"], v["data_type"] or "", ",".join(v["access"] or []), value
+        )
+    out.print(table)
+    out.print(
+        f"{len(found['variables'])} variable(s) in {found['visited']} node(s) under "
+        f"{found['start']} (depth {found['depth']}) of {found['endpoint']}",
+        highlight=False,
+    )
+    if found["truncated"]:
+        out.print(f"[yellow]listing truncated:[/] {found['truncated']}", highlight=False)
 
 
 def _sample(value: Any) -> str:

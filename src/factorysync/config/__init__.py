@@ -32,7 +32,8 @@ from factorysync.config.cadence import (
     frequency_of,
     interval_for,
 )
-from factorysync.config.mapping import MappingConfig, check_identifier
+from factorysync.config.mapping import MappingConfig
+from factorysync.config.names import check_identifier
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 # The registry's own tables (factorysync.store.schema defines them): no target table

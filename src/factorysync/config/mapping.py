@@ -1,9 +1,11 @@
 """The ``mapping_config`` declaration: its model, and the names and paths it is made of.
 
 :class:`MappingConfig` is what a source declares for one target table (validated at the
-edge, every problem reported at once); the helpers here check identifiers, source paths
-and time zones, and find values and records by path. The mapper that applies a config
-to records is :mod:`factorysync.engine.mapping`.
+edge, every problem reported at once), :class:`PivotConfig` its ``pivot`` (narrow samples
+made machine-shaped rows); :func:`records_at` finds a document's records. Identifiers,
+source paths and time zones are checked by :mod:`factorysync.config.names`. The mapper
+that applies a config to records is :mod:`factorysync.engine.mapping`, the pivot
+:mod:`factorysync.engine.pivot`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -24,95 +25,22 @@ from pydantic import (
     model_validator,
 )
 
+from factorysync.config.names import (
+    MISSING,
+    check_identifier,
+    check_source_name,
+    check_source_path,
+    check_zone,
+    get_path,
+    parse_path,
+    snake_case,
+)
 from factorysync.errors import MappingError
 
 FieldType = Literal["integer", "float", "decimal", "boolean", "string", "date", "datetime", "json"]
 SYSTEM_COLUMNS = ("_source_id", "_run_id", "_synced_at", "_row_hash", "_row_key", "_deleted_at")
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_CAMEL_1 = re.compile(r"(.)([A-Z][a-z]+)")
-_CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
-_NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
-_PATH_INDEX = re.compile(r"\[(\d+)\]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_SOURCE_PATH = 1_000  # characters of a source path or field name
+PIVOT_TS = "ts"  # the pivoted rows' timestamp column (from pivot.ts_from)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an integer column (BIGINT) holds
-
-
-def snake_case(name: str) -> str:
-    """Column name for a source field: ``machineId`` → ``machine_id``, ``Temp (C)`` → ``temp_c``."""
-    text = _CAMEL_2.sub(r"\1_\2", _CAMEL_1.sub(r"\1_\2", str(name)))
-    text = _NON_WORD.sub("_", text).strip("_").lower()
-    text = re.sub(r"_+", "_", text) or "field"
-    if text[0].isdigit():
-        text = "c_" + text
-    return text[:63]
-
-
-def check_identifier(name: str, what: str) -> str:
-    """A target-side name (table or column): it ends up in SQL, so only a plain
-    identifier is accepted, whatever the dialect quotes."""
-    if not isinstance(name, str) or not IDENTIFIER.match(name):
-        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
-        raise ValueError(
-            f"{what} {shown} is not a valid name: use lower-case letters, digits and "
-            "underscores, starting with a letter or underscore, at most 63 characters"
-        )
-    return name
-
-
-def check_source_name(name: str, what: str) -> str:
-    """A source-side name or path: anything a document or a CSV header may hold (spaces,
-    capitals, accents), but bounded and without control characters."""
-    if len(name) > MAX_SOURCE_PATH:
-        raise ValueError(f"{what} is {len(name)} characters long: the limit is {MAX_SOURCE_PATH}")
-    if _CONTROL.search(name):
-        raise ValueError(f"{what} {name[:80]!r} holds a control character")
-    return name
-
-
-def check_source_path(path: str, what: str) -> str:
-    check_source_name(path, what)
-    parse_path(path)
-    return path
-
-
-def check_zone(name: str | None) -> str | None:
-    """A time zone setting, refused with a clear message unless it is a known IANA name."""
-    if name is not None:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {name!r} (use an IANA name like Asia/Jakarta or UTC)"
-            ) from None
-    return name
-
-
-def parse_path(path: str) -> tuple[str | int, ...]:
-    """``a.b[0].c`` or ``a.b.0.c`` → ``("a", "b", 0, "c")``."""
-    parts: list[str | int] = []
-    for part in _PATH_INDEX.sub(r".\1", path).split("."):
-        if part == "":
-            raise ValueError(f"path {path!r} has an empty segment")
-        parts.append(int(part) if part.isdigit() else part)
-    return tuple(parts)
-
-
-_MISSING = object()
-
-
-def get_path(record: Any, path: tuple[str | int, ...]) -> Any:
-    value = record
-    for part in path:
-        if isinstance(value, dict):
-            value = value.get(part if isinstance(part, str) else str(part), _MISSING)
-        elif isinstance(value, list) and isinstance(part, int):
-            value = value[part] if part < len(value) else _MISSING
-        else:
-            return _MISSING
-        if value is _MISSING:
-            return _MISSING
-    return value
 
 
 class FieldSpec(BaseModel):
@@ -222,6 +150,96 @@ class ValidationRule(BaseModel):
         return self
 
 
+class PivotConfig(BaseModel):
+    """``mapping_config.pivot``: narrow samples (one value of one signal each, as OPC UA,
+    Sparkplug B and MQTT topic levels deliver them) turned into one row per machine
+    before the fields are mapped (:mod:`factorysync.engine.pivot`).
+
+    A pivoted row holds the ``key`` columns, ``ts`` (with ``ts_from``) and one column per
+    signal name. ``key`` names target columns; each is read from the sample's field of
+    that name, or computed as ``key_from`` says. ``key_from`` entries and ``name_from``,
+    ``value_from``, ``ts_from`` are each a source path, or a field spec (``from`` with
+    ``expr``, ``map``, ``type`` …, e.g. the press and the signal parts of an OPC UA node
+    id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: list[str] = Field(min_length=1)
+    key_from: dict[str, FieldRef] = Field(default_factory=dict)
+    name_from: FieldRef
+    value_from: FieldRef
+    ts_from: FieldRef | None = None
+    mode: Literal["latest", "wide_time_series"] = "latest"
+    # Rows the pivot keeps in memory (latest: keys; wide_time_series: key and time rows).
+    state_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("key")
+    @classmethod
+    def _key_columns(cls, v: list[str]) -> list[str]:
+        for column in v:
+            check_identifier(column, "pivot.key column")
+            if column in SYSTEM_COLUMNS:
+                raise ValueError(f"pivot.key column {column!r} is reserved for provenance")
+            if snake_case(column) != column:
+                # Auto mode names columns by snake_case: the key must already be one.
+                raise ValueError(
+                    f"pivot.key column {column!r} is not in snake_case: "
+                    f"write {snake_case(column)!r}"
+                )
+        repeated = sorted({c for c in v if v.count(c) > 1})
+        if repeated:
+            raise ValueError(f"pivot.key names {', '.join(map(repr, repeated))} more than once")
+        return v
+
+    @field_validator("name_from", "value_from", "ts_from")
+    @classmethod
+    def _source(cls, v: str | FieldSpec | None, info: ValidationInfo) -> str | FieldSpec | None:
+        if isinstance(v, str):
+            check_source_path(v, f"pivot.{info.field_name}")
+        elif v is not None and v.from_ is None:
+            raise ValueError(f"pivot.{info.field_name} needs 'from' (the sample's source path)")
+        return v
+
+    @field_validator("key_from")
+    @classmethod
+    def _key_sources(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for column, spec in v.items():
+            if isinstance(spec, str):
+                check_source_path(spec, f"pivot.key_from source path of {column}")
+        return v
+
+    @model_validator(mode="after")
+    def _whole(self) -> PivotConfig:
+        for column in self.key_from:
+            if column not in self.key:
+                raise ValueError(
+                    f"pivot.key_from names {column!r}, which is not one of pivot.key {self.key}"
+                )
+        if self.mode == "wide_time_series" and self.ts_from is None:
+            raise ValueError(
+                "pivot.ts_from is required with mode 'wide_time_series' (its rows are one "
+                "per key and sample time)"
+            )
+        if self.ts_from is not None and PIVOT_TS in self.key:
+            raise ValueError(
+                f"pivot.key column {PIVOT_TS!r} is the pivoted rows' timestamp (from "
+                "pivot.ts_from): name the key column otherwise"
+            )
+        return self
+
+    @property
+    def primary_key(self) -> list[str]:
+        """The target rows' key: one row per key (latest), or per key and ``ts``."""
+        if self.mode == "wide_time_series":
+            return [*self.key, PIVOT_TS]
+        return list(self.key)
+
+
 class MappingConfig(BaseModel):
     """``mapping_config`` of a mapping (DESIGN §3)."""
 
@@ -256,6 +274,9 @@ class MappingConfig(BaseModel):
     # "freeze" quarantines records with fields the table has no column for and fails a
     # run whose values would change a column's type.
     schema_contract: Literal["evolve", "freeze"] = "evolve"
+    # Narrow samples made one row per machine before the fields are mapped; the rows'
+    # primary key is the pivot's (PivotConfig.primary_key).
+    pivot: PivotConfig | None = None
 
     @field_validator("where")
     @classmethod
@@ -322,12 +343,46 @@ class MappingConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
+    def _pivoted(self) -> MappingConfig:
+        if self.pivot is None:
+            return self
+        # Each refusal names what to do instead; the pivot decides the rows' key, and
+        # each machine's row fills up one sample at a time.
+        if self.primary_key:
+            raise ValueError(
+                "primary_key cannot be declared with pivot: the rows' key is pivot.key "
+                "(mode latest) or pivot.key and ts (mode wide_time_series)"
+            )
+        if self.cursor_field is not None:
+            raise ValueError(
+                "cursor_field cannot be used with pivot: an incremental read pivots only "
+                "the samples after the cursor, and each machine's row would lose the "
+                "signals read before (use sync_strategy full or realtime)"
+            )
+        if self.detect_deletes is not None:
+            raise ValueError(
+                "detect_deletes cannot be used with pivot (the pivoted keys are not "
+                "columns of the source)"
+            )
+        for rule in self.validate_:
+            if rule.rule in ("required", "unique"):
+                raise ValueError(
+                    f"validate rule {rule.rule!r} on {rule.field!r} cannot be used with "
+                    "pivot: rules check a machine's row each time one of its samples "
+                    "arrives, while the row is still filling up"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _keys_are_columns(self) -> MappingConfig:
         explicit = self.fields is not None and not self.include_unmapped
         mapped = self.fields or {}
-        for key in self.primary_key:
+        for key in self.key_columns:
             if explicit and key not in mapped:
-                raise ValueError(f"primary_key column {key!r} is not one of the mapped fields")
+                whose = " (a key column of the pivot)" if self.pivot is not None else ""
+                raise ValueError(
+                    f"primary_key column {key!r}{whose} is not one of the mapped fields"
+                )
         for name, what in (
             (self.cursor_field, "cursor_field"),
             (self.retention_field, "retention_field"),
@@ -355,12 +410,19 @@ class MappingConfig(BaseModel):
     def auto(self) -> bool:
         return self.fields is None
 
+    @property
+    def key_columns(self) -> list[str]:
+        """The target rows' primary key: ``primary_key``, or the pivot's."""
+        if self.pivot is not None:
+            return self.pivot.primary_key
+        return list(self.primary_key)
+
 
 def records_at(document: Any, records_path: str | None) -> Iterable[Any]:
     """The records inside a parsed document: a list at ``records_path`` (or the document)."""
     if records_path:
         found = get_path(document, parse_path(records_path))
-        if found is _MISSING:
+        if found is MISSING:
             raise MappingError(f"records_path {records_path!r} not found in the document")
         document = found
     if isinstance(document, list):

@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
@@ -103,7 +104,8 @@ class Batch:
 
 @dataclass
 class CheckResult:
-    ok: bool
+    """A passed check (a failed one raises): its summary and how long it took."""
+
     message: str
     latency_ms: float
 
@@ -144,10 +146,28 @@ class Sink(Protocol):
 
     ``put`` queues one message (its records, or ``error`` saying why it has none; ``raw``
     is what quarantine keeps of a refused message; ``ack`` is called once the records are
-    committed) and blocks while too many wait. ``status`` records the stream's health:
-    an error (the server is gone, refused the login …) or, with ``subscribed``, that the
-    subscription is up. ``drain`` writes and acknowledges every message put so far; a
-    stream whose acknowledgements need the live connection calls it before closing."""
+    committed: to the store, or to the local spool while the store is unreachable) and
+    blocks while too many wait. ``status`` records the stream's health: an error (the
+    server is gone, refused the login …) or, with ``subscribed``, that the subscription
+    is up. ``drain`` writes and acknowledges every message put so far; a
+    stream whose acknowledgements need the live connection calls it before closing.
+
+    ``event`` records something an engineer should see in the source's event log (a
+    device declared dead, a rebirth asked for); ``gap`` records a time range in which the
+    source could not be read (a device that did not answer), in the event log and in the
+    history row of the window its next data lands in.
+
+    A stream that resumes where it left off keeps a state with its records: ``put``'s
+    ``state`` is the stream's whole state as of that message (JSON data, cumulative like
+    :attr:`Batch.state`; None leaves it as it was), stored in the transaction that writes
+    the message's records, so that stored state and stored rows never disagree.
+    ``state()`` is the state stored with the last committed message ({} before any; a
+    message in the local spool counts as committed): what a stream starts from when it
+    subscribes, in this process or, after a restart or a handover, in another one. A
+    state may lag behind the rows (a message put without one) but is never ahead of
+    them, so what a stream reads again from it must merge by key.
+    Streams that every worker runs at once (``stream_shared``) share one state: they
+    should keep none."""
 
     def put(
         self,
@@ -156,11 +176,25 @@ class Sink(Protocol):
         raw: Any = None,
         error: str | None = None,
         ack: Callable[[], None] | None = None,
+        state: dict[str, Any] | None = None,
     ) -> None: ...
+
+    def state(self) -> dict[str, Any]: ...
 
     def status(self, error: str | None, *, subscribed: str | None = None) -> None: ...
 
     def drain(self) -> None: ...
+
+    def event(
+        self,
+        event: str,
+        message: str,
+        *,
+        level: str = "info",
+        details: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def gap(self, start: datetime, end: datetime, reason: str) -> None: ...
 
 
 class Connector(ABC):
@@ -198,7 +232,7 @@ class Connector(ABC):
     def check(self) -> CheckResult:
         started = time.perf_counter()
         message = self._check()
-        return CheckResult(True, message, (time.perf_counter() - started) * 1000)
+        return CheckResult(message, (time.perf_counter() - started) * 1000)
 
     @abstractmethod
     def _check(self) -> str:

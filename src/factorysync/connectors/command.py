@@ -38,17 +38,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from typing import Any
 
 from factorysync.connectors.base import (
     Batch,
@@ -58,116 +48,21 @@ from factorysync.connectors.base import (
     ReadRequest,
     SourceKind,
 )
+from factorysync.connectors.command_config import ArtisanConfig, CommandConfig, Scalar
 from factorysync.connectors.command_env import (
     COMMAND_PATH,
     base_environment,
     environment_problems,
-    name_problem,
-    value_problem,
 )
-from factorysync.connectors.csv_file import CsvOptions
 from factorysync.connectors.file import FileOptions, file_errors, format_class
+from factorysync.connectors.file.csv import CsvOptions
 from factorysync.errors import ConnectorFatal, ConnectorRetriable
-from factorysync.settings import Settings, get_settings
+from factorysync.settings import Settings
 
 SHELL_METACHARACTERS = frozenset(";&|$`<>(){}[]*?!~'\"\\\n\r\0")
 EX_TEMPFAIL = 75  # sysexits.h: "try again later"
 KILL_GRACE_S = 2.0
 STDERR_TAIL = 4096
-ARTISAN_COMMAND = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.-]*$")
-Scalar = str | int | float | bool
-
-
-def _settings(info: ValidationInfo) -> Settings:
-    """The settings a config is validated against: those of the connector being built,
-    else the process's own."""
-    given = (info.context or {}).get("settings")
-    return given if isinstance(given, Settings) else get_settings()
-
-
-def _env_name(name: str, info: ValidationInfo) -> str:
-    problem = name_problem(name, _settings(info))
-    if problem is not None:
-        raise ValueError(problem)
-    return name
-
-
-def _env_value(value: str, info: ValidationInfo) -> str:
-    problem = value_problem(value, _settings(info))
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
-EnvName = Annotated[str, AfterValidator(_env_name)]
-EnvValue = Annotated[str, AfterValidator(_env_value)]
-
-
-class CommandConfig(BaseModel):
-    """``connection_config`` of a command source."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    command: str = Field(min_length=1)
-    # A list is passed as it is; a mapping becomes options: {since: x} → --since=x,
-    # {force: true} → --force, false/null → left out, a list → the option repeated.
-    parameters: list[Scalar] | dict[str, Scalar | list[Scalar] | None] = Field(default_factory=list)
-    working_directory: str | None = None
-    timeout: float = Field(default=300.0, gt=0, le=86400)
-    output_format: Literal["json", "ndjson", "csv", "none"] = "json"
-    encoding: str = "utf-8"
-    records_path: str | None = None
-    csv: CsvOptions | None = None
-    # Zone of timestamps the command prints without an offset (an IANA name; default
-    # UTC); also the command's TZ, so that its local time is that zone.
-    timezone: str | None = None
-    environment: dict[EnvName, EnvValue] = Field(
-        default_factory=dict,
-        description="Variables for the command: locale, time zone, APP_*, DB_* and the "
-        "names on FACTORYSYNC_COMMAND_ENV_ALLOWLIST; never loader or interpreter hooks.",
-    )
-    max_output_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
-
-    @field_validator("encoding")
-    @classmethod
-    def _encoding(cls, v: str) -> str:
-        return FileOptions(encoding=v).encoding
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str | None) -> str | None:
-        return FileOptions(timezone=v).timezone
-
-    @model_validator(mode="after")
-    def _one_zone(self) -> CommandConfig:
-        inner = self.csv.timezone if self.csv is not None else None
-        if inner is not None and self.timezone is not None and inner != self.timezone:
-            raise ValueError(
-                f"csv.timezone {inner!r} and timezone {self.timezone!r} differ: set timezone only"
-            )
-        return self
-
-    @field_validator("working_directory")
-    @classmethod
-    def _absolute(cls, v: str | None) -> str | None:
-        if v is not None and not Path(v).expanduser().is_absolute():
-            raise ValueError(f"working_directory {v!r} must be an absolute path")
-        return v
-
-
-class ArtisanConfig(CommandConfig):
-    """``connection_config`` of an artisan source: ``command`` is the artisan command."""
-
-    working_directory: str  # the Laravel project (where the artisan script is)
-    php: str = "php"
-    artisan: str = "artisan"
-
-    @field_validator("command")
-    @classmethod
-    def _artisan_name(cls, v: str) -> str:
-        if not ARTISAN_COMMAND.match(v):
-            raise ValueError(f"artisan command {v!r} is not a command name like 'report:daily'")
-        return v
 
 
 def render_parameters(parameters: list[Scalar] | dict[str, Any]) -> list[str]:

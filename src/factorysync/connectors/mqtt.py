@@ -15,7 +15,8 @@ model, topics, payload decoding and the paho client are in
     topic_template: plant/{line}/{machine_id}/status   # topic levels lifted into fields
     client_id: fs-line-status       # default: factorysync-<source_id>
     tls: true                       # or {ca_file, cert_file, key_file, insecure}
-    payload_format: auto            # auto | json | text
+    payload_format: auto            # auto | json | text | sparkplug_b
+    sparkplug_rebirth: false        # sparkplug_b: ask edge nodes for rebirths (NCMD)
     shared_group: line-status       # MQTT 5 shared subscription: workers split the stream
 
 ``authentication_config``: ``username``, ``password``.
@@ -36,6 +37,10 @@ would keep them from the others until it returned).
 
 Reconnects after a lost broker are paho's, with back-off from 1 s up to 30 s; the
 source's ``last_error`` in the registry says the broker is gone until it is back.
+
+Sparkplug B (``payload_format: sparkplug_b``): each subscription keeps the edge nodes'
+sessions (aliases, sequence numbers, births and deaths) in a
+:class:`~factorysync.connectors.sparkplug.SparkplugSession`, rebuilt at every reconnect.
 """
 
 from __future__ import annotations
@@ -46,8 +51,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
+from factorysync.connectors import sparkplug
 from factorysync.connectors.base import (
     Batch,
     Connector,
@@ -71,6 +77,42 @@ from factorysync.errors import ConnectorFatal, ConnectorRetriable
 log = logging.getLogger("factorysync.connectors.mqtt")
 
 
+# A predefined template (``MqttConnector.templates``): the latest value of every metric of
+# the edge nodes of a group, stale ones marked. ``device_id`` is '' for the node's own
+# metrics (a key column cannot be empty); ``value`` is JSON, as metrics of one node have
+# many datatypes; historical samples are left to time-series mappings.
+SPARKPLUG_EDGE_NODE_TEMPLATE: dict[str, Any] = {
+    "template_name": "sparkplug_b_edge_node",
+    "display_name": "Sparkplug B edge node",
+    "description": "Metrics of Sparkplug B edge nodes and their devices (live): the latest "
+    "value per metric, marked stale while its node or device is offline.",
+    "source_type": "mqtt",
+    "connection_config": {
+        "host": "127.0.0.1",
+        "port": 1883,
+        "topics": ["spBv1.0/plant1/#"],
+        "qos": 1,
+        "payload_format": "sparkplug_b",
+        "sparkplug_rebirth": False,
+    },
+    "authentication_config": {"username": "factorysync", "password": "${env:MQTT_PASSWORD}"},
+    "mapping_config": {
+        "primary_key": ["group_id", "edge_node_id", "device_id", "metric"],
+        "where": "not row['is_historical']",
+        "fields": {
+            "group_id": "group_id",
+            "edge_node_id": "edge_node_id",
+            "device_id": {"from": "device_id", "default": ""},
+            "metric": "metric",
+            "value": {"from": "value", "type": "json"},
+            "datatype": "datatype",
+            "ts": {"from": "ts", "type": "datetime"},
+            "stale": {"from": "stale", "type": "boolean"},
+        },
+    },
+}
+
+
 class MqttConnector(Connector):
     """Connection checks, field discovery and the subscription of MQTT sources."""
 
@@ -80,6 +122,7 @@ class MqttConnector(Connector):
     extra = "mqtt"
     polls = False
     streams = True
+    templates: ClassVar[list[dict[str, Any]]] = [SPARKPLUG_EDGE_NODE_TEMPLATE]
 
     @property
     def cfg(self) -> MqttConfig:
@@ -137,9 +180,10 @@ class MqttConnector(Connector):
     def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
         """Listen for a few seconds (retained messages arrive at once) and describe fields."""
         records: list[Any] = []
+        session = sparkplug.session_for(self.cfg, self.context.source_id, None)
         for topic, payload in self._session(3.0, self.cfg.topics)[:limit]:
-            records += message_records(self.cfg, self._template(), topic, payload).records
-        return describe_records(records)
+            records += message_records(self.cfg, self._template(), topic, payload, session).records
+        return describe_records(records) if session is None else session.describe(records)
 
     def _template(self) -> TopicTemplate | None:
         return TopicTemplate(self.cfg.topic_template) if self.cfg.topic_template else None
@@ -188,6 +232,7 @@ class _Subscription:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.session = sparkplug.session_for(cfg, source_id, sink, self.client)
 
     def run(self, stop: threading.Event) -> None:
         """Until ``stop``; then stop taking messages, write and acknowledge the ones
@@ -216,6 +261,8 @@ class _Subscription:
         if self._lost:
             log.info("%s: reconnected to %s", self.source_id, self.where)
         self._lost = False
+        if self.session is not None:
+            self.session.connected()
         self.sink.status(None)
 
     def _on_subscribe(
@@ -241,11 +288,11 @@ class _Subscription:
     def _on_message(self, client: Any, _userdata: Any, msg: Any) -> None:
         if self._closing:
             return  # not acknowledged: the broker delivers it again next session
-        decoded = message_records(self.cfg, self.template, msg.topic, msg.payload)
+        decoded = message_records(self.cfg, self.template, msg.topic, msg.payload, self.session)
         ack = None
         if self.manual_ack and msg.qos > 0:
             mid, qos = msg.mid, msg.qos
             ack = lambda: client.ack(mid, qos)  # noqa: E731
-        self.sink.put(
-            decoded.records, raw=raw_message(msg.topic, msg.payload), error=decoded.error, ack=ack
-        )
+        # A Sparkplug session says itself what stands for the message in quarantine.
+        raw = decoded.raw if self.session is not None else raw_message(msg.topic, msg.payload)
+        self.sink.put(decoded.records, raw=raw, error=decoded.error, ack=ack)

@@ -4,6 +4,8 @@ topic filters and templates, payload decoding and the configured paho client.
 Payloads: a JSON object is a record, a JSON array holds records, any other JSON value or
 plain text becomes ``{"value": ...}``. A payload that looks like JSON (starts with ``{``
 or ``[``) but does not parse, or is not UTF-8, is malformed and goes to quarantine.
+``payload_format: sparkplug_b``: Sparkplug B protobuf payloads, one record per metric,
+read by the subscription's session (:mod:`factorysync.connectors.sparkplug`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import re
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
 
-INSTALL = "pip install 'paho-mqtt>=2.1'"
+if TYPE_CHECKING:
+    from factorysync.connectors.sparkplug import SparkplugSession
+
+INSTALL = "pip install 'factorysync[mqtt]'"
 RECEIVE_MAXIMUM = 65535  # MQTT 5: unacknowledged messages the broker may send us
 _PLACEHOLDER = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
 
@@ -97,11 +102,23 @@ class TopicTemplate:
 class TlsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
+    ca_file: str | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the broker's certificate, e.g. "
+        "/etc/factorysync/plant-ca.pem. Default: the system's CAs.",
+    )
+    cert_file: str | None = Field(
+        default=None,
+        description="PEM client certificate, for brokers that require one (mutual TLS).",
+    )
+    key_file: str | None = Field(default=None, description="PEM private key of cert_file.")
     # Skip the broker host name check (self-signed broker certificates on a plant LAN).
-    insecure: bool = False
+    insecure: bool = Field(
+        default=False,
+        description="Skip the check that the broker's certificate names its host (e.g. a "
+        "broker reached by IP address on a plant LAN); the certificate itself is still "
+        "verified.",
+    )
 
 
 class MqttConfig(BaseModel):
@@ -109,29 +126,124 @@ class MqttConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    host: str = Field(min_length=1)
-    port: int | None = Field(default=None, ge=1, le=65535)
-    topics: list[str] = Field(min_length=1)
-    qos: Literal[0, 1, 2] = 1
-    topic_template: str | None = None
-    client_id: str | None = Field(default=None, min_length=1, max_length=128)
-    tls: bool | TlsConfig = False
-    payload_format: Literal["auto", "json", "text"] = "auto"
-    protocol: Literal["5", "3.1.1"] = "5"
+    host: str = Field(
+        min_length=1,
+        description="Host name or IP address of the broker, e.g. broker.plant.local.",
+    )
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="TCP port of the broker. Default: 1883, or 8883 with tls.",
+    )
+    topics: list[str] = Field(
+        min_length=1,
+        description="Topic filters to subscribe, one or more: + stands for one level, a "
+        "final # for the rest, e.g. plant/+/+/status or plant/#.",
+    )
+    qos: Literal[0, 1, 2] = Field(
+        default=1,
+        description="Quality of service of the subscription: 0 (at most once), 1 (at "
+        "least once) or 2 (exactly once). With 1 and 2 a message is acknowledged only "
+        "once its rows are committed, so none is lost.",
+    )
+    topic_template: str | None = Field(
+        default=None,
+        description="Lifts topic levels into record fields: plant/{line}/{machine_id}/"
+        "status gives line and machine_id; + matches any level, a final # the rest. A "
+        "message whose topic does not fit is quarantined; a field in the payload wins "
+        "over one from the topic.",
+    )
+    client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="MQTT client id; the broker keeps the session under it, so it must "
+        "stay the same and be unique on the broker. Default: factorysync-<source_id> "
+        "(members of a shared_group add their worker name).",
+    )
+    tls: bool | TlsConfig = Field(
+        default=False,
+        description="TLS to the broker: false, true (the broker's certificate checked "
+        "against the system's CAs), or an object with ca_file, cert_file, key_file and "
+        "insecure.",
+    )
+    payload_format: Literal["auto", "json", "text", "sparkplug_b"] = Field(
+        default="auto",
+        description="How payloads are read: auto (JSON when it parses, else text), json "
+        "(anything else is quarantined) or text. A JSON object is one record, an array "
+        "holds records, any other payload becomes a record with one field, value. "
+        "sparkplug_b: Sparkplug B edge nodes (topics under spBv1.0/), one record per "
+        "metric: group_id, edge_node_id, device_id, metric, value, datatype, ts, "
+        "is_historical, stale.",
+    )
+    sparkplug_rebirth: bool = Field(
+        default=False,
+        description="Sparkplug B: when aliases cannot be resolved or messages were lost "
+        "(a sequence gap, a reconnect), ask the edge node to publish its births again "
+        "(publishes NCMD Node Control/Rebirth to spBv1.0/<group_id>/NCMD/<edge_node_id>; "
+        "the broker must let this client publish there). false: only recorded as an "
+        "event.",
+    )
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5", description="MQTT protocol version: 5, or 3.1.1 for older brokers."
+    )
     # Off: the broker keeps the subscription and queues QoS 1/2 messages while we are away.
-    clean_session: bool = False
+    clean_session: bool = Field(
+        default=False,
+        description="Start a fresh session at every connect: the broker forgets the "
+        "subscription and drops what it queued meanwhile. false: a persistent session, "
+        "so QoS 1 and 2 messages wait at the broker while factorysync is down.",
+    )
     # MQTT 5: how long the broker keeps the session after a disconnect.
-    session_expiry_s: int = Field(default=7 * 86400, ge=0)
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        default=7 * 86400,
+        ge=0,
+        description="MQTT 5: seconds the broker keeps the session (subscription and "
+        "queued messages) after a disconnect (default 7 days).",
+    )
+    keepalive_s: int = Field(
+        default=30,
+        ge=5,
+        le=3600,
+        description="Keep-alive interval in seconds: the client pings an idle connection "
+        "this often, and a broker that stays silent is taken as lost (then reconnected).",
+    )
     # Also store the message topic / the time it was received under these field names.
-    topic_field: str | None = None
-    received_at_field: str | None = None
+    topic_field: str | None = Field(
+        default=None,
+        description="Also store each message's topic in this record field, e.g. topic. "
+        "Default: not stored.",
+    )
+    received_at_field: str | None = Field(
+        default=None,
+        description="Also store the time each message was received (ISO 8601, UTC) in "
+        "this record field, e.g. received_at. Default: not stored.",
+    )
     # Micro-batches: written when this many messages wait, or the oldest waited this long.
-    batch_rows: int = Field(default=500, ge=1, le=100_000)
-    batch_ms: int = Field(default=200, ge=1, le=60_000)
+    batch_rows: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Micro-batches: the waiting messages are written once this many "
+        "wait (or after batch_ms).",
+    )
+    batch_ms: int = Field(
+        default=200,
+        ge=1,
+        le=60_000,
+        description="Micro-batches: milliseconds the oldest waiting message may wait "
+        "before the batch is written.",
+    )
     # MQTT 5 shared subscription ($share/<group>/<topic>): every worker subscribes and the
     # broker hands each message to one of them, splitting a high-volume stream.
-    shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="MQTT 5 shared subscription group (letters, digits, _ . -; up to 64): "
+        "every worker subscribes $share/<group>/<topic> and the broker hands each message "
+        "to one of them, splitting a high-volume stream. Default: one subscriber.",
+    )
 
     @field_validator("topics", mode="before")
     @classmethod
@@ -161,6 +273,19 @@ class MqttConfig(BaseModel):
             self.port = 8883 if self.tls else 1883
         return self
 
+    @model_validator(mode="after")
+    def _sparkplug(self) -> MqttConfig:
+        if self.payload_format != "sparkplug_b":
+            if self.sparkplug_rebirth:
+                raise ValueError("sparkplug_rebirth: only for payload_format sparkplug_b")
+            return self
+        from factorysync.connectors.sparkplug import config_problems
+
+        problems = config_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def client_id_for(self, source_id: str, member: str | None = None) -> str:
         """The client id; members of a shared subscription add their own name to it."""
         base = self.client_id or f"factorysync-{source_id}"
@@ -179,6 +304,9 @@ class Decoded:
 
     records: list[Any]
     error: str | None = None
+    # What quarantine keeps of the message when the decoder says (Sparkplug B: topic and
+    # payload as JSON on an error; None once decoded, the records then standing for it).
+    raw: Any = None
 
 
 def decode_payload(payload: bytes, payload_format: str) -> Decoded:
@@ -247,10 +375,11 @@ def build_client(
 def connect_kwargs(cfg: MqttConfig, *, clean: bool) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"keepalive": cfg.keepalive_s}
     if cfg.protocol == "5":
+        from paho.mqtt import properties
         from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
 
-        props = Properties(PacketTypes.CONNECT)
+        unannotated: Any = properties.Properties  # paho's class has no type annotations
+        props = unannotated(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 0 if clean else cfg.session_expiry_s
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         kwargs |= {"clean_start": clean, "properties": props}
@@ -258,10 +387,20 @@ def connect_kwargs(cfg: MqttConfig, *, clean: bool) -> dict[str, Any]:
 
 
 def message_records(
-    cfg: MqttConfig, template: TopicTemplate | None, topic: str, payload: bytes
+    cfg: MqttConfig,
+    template: TopicTemplate | None,
+    topic: str,
+    payload: bytes,
+    session: SparkplugSession | None = None,
 ) -> Decoded:
-    """The records of one message: payload fields plus the fields the topic carries."""
-    decoded = decode_payload(payload, cfg.payload_format)
+    """The records of one message: payload fields plus the fields the topic carries.
+    Sparkplug B payloads are read by the subscription's ``session``."""
+    if cfg.payload_format == "sparkplug_b":
+        if session is None:
+            raise ValueError("payload_format sparkplug_b needs the subscription's session")
+        decoded = session.decode(topic, payload)
+    else:
+        decoded = decode_payload(payload, cfg.payload_format)
     if decoded.error is not None:
         return decoded
     extra: dict[str, Any] = {}

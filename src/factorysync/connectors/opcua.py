@@ -2,14 +2,22 @@
 
 This module holds the ``connection_config`` model, the record shape of one value change,
 and the connector's ``check`` (connect, find every node), ``discover`` (read each node
-once and describe the record fields) and ``subscribe`` (for the realtime service).
+once and describe the record fields), ``browse`` (the variables of the server's address
+space, for choosing nodes: :mod:`factorysync.connectors.opcua_browse`) and ``subscribe``
+(for the realtime service: :mod:`factorysync.connectors.opcua_subscription`).
 
 The subscription: an asyncio loop in the realtime service's thread connects, creates one
 subscription (publishing interval) and monitors every configured node (sampling
 interval, queue size); each data change becomes one record. A lost server is noticed by
 asyncua's watchdog (``check_connection``); the subscription then connects again with
 back-off from 1 s up to 30 s, and the source's ``last_error`` in the registry says so
-meanwhile.
+meanwhile. After a reconnect, a restart or a handover to another worker, the changes
+missed meanwhile are read from the server's history before live values (where the
+server keeps none, the time range is recorded as a gap).
+
+A time series of value changes is keyed by node and source timestamp: the mapping's
+``primary_key`` must hold both (e.g. ``[field, source_timestamp]``), so that a change
+read from history and received live lands once.
 
 ``connection_config``::
 
@@ -22,6 +30,7 @@ meanwhile.
     sampling_interval_ms: 100
     publishing_interval_ms: 200
     fields: {machine_id: M-101}                  # constants added to every record
+    history_backfill: true                       # read what a reconnect missed
 
 ``authentication_config``: ``username``, ``password``.
 
@@ -44,7 +53,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factorysync.config.mapping import snake_case
+from factorysync.config.names import snake_case
 from factorysync.connectors.base import (
     Batch,
     Connector,
@@ -53,9 +62,9 @@ from factorysync.connectors.base import (
     Sink,
     SourceKind,
 )
-from factorysync.errors import ConfigError, ConnectorError, ConnectorFatal, ConnectorRetriable
+from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
 
-INSTALL = "pip install 'asyncua>=1.1'"
+INSTALL = "pip install 'factorysync[opcua]'"
 MAX_BACKOFF_S = 30.0
 log = logging.getLogger("factorysync.connectors.opcua")
 
@@ -72,8 +81,18 @@ def asyncua() -> Any:
 class NodeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    node_id: str = Field(min_length=1)
-    field: str = Field(min_length=1, max_length=63)
+    node_id: str = Field(
+        min_length=1,
+        description="OPC UA node id of the value to monitor, e.g. ns=2;i=1002 or "
+        "ns=2;s=Line1.Spindle.Speed.",
+    )
+    field: str = Field(
+        min_length=1,
+        max_length=63,
+        description="Name for this node, written in the field of each of its change "
+        "records (e.g. spindle_speed), so that mappings can tell nodes apart; unique "
+        "within nodes.",
+    )
 
     @field_validator("node_id")
     @classmethod
@@ -94,22 +113,96 @@ class OpcUaConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    endpoint: str = Field(min_length=1)
-    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    endpoint: str = Field(
+        min_length=1,
+        description="Endpoint URL of the server: opc.tcp://host:port/path, e.g. "
+        "opc.tcp://plc-line-a:4840.",
+    )
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = Field(
+        default="None",
+        description="Message security: None, Sign or SignAndEncrypt. Sign and "
+        "SignAndEncrypt need security_policy, certificate_file and private_key_file.",
+    )
     security_policy: Literal[
         "None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"
-    ] = "None"
-    certificate_file: str | None = None
-    private_key_file: str | None = None
-    server_certificate_file: str | None = None
-    nodes: list[NodeSpec] = Field(min_length=1)
-    sampling_interval_ms: float = Field(default=100, ge=0)
-    publishing_interval_ms: float = Field(default=200, gt=0)
-    queue_size: int = Field(default=100, ge=1, le=100_000)
-    fields: dict[str, Any] = Field(default_factory=dict)
-    timeout_s: float = Field(default=10, gt=0)
-    batch_rows: int = Field(default=500, ge=1, le=100_000)
-    batch_ms: int = Field(default=200, ge=1, le=60_000)
+    ] = Field(
+        default="None",
+        description="Security policy, with a security_mode other than None: "
+        "Basic256Sha256, Aes128Sha256RsaOaep or Aes256Sha256RsaPss; None without one.",
+    )
+    certificate_file: str | None = Field(
+        default=None,
+        description="Path of factorysync's client certificate (DER or PEM), which the "
+        "server must trust; needed with security.",
+    )
+    private_key_file: str | None = Field(
+        default=None,
+        description="Path of the private key of certificate_file; needed with security.",
+    )
+    server_certificate_file: str | None = Field(
+        default=None,
+        description="Path of the server's certificate. Default: the certificate the "
+        "server presents.",
+    )
+    nodes: list[NodeSpec] = Field(
+        min_length=1,
+        description="Nodes to monitor, one or more: {node_id, field} objects, or bare node "
+        "ids (ns=2;i=1002), whose field is then named after the identifier.",
+    )
+    sampling_interval_ms: float = Field(
+        default=100,
+        ge=0,
+        description="How often the server samples each node, in milliseconds; 0: as fast "
+        "as the server can.",
+    )
+    publishing_interval_ms: float = Field(
+        default=200,
+        gt=0,
+        description="How often the server sends the changes it collected, in milliseconds.",
+    )
+    queue_size: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Changes the server keeps per node between two publishes, so that "
+        "fast changes are not lost.",
+    )
+    fields: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Constant fields added to every record, e.g. {machine_id: M-101, line: A}.",
+    )
+    timeout_s: float = Field(
+        default=10,
+        gt=0,
+        description="Seconds to wait for the server: to connect, and for each request.",
+    )
+    batch_rows: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Micro-batches: the waiting changes are written once this many wait "
+        "(or after batch_ms).",
+    )
+    batch_ms: int = Field(
+        default=200,
+        ge=1,
+        le=60_000,
+        description="Micro-batches: milliseconds the oldest waiting change may wait "
+        "before the batch is written.",
+    )
+    history_backfill: bool = Field(
+        default=True,
+        description="After a reconnect, a restart or a handover to another worker, read "
+        "the changes missed meanwhile from the server's history (HistoryRead, nodes whose "
+        "access level allows it) before live values. Where the server keeps no history, "
+        "or with false, the missed time range is recorded as a gap.",
+    )
+    history_backfill_max_h: float = Field(
+        default=168,
+        gt=0,
+        description="How far back, in hours, a history backfill reads at most; changes "
+        "missed before that are recorded as a gap.",
+    )
 
     @field_validator("nodes", mode="before")
     @classmethod
@@ -206,7 +299,11 @@ async def connect(cfg: OpcUaConfig, auth: dict[str, Any]) -> Any:
         if security:
             await client.set_security_string(security)
         await client.connect()
-    except (OSError, TimeoutError) as exc:
+    except TimeoutError:
+        raise ConnectorRetriable(
+            f"cannot reach OPC UA server {cfg.endpoint}: no answer within {cfg.timeout_s:g} s"
+        ) from None
+    except OSError as exc:
         raise ConnectorRetriable(f"cannot reach OPC UA server {cfg.endpoint}: {exc}") from None
     except ua.ua.UaStatusCodeError as exc:
         raise ConnectorFatal(f"OPC UA server {cfg.endpoint} refused: {exc}") from None
@@ -260,66 +357,31 @@ class OpcUaConnector(Connector):
         )
 
     def subscribe(self, sink: Sink, stop: threading.Event) -> None:
-        """Monitor the nodes and hand every data change to ``sink`` until ``stop``."""
-        asyncio.run(_Subscription(self.cfg, self.auth, self.context.source_id, sink).run(stop))
+        """Monitor the nodes and hand every data change to ``sink`` until ``stop``; after
+        a reconnect, a restart or a handover, fill what was missed from history first."""
+        from factorysync.connectors.opcua_subscription import Subscription
 
+        asyncio.run(Subscription(self.cfg, self.auth, self.context.source_id, sink).run(stop))
 
-class _Subscription:
-    def __init__(self, cfg: OpcUaConfig, auth: dict[str, Any], source_id: str, sink: Sink):
-        self.cfg = cfg
-        self.auth = auth
-        self.source_id = source_id
-        self.sink = sink
-        self.fields = {n.node_id: n.field for n in cfg.nodes}
+    def browse(
+        self,
+        *,
+        start: str = "Objects",
+        depth: int = 3,
+        max_nodes: int = 1000,
+        max_seconds: float = 60,
+    ) -> dict[str, Any]:
+        """The variables under ``start`` down to ``depth`` levels (see
+        :func:`factorysync.connectors.opcua_browse.browse`)."""
+        from factorysync.connectors.opcua_browse import browse
 
-    async def run(self, stop: threading.Event) -> None:
-        delay = 1.0
-        while not stop.is_set():
-            try:
-                await self._session(stop)
-                delay = 1.0
-            except Exception as exc:
-                if stop.is_set():
-                    break
-                message = str(exc) if isinstance(exc, ConnectorError) else repr(exc)
-                message = f"OPC UA {self.cfg.endpoint}: {message}; reconnecting in {delay:.0f} s"
-                log.warning("%s: %s", self.source_id, message)
-                self.sink.status(message)
-                await _sleep(delay, stop)
-                delay = min(delay * 2, MAX_BACKOFF_S)
-
-    async def _session(self, stop: threading.Event) -> None:
-        client = await connect(self.cfg, self.auth)
-        try:
-            sub = await client.create_subscription(self.cfg.publishing_interval_ms, self)
-            nodes = [client.get_node(n.node_id) for n in self.cfg.nodes]
-            await sub.subscribe_data_change(
-                nodes,
-                queuesize=self.cfg.queue_size,
-                sampling_interval=self.cfg.sampling_interval_ms,
+        return asyncio.run(
+            browse(
+                self.cfg,
+                self.auth,
+                start=start,
+                depth=depth,
+                max_nodes=max_nodes,
+                max_seconds=max_seconds,
             )
-            self.sink.status(None, subscribed=self.cfg.endpoint)
-            while not stop.is_set():
-                await asyncio.sleep(0.2)
-                await client.check_connection()
-        finally:
-            try:
-                await asyncio.wait_for(client.disconnect(), 5)
-            except Exception as exc:  # the server may be gone already
-                log.debug("%s: disconnect: %s", self.source_id, exc)
-
-    # -- asyncua's subscription callbacks -------------------------------------------
-    def datachange_notification(self, node: Any, _val: Any, data: Any) -> None:
-        node_id = node.nodeid.to_string()
-        field = self.fields.get(node_id, node_id)
-        record = change_record(self.cfg, node_id, field, data.monitored_item.Value)
-        self.sink.put([record], raw=record)
-
-    def status_change_notification(self, status: Any) -> None:
-        log.warning("%s: subscription status %s", self.source_id, status)
-
-
-async def _sleep(seconds: float, stop: threading.Event) -> None:
-    end = asyncio.get_running_loop().time() + seconds
-    while not stop.is_set() and asyncio.get_running_loop().time() < end:
-        await asyncio.sleep(0.1)
+        )

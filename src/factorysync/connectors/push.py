@@ -28,9 +28,27 @@ from factorysync.errors import ConnectorFatal
 class PushConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_records: int = Field(default=10_000, ge=1, le=1_000_000)
-    batch_rows: int = Field(default=500, ge=1, le=100_000)
-    batch_ms: float = Field(default=50, ge=0, le=60_000)
+    max_records: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Most records one POST /api/ingest request may carry; a larger "
+        "request is refused with HTTP 413.",
+    )
+    batch_rows: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Micro-batches: most rows written in one transaction (requests "
+        "arriving together share one).",
+    )
+    batch_ms: float = Field(
+        default=50,
+        ge=0,
+        le=60_000,
+        description="Micro-batches: milliseconds the first record of a batch may wait "
+        "for others before it is written; 0 writes at once.",
+    )
 
 
 class PushConnector(Connector):

@@ -36,20 +36,23 @@ from pydantic_core import PydanticCustomError
 from factorysync.config import ConnectionDecl
 from factorysync.connectors.base import Connector, ConnectorContext, SourceKind
 from factorysync.errors import ConfigError
-from factorysync.security.secrets import Redactor, resolve_env_refs
+from factorysync.security.redaction import Redactor
+from factorysync.security.secrets import resolve_env_refs
 from factorysync.settings import Settings, get_settings
 
 log = logging.getLogger("factorysync.connectors")
 GROUP = "factorysync.connectors"
 # Built-in types, in the order lists show them (plugins follow, by name).
 BUILTIN: dict[str, str] = {
-    "file": "factorysync.connectors.file:FileConnector",
-    "database": "factorysync.connectors.database:DatabaseConnector",
-    "api": "factorysync.connectors.api:ApiConnector",
+    "file": "factorysync.connectors.file.connector:FileConnector",
+    "database": "factorysync.connectors.database.reader:DatabaseConnector",
+    "api": "factorysync.connectors.api.connector:ApiConnector",
     "artisan": "factorysync.connectors.command:ArtisanConnector",
     "command": "factorysync.connectors.command:CommandConnector",
     "mqtt": "factorysync.connectors.mqtt:MqttConnector",
     "opcua": "factorysync.connectors.opcua:OpcUaConnector",
+    "modbus": "factorysync.connectors.modbus:ModbusConnector",
+    "s7": "factorysync.connectors.s7:S7Connector",
     "push": "factorysync.connectors.push:PushConnector",
 }
 CAPABILITIES = ("polls", "streams", "pushes", "relays")
@@ -182,8 +185,43 @@ def _shown(kind: SourceKind) -> SourceKind:
 
 
 def default_connection_type(source_type: str) -> str | None:
-    found = source_kinds().get(source_type)
+    found = _kind_of(source_type)
     return found[1] if found else None
+
+
+def _kind_of(source_type: str) -> tuple[SourceKind, str] | None:
+    """``source_kinds()[source_type]``, loading classes in order only until the type that
+    serves it by default is found: a one-off command that validates one declaration then
+    imports one connector module, not every driver's (an API type's httpx alone takes
+    about 0.1 s to import)."""
+    seen = _derived.get("kinds")
+    if seen is not None and seen[0] == (tuple(sys.path), tuple(BUILTIN.items())):
+        found: tuple[SourceKind, str] | None = seen[1].get(source_type)
+        return found
+    served: tuple[SourceKind, str] | None = None
+    for name in available():
+        try:
+            cls = connector_class(name)
+        except ConfigError:
+            continue  # an unloadable plugin: told by source_kinds() when it matters
+        for kind in cls.source_types or (SourceKind(name),):
+            if kind.name != source_type:
+                continue
+            if kind.default:
+                return _shown(kind), name
+            served = served or (_shown(kind), name)
+    return served
+
+
+def capability_of(connection_type: str, capability: str) -> bool:
+    """Whether ``connection_type`` has ``capability`` (polls, streams, pushes, relays),
+    loading that type's class only; False for a type that cannot be loaded."""
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r} (known: {', '.join(CAPABILITIES)})")
+    try:
+        return bool(getattr(connector_class(connection_type), capability))
+    except ConfigError:
+        return False
 
 
 # -- live views for code that wants a constant -------------------------------------------
@@ -255,6 +293,8 @@ def _one_of(names: Sequence[str]) -> str:
 def check_connection_type(value: str) -> str:
     """A declaration's ``connection_type``: one the registry knows and can load
     (pydantic validator); a plugin type that cannot be loaded is refused with the reason."""
+    if value in BUILTIN:
+        return value
     _refuse_unloadable(value)
     names = list(connection_types())
     if value not in names:
@@ -268,6 +308,8 @@ def check_source_type(value: str) -> str:
     """A declaration's ``source_type``: one a registered connection type serves. The name
     of a plugin type that cannot be loaded (the source type it would serve by default)
     is refused with the reason."""
+    if _kind_of(value) is not None:
+        return value
     names = list(source_kinds())
     if value not in names:
         _refuse_unloadable(value)

@@ -33,6 +33,8 @@ def eligible(config: MappingConfig) -> bool:
     """Whether every part of this mapping can be computed on whole columns."""
     if not config.primary_key or config.where or config.explode or config.validate_:
         return False
+    if config.pivot is not None:  # rows are made of samples one by one
+        return False
     for spec in (config.fields or {}).values():
         if isinstance(spec, str):
             if "." in spec or "[" in spec:
@@ -174,7 +176,7 @@ def _typed_text(array: pa.Array) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from factorysync.store.targets import ISO_DATE, ISO_DATETIME
+    from factorysync.kinds import ISO_DATE, ISO_DATETIME
 
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return array

@@ -16,7 +16,7 @@ from typing import Any
 
 from factorysync.connectors.registry import open_connection
 from factorysync.errors import ConfigError, FactorySyncError
-from factorysync.security.secrets import Redactor
+from factorysync.security.redaction import Redactor
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.store import Store
 

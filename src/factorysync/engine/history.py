@@ -6,7 +6,7 @@ Two rules stop a source from being run again and again:
   ``error``; it is still retried, on a back-off that doubles up to ``MAX_BACKOFF_S``;
 * the crash loop: after ``CRASH_LIMIT`` runs in a row that ended in a crash — the process
   running them died (``interrupted``), or a parser child process was stopped by a resource
-  limit or a signal (:class:`~factorysync.connectors.workbook_process.ReaderStopped`) —
+  limit or a signal (:class:`~factorysync.connectors.file.workbook_process.ReaderStopped`) —
   the source's status is ``error`` and it has no ``next_sync``: it is not run
   automatically until an operator runs it by hand or sets it active. Otherwise a file
   that kills its reader, or the process, would do so on every schedule and every restart.
@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from factorysync.connectors.workbook_process import ReaderStopped
+from factorysync.connectors.file.workbook_process import ReaderStopped
 from factorysync.engine.schedule import next_due
 from factorysync.errors import FactorySyncError
 from factorysync.observability import infolog

@@ -43,8 +43,9 @@ from factorysync.engine.history import RunResult
 from factorysync.engine.mapping import Mapper, MappingConfig
 from factorysync.engine.state import load_state, save_state
 from factorysync.errors import ConfigError, MappingError
+from factorysync.kinds import to_kind
 from factorysync.observability import infolog
-from factorysync.store.targets import KIND_TYPES, TargetTable, to_kind
+from factorysync.store.targets import KIND_TYPES, TargetTable
 from factorysync.store.types import UTCDateTime, utcnow
 
 SCAN_STATE_KEY = "delete_scan"  # {"runs": runs since the last scan, "scanned_at", "run_id"}

@@ -9,6 +9,9 @@ Two modes:
   zone, default, constant, value map, trim/case and a safe arithmetic expression.
   ``include_unmapped: true`` adds the remaining top-level fields as in auto mode.
 
+With ``pivot``, the records a mapping maps are the machine-shaped rows the record pipeline
+made of narrow samples (:mod:`factorysync.engine.pivot`); the primary key is the pivot's.
+
 The declaration itself (:class:`MappingConfig` and the path and name helpers) lives in
 :mod:`factorysync.config.mapping`; its names are reached from here as well.
 """
@@ -23,24 +26,28 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from factorysync.config.mapping import (
-    _MISSING,
-    IDENTIFIER,
     INT64_MAX,
     INT64_MIN,
-    MAX_SOURCE_PATH,
+    PIVOT_TS,
     SYSTEM_COLUMNS,
     FieldRef,
     FieldSpec,
     FieldType,
     MappingConfig,
+    PivotConfig,
     ValidationRule,
+    records_at,
+)
+from factorysync.config.names import (
+    IDENTIFIER,
+    MAX_SOURCE_PATH,
+    MISSING,
     check_identifier,
     check_source_name,
     check_source_path,
     check_zone,
     get_path,
     parse_path,
-    records_at,
     snake_case,
 )
 from factorysync.errors import MappingError
@@ -50,18 +57,21 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_SOURCE_PATH",
+    "PIVOT_TS",
     "SYSTEM_COLUMNS",
     "FieldRef",
     "FieldSpec",
     "FieldType",
     "Mapper",
     "MappingConfig",
+    "PivotConfig",
     "ValidationRule",
     "caster",
     "check_identifier",
     "check_source_name",
     "check_source_path",
     "check_zone",
+    "field_reader",
     "get_path",
     "new_field",
     "parse_path",
@@ -178,11 +188,7 @@ class _Column:
         if spec.value is not None:
             return spec.value
         value = get_path(record, self.path)
-        if (
-            value is _MISSING
-            or value is None
-            or (value == "" and spec.type not in (None, "string"))
-        ):
+        if value is MISSING or value is None or (value == "" and spec.type not in (None, "string")):
             value = None
         if value is not None and isinstance(value, str):
             if spec.trim:
@@ -203,6 +209,14 @@ class _Column:
         if value is None:
             value = spec.default
         return value
+
+
+def field_reader(name: str, ref: FieldRef, zone: str = "UTC") -> Callable[[Any], Any]:
+    """How one value is computed from a record, as a column of ``fields`` is (a source
+    path, or a spec with its cast, map, expression …); raises MappingError naming
+    ``name`` on a bad value."""
+    spec = FieldSpec.model_validate({"from": ref}) if isinstance(ref, str) else ref
+    return _Column(name, spec, zone).compute
 
 
 class Mapper:
@@ -229,7 +243,7 @@ class Mapper:
             str(c.path[0]) for c in self.columns if c.spec.value is None and c.path
         }
         self.auto = config.fields is None or config.include_unmapped
-        self.key = list(config.primary_key)
+        self.key = config.key_columns
         self._where = None
         if config.where:
             from factorysync.expressions import compile_expression
@@ -242,7 +256,7 @@ class Mapper:
         records = [record]
         if self._explode is not None and isinstance(record, dict):
             items = get_path(record, self._explode)
-            if items is _MISSING or items is None:
+            if items is MISSING or items is None:
                 items = []
             if not isinstance(items, list):
                 raise MappingError(

@@ -7,6 +7,10 @@ way it arrives:
 
 1. ``expand`` (``explode``/``where``): a record that cannot be expanded is refused as a
    whole (stage ``source``);
+   with ``pivot``, each expanded record is a sample the :class:`~factorysync.engine.pivot.Pivot`
+   places in its machine's row, and that row, as it now stands, is what is mapped: a
+   sample the pivot cannot place, or whose row the mapping or the rules refuse, is
+   refused (stage ``record``) and leaves the row as it was;
 2. ``map`` and the rules of ``mapping_config.validate`` (:class:`Validator`), after an
    empty key column (and, for incremental reads, an empty cursor): a record that fails
    is refused with every reason (stage ``record``);
@@ -28,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from factorysync.engine.mapping import Mapper, ValidationRule
+from factorysync.engine.pivot import Pivot
 from factorysync.engine.quarantine import reject
 from factorysync.errors import MappingError
-from factorysync.store.targets import row_hash
+from factorysync.kinds import row_hash
 
 Check = Callable[[Any], str | None]
 QUARANTINE_CAP = 10_000  # entries per mapping and run (or realtime flush); beyond, counted
@@ -158,7 +163,8 @@ class RecordPipeline:
     """One mapping's way from a source record to rows: ``run`` maps and validates,
     ``hashed`` finishes a row that passed, ``key_of`` names the row a refusal stands for.
 
-    ``cursor_field``: an incremental read's cursor, which may not be empty."""
+    ``cursor_field``: an incremental read's cursor, which may not be empty. With
+    ``pivot``, the pipeline holds the pivot's state for as long as it lives."""
 
     def __init__(
         self, mapper: Mapper, validator: Validator, *, cursor_field: str | None = None
@@ -167,6 +173,8 @@ class RecordPipeline:
         self.validator = validator
         self.cursor_field = cursor_field
         self.occurrences: dict[str, int] = {}  # rows of equal content (no primary key)
+        pivot = mapper.config.pivot
+        self.pivot = Pivot(pivot, zone=mapper.zone) if pivot is not None else None
 
     def run(self, source_record: Any, *, expand: bool = True) -> Iterator[Mapped]:
         """The rows ``source_record`` stands for, each mapped and validated (``expand``
@@ -178,12 +186,32 @@ class RecordPipeline:
             yield Mapped(source_record, None, [str(exc)], "source")
             return
         for record in expanded:
-            try:
-                row = mapper.map(record)
-                problems = row_problems(mapper, self.validator, row, self.cursor_field)
-            except MappingError as exc:
-                row, problems = None, [str(exc)]
+            if self.pivot is not None:
+                yield self._pivoted(self.pivot, record)
+                continue
+            row, problems = self._mapped(record)
             yield Mapped(record, row, problems)
+
+    def _mapped(self, record: Any) -> tuple[dict[str, Any] | None, list[str]]:
+        mapper = self.mapper
+        try:
+            row = mapper.map(record)
+            return row, row_problems(mapper, self.validator, row, self.cursor_field)
+        except MappingError as exc:
+            return None, [str(exc)]
+
+    def _pivoted(self, pivot: Pivot, sample: Any) -> Mapped:
+        """One sample: its machine's row (mapped from the pivoted record), or its refusal.
+        A refused sample (kept as it came, so that a replay pivots it again) leaves the
+        row as it was."""
+        record, problems = pivot.place(sample)
+        if record is None:
+            return Mapped(sample, None, problems)
+        row, problems = self._mapped(record)
+        if row is None or problems:
+            pivot.undo()
+            return Mapped(sample, row, problems)
+        return Mapped(record, row)
 
     def hashed(self, row: dict[str, Any]) -> str:
         """The content hash of a row that will be loaded; a mapping without a primary

@@ -94,8 +94,8 @@ def first_load(
     the caller checks); the rows written, or None when this mapping or source needs the
     Arrow path (nothing written then). ``columns`` learns the target columns of an auto
     mapping, as on the Arrow path."""
+    from factorysync.kinds import ISO_DATE, ISO_DATETIME
     from factorysync.store import bulk
-    from factorysync.store.targets import ISO_DATE, ISO_DATETIME
 
     kinds = relay.kinds
     planned = columnar.projection(config, kinds)

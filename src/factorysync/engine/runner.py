@@ -49,7 +49,8 @@ from factorysync.errors import ConfigError, ConnectorError, FactorySyncError
 from factorysync.observability import infolog
 from factorysync.prefetch import prefetched
 from factorysync.retry import RetryPolicy
-from factorysync.security.secrets import Redactor, resolve_env_refs
+from factorysync.security.redaction import Redactor
+from factorysync.security.secrets import resolve_env_refs
 from factorysync.store.db import describe_db_error, write_transaction
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_sync_history as hist_t

@@ -95,6 +95,6 @@ def next_due(source: Mapping[str, Any], after: datetime, timezone: str | None = 
         from croniter import croniter
 
         zone = ZoneInfo(timezone or _plant_zone())
-        nxt = croniter(cron, after.astimezone(zone)).get_next(datetime)
+        nxt: datetime = croniter(cron, after.astimezone(zone)).get_next(datetime)
         return nxt.astimezone(UTC)
     return after + timedelta(seconds=interval_seconds(source))

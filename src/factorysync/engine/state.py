@@ -114,7 +114,7 @@ def reset_state(conn: Connection, source_id: str, mapping_id: int) -> dict[str, 
 
 def comparable(value: Any) -> Any:
     """Cursor values compare as what they are: ISO timestamps as instants, not as text."""
-    from factorysync.store.targets import infer_kind, to_kind
+    from factorysync.kinds import infer_kind, to_kind
 
     kind = infer_kind(value)
     if kind in ("datetime", "date") and isinstance(value, str):

@@ -69,7 +69,7 @@ BASE_NAMES = frozenset({"value", "row", "None", "True", "False"})
 
 
 # -- the evaluator --------------------------------------------------------------------
-class _Evaluator(EvalWithCompoundTypes):
+class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simpleeval has no types
     """simpleeval with bounded operators, an attribute allow-list and a step/CPU budget.
     One per thread (it holds the state of the evaluation in progress)."""
 

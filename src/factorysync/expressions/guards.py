@@ -318,7 +318,8 @@ def guarded(obj: Any, name: str, method: Any) -> Any:
             def pad(width: int, *fill: str) -> str:
                 if width > MAX_TEXT:
                     raise ExpressionLimit(f"{name}({short(width)}) is above the limit {MAX_TEXT}")
-                return method(width, *fill)
+                padded: str = method(width, *fill)
+                return padded
 
             return pad
     if name == "strftime":
@@ -327,7 +328,8 @@ def guarded(obj: Any, name: str, method: Any) -> Any:
             check_format(fmt, "strftime")
             if len(fmt) > MAX_FORMAT_WIDTH:
                 raise ExpressionLimit(f"a strftime format longer than {MAX_FORMAT_WIDTH}")
-            return method(fmt)
+            formatted: str = method(fmt)
+            return formatted
 
         return strftime
     return method

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from factorysync.config import SourceDecl
 from factorysync.connectors.file import OwnFiles, resolve_in_roots
@@ -30,7 +31,7 @@ BUSY_RETRY_S = 0.1
 BUSY_GIVE_UP_S = 60.0
 
 
-def _watchfiles():  # type: ignore[no-untyped-def]
+def _watchfiles() -> Any:
     try:
         import watchfiles
     except ImportError:

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import or_, select
@@ -33,7 +34,10 @@ from factorysync.engine import leases
 from factorysync.engine.runner import recover_interrupted
 from factorysync.errors import ConfigError, ConnectorRetriable, FactorySyncError
 from factorysync.realtime import REALTIME_CONNECTION_TYPES
-from factorysync.realtime.writer import Incoming, MicroBatchWriter, report_status
+from factorysync.realtime.health import record_event, report_status
+from factorysync.realtime.leftovers import LeftoverDrains
+from factorysync.realtime.spools import process_spool
+from factorysync.realtime.writer import GAP_EVENT, Incoming, MicroBatchWriter
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
@@ -42,6 +46,7 @@ log = logging.getLogger("factorysync.realtime")
 MAX_BACKOFF_S = 30.0
 # How long stopping waits for a stream to write, acknowledge and disconnect.
 STOP_WAIT_S = 30.0
+__all__ = ["GAP_EVENT", "RealtimeService", "build_worker", "shared", "watched"]
 
 
 class Worker(Protocol):
@@ -81,7 +86,13 @@ def build_worker(
 
 class _Feed:
     """The sink a stream hands its messages to: the source's writer, and its health in
-    the registry. ``connected``: the subscription is up; ``received``: messages taken."""
+    the registry. ``connected``: the subscription is up; ``received``: messages taken.
+
+    The stream's state travels with its messages and is stored by the flush that commits
+    them; ``state()`` reads it back (the source's connector state, mapping 0 of
+    ``data_source_sync_state``), so a stream started after a restart or by another worker
+    resumes from what was committed. While messages of the source wait in the local
+    spool, the state of the newest of them is the one committed."""
 
     def __init__(self, writer: MicroBatchWriter, stopping: Callable[[], bool]) -> None:
         self.writer = writer
@@ -96,16 +107,55 @@ class _Feed:
         raw: Any = None,
         error: str | None = None,
         ack: Callable[[], None] | None = None,
+        state: dict[str, Any] | None = None,
     ) -> None:
         self.received += 1
-        self.writer.put(Incoming(records, raw=raw, error=error, ack=ack))
+        self.writer.put(Incoming(records, raw=raw, error=error, ack=ack, state=state))
+
+    def state(self) -> dict[str, Any]:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from factorysync.engine.state import CONNECTOR_KEY, load_state
+        from factorysync.store.db import describe_db_error
+
+        spooled = self.writer.spooled_state()
+        if spooled is not None:
+            return spooled
+        try:
+            with self.writer.store.connect() as conn:
+                found = load_state(conn, self.writer.source_id, 0, CONNECTOR_KEY)
+        except SQLAlchemyError as exc:  # the stream is subscribed again after a back-off
+            raise ConnectorRetriable(
+                f"the stored state of the stream cannot be read: {describe_db_error(exc)}"
+            ) from None
+        return found if isinstance(found, dict) else {}
 
     def status(self, error: str | None, *, subscribed: str | None = None) -> None:
+        # The registry first: whoever sees the stream down then also finds the reason.
+        report_status(self.writer.store, self.writer.source_id, error, subscribed=subscribed)
         if error is not None:
             self.connected.clear()
-        report_status(self.writer.store, self.writer.source_id, error, subscribed=subscribed)
         if error is None and subscribed is not None:
             self.connected.set()
+
+    def event(
+        self,
+        event: str,
+        message: str,
+        *,
+        level: str = "info",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        record_event(self.writer.store, self.writer.source_id, level, event, message, details)
+
+    def gap(self, start: datetime, end: datetime, reason: str) -> None:
+        self.writer.note_gap(start, end, reason)
+        self.event(
+            GAP_EVENT,
+            f"no data from {start.isoformat()} to {end.isoformat()}: {reason}",
+            level="warning",
+            details={"from": start.isoformat(), "to": end.isoformat(), "reason": reason},
+        )
 
     def drain(self) -> None:
         """Once the source is being stopped: write and acknowledge what is pending, close
@@ -190,8 +240,13 @@ class RealtimeService:
     workers) each source is leased (:func:`factorysync.engine.leases.claim_held`): this
     service runs the ones it holds — at most its fair share — renews their leases at every
     scan, and stops them when a lease is lost or cannot be renewed in time (the store is
-    gone), so that another worker may take them. MQTT sources with a ``shared_group`` run
-    on every worker, unleased. Without ``owner`` (SQLite, one process) it runs them all.
+    gone), so that another worker may take them — unless it was the only live worker at
+    its last scan: no other can take them over then, and they go on receiving into the
+    local spool until the store is back. MQTT sources with a ``shared_group`` run on every
+    worker, unleased. Without ``owner`` (SQLite, one process) it runs them all.
+
+    At each scan it also starts writers for what a previous run of this process left in
+    its spool (:mod:`factorysync.realtime.leftovers`).
     """
 
     def __init__(
@@ -215,6 +270,11 @@ class RealtimeService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._recovered = False
+        # Whether this was the only live worker at the last scan that reached the store.
+        self._alone = False
+        self._kept = False  # said so in the log, during this outage
+        process_spool(store.settings, member)  # the spool file is named after the worker
+        self.leftovers = LeftoverDrains(store)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -232,6 +292,7 @@ class RealtimeService:
             self._thread.join()
         for sid in list(self.workers):
             self._stop_worker(sid)
+        self.leftovers.stop()
         self._release(self.held)
 
     def _loop(self) -> None:
@@ -310,6 +371,10 @@ class RealtimeService:
             self.failed.pop(sid, None)
             self.workers[sid] = (fingerprint, worker)
             log.info("realtime: %s started", sid)
+        try:
+            self.leftovers.check()
+        except Exception as exc:
+            log.warning("realtime: spool leftovers not written yet: %s", exc)
 
     # -- leases --------------------------------------------------------------------
     def _leased(self, wanted: dict[str, SourceDecl] | None) -> dict[str, SourceDecl]:
@@ -324,7 +389,8 @@ class RealtimeService:
                 kept = leases.renew_held(
                     conn, self.owner, sorted(self.held & set(exclusive)), self.lease_s
                 )
-                fair = -(-len(exclusive) // leases.alive_workers(conn, self.lease_s))
+                alive = leases.alive_workers(conn, self.lease_s)
+                fair = -(-len(exclusive) // alive)
                 extra = sorted(kept)[fair:]  # more than its share: leave some to others
                 room = fair - len(kept) + len(extra)
                 claimed = leases.claim_held(
@@ -334,7 +400,15 @@ class RealtimeService:
             # Without the store no lease can be renewed: before they expire, stop the
             # sources, so that the worker that takes them over is the only one running them.
             late = time.monotonic() - self._renewed
-            if late >= 0.8 * self.lease_s and self.held:
+            if late >= 0.8 * self.lease_s and self.held and self._alone:
+                if not self._kept:
+                    self._kept = True
+                    log.warning(
+                        "realtime: leases not renewed for %.0f s (%s); no other worker is "
+                        "alive: keeping %d source(s) running, their messages go to the local "
+                        "spool", late, type(exc).__name__, len(self.held),
+                    )  # fmt: skip
+            elif late >= 0.8 * self.lease_s and self.held:
                 log.error(
                     "realtime: leases not renewed for %.0f s (%s): stopping %d source(s)",
                     late, type(exc).__name__, len(self.held),
@@ -346,6 +420,7 @@ class RealtimeService:
                 log.warning("realtime: could not renew leases (%s)", type(exc).__name__)
         else:
             self._renewed = time.monotonic()
+            self._alone, self._kept = alive <= 1, False
             lost = self.held - kept - set(exclusive)
             self._release(lost)  # no longer wanted (removed, disabled)
             for sid in extra:

@@ -12,90 +12,58 @@ when the process dies before that; writing it again changes nothing, because the
 by key) and the changed rows published to live subscribers
 (:mod:`factorysync.realtime.bus`).
 
-A flush that fails (store unreachable, locked) is retried with back-off; its messages
-stay pending and unacknowledged, and while too many are pending ``put`` blocks, which
-stops the subscriber from reading and lets the broker hold the rest. While a backlog
-waits, flushes grow (up to ``BACKLOG_FACTOR`` × ``max_rows``) so the writer catches up.
+A flush that fails because the store cannot be reached hands its messages to the
+process's local spool and acknowledges them once they are there; the source's later
+messages follow them into the spool until the store is back, and the writer then moves
+the backlog over in order, exactly once (:mod:`factorysync.realtime.backlog`). A flush
+that fails otherwise (a schema contract, a locked table) is retried with back-off; its
+messages stay pending and unacknowledged. While too many are pending (the store and the
+spool both refuse), ``put`` blocks, which stops the subscriber from reading and lets the
+broker hold the rest. While a backlog waits, flushes grow (up to ``BACKLOG_FACTOR`` ×
+``max_rows``) so the writer catches up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from factorysync.config import SourceDecl
-from factorysync.engine.mapping import Mapper
-from factorysync.engine.pipeline import Quarantine, RecordPipeline, Validator
 from factorysync.engine.quarantine import store_rejects
-from factorysync.errors import ConfigError
-from factorysync.observability import infolog
+from factorysync.errors import ConfigError, FactorySyncError
+from factorysync.realtime.backlog import Backlog
 from factorysync.realtime.bus import bus
+from factorysync.realtime.health import record_event, report_status
+from factorysync.realtime.incoming import Incoming
+from factorysync.realtime.spools import process_spool
+from factorysync.realtime.target import Target
 from factorysync.realtime.window import HistoryWindow
-from factorysync.security.secrets import redact_known
-from factorysync.store.db import describe_db_error, write_transaction
+from factorysync.security.redaction import redact_known
+from factorysync.store.db import describe_db_error, store_unreachable, write_transaction
 from factorysync.store.registry import declaration_of, get_source
-from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
-from factorysync.store.targets import MergeCounts, TargetTable
+from factorysync.store.targets import MergeCounts
 from factorysync.store.types import utcnow
+
+__all__ = ["GAP_EVENT", "Incoming", "MicroBatchWriter", "record_event", "report_status"]
 
 log = logging.getLogger("factorysync.realtime")
 MAX_RETRY_S = 30.0
+# While messages wait in the spool, the store is tried at least this often.
+SPOOL_PROBE_MAX_S = 5.0
+SPOOL_FULL_RETRY_S = 0.5  # a full spool is tried again this soon
 BACKLOG_FACTOR = 10  # a flush takes up to this many times max_rows while behind
-
-
-@dataclass
-class Incoming:
-    """One received message: its records, or why it has none."""
-
-    records: list[Any]
-    # What quarantine keeps of the message when it is refused (e.g. topic and payload).
-    raw: Any = None
-    error: str | None = None
-    # Called after the flush holding this message committed (e.g. the MQTT PUBACK).
-    ack: Callable[[], None] | None = None
-    received: float = field(default_factory=time.monotonic)
-    # Filled by the flush that commits it: why records were refused (quarantined).
-    rejections: list[str] = field(default_factory=list)
-    # The history run (window) the message was counted in.
-    run_id: int | None = None
-
-
-class _Target:
-    """One active mapping of the source: its record pipeline and target table."""
-
-    def __init__(self, conn: Connection, source_id: str, decl: Any) -> None:
-        self.decl = decl
-        self.mapper = Mapper(decl.mapping_config)
-        if not self.mapper.key:
-            raise ConfigError(
-                f"source {source_id!r}: mapping {decl.target_table!r} needs a primary_key: "
-                "realtime rows are upserted by key (add the timestamp to the key for a "
-                "time series)"
-            )
-        self.pipeline = RecordPipeline(self.mapper, Validator(decl.mapping_config.validate_))
-        # Refusals of the flush in progress (reset by each flush).
-        self.quarantine = Quarantine(source_id, decl.target_table, decl.mapping_config.on_invalid)
-        self.table = TargetTable(
-            conn,
-            decl.target_table,
-            source_id=source_id,
-            key=self.mapper.key,
-            declared=self.mapper.declared_types(),
-            contract=decl.mapping_config.schema_contract,
-        )
-        # schema_contract: freeze: records with fields the table has no column for are
-        # quarantined; values that would retype a column stop the flush (not acknowledged,
-        # so nothing is lost) with the reason in last_error.
-        self.mapper.freeze(self.table.frozen_columns())
+# A time range in which a source could not be read (infolog event; history details.gaps).
+GAP_EVENT = "realtime.gap"
 
 
 class MicroBatchWriter:
@@ -110,9 +78,13 @@ class MicroBatchWriter:
         max_pending: int | None = None,
         owner: str | None = None,
         shared: bool = False,
+        leftover: bool = False,
     ) -> None:
+        """``leftover``: this writer only moves into the store what a previous run of
+        the process left in the spool, and stops once that is done."""
         self.store = store
         self.source_id = source_id
+        self.leftover = leftover
         self.max_rows = max_rows
         self.max_age_s = max_age_s
         settings = store.settings
@@ -128,28 +100,56 @@ class MicroBatchWriter:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
-        self._targets: list[_Target] = []
+        self._targets: list[Target] = []
         self.flushes = 0
         self.last_error: str | None = None
+        # Time ranges the source could not be read in, for the next window's history row.
+        self._gaps: list[dict[str, Any]] = []
+        self.spools = process_spool(settings)
+        self.backlog = Backlog(self.spools, source_id)
+        self._delay = 0.5  # the next back-off after a failed write
+        self._retry_at = 0.0  # no write to the store before this (monotonic clock)
+        self._spool_retry_at = 0.0  # no append to a full spool before this
+        self._full_since: datetime | None = None  # the spool is full since
+        self._full_message = ""
+        self._gave_up = False  # stopping, with messages neither written nor spooled
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> SourceDecl:
-        """Connect to the store and prepare the targets; raises ConfigError when invalid."""
+        """Connect to the store, prepare the targets and find the source's backlog in
+        the spool; raises ConfigError when invalid."""
+        if not self.leftover:
+            self.backlog.attach()  # a drain of the source hands its backlog over first
+        elif not self.spools.claim_drain(self.source_id, self):
+            raise FactorySyncError(f"source {self.source_id!r} has a writer in this process")
         conn = self.store.connect()
         try:
             with conn.begin():
                 decl = declaration_of(get_source(conn, self.source_id), self.store.box)
                 self._targets = [
-                    _Target(conn, self.source_id, m) for m in decl.mappings if m.is_active
+                    Target(conn, self.source_id, m) for m in decl.mappings if m.is_active
                 ]
+                if not self._targets:
+                    raise ConfigError(f"source {self.source_id!r} has no active mapping")
+                self.backlog.open(conn)
         except BaseException:
             conn.close()
+            self._release()
             raise
-        if not self._targets:
-            conn.close()
-            raise ConfigError(f"source {self.source_id!r} has no active mapping")
         self._conn = conn
+        if self.backlog.waiting:
+            log.info(
+                "%s: %d message(s) wait in the spool; they are written first",
+                self.source_id, self.backlog.depth(),
+            )  # fmt: skip
         return decl
+
+    def _release(self) -> None:
+        """Let go of the source's part of the spool (another writer may take it)."""
+        if self.leftover:
+            self.spools.drain_done(self.source_id, self)
+        else:
+            self.backlog.detach()
 
     def start(self) -> None:
         if self._conn is None:
@@ -160,28 +160,55 @@ class MicroBatchWriter:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Flush what is pending (once), close the history window and disconnect."""
+        """Write what is pending (once; into the spool when the store is unreachable),
+        close the history window and disconnect.
+
+        The flush thread does the closing itself as it ends, so a flush still running
+        after ``timeout`` finishes on its connection, alone, and disconnects then."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._conn is not None:
+        if self._thread is None:
+            self._shutdown()
+            return
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning(
+                "%s: still writing after %.0f s; it disconnects once done", self.source_id, timeout
+            )
+
+    def running(self) -> bool:
+        """Whether the writer's thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _shutdown(self) -> None:
+        """Close the history window, drop the staging tables and disconnect (once).
+
+        With the store unreachable each step fails on its own; the connection is closed
+        and the source's part of the spool let go of whatever happens."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
             try:
                 self._close_window()
             except Exception as exc:
                 log.warning("%s: could not close the history window: %s", self.source_id, exc)
-            finally:
-                if self._conn.in_transaction():
-                    self._conn.rollback()
-                for t in self._targets:
-                    try:
-                        with self._conn.begin():
-                            t.table.drop_stage()
-                    except Exception:
+            with contextlib.suppress(Exception):
+                if conn.in_transaction():
+                    conn.rollback()
+            for t in self._targets:
+                try:
+                    with conn.begin():
+                        t.table.drop_stage()
+                except Exception:
+                    with contextlib.suppress(Exception):  # it asks the store too
                         t.table.forget_stage()
-                self._conn.close()
-                self._conn = None
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._conn = None
+            self._release()
 
     # -- input -----------------------------------------------------------------------
     def put(self, item: Incoming) -> None:
@@ -206,50 +233,210 @@ class MicroBatchWriter:
         with self._cond:
             return len(self._pending)
 
+    def refusing(self) -> bool:
+        """Whether messages are not being acknowledged now: the store is unreachable and
+        the spool is full."""
+        return self._full_since is not None
+
+    def spooled_state(self) -> dict[str, Any] | None:
+        """The stream state of the newest message waiting in the spool (None: none waits,
+        the store has the latest)."""
+        return self.backlog.latest_state()
+
     # -- the flush loop --------------------------------------------------------------
     def _loop(self) -> None:
-        delay = 0.5
+        try:
+            self._write_until_stopped()
+        finally:
+            self._shutdown()
+
+    def _write_until_stopped(self) -> None:
         while True:
             with self._cond:
-                while not self._stop:
-                    if len(self._pending) >= self.max_rows:
-                        break
-                    if self._pending:
-                        wait = self._pending[0].received + self.max_age_s - time.monotonic()
-                        if wait <= 0:
-                            break
-                    elif self.window.due():
-                        break
-                    else:
-                        wait = 1.0
-                    self._cond.wait(wait)
+                while not self._stop and not self._due():
+                    self._cond.wait(self._wait_s())
                 items = self._pending[: self._batch_size()]
                 stopping = self._stop
-            try:
-                if items:
-                    self._flush_or_isolate(items)
-                elif self.window.due():
-                    self._close_window()
-                delay = 0.5
-                if self.last_error is not None:
-                    self._report(None)
-            except Exception as exc:
-                message = self._describe(exc)
-                log.warning(
-                    "%s: write failed (%s); again in %.1f s", self.source_id, message, delay
-                )
-                self._report(message)
-                if stopping:
-                    return
-                with self._cond:
-                    self._cond.wait(delay)
-                delay = min(delay * 2, MAX_RETRY_S)
-                continue
+            taken = self._step(items, stopping)
             with self._cond:
-                del self._pending[: len(items)]
+                del self._pending[:taken]
                 self._cond.notify_all()
-                if stopping and not self._pending:
+                if stopping and (not self._pending or self._gave_up):
                     return
+                if self.leftover and not self.backlog.waiting:
+                    self._stop = True  # what the previous run left is written
+
+    def _batch_ready(self, now: float) -> bool:
+        pending = self._pending
+        return len(pending) >= self.max_rows or pending[0].received + self.max_age_s <= now
+
+    def _due(self) -> bool:
+        """Whether the loop has something to do now (called with the lock held)."""
+        now = time.monotonic()
+        waiting = self.backlog.waiting
+        if waiting and now >= self._retry_at:
+            return True  # the store may be back: move the backlog on
+        if self._pending:
+            gate = self._spool_retry_at if waiting else self._retry_at
+            return self._batch_ready(now) and now >= gate
+        return not waiting and self.window.due() and now >= self._retry_at
+
+    def _wait_s(self) -> float:
+        """How long nothing can be due (called with the lock held)."""
+        now = time.monotonic()
+        until = now + 1.0  # the history window's end is looked at once a second
+        waiting = self.backlog.waiting
+        if self._pending:
+            first = self._pending[0].received + self.max_age_s
+            ready = now if len(self._pending) >= self.max_rows else first
+            gate = self._spool_retry_at if waiting else self._retry_at
+            until = min(until, max(ready, gate))
+        if waiting:
+            until = min(until, self._retry_at)
+        return max(until - now, 0.005)
+
+    def _step(self, items: list[Incoming], stopping: bool) -> int:
+        """One round: write ``items`` to the store, or behind the backlog into the spool,
+        and move the backlog on; returns how many of ``items`` are taken (acknowledged)."""
+        now = time.monotonic()
+        if self.backlog.waiting:
+            taken = 0
+            if items and (stopping or now >= self._spool_retry_at):
+                taken = self._hold(items, stopping)
+            if not stopping and now >= self._retry_at:
+                self._attempt(self._drain_some)
+            return taken
+        if items:
+            try:
+                self._flush_or_isolate(items)
+            except Exception as exc:
+                self._failed(exc)
+                if store_unreachable(exc):
+                    return self._hold(items, stopping)
+                self._gave_up = stopping  # unacknowledged: a broker delivers them again
+                return 0
+            self._succeeded()
+            return len(items)
+        if not stopping and self.window.due() and now >= self._retry_at:
+            self._attempt(self._close_window)
+        return 0
+
+    def _attempt(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except Exception as exc:
+            self._failed(exc)
+        else:
+            self._succeeded()
+
+    def _failed(self, exc: Exception) -> None:
+        """A write to the store failed: report it, and try again after a back-off."""
+        message = self._describe(exc)
+        spooling = self.backlog.waiting or store_unreachable(exc)
+        log.warning(
+            "%s: write failed (%s); again in %.1f s%s",
+            self.source_id, message, self._delay,
+            "; messages are kept in the local spool meanwhile" if spooling else "",
+        )  # fmt: skip
+        if self._full_since is not None:
+            message = self._full_message
+        elif spooling:
+            message += "; messages are kept in the local spool until it is back"
+        self._report(message)
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, SPOOL_PROBE_MAX_S if spooling else MAX_RETRY_S)
+
+    def _succeeded(self) -> None:
+        self._delay, self._retry_at = 0.5, 0.0
+        if self._full_since is not None and not self.backlog.waiting:
+            self._spool_room()  # written to the store directly again
+        if self.last_error is not None and self._full_since is None:
+            self._report(None)
+
+    # -- the spool -------------------------------------------------------------------
+    def _hold(self, items: list[Incoming], stopping: bool) -> int:
+        """Put ``items`` into the spool behind the backlog and acknowledge the ones that
+        fit; returns how many did."""
+        try:
+            kept = self.backlog.hold(items)
+        except Exception as exc:  # the spool itself failed (a full disk, permissions)
+            log.error("%s: the local spool failed (%s); messages wait unacknowledged",
+                      self.source_id, exc)  # fmt: skip
+            self.last_error = f"the store is unreachable and the local spool failed: {exc}"
+            self._spool_retry_at = time.monotonic() + SPOOL_FULL_RETRY_S
+            self._gave_up = stopping
+            return 0
+        for item in items[:kept]:
+            # Not counted in a window nor refused yet: that happens once it is written.
+            item.spooled, item.run_id = True, None
+            item.rejections.clear()
+            self._acknowledge(item)
+        if kept < len(items):
+            self._spool_full()
+            self._gave_up = stopping
+        elif self._full_since is not None:
+            self._spool_room()
+        return kept
+
+    def _spool_full(self) -> None:
+        self._spool_retry_at = time.monotonic() + SPOOL_FULL_RETRY_S
+        if self._full_since is not None:
+            return
+        self._full_since = utcnow()
+        spool = self.backlog.spool
+        where = f"{spool.path} ({spool.max_bytes // 2**20} MB)" if spool is not None else ""
+        self._full_message = (
+            f"the store is unreachable and the local spool {where} is full "
+            "(FACTORYSYNC_SPOOL_MAX_MB): messages are not acknowledged until there is room"
+        )
+        log.error("%s: %s", self.source_id, self._full_message)
+        self._report(self._full_message)
+
+    def _spool_room(self) -> None:
+        """The spool takes messages again: the time it did not is a gap of the source."""
+        start, end = self._full_since, utcnow()
+        assert start is not None
+        self._full_since = None
+        reason = (
+            "the local spool was full: messages were held back unacknowledged (a broker "
+            "or sender keeps them; polled and subscribed values of that time were not read)"
+        )
+        self.note_gap(start, end, reason)
+        record_event(
+            self.store,
+            self.source_id,
+            "warning",
+            GAP_EVENT,
+            f"no data from {start.isoformat()} to {end.isoformat()}: {reason}",
+            {"from": start.isoformat(), "to": end.isoformat(), "reason": reason},
+        )
+
+    def _drain_some(self) -> None:
+        """Write the oldest batch of the backlog to the store (with its mark)."""
+        spooled = self.backlog.take(self.max_rows * BACKLOG_FACTOR)
+        if not spooled:
+            return
+        items = [
+            Incoming(
+                s.records,
+                raw=s.raw,
+                error=s.error,
+                state=s.state,
+                received_at=s.received_at,
+                spool_seq=s.seq,
+            )
+            for s in spooled
+        ]
+        self._flush_or_isolate(items)  # each commit takes its messages out of the spool
+        if not self.backlog.waiting:
+            log.info("%s: the spooled messages are written; back to the store", self.source_id)
+
+    def _acknowledge(self, item: Incoming) -> None:
+        if item.ack is not None:
+            try:
+                item.ack()
+            except Exception as exc:  # the message is then redelivered: harmless
+                log.debug("%s: acknowledgement failed: %s", self.source_id, exc)
 
     def _flush_or_isolate(self, items: list[Incoming]) -> None:
         """Flush; when the store refuses the data itself, find and quarantine the culprit.
@@ -275,19 +462,35 @@ class MicroBatchWriter:
                 reason = f"the store refused the record: {describe_db_error(exc)}"
                 raw = item.raw if item.raw is not None else item.records
                 blob = orjson.dumps(raw, default=str).decode().replace("\\u0000", "")
-                self.flush([Incoming([], raw={"text": blob}, error=reason, ack=item.ack)])
+                self.flush(
+                    [
+                        Incoming(
+                            [],
+                            raw={"text": blob},
+                            error=reason,
+                            ack=item.ack,
+                            spool_seq=item.spool_seq,
+                        )
+                    ]
+                )
 
     def flush(self, items: list[Incoming]) -> None:
-        """Write ``items`` in one transaction, then acknowledge and publish them."""
+        """Write ``items`` in one transaction (with the stream state the last of them
+        carries), then acknowledge and publish them."""
         conn = self._conn
         assert conn is not None
         self.window.mark()
         published: list[tuple[str, list[dict[str, Any]]]] = []
+        gaps: list[dict[str, Any]] = []
+        marked: int | None = None  # the highest spool sequence number written
         for item in items:
             item.rejections.clear()
         try:
             with write_transaction(conn):
                 run_id = self.window.begin(conn)
+                gaps = self._take_gaps()
+                if gaps and self.window.result is not None:
+                    self.window.result.details.setdefault("gaps", []).extend(gaps)
                 now = utcnow()
                 quarantine: list[dict[str, Any]] = []
                 rejected = 0
@@ -298,7 +501,7 @@ class MicroBatchWriter:
                         # The columns as they are now (the first flush makes the table).
                         target.table.reload()
                         target.mapper.freeze(target.table.frozen_columns())
-                    rows, hashes = self._map(target, items, run_id)
+                    rows, hashes = target.rows(items, run_id)
                     rejected += target.quarantine.refused
                     quarantine += target.quarantine.take()
                     if rows:
@@ -315,9 +518,22 @@ class MicroBatchWriter:
                         published.append((target.decl.target_table, rows))
                 if quarantine:
                     store_rejects(conn, quarantine, now)
+                # The stream's state as of the last message that carries one, with the
+                # rows it covers (source-wide: mapping 0 of data_source_sync_state).
+                state = next((i.state for i in reversed(items) if i.state is not None), None)
+                if state is not None:
+                    from factorysync.engine.state import CONNECTOR_KEY, save_state
+
+                    save_state(conn, self.source_id, 0, CONNECTOR_KEY, state, run_id)
+                # Messages from the spool: their mark, so that they are written only once.
+                seqs = [i.spool_seq for i in items if i.spool_seq is not None]
+                marked = max(seqs) if seqs else None
+                if marked is not None:
+                    self.backlog.mark(conn, marked, run_id)
                 self.window.add(conn, processed, counts, rejected)
         except BaseException:
             self.window.rollback()
+            self._return_gaps(gaps)
             if conn.in_transaction():
                 conn.rollback()
             for target in self._targets:
@@ -326,13 +542,11 @@ class MicroBatchWriter:
                 conn.rollback()
             raise
         self.flushes += 1
+        if marked is not None:
+            self.backlog.written(marked)  # committed: out of the spool
         self.window.publish_closed(self.store)  # a window this flush closed first
         for item in items:
-            if item.ack is not None:
-                try:
-                    item.ack()
-                except Exception as exc:  # the message is then redelivered: harmless
-                    log.debug("%s: acknowledgement failed: %s", self.source_id, exc)
+            self._acknowledge(item)
         for name, rows in published:
             if bus.subscribers(name):
                 bus.publish(name, {"source_id": self.source_id, "run_id": run_id, "rows": rows})
@@ -349,34 +563,23 @@ class MicroBatchWriter:
             raise
         self.window.publish_closed(self.store)
 
-    def _map(
-        self, target: _Target, items: list[Incoming], run_id: int
-    ) -> tuple[list[dict[str, Any]], list[str]]:
-        """The rows and row hashes of ``items`` for one target; refusals go to the
-        target's quarantine (``on_invalid: fail`` raises) and to each item's
-        ``rejections``."""
-        rows: list[dict[str, Any]] = []
-        hashes: list[str] = []
-        pipeline, quarantine = target.pipeline, target.quarantine
-        quarantine.reset()
+    # -- gaps --------------------------------------------------------------------------
+    def note_gap(self, start: datetime, end: datetime, reason: str) -> None:
+        """Keep a time range the source could not be read in: the history row of the
+        window the next flush writes to lists it under ``details.gaps``."""
+        gap = {"from": start.isoformat(), "to": end.isoformat(), "reason": redact_known(reason)}
+        with self._cond:
+            self._gaps.append(gap)
 
-        def refuse(record: Any, reasons: list[str], item: Incoming, stage: str) -> None:
-            quarantine.refuse(record, reasons, run_id, stage=stage)
-            item.rejections.append("; ".join(reasons))
+    def _take_gaps(self) -> list[dict[str, Any]]:
+        with self._cond:
+            gaps, self._gaps = self._gaps, []
+        return gaps
 
-        for item in items:
-            item.run_id = run_id
-            if item.error is not None:
-                refuse(item.raw, [item.error], item, "unparsed")
-                continue
-            for source_record in item.records:
-                for mapped in pipeline.run(source_record):
-                    if mapped.row is None or not mapped.accepted:
-                        refuse(mapped.record, mapped.problems, item, mapped.stage)
-                        continue
-                    hashes.append(pipeline.hashed(mapped.row))
-                    rows.append(mapped.row)
-        return rows, hashes
+    def _return_gaps(self, gaps: list[dict[str, Any]]) -> None:
+        if gaps:
+            with self._cond:
+                self._gaps[:0] = gaps
 
     # -- status ----------------------------------------------------------------------
     @staticmethod
@@ -388,44 +591,3 @@ class MicroBatchWriter:
     def _report(self, error: str | None) -> None:
         self.last_error = error
         report_status(self.store, self.source_id, error)
-
-
-def report_status(
-    store: Store, source_id: str, error: str | None, *, subscribed: str | None = None
-) -> None:
-    """Record a realtime source's health in the registry (``last_error``, ``error_count``).
-
-    ``error`` comes from a broker or server; every secret the process knows is masked
-    in it before it is stored. ``subscribed``: the subscription (broker or server) just
-    came up, recorded as a ``realtime.subscribed`` event."""
-    if error is not None:
-        error = redact_known(error)
-    if subscribed is not None:
-        subscribed = redact_known(subscribed)
-    values: dict[str, Any] = {"last_error": error}
-    try:
-        with store.begin() as conn:
-            if error is None:
-                values["error_count"] = 0
-                status = conn.execute(
-                    reg_t.select()
-                    .with_only_columns(reg_t.c.status)
-                    .where(reg_t.c.source_id == source_id)
-                ).scalar_one_or_none()
-                if status == "error":
-                    values["status"] = "active"
-            else:
-                values["error_count"] = reg_t.c.error_count + 1
-            conn.execute(update(reg_t).where(reg_t.c.source_id == source_id).values(**values))
-            if subscribed is not None:
-                # "Subscribed since" in status and source views is this event's time.
-                infolog.record(
-                    conn,
-                    "info",
-                    infolog.SUBSCRIBED_EVENT,
-                    f"subscribed to {subscribed}",
-                    source_id=source_id,
-                    details={"where": subscribed},
-                )
-    except Exception as exc:  # the store itself may be what failed
-        log.debug("%s: could not record status: %s", source_id, exc)

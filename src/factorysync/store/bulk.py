@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from factorysync.kinds import merge_kinds
 from factorysync.store.open_copy import OpenCopy
-from factorysync.store.targets.kinds import merge_kinds
 
 if TYPE_CHECKING:  # pyarrow is imported lazily: only columnar sources need it
     import numpy as np
@@ -154,14 +154,14 @@ def stage_arrow(target: TargetTable, batch: pa.RecordBatch) -> int:
             # bypasses SQLAlchemy): the runner then loads again through staging.
             raise IntegrityError("bulk first load", None, exc) from exc
         target.direct_rows += batch.num_rows
-        return batch.num_rows
+        return int(batch.num_rows)
     target.ensure_stage()
     if target.dialect == "postgresql":
         _copy_postgres(target, names, columns)
     else:
         _insert_sqlite(target, names, columns)
     target.staged_rows(batch.num_rows)
-    return batch.num_rows
+    return int(batch.num_rows)
 
 
 def _write_direct(target: TargetTable, names: list[str], columns: list[pa.Array]) -> None:

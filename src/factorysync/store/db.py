@@ -11,7 +11,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from factorysync.errors import StoreError
 from factorysync.settings import SQLITE_SIDE_FILES, sqlite_path
@@ -160,6 +167,14 @@ def describe_db_error(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()
     return text[0] if text else type(orig).__name__
+
+
+def store_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store cannot take the request now (gone, connection lost,
+    locked) rather than that it refused the request itself."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def plain(row: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ None and the caller writes CSV.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,17 +41,17 @@ def _carries(dtype: pa.DataType, kind: str) -> bool:
     if pa.types.is_null(dtype):
         return True
     if kind == "integer":  # every width but unsigned 64-bit fits BIGINT
-        return pa.types.is_integer(dtype) and dtype != pa.uint64()
+        return bool(pa.types.is_integer(dtype) and dtype != pa.uint64())
     if kind == "float":
-        return pa.types.is_floating(dtype)
+        return bool(pa.types.is_floating(dtype))
     if kind == "boolean":
-        return pa.types.is_boolean(dtype)
+        return bool(pa.types.is_boolean(dtype))
     if kind == "date":
-        return pa.types.is_date(dtype)
+        return bool(pa.types.is_date(dtype))
     if kind == "datetime":  # units that widen to microseconds without loss
-        return pa.types.is_timestamp(dtype) and dtype.tz is not None and dtype.unit != "ns"
+        return bool(pa.types.is_timestamp(dtype) and dtype.tz is not None and dtype.unit != "ns")
     if kind == "string":
-        return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+        return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
     return False
 
 
@@ -110,22 +110,25 @@ def _field(array: pa.Array, kind: str, rows: int) -> pa.Array:
     return fields
 
 
-def _values(array: pa.Array, kind: str) -> np.ndarray:
+def _values(array: pa.Array, kind: str) -> np.ndarray[Any, Any]:
     """The values in network byte order (nulls as zeros) of a column that fits ``kind``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    out: np.ndarray[Any, Any]
     if kind == "integer":
-        return pc.cast(pc.fill_null(array, 0), pa.int64()).to_numpy().astype(">i8")
-    if kind == "float":
-        return pc.cast(pc.fill_null(array, 0), pa.float64()).to_numpy().astype(">f8")
-    if kind == "boolean":
-        return pc.fill_null(array, False).to_numpy(zero_copy_only=False).astype(np.uint8)
-    if kind == "date":
+        out = pc.cast(pc.fill_null(array, 0), pa.int64()).to_numpy().astype(">i8")
+    elif kind == "float":
+        out = pc.cast(pc.fill_null(array, 0), pa.float64()).to_numpy().astype(">f8")
+    elif kind == "boolean":
+        out = pc.fill_null(array, False).to_numpy(zero_copy_only=False).astype(np.uint8)
+    elif kind == "date":
         days = pc.cast(pc.cast(array, pa.date32()), pa.int32()).fill_null(0).to_numpy()
-        return (days.astype(np.int64) - _PG_EPOCH_DAYS).astype(">i4")
-    micros = pc.cast(pc.cast(array, pa.timestamp("us", "UTC")), pa.int64())  # datetime
-    return (micros.fill_null(0).to_numpy() - _PG_EPOCH_US).astype(">i8")
+        out = (days.astype(np.int64) - _PG_EPOCH_DAYS).astype(">i4")
+    else:  # datetime
+        micros = pc.cast(pc.cast(array, pa.timestamp("us", "UTC")), pa.int64())
+        out = (micros.fill_null(0).to_numpy() - _PG_EPOCH_US).astype(">i8")
+    return out
 
 
 def _fixed(block: np.ndarray) -> pa.Array:

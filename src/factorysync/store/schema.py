@@ -50,7 +50,7 @@ metadata = MetaData(
 NOW = text("CURRENT_TIMESTAMP")
 
 
-def _timestamps(*, updated: bool = True) -> list[Column]:
+def _timestamps(*, updated: bool = True) -> list[Column[Any]]:
     found = [Column("created_at", UTCDateTime, default=utcnow, server_default=NOW)]
     if updated:
         found.append(
@@ -59,7 +59,7 @@ def _timestamps(*, updated: bool = True) -> list[Column]:
     return found
 
 
-def _own_timestamps() -> list[Column]:
+def _own_timestamps() -> list[Column[Any]]:
     """Timestamps of factorysync's own tables, always set."""
     return [
         Column("created_at", UTCDateTime, nullable=False, default=utcnow),
@@ -67,7 +67,7 @@ def _own_timestamps() -> list[Column]:
     ]
 
 
-def _registry_ref(ondelete: str) -> Column:
+def _registry_ref(ondelete: str) -> Column[Any]:
     return Column(
         "source_id",
         Integer,
@@ -76,7 +76,7 @@ def _registry_ref(ondelete: str) -> Column:
     )
 
 
-def _created_by() -> Column:
+def _created_by() -> Column[Any]:
     return Column("created_by", Integer, ForeignKey("users.id", ondelete="SET NULL"))
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from factorysync.errors import ConfigError, NotFoundError
-from factorysync.security.secrets import mask_config
+from factorysync.security.secret_values import mask_config
 from factorysync.store.db import plain
 from factorysync.store.schema import data_source_templates as templates_t
 from factorysync.store.schema import users as users_t

@@ -13,7 +13,8 @@ files of this site only (:data:`factorysync.api.app.CONSOLE_POLICY`): templates 
     session.py    login cookie (an API token), CSRF, the user's role and language
     pages.py      overview, data resources, source detail, alerts; source actions
     editor.py     add / edit a source, with test, discover and mapping preview
-    forms.py      the form generated from each connection type's config model
+    forms.py      the source form: general, connection, secrets and mapping inputs
+    config_form.py  the connection inputs generated from each type's config model
     probe.py      test / discover / preview a source as the form describes it
     views.py      the set-based queries behind the pages
     charts.py     server-side SVG charts

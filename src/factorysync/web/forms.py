@@ -1,38 +1,29 @@
-"""The add/edit source form, generated from the connection types' config models.
+"""The add/edit source form: a source declaration shown as inputs, and posted inputs
+made a declaration again.
 
 The types it offers, with their labels, icons and colours, are the registry's
 (:func:`factorysync.connectors.registry.source_kinds`): a plugin's type is offered as
-soon as it is installed.
-
-Each field of a type's ``connection_config`` model becomes an input chosen by its type
-(text, number, checkbox, a select for a ``Literal``, one-per-line for a list of strings,
-JSON for anything nested). Required fields and fields that have a value come first; the
-rest sit under "More options". The posted form becomes a source declaration that
-:func:`factorysync.intake.parse_source` validates, and its problems are put back next to
-the fields they name.
+soon as it is installed. The ``connection_config`` inputs come from each type's config
+model (:mod:`factorysync.web.config_form`). The posted form becomes a source
+declaration that :func:`factorysync.intake.parse_source` validates, and its problems
+are put back next to the fields they name.
 """
 
 from __future__ import annotations
 
 import re
-import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, get_args
 
 import orjson
-from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
 from starlette.datastructures import FormData
 
 from factorysync.config.cadence import declared_refresh_interval
-from factorysync.connectors.registry import (
-    DEFAULT_CONNECTION_TYPE,
-    config_model_of,
-    connector_class,
-    source_kinds,
-)
+from factorysync.connectors.registry import DEFAULT_CONNECTION_TYPE, source_kinds
 from factorysync.engine.mapping import FieldType
+from factorysync.security.secret_values import MASK, is_env_reference
+from factorysync.web.config_form import FormField, config_fields, config_model, parse_config
 
 
 class _Kinds(Sequence[tuple[str, str, str]]):
@@ -82,139 +73,6 @@ STRATEGIES = ("full", "incremental", "realtime")
 ON_INVALID = ("quarantine", "skip", "fail")
 SECRET_ROWS = 3  # empty secret rows offered beyond the stored ones
 FIELD_ROWS = 3  # empty mapping rows offered beyond the stored ones
-MASK = "***"
-
-
-def config_model(source_type: str, connection_type: str) -> type[BaseModel]:
-    """The model of ``connection_config`` for a source of this type (a type with one
-    model per config picks it by the source type's preset: csv files, Excel files)."""
-    found = source_kinds().get(source_type)
-    preset = found[0].preset if found is not None and found[1] == connection_type else {}
-    return config_model_of(connector_class(connection_type), preset)
-
-
-@dataclass
-class FormField:
-    key: str  # the connection_config key (a model alias when it has one)
-    widget: str  # text | number | checkbox | select | lines | json | fixed
-    required: bool
-    default: Any
-    options: list[str]
-    description: str | None
-    value: Any  # as shown: str, or bool for a checkbox
-    advanced: bool
-
-    @property
-    def name(self) -> str:
-        return f"cfg.{self.key}"
-
-
-def _unwrap(annotation: Any) -> tuple[Any, bool]:
-    """(the type inside Optional[...], whether None is allowed)."""
-    origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        optional = len(args) < len(get_args(annotation))
-        if len(args) == 1:
-            return _unwrap(args[0])[0], optional
-        return annotation, optional
-    return annotation, False
-
-
-def _widget(annotation: Any) -> tuple[str, list[str]]:
-    inner, _ = _unwrap(annotation)
-    origin = get_origin(inner)
-    if inner is bool:
-        return "checkbox", []
-    if origin is Literal:
-        options = [str(a) for a in get_args(inner)]
-        return ("fixed" if len(options) == 1 else "select"), options
-    if inner in (int, float):
-        return "number", []
-    if inner is str:
-        return "text", []
-    if origin is list and get_args(inner) and get_args(inner)[0] is str:
-        return "lines", []
-    return "json", []
-
-
-def _shown(widget: str, value: Any) -> Any:
-    if widget == "checkbox":
-        return bool(value)
-    if value is None:
-        return ""
-    if widget == "lines":
-        return "\n".join(str(v) for v in value) if isinstance(value, list) else str(value)
-    if widget == "json":
-        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
-    return str(value)
-
-
-def config_fields(model: type[BaseModel], config: dict[str, Any]) -> list[FormField]:
-    fields = []
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        widget, options = _widget(info.annotation)
-        default = None if info.default is PydanticUndefined else info.default
-        if info.default_factory is not None:
-            default = info.default_factory()  # type: ignore[call-arg]
-        required = info.is_required()
-        present = key in config
-        value = config.get(key, default if widget in ("checkbox", "fixed") else None)
-        fields.append(
-            FormField(
-                key=key,
-                widget=widget,
-                required=required,
-                default=default,
-                options=options,
-                description=info.description,
-                value=_shown(widget, value),
-                advanced=not (required or present or widget == "fixed"),
-            )
-        )
-    fields.sort(key=lambda f: f.advanced)
-    return fields
-
-
-def parse_config(
-    model: type[BaseModel], form: FormData, errors: dict[str, list[str]], bad_json: str
-) -> dict[str, Any]:
-    """``connection_config`` from the posted ``cfg.*`` inputs (empty inputs: defaults)."""
-    config: dict[str, Any] = {}
-    for f in config_fields(model, {}):
-        raw = form.get(f.name)
-        if f.widget == "checkbox":
-            checked = raw is not None
-            if checked != bool(f.default):
-                config[f.key] = checked
-            continue
-        text = raw.strip() if isinstance(raw, str) else ""
-        if not text:
-            if f.widget == "fixed":
-                config[f.key] = f.options[0]
-            continue
-        if f.widget == "lines":
-            config[f.key] = [line.strip() for line in text.splitlines() if line.strip()]
-        elif f.widget == "json":
-            try:
-                config[f.key] = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                errors.setdefault(f.name, []).append(bad_json.format(error=exc))
-        elif f.widget in ("select", "fixed"):
-            inner, _ = _unwrap(model.model_fields[_field_name(model, f.key)].annotation)
-            literal = {str(a): a for a in get_args(inner)}
-            config[f.key] = literal.get(text, text)
-        else:
-            config[f.key] = text
-    return config
-
-
-def _field_name(model: type[BaseModel], key: str) -> str:
-    for name, info in model.model_fields.items():
-        if (info.alias or name) == key:
-            return name
-    return key
 
 
 # -- the whole form ----------------------------------------------------------------------
@@ -295,7 +153,7 @@ def form_from_declaration(
     model = config_model(source_type, connection_type)
     secrets = [
         # A template's ${env:NAME} references are not secrets: they are shown as given.
-        (name, editing is not None, value if _env_ref(value) and editing is None else "")
+        (name, editing is not None, value if is_env_reference(value) and editing is None else "")
         for name, value in (primary.get("authentication_config") or {}).items()
     ]
     secrets += [("", False, "")] * SECRET_ROWS
@@ -309,10 +167,6 @@ def form_from_declaration(
         editing=editing,
         template=template,
     )
-
-
-def _env_ref(value: Any) -> bool:
-    return isinstance(value, str) and bool(re.fullmatch(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}", value))
 
 
 def _text(form: FormData, name: str) -> str:
@@ -344,7 +198,7 @@ def declaration_from_form(
                 secrets[name] = value
             elif stored:
                 secrets[name] = MASK  # keeps the stored value
-            shown_secrets.append((name, stored, value if _env_ref(value) else ""))
+            shown_secrets.append((name, stored, value if is_env_reference(value) else ""))
         i += 1
     shown_secrets += [("", False, "")] * SECRET_ROWS
 

@@ -16,7 +16,8 @@ from factorysync.connectors.base import Connector, ReadRequest, describe_records
 from factorysync.connectors.registry import open_connection
 from factorysync.engine.mapping import Mapper
 from factorysync.errors import FactorySyncError
-from factorysync.security.secrets import MASK, Redactor, redact_config
+from factorysync.security.redaction import Redactor, redact_config
+from factorysync.security.secret_values import MASK
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.store import Store
 

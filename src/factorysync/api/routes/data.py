@@ -24,7 +24,7 @@ from factorysync.api.deps import AUTH_RESPONSES, Context, PlantZone, Responses, 
 from factorysync.api.schemas import DataPage, ErrorPublic, LegacyEntry
 from factorysync.api.shapes import render, source_shape
 from factorysync.errors import ConfigError
-from factorysync.security.secrets import Redactor
+from factorysync.security.redaction import Redactor
 from factorysync.store.registry import data_version
 from factorysync.store.schema import data_source_connections as conns_t
 from factorysync.store.schema import data_source_registry as reg_t

@@ -30,12 +30,11 @@ The columnar writers (:mod:`factorysync.store.bulk`) stage Arrow batches into th
 tables; they use the kinds and a :class:`TargetTable`, which uses none of them.
 """
 
-from factorysync.store.targets.changes import SchemaChange, SchemaContractError
-from factorysync.store.targets.columns import check_target_name
-from factorysync.store.targets.kinds import (
+# The kind helpers are factorysync.kinds' own (importers take them from there); the
+# package still hands them on as part of its surface, without a second hop.
+from factorysync.kinds import (
     ISO_DATE,
     ISO_DATETIME,
-    KIND_TYPES,
     PG_TYPES,
     infer_kind,
     kind_of_type,
@@ -44,6 +43,9 @@ from factorysync.store.targets.kinds import (
     row_hash,
     to_kind,
 )
+from factorysync.store.targets.changes import SchemaChange, SchemaContractError
+from factorysync.store.targets.columns import check_target_name
+from factorysync.store.targets.kinds import KIND_TYPES
 from factorysync.store.targets.merge import MERGE_WORK_MEM, MergeCounts, TargetTable
 from factorysync.store.targets.read import count_rows, read_rows, target_table
 

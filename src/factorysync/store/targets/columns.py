@@ -18,14 +18,9 @@ from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, Text, in
 from factorysync.config import REGISTRY_TABLES
 from factorysync.config.mapping import SYSTEM_COLUMNS
 from factorysync.errors import StoreError
+from factorysync.kinds import PG_TYPES, infer_kind, kind_of_type, merge_kinds
 from factorysync.store.targets.changes import SchemaChange
-from factorysync.store.targets.kinds import (
-    KIND_TYPES,
-    PG_TYPES,
-    infer_kind,
-    kind_of_type,
-    merge_kinds,
-)
+from factorysync.store.targets.kinds import KIND_TYPES
 from factorysync.store.types import UTCDateTime
 
 

@@ -16,10 +16,10 @@ import re
 from sqlalchemy import Index, Table, text
 
 from factorysync.errors import StoreError
+from factorysync.kinds import PG_TYPES, kind_of_type, kind_of_type_name, merge_kinds
 from factorysync.observability import infolog
 from factorysync.store.targets.changes import SchemaChange, SchemaContractError
 from factorysync.store.targets.columns import TargetColumns
-from factorysync.store.targets.kinds import PG_TYPES, kind_of_type, kind_of_type_name, merge_kinds
 
 
 def _sqlite_cast(column: str, old: str, new: str) -> str:

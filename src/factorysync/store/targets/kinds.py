@@ -10,31 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Date, Float, Numeric, Text
 from sqlalchemy.types import TypeEngine
 
-from factorysync.kinds import (
-    ISO_DATE,
-    ISO_DATETIME,
-    PG_TYPES,
-    infer_kind,
-    kind_of_type,
-    kind_of_type_name,
-    merge_kinds,
-    row_hash,
-    to_kind,
-)
 from factorysync.store.types import JSONType, UTCDateTime
-
-__all__ = [
-    "ISO_DATE",
-    "ISO_DATETIME",
-    "KIND_TYPES",
-    "PG_TYPES",
-    "infer_kind",
-    "kind_of_type",
-    "kind_of_type_name",
-    "merge_kinds",
-    "row_hash",
-    "to_kind",
-]
 
 KIND_TYPES: dict[str, TypeEngine[Any]] = {
     "integer": BigInteger(),

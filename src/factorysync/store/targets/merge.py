@@ -39,7 +39,8 @@ from sqlalchemy import (
     update,
 )
 
-from factorysync.store.targets.kinds import KIND_TYPES, PG_TYPES, to_kind
+from factorysync.kinds import PG_TYPES, to_kind
+from factorysync.store.targets.kinds import KIND_TYPES
 from factorysync.store.targets.staging import StagingTarget
 from factorysync.store.types import UTCDateTime
 

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import Column, Connection, MetaData, Table, Text, func, inspect, select
 
 from factorysync.errors import StoreError
+from factorysync.kinds import kind_of_type
 from factorysync.store.targets.columns import check_target_name
-from factorysync.store.targets.kinds import KIND_TYPES, kind_of_type
+from factorysync.store.targets.kinds import KIND_TYPES
 
 
 def count_rows(conn: Connection, table: str, source_id: str | None = None) -> int:

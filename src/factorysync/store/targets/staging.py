@@ -27,9 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from factorysync.kinds import infer_kind, merge_kinds, to_kind
 from factorysync.store.open_copy import OpenCopy
 from factorysync.store.targets.evolution import EvolvingTarget
-from factorysync.store.targets.kinds import KIND_TYPES, infer_kind, merge_kinds, to_kind
+from factorysync.store.targets.kinds import KIND_TYPES
 from factorysync.store.types import UTCDateTime
 
 

@@ -1,0 +1,100 @@
+"""Running syncs, resetting where a source's reads stopped, and the run history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from factorysync.engine.runner import Runner, RunResult
+from factorysync.store.db import plain
+from factorysync.store.registry import get_source
+from factorysync.store.schema import HISTORY_ROW
+from factorysync.store.schema import data_source_sync_history as hist_t
+from factorysync.store.store import Store
+
+
+def sync_many(
+    store: Store,
+    source_ids: list[str],
+    *,
+    trigger: str = "manual",
+    progress: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    runner = Runner(store)
+    results = []
+    for sid in source_ids:
+        result = runner.sync(sid, trigger=trigger)
+        results.append(result)
+        if progress:
+            progress(result)
+    return results
+
+
+def reset_source(
+    store: Store, source_id: str, *, target_table: str | None = None, reset_by: str
+) -> dict[str, Any]:
+    """Forget where a source's reads stopped, so its next run reads everything again.
+
+    Removes the incremental cursor and the connector state of each mapping (or only of
+    the one writing ``target_table``); rows already synced stay, and the next run upserts
+    over them, so unchanged rows count as neither inserted nor updated. Refused while a
+    run of the source is in progress (its next checkpoint would store the cursor again).
+    An infolog event ``source_reset`` records who reset what, with the cursors removed.
+    """
+    from factorysync.engine.history import AlreadyRunning, _dead_here
+    from factorysync.engine.runner import run_slot
+    from factorysync.engine.state import reset_state
+    from factorysync.errors import NotFoundError
+    from factorysync.observability import infolog
+
+    # The slot keeps runs of this process out meanwhile; the history, those of others.
+    with run_slot(source_id), store.begin() as conn:
+        source = get_source(conn, source_id)
+        mappings = source["mappings"]
+        if target_table is not None:
+            mappings = [m for m in mappings if m["target_table"] == target_table]
+            if not mappings:
+                have = ", ".join(m["target_table"] for m in source["mappings"]) or "none"
+                raise NotFoundError(
+                    f"source {source_id!r} has no mapping to target table {target_table!r} "
+                    f"(its mappings: {have})"
+                )
+        running = conn.execute(
+            select(hist_t.c.id, hist_t.c.worker, hist_t.c.sync_started_at)
+            .where(hist_t.c.source_id == source_id, hist_t.c.sync_status == "running")
+            .order_by(hist_t.c.id.desc())
+        ).first()
+        if running is not None and not _dead_here(running.worker, running.sync_started_at):
+            raise AlreadyRunning(
+                f"source {source_id!r} is syncing (run {running.id} on {running.worker}): "
+                "reset it when the run has ended"
+            )
+        reset = {m["target_table"]: reset_state(conn, source_id, m["id"]) for m in mappings}
+        tables = ", ".join(reset)
+        infolog.record(
+            conn,
+            "info",
+            "source_reset",
+            f"cursor and connector state of {tables} reset by {reset_by}: "
+            "the next run reads the whole source again",
+            source_id=source_id,
+            details={"reset_by": reset_by, "mappings": reset},
+        )
+    return {"source_id": source_id, "reset_by": reset_by, "mappings": reset}
+
+
+def run_record(store: Store, run_id: int) -> dict[str, Any] | None:
+    """One run of the history, or None when there is no such run."""
+    with store.connect() as conn:
+        row = conn.execute(select(*HISTORY_ROW).where(hist_t.c.id == run_id)).mappings().first()
+    return None if row is None else plain(row)
+
+
+def history(store: Store, source_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    stmt = select(*HISTORY_ROW).order_by(hist_t.c.id.desc()).limit(limit)
+    if source_id:
+        stmt = stmt.where(hist_t.c.source_id == source_id)
+    with store.connect() as conn:
+        return [plain(r) for r in conn.execute(stmt).mappings()]

@@ -1,0 +1,3 @@
+"""Helpers for the tests of connection types, factorysync's own and plugins': the
+conformance suite (:mod:`factorysync.testing.conformance`). Nothing in the service imports
+this package."""
