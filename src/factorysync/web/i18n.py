@@ -250,6 +250,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rule.rejected_rows": ("rejected rows", "baris ditolak"),
     "rule.realtime_silence": ("realtime silence", "data realtime berhenti"),
     "rule.schema_change": ("schema change", "perubahan skema"),
+    "rule.spool_filling": ("spool filling", "spool hampir penuh"),
     "severity.critical": ("critical", "kritis"),
     "severity.warning": ("warning", "peringatan"),
     "severity.info": ("info", "info"),
