@@ -47,17 +47,10 @@ import contextlib
 import inspect
 import logging
 import socket
-import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from factorysync.connectors.base import (
-    Batch,
-    Connector,
-    FieldInfo,
-    ReadRequest,
-    Sink,
     SourceKind,
 )
 from factorysync.connectors.modbus_registers import (
@@ -68,13 +61,13 @@ from factorysync.connectors.modbus_registers import (
     decode_answer,
     plan_reads,
 )
+from factorysync.connectors.polled_connector import PolledDeviceConnector
 from factorysync.connectors.polled_device import (
+    Device,
     DeviceError,
-    PollLoop,
-    field_infos,
-    iso_ms,
+    PointSpec,
 )
-from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
+from factorysync.errors import ConfigError
 
 INSTALL = "pip install 'factorysync[modbus]'"
 EXCEPTION_CODES = {
@@ -206,7 +199,7 @@ PRESS_REGISTERS: list[dict[str, Any]] = [
 ]
 
 
-class ModbusConnector(Connector):
+class ModbusConnector(PolledDeviceConnector):
     """Connection check, field discovery and the poll loop of Modbus TCP sources."""
 
     type_name = "modbus"
@@ -231,56 +224,22 @@ class ModbusConnector(Connector):
         }
     ]
     extra = "modbus"
-    polls = False
-    streams = True
+    device_kind = "a Modbus TCP device"
 
     @property
     def cfg(self) -> ModbusConfig:
         assert isinstance(self.config, ModbusConfig)
         return self.config
 
-    def _read_once(self) -> tuple[dict[str, Any], ModbusDevice]:
-        """One poll's row, read on a connection of its own."""
-        device = ModbusDevice(self.cfg)
-        started = datetime.now(UTC)
-        try:
-            device.connect()
-            values = device.read()
-        except DeviceError as exc:
-            error = ConnectorRetriable if exc.retriable else ConnectorFatal
-            raise error(f"{self.cfg.where}: {exc}") from None
-        finally:
-            device.close()
-        return {"ts": iso_ms(started), "device": self.cfg.device_name, **values}, device
+    def device(self) -> ModbusDevice:
+        return ModbusDevice(self.cfg)
 
-    def _check(self) -> str:
-        _, device = self._read_once()
-        return (
-            f"{self.cfg.where}: {len(self.cfg.registers)} register(s) read "
-            f"in {len(device.reads)} request(s)"
-        )
+    def points(self) -> Sequence[PointSpec]:
+        return self.cfg.registers
 
-    def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
-        row, _ = self._read_once()
-        return field_infos(row, self.cfg.registers)
+    def load_driver(self) -> None:
+        pymodbus_client()
 
-    def read(self, request: ReadRequest) -> Iterator[Batch]:
-        raise ConnectorFatal(
-            f"source {self.context.source_id!r} is a Modbus TCP device: it is polled "
-            "continuously by the realtime service of 'factorysync run', not by one-off syncs "
-            "('factorysync source test' reads it once)"
-        )
-
-    def subscribe(self, sink: Sink, stop: threading.Event) -> None:
-        """Poll the device every ``poll_ms`` and hand each row to ``sink`` until ``stop``."""
-        pymodbus_client()  # a missing driver stops the source with the install command
-        cfg = self.cfg
-        PollLoop(
-            ModbusDevice(cfg),
-            name=cfg.device_name,
-            where=cfg.where,
-            period_s=cfg.poll_ms / 1000,
-            deadbands={r.name: r.deadband for r in cfg.registers if r.deadband is not None},
-            sink=sink,
-            source_id=self.context.source_id,
-        ).run(stop)
+    def check_summary(self, device: Device) -> str:
+        assert isinstance(device, ModbusDevice)
+        return f"{len(self.cfg.registers)} register(s) read in {len(device.reads)} request(s)"

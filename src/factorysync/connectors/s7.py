@@ -44,33 +44,25 @@ from __future__ import annotations
 
 import contextlib
 import struct
-import threading
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from factorysync.connectors.base import (
-    Batch,
-    Connector,
-    FieldInfo,
-    ReadRequest,
-    Sink,
     SourceKind,
 )
+from factorysync.connectors.polled_connector import PolledDeviceConnector
 from factorysync.connectors.polled_device import (
+    Device,
     DeviceError,
     PointSpec,
     PolledDeviceConfig,
-    PollLoop,
-    field_infos,
-    iso_ms,
     plc_text,
     unique_names,
 )
-from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
+from factorysync.errors import ConfigError
 
 INSTALL = "pip install 'factorysync[s7]'"
 S7Area = Literal["DB", "M", "I", "Q"]
@@ -412,7 +404,7 @@ PRESS_TAGS: list[dict[str, Any]] = [
 ]
 
 
-class S7Connector(Connector):
+class S7Connector(PolledDeviceConnector):
     """Connection check, field discovery and the poll loop of Siemens S7 sources."""
 
     type_name = "s7"
@@ -437,56 +429,22 @@ class S7Connector(Connector):
         }
     ]
     extra = "s7"
-    polls = False
-    streams = True
+    device_kind = "a Siemens S7 PLC"
 
     @property
     def cfg(self) -> S7Config:
         assert isinstance(self.config, S7Config)
         return self.config
 
-    def _read_once(self) -> tuple[dict[str, Any], S7Device]:
-        """One poll's row, read on a connection of its own."""
-        device = S7Device(self.cfg)
-        started = datetime.now(UTC)
-        try:
-            device.connect()
-            values = device.read()
-        except DeviceError as exc:
-            error = ConnectorRetriable if exc.retriable else ConnectorFatal
-            raise error(f"{self.cfg.where}: {exc}") from None
-        finally:
-            device.close()
-        return {"ts": iso_ms(started), "device": self.cfg.device_name, **values}, device
+    def device(self) -> S7Device:
+        return S7Device(self.cfg)
 
-    def _check(self) -> str:
-        _, device = self._read_once()
-        return (
-            f"{self.cfg.where}: {len(self.cfg.tags)} tag(s) read "
-            f"in {len(device.requests)} request(s)"
-        )
+    def points(self) -> Sequence[PointSpec]:
+        return self.cfg.tags
 
-    def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
-        row, _ = self._read_once()
-        return field_infos(row, self.cfg.tags)
+    def load_driver(self) -> None:
+        snap7_module()
 
-    def read(self, request: ReadRequest) -> Iterator[Batch]:
-        raise ConnectorFatal(
-            f"source {self.context.source_id!r} is a Siemens S7 PLC: it is polled "
-            "continuously by the realtime service of 'factorysync run', not by one-off syncs "
-            "('factorysync source test' reads it once)"
-        )
-
-    def subscribe(self, sink: Sink, stop: threading.Event) -> None:
-        """Poll the PLC every ``poll_ms`` and hand each row to ``sink`` until ``stop``."""
-        snap7_module()  # a missing driver stops the source with the install command
-        cfg = self.cfg
-        PollLoop(
-            S7Device(cfg),
-            name=cfg.device_name,
-            where=cfg.where,
-            period_s=cfg.poll_ms / 1000,
-            deadbands={t.name: t.deadband for t in cfg.tags if t.deadband is not None},
-            sink=sink,
-            source_id=self.context.source_id,
-        ).run(stop)
+    def check_summary(self, device: Device) -> str:
+        assert isinstance(device, S7Device)
+        return f"{len(self.cfg.tags)} tag(s) read in {len(device.requests)} request(s)"
