@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-## make demo: generate the plant data set, sync 40+ sources into ./factorysync.db, keep serving
+## make demo: generate the plant data set, sync 40+ sources into ./factorysync.db, keep serving;
+## prints the console's address and a login (user admin, a new password at every start)
 demo: install
 	$(BIN)/factorysync demo $(DEMO_ARGS)
 
@@ -24,9 +25,10 @@ demo: install
 test: install services browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make screenshots: the console's pages, as the README shows them, into docs/screenshots
-screenshots: install services browser
-	FACTORYSYNC_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/web/test_e2e.py
+## make screenshots: the console's pages at 1440×900 and 390×844 (NAME-phone.png), as the
+## README shows them, into docs/screenshots (scripts/screenshots.py)
+screenshots: install browser
+	$(BIN)/python scripts/screenshots.py $(CURDIR)/docs/screenshots
 
 ## make browser: the system Chromium the console's browser tests drive (Debian package)
 browser:

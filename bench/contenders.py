@@ -419,14 +419,16 @@ def sqlite_import(name: str, db: Path, source: Path | None, **extra: Any) -> Con
     return c
 
 
-def psql_copy(name: str, db: PgDatabase, source: Path, **extra: Any) -> Contender:
-    """`psql \\copy` of a CSV file (with a header) into a typed table."""
+def psql_copy(
+    name: str, db: PgDatabase, source: Path, table_sql: str = PG_TABLE, **extra: Any
+) -> Contender:
+    """`psql \\copy` of a CSV file (with a header) into a typed table (``table_sql``)."""
     psql = shutil.which("psql") or "psql"
     extra.setdefault("cleanup", lambda run: db.drop())
 
     def prepare(run: int) -> None:
         db.create()
-        db.execute(PG_TABLE)
+        db.execute(table_sql)
 
     c = Contender(
         name,

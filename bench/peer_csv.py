@@ -1,9 +1,12 @@
-"""Cases a and b: a production CSV file into an empty SQLite / PostgreSQL target.
+"""Cases a, b and h: a CSV file into an empty SQLite / PostgreSQL target.
 
     a  CSV → SQLite       sqlite3 .import (native), factorysync, dlt (default row path and
                           Arrow + parquet), sling
     b  CSV → PostgreSQL   psql \\copy (native), factorysync, dlt (default row path and Arrow +
                           parquet loader through ADBC), sling, ingestr
+    h  text-heavy wide CSV (24 columns, 19 of them free text with quoting, embedded
+       delimiters, line breaks and empty values: bench/text_csv.py) into both stores,
+       with the contenders of a and b
 
 factorysync runs twice: as a one-off `factorysync source sync` process, and inside a
 running service (`factorysync run`) asked over the API, where scheduled syncs run. With
@@ -14,7 +17,7 @@ loader (bench/compare.py).
 Every contender is a whole process, run alternately (--runs), from an empty target each
 time; the target's rows are counted after every run.
 
-    python bench/peer_csv.py [--cases a,b] [--rows 1000000] [--runs 3] [--peers auto]
+    python bench/peer_csv.py [--cases a,b,h] [--rows 1000000] [--runs 3] [--peers auto]
                              [--compare-with PATH[=LABEL]]
 """
 
@@ -26,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Contender, PgDatabase, write_production
+from common import PG_TABLE, Contender, PgDatabase, write_production
 from compare import Tree, add_argument, others
 from contenders import (
     FactorysyncService,
@@ -39,8 +42,14 @@ from contenders import (
 )
 from harness import add_arguments, run_case, session
 from peers import PeerTools, Target, dlt_load, ingestr_load, sling_load
+from text_csv import PG_TEXT_TABLE, write_text_heavy
 
-TITLES = {"a": "CSV → SQLite, empty target", "b": "CSV → PostgreSQL, empty target"}
+TITLES = {
+    "a": "CSV → SQLite, empty target",
+    "b": "CSV → PostgreSQL, empty target",
+    "h-sqlite": "Text-heavy wide CSV → SQLite, empty target",
+    "h-postgresql": "Text-heavy wide CSV → PostgreSQL, empty target",
+}
 
 
 def factorysync(
@@ -63,17 +72,24 @@ def factorysync(
 
 
 def csv_sqlite(
-    args: argparse.Namespace, tools: PeerTools, work: Path, csv: Path, trees: list[Tree]
+    args: argparse.Namespace,
+    tools: PeerTools,
+    work: Path,
+    csv: Path,
+    trees: list[Tree],
+    case: str = "a",
 ) -> list[Contender]:
     rows = args.rows
     source = ["--source", "csv", "--path", str(csv)]
     return [
-        sqlite_import("sqlite3 .import (native)", work / "native.db", csv, expected_rows=rows),
-        *factorysync(args, work, csv, "SQLite", "a", trees),
+        sqlite_import(
+            "sqlite3 .import (native)", work / f"native_{case}.db", csv, expected_rows=rows
+        ),
+        *factorysync(args, work, csv, "SQLite", case, trees),
         dlt_load(
             tools,
             "dlt default (rows)",
-            Target(sqlite=work / "dlt_rows.db"),
+            Target(sqlite=work / f"dlt_rows_{case}.db"),
             work,
             source=source,
             expected_rows=rows,
@@ -81,7 +97,7 @@ def csv_sqlite(
         dlt_load(
             tools,
             "dlt Arrow + parquet",
-            Target(sqlite=work / "dlt_arrow.db"),
+            Target(sqlite=work / f"dlt_arrow_{case}.db"),
             work,
             source=source,
             path_kind="arrow",
@@ -90,7 +106,7 @@ def csv_sqlite(
         sling_load(
             tools,
             "sling",
-            Target(sqlite=work / "sling.db"),
+            Target(sqlite=work / f"sling_{case}.db"),
             work,
             stream=f"file://{csv}",
             expected_rows=rows,
@@ -99,17 +115,23 @@ def csv_sqlite(
 
 
 def csv_postgresql(
-    args: argparse.Namespace, tools: PeerTools, work: Path, csv: Path, trees: list[Tree]
+    args: argparse.Namespace,
+    tools: PeerTools,
+    work: Path,
+    csv: Path,
+    trees: list[Tree],
+    case: str = "b",
 ) -> list[Contender]:
     rows, tag = args.rows, work.name[-8:].lower().replace("-", "_")
 
     def db(name: str) -> PgDatabase:
-        return PgDatabase(args.pg_url, f"fs_bench_b_{name}_{tag}")
+        return PgDatabase(args.pg_url, f"fs_bench_{case}_{name}_{tag}")
 
+    table = PG_TEXT_TABLE if case.startswith("h") else PG_TABLE
     source = ["--source", "csv", "--path", str(csv)]
     return [
-        psql_copy("psql \\copy (native)", db("native"), csv, expected_rows=rows),
-        *factorysync(args, work, csv, "PostgreSQL", "b", trees),
+        psql_copy("psql \\copy (native)", db("native"), csv, table, expected_rows=rows),
+        *factorysync(args, work, csv, "PostgreSQL", case, trees),
         dlt_load(
             tools,
             "dlt default (rows)",
@@ -145,20 +167,36 @@ def csv_postgresql(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_arguments(parser)
-    parser.add_argument("--cases", default="a,b", help="a (SQLite), b (PostgreSQL) or both")
+    parser.add_argument(
+        "--cases", default="a,b,h", help="a (SQLite), b (PostgreSQL), h (text-heavy, both)"
+    )
     add_argument(parser)
     args = parser.parse_args(argv)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(cases) - {"a", "b", "h"})
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}: a, b or h")
     trees = others(args)
     failed = 0
     with session(args, "csv") as (work, tools):
-        csv = data_dir(work) / "production.csv"
-        size = write_production(csv, args.rows, "csv")
-        builders = {"a": csv_sqlite, "b": csv_postgresql}
-        for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
+        runs: list[tuple[str, str, Path, int, str]] = []
+        if {"a", "b"} & set(cases):
+            csv = data_dir(work) / "production.csv"
+            size = write_production(csv, args.rows, "csv")
+            runs += [(c, n, csv, size, c) for c, n in (("a", "sqlite"), ("b", "postgresql"))]
+        if "h" in cases:
+            text = data_dir(work) / "production_text.csv"
+            size = write_text_heavy(text, args.rows)
+            runs += [("h", n, text, size, f"h-{n}") for n in ("sqlite", "postgresql")]
+        for case, store, csv, size, title in runs:
+            if case not in cases:
+                continue
+            builder = csv_sqlite if store == "sqlite" else csv_postgresql
+            tag = case if case != "h" else f"h{store[0]}"
             failed |= run_case(
-                f"{case}-csv-{'sqlite' if case == 'a' else 'postgresql'}",
-                f"{TITLES[case]} ({args.rows:,} rows, {size / 1e6:.1f} MB)",
-                builders[case](args, tools, work, csv, trees),
+                f"{case}-{'text' if case == 'h' else 'csv'}-{store}",
+                f"{TITLES[title]} ({args.rows:,} rows, {size / 1e6:.1f} MB)",
+                builder(args, tools, work, csv, trees, tag),
                 args,
                 tools,
             )

@@ -2,6 +2,7 @@
 
     FactorySyncError                 root: every error this package raises on purpose
     ├── ConfigError                  bad configuration (YAML, settings, mapping); fix the config
+    │                                (its problems are Problem texts: str with a kind and params)
     ├── ConnectorError               a source could not be read
     │   ├── ConnectorFatal           retrying cannot help (missing file, bad JSON, bad password)
     │   └── ConnectorRetriable       may succeed later (timeout, connection refused, locked file)
@@ -32,6 +33,40 @@ class ConfigError(FactorySyncError):
         if self.problems:
             message = message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(message)
+
+
+class Problem(str):
+    """One validation problem as its English text (``path: message``), carrying what it
+    was made of, so that a reader in another language can say it again: ``kind`` (a
+    pydantic error type such as ``missing``, or a factorysync message key), ``params``
+    (the values the message names) and ``path`` (where, kept as written).
+
+    It is a ``str``: the CLI, the API and the logs use it as the English text it is."""
+
+    path: str
+    message: str
+    kind: str
+    params: dict[str, str]
+
+    def __new__(
+        cls,
+        path: str,
+        message: str,
+        kind: str = "",
+        params: dict[str, str] | None = None,
+        sep: str = ": ",
+    ) -> Problem:
+        made = super().__new__(cls, f"{path}{sep}{message}" if path else message)
+        made.path, made.message, made.kind = path, message, kind
+        made.params = dict(params or {})
+        return made
+
+    def within(self, where: str, sep: str = ".") -> Problem:
+        """The same problem, its path prefixed with ``where`` (a problem without a path
+        reads ``where`` + ``sep`` + its message, as the text it replaces did)."""
+        if not self.path:
+            return Problem(where, self.message, self.kind, self.params, sep)
+        return Problem(f"{where}{sep}{self.path}", self.message, self.kind, self.params)
 
 
 class ConnectorError(FactorySyncError):

@@ -35,7 +35,7 @@ from factorysync.connectors.registry import (
     format_validation_error,
     validate_connection_config,
 )
-from factorysync.errors import ConfigError
+from factorysync.errors import ConfigError, Problem
 from factorysync.yamlsafe import load as load_yaml
 
 # A sources file: 500 sources with 40 mapped fields each take about 1 MB.
@@ -137,7 +137,7 @@ def _json_size(value: Any, limit: int) -> tuple[int, int]:
     return size, deepest
 
 
-def check_config_budget(raw: Any) -> list[str]:
+def check_config_budget(raw: Any) -> list[Problem]:
     """Problems with the size of a raw source declaration's free-form configs (see the
     module docstring); empty when it is within the budget."""
     problems = []
@@ -145,12 +145,24 @@ def check_config_budget(raw: Any) -> list[str]:
     for where, value in _configs(raw):
         size, depth = _json_size(value, CONFIG_MAX_BYTES - total)
         if depth > CONFIG_MAX_DEPTH:
-            problems.append(f"{where}: nested more than {CONFIG_MAX_DEPTH} levels deep")
+            problems.append(
+                Problem(
+                    where,
+                    f"nested more than {CONFIG_MAX_DEPTH} levels deep",
+                    "fs.config_too_deep",
+                    {"levels": str(CONFIG_MAX_DEPTH)},
+                )
+            )
         total += size
         if total > CONFIG_MAX_BYTES:
             problems.append(
-                f"{where}: too large: the connection, authentication and mapping configs "
-                f"of one source may take at most {CONFIG_MAX_BYTES // 1024} KiB as JSON together"
+                Problem(
+                    where,
+                    "too large: the connection, authentication and mapping configs of one "
+                    f"source may take at most {CONFIG_MAX_BYTES // 1024} KiB as JSON together",
+                    "fs.config_too_large",
+                    {"kib": str(CONFIG_MAX_BYTES // 1024)},
+                )
             )
             break
     return problems
@@ -163,16 +175,16 @@ def parse_source(raw: Any, where: str = "source") -> tuple[SourceDecl | None, li
     than looking at its first :data:`CONFIG_MAX_BYTES` bytes."""
     too_big = check_config_budget(raw)
     if too_big:
-        return None, [f"{where}: {p}" for p in too_big]
+        return None, [p.within(where, ": ") for p in too_big]
     try:
         decl = declaration(raw)
     except ValidationError as exc:
-        return None, [f"{where}: {format_validation_error(e)}" for e in exc.errors()]
-    problems = []
+        return None, [format_validation_error(e).within(where, ": ") for e in exc.errors()]
+    problems: list[str] = []
     for i, conn in enumerate(decl.connections):
         assert conn.connection_type is not None
         for p in validate_connection_config(conn.connection_type, conn.connection_config):
-            problems.append(f"{where}: connections[{i}].connection_config.{p}")
+            problems.append(p.within(f"{where}: connections[{i}].connection_config"))
     return decl, problems
 
 

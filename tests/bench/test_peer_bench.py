@@ -20,7 +20,11 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 ROWS = 3000
 
 CASES = [
-    ("peer_csv.py", ["--rows", str(ROWS)], ["a-csv-sqlite", "b-csv-postgresql"]),
+    (
+        "peer_csv.py",
+        ["--rows", str(ROWS)],
+        ["a-csv-sqlite", "b-csv-postgresql", "h-text-sqlite", "h-text-postgresql"],
+    ),
     ("peer_json.py", ["--rows", str(ROWS)], ["c-json"]),
     ("peer_pg_table.py", ["--rows", str(ROWS)], ["d-pg-table"]),
     ("peer_resync.py", ["--rows", str(ROWS)], ["e-resync"]),

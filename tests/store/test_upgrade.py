@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from factorysync.settings import Settings, reset_settings
+from factorysync.store.db import HEAD_REVISION
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_connections as conns_t
 from factorysync.store.schema import data_source_mappings as maps_t
@@ -126,7 +127,7 @@ def test_the_previous_release_store_upgrades_keeping_rows_and_secrets(
     store.dispose()
 
     init = run_cli("init", check=True)
-    assert "schema revision 0007" in init.stdout
+    assert f"schema revision {HEAD_REVISION}" in init.stdout
     assert "admin" not in init.stdout.split("secrets")[1]  # the store had its admin
 
     store = Store(Settings())
@@ -197,4 +198,4 @@ def test_the_previous_release_store_upgrades_keeping_rows_and_secrets(
     assert [h["source_id"] for h in history] == ["readings", "readings"]
     assert history[0]["sync_status"] == "success"
     again = run_cli("init", check=True)  # idempotent
-    assert "schema revision 0007" in again.stdout
+    assert f"schema revision {HEAD_REVISION}" in again.stdout

@@ -32,6 +32,27 @@ def add_users(store: Store) -> None:
             auth.create_user(conn, f"{role}1", role, password=password)
 
 
+def add_failing_source(store: Store, data_dir: Path) -> None:
+    """``scrap_report``: a JSON source whose file is missing, failed three runs in a row
+    (shown failing, with a ``consecutive_failures`` alert)."""
+    from factorysync import services
+    from factorysync.engine.runner import Runner
+
+    services.create_source(
+        store,
+        {
+            "source_id": "scrap_report",
+            "name": "Laporan Scrap",
+            "source_type": "json",
+            "category": "quality",
+            "connections": [{"connection_config": {"file_path": str(data_dir / "gone.json")}}],
+            "mappings": [{"target_table": "scrap_report"}],
+        },
+    )
+    for _ in range(3):
+        assert Runner(store).sync("scrap_report").sync_status == "failed"
+
+
 @dataclass
 class LiveServer:
     url: str

@@ -3,13 +3,13 @@ plant demo. Log in, see the sources, create a CSV source through the form, test,
 discover and preview it, sync it, see its history row and charts, see a failing source's
 alert, switch language, and check that a viewer cannot edit.
 
-Each main page is saved as a 1280×800 screenshot: in the test's own folder, or in
-docs/screenshots/ for the README with ``make screenshots`` (FACTORYSYNC_SCREENSHOTS).
+Each main page is saved as a 1280×800 screenshot in the test's own folder, and must be
+a real picture (the README's pictures are made by ``make screenshots``,
+scripts/screenshots.py).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +19,10 @@ import pytest
 
 from factorysync import services
 from factorysync.demo.run import run_demo
-from factorysync.engine.runner import Runner
 from factorysync.store.store import Store
 from tests.waiting import PATIENCE
-from tests.web.conftest import PASSWORDS, LiveServer, add_users, serve
+from tests.web.conftest import PASSWORDS, LiveServer, add_failing_source, add_users, serve
 
-DOC_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
 # How long the browser waits for a page, an element or a run: generous, for a machine
 # busy with more than this test (it costs nothing when the page is quick).
@@ -44,19 +42,7 @@ def plant(store: Store, data_dir: Path) -> Iterator[LiveServer]:
         "id,machine,count,temp_f\n1,PRESS-01,120,98.6\n2,PRESS-02,95,101.3\n3,WELD-07,310,88.0\n",
         encoding="utf-8",
     )
-    services.create_source(
-        store,
-        {
-            "source_id": "scrap_report",
-            "name": "Laporan Scrap",
-            "source_type": "json",
-            "category": "quality",
-            "connections": [{"connection_config": {"file_path": str(data_dir / "gone.json")}}],
-            "mappings": [{"target_table": "scrap_report"}],
-        },
-    )
-    for _ in range(3):
-        assert Runner(store).sync("scrap_report").sync_status == "failed"
+    add_failing_source(store, data_dir)
     yield from serve(store)
 
 
@@ -71,9 +57,8 @@ def log_in(page: Any, base: str, role: str) -> None:
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    """Where the screenshots go: a test run leaves the repository's copies alone."""
-    folder = os.environ.get("FACTORYSYNC_SCREENSHOTS")
-    path = Path(folder) if folder else tmp_path / "screenshots"
+    """Where the screenshots go: the test's own folder."""
+    path = tmp_path / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

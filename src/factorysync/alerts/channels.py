@@ -18,7 +18,6 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-import httpx
 import orjson
 
 from factorysync import __version__
@@ -90,6 +89,10 @@ class WebhookChannel:
         self.zone = zone
 
     def send(self, notice: Notice) -> None:
+        # Imported here: every one-off sync evaluates the alert rules, few deliver (httpx
+        # takes about 30 ms to import).
+        import httpx
+
         body = orjson.dumps(notice.payload(self.zone))
         try:
             response = httpx.post(

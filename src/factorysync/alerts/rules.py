@@ -86,7 +86,11 @@ def evaluate_run(
                         "severity": "critical",
                         "message": f"{sid}: {count} failed runs in a row; last error: "
                         f"{result.error_message or 'unknown'}",
-                        "details": {"failures": count, "run_id": result.run_id},
+                        "details": {
+                            "failures": count,
+                            "run_id": result.run_id,
+                            "error": result.error_message,
+                        },
                     }
                 ],
                 now,
@@ -226,7 +230,12 @@ def check_sources(conn: Connection, settings: Settings, now: datetime) -> int:
                     "rule": "stale",
                     "message": f"{r.source_id}: {what} {_span(quiet_s)} ago "
                     f"(expected every {_span(r.refresh_interval)})",
-                    "details": {"quiet_s": round(quiet_s), "limit_s": round(limit_s)},
+                    "details": {
+                        "quiet_s": round(quiet_s),
+                        "limit_s": round(limit_s),
+                        "expected_s": r.refresh_interval,
+                        "succeeded": r.last_sync is not None,
+                    },
                 }
             )
     records.resolve(conn, ("stale",), now, except_source_ids=[a["source_id"] for a in stale])

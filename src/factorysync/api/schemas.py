@@ -178,6 +178,35 @@ class ResetPublic(BaseModel):
     )
 
 
+# -- source lifecycle: delete with its rows, duplicate ----------------------------------
+class TableDropped(BaseModel):
+    rows_deleted: int = Field(description="Rows of the source removed from the table.")
+    table_dropped: bool = Field(
+        description="Whether the table was dropped (no other source maps to it, no row left)."
+    )
+
+
+class DeletePublic(BaseModel):
+    source_id: str
+    deleted_by: str
+    drop_data: bool
+    rows_deleted: int
+    tables: dict[str, TableDropped] = Field(
+        description="Per target table of the source: its rows removed (drop_data only)."
+    )
+    quarantine_removed: int
+    alerts_resolved: int
+
+
+class SourceDuplicate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: str = Field(min_length=1, max_length=100, description="The copy's source_id.")
+    name: str | None = Field(
+        default=None, max_length=255, description='The copy\'s name (default: "<name> (copy)").'
+    )
+
+
 class RunPublic(Open):
     id: int
     source_id: str

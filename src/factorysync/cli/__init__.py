@@ -28,6 +28,7 @@ from factorysync.cli import (
     run,
     setup,
     source,
+    source_lifecycle,
     status,
     version,
     worker,
@@ -52,6 +53,8 @@ app.command("serve")(run.serve)
 app.command("worker")(worker.worker)
 app.command("export")(export.export)
 app.add_typer(source.source_app, name="source")
+source.source_app.command("delete")(source_lifecycle.delete)
+source.source_app.command("duplicate")(source_lifecycle.duplicate)
 app.add_typer(quarantine.quarantine_app, name="quarantine")
 app.add_typer(accounts.user_app, name="user")
 app.add_typer(accounts.token_app, name="token")

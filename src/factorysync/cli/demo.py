@@ -1,7 +1,12 @@
-"""``demo``: generate the plant data set, import and sync it, then keep serving."""
+"""``demo``: generate the plant data set, import and sync it, then keep serving.
+
+Before it serves, the demo prints the console's address and a login: the admin with a new
+random password, shown once on this terminal (see :mod:`factorysync.demo.login`).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,10 +23,19 @@ from rich.progress import (
 from rich.table import Table
 
 from factorysync.cli import runtime
-from factorysync.cli.base import HostOpt, JsonOpt, PortOpt, open_store, out, print_json
+from factorysync.cli.base import (
+    HostOpt,
+    JsonOpt,
+    PortOpt,
+    announce_admin,
+    open_store,
+    out,
+    print_json,
+)
 from factorysync.errors import FactorySyncError
 
 if TYPE_CHECKING:
+    from factorysync.demo.login import DemoLogin
     from factorysync.engine.runner import RunResult
 
 
@@ -40,8 +54,10 @@ def demo(
     port: PortOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Generate a plant data set of 40+ JSON sources, import, sync and (by default) serve."""
+    """Generate a plant data set of 40+ JSON sources, import, sync and (by default) serve
+    the console, with a login printed once (a new admin password at every start)."""
     # Imported here: the data set's modules are large, and other commands never need them.
+    from factorysync.demo.login import demo_login
     from factorysync.demo.run import demo_folder, run_demo
 
     store = open_store(ready=False)
@@ -60,7 +76,30 @@ def demo(
     if failed:
         raise FactorySyncError(f"{len(failed)} demo source(s) failed to sync")
     if serve:
+        host = host or store.settings.api_host
+        port = store.settings.api_port if port is None else port
+        _announce_login(demo_login(store), f"http://{_browsable(host)}:{port}/")
         runtime.run(store, host, port)
+
+
+def _browsable(host: str) -> str:
+    """The address a browser on this machine uses for a server listening on ``host``."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _announce_login(login: DemoLogin, url: str) -> None:
+    """The console's address and the demo admin's password, on this terminal only (never
+    through logging); written plainly, one value a line, for scripts to read."""
+    if login.token is not None:
+        announce_admin(login.username, login.token)
+    if login.reset:
+        out.print(f"login     user {login.username!r} existed: new password, the old one is void")
+    else:
+        out.print(f"login     user {login.username!r} for the console, password shown once:")
+    sys.stdout.write(f"console   {url}\nusername  {login.username}\npassword  {login.password}\n")
+    sys.stdout.flush()
 
 
 class _Bars:

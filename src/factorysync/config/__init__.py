@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from factorysync.config.cadence import (
     DEFAULT_INTERVAL_S,
@@ -116,7 +117,11 @@ class MappingDecl(BaseModel):
     def _table(cls, v: str) -> str:
         check_identifier(v, "target_table")
         if v in REGISTRY_TABLES or v.startswith(("_fs_", "alembic", "sqlite_")):
-            raise ValueError(f"target_table {v!r} is reserved by factorysync")
+            raise PydanticCustomError(
+                "fs.reserved_table",
+                "target_table {table} is reserved by factorysync",
+                {"table": repr(v)},
+            )
         return v
 
     @model_validator(mode="after")
@@ -128,7 +133,10 @@ class MappingDecl(BaseModel):
         if self.sync_strategy == "incremental" and not self.mapping_config.cursor_field:
             declared = "sync_strategy" in self.model_fields_set
             if declared and not (info.context or {}).get("stored"):
-                raise ValueError("sync_strategy 'incremental' needs mapping_config.cursor_field")
+                raise PydanticCustomError(
+                    "fs.incremental_cursor",
+                    "sync_strategy 'incremental' needs mapping_config.cursor_field",
+                )
             self.sync_strategy = "full"
             self.model_fields_set.discard("sync_strategy")
         return self
@@ -166,9 +174,11 @@ class SourceDecl(BaseModel):
     @classmethod
     def _slug(cls, v: str) -> str:
         if not SOURCE_ID.match(v):
-            raise ValueError(
-                f"source_id {v!r} must be a slug: lower-case letters, digits, '_', '-', '.', "
-                "starting with a letter or digit, at most 100 characters"
+            raise PydanticCustomError(
+                "fs.bad_source_id",
+                "source_id {source_id} must be a slug: lower-case letters, digits, '_', '-', "
+                "'.', starting with a letter or digit, at most 100 characters",
+                {"source_id": repr(v)},
             )
         return v
 

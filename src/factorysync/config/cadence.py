@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from itertools import pairwise
 from typing import Any
 
+from pydantic_core import PydanticCustomError
+
 REALTIME_POLL_S = 5
 FREQUENCY_SECONDS = {"realtime": REALTIME_POLL_S, "minute": 60, "hourly": 3600, "daily": 86400}
 DEFAULT_INTERVAL_S = 300
@@ -38,9 +40,11 @@ def check_cron(expression: str) -> str:
     from croniter import croniter
 
     if not croniter.is_valid(expression):
-        raise ValueError(
-            f"schedule {expression!r} is not a valid cron expression "
-            "(five fields: minute hour day-of-month month day-of-week, e.g. '*/15 6-22 * * *')"
+        raise PydanticCustomError(
+            "fs.bad_cron",
+            "schedule {schedule} is not a valid cron expression "
+            "(five fields: minute hour day-of-month month day-of-week, e.g. '*/15 6-22 * * *')",
+            {"schedule": repr(expression)},
         )
     return expression
 

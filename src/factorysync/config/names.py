@@ -7,6 +7,8 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic_core import PydanticCustomError
+
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _CAMEL_1 = re.compile(r"(.)([A-Z][a-z]+)")
 _CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
@@ -31,9 +33,12 @@ def check_identifier(name: str, what: str) -> str:
     identifier is accepted, whatever the dialect quotes."""
     if not isinstance(name, str) or not IDENTIFIER.match(name):
         shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
-        raise ValueError(
-            f"{what} {shown} is not a valid name: use lower-case letters, digits and "
-            "underscores, starting with a letter or underscore, at most 63 characters"
+        # A keyed error (a ValueError): the console says it in the user's language.
+        raise PydanticCustomError(
+            "fs.bad_identifier",
+            "{what} {name} is not a valid name: use lower-case letters, digits and "
+            "underscores, starting with a letter or underscore, at most 63 characters",
+            {"what": what, "name": shown},
         )
     return name
 

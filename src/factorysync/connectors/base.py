@@ -139,6 +139,8 @@ class SourceKind:
     # The connection_config a source of this type starts from: it picks the config model
     # of types with one per config (``{"file_type": "csv"}`` for csv files).
     preset: dict[str, Any] = field(default_factory=dict, hash=False)
+    # One sentence on the console's type card; none: the first line of the class docstring.
+    summary: str = ""
 
 
 class Sink(Protocol):
@@ -217,6 +219,12 @@ class Connector(ABC):
     streams: ClassVar[bool] = False
     pushes: ClassVar[bool] = False
     relays: ClassVar[bool] = False
+    # The ``authentication_config`` keys it takes: the console shows one password input
+    # per key (more keys may still be given as free rows).
+    auth_keys: ClassVar[tuple[str, ...]] = ()
+    # ``connection_config`` values a test or discovery from the console uses for keys
+    # left empty (an OPC UA server is browsed before any node is chosen).
+    probe_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: BaseModel, auth: dict[str, Any], context: ConnectorContext):
         self.config = config
@@ -267,6 +275,23 @@ class Connector(ABC):
         store's bulk path takes (:mod:`factorysync.engine.relay`), or None when this read
         cannot be relayed; the engine then reads batches as usual."""
         yield None
+
+    def name_hint(self) -> str | None:
+        """What the source is called where it lives (a table, a file, a topic), for a
+        suggested target table; None when it has no such name."""
+        for key in ("table", "file_path", "path", "topic", "url", "endpoint"):
+            value = getattr(self.config, key, None)
+            if isinstance(value, str) and value:
+                return value
+        topics = getattr(self.config, "topics", None)
+        if isinstance(topics, list) and topics and isinstance(topics[0], str):
+            return topics[0]
+        return None
+
+    def key_hint(self) -> list[str] | None:
+        """The columns that identify a record, where the source can tell (a table's
+        primary key or a unique column); None when it cannot."""
+        return None
 
     @classmethod
     def stream_shared(cls, config: dict[str, Any]) -> bool:

@@ -145,7 +145,15 @@ def resolve_executable(name: str, settings: Settings, cwd: Path | None) -> str:
 class CommandConnector(Connector):
     type_name = "command"
     config_model = CommandConfig
-    source_types = (SourceKind("command", "Command", ">_", "slate"),)
+    source_types = (
+        SourceKind(
+            "command",
+            "Command",
+            ">_",
+            "slate",
+            summary="The output of an allowed program run on this server (JSON or CSV).",
+        ),
+    )
     config: CommandConfig
 
     def __init__(self, config: CommandConfig, auth: dict[str, Any], context: ConnectorContext):
@@ -323,7 +331,15 @@ class ArtisanConnector(CommandConnector):
 
     type_name = "artisan"
     config_model = ArtisanConfig  # type: ignore[assignment]
-    source_types = (SourceKind("artisan", "Artisan", "php", "slate"),)
+    source_types = (
+        SourceKind(
+            "artisan",
+            "Artisan",
+            "php",
+            "slate",
+            summary="The output of a Laravel artisan command.",
+        ),
+    )
     config: ArtisanConfig
 
     def argv(self) -> list[str]:

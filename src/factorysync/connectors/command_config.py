@@ -60,6 +60,9 @@ class CommandConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command: str = Field(
+        title="Command",
+        examples=["mes-export"],
+        json_schema_extra={"group": "connection"},
         min_length=1,
         description="The program to run: a name on the standard PATH or an absolute path, "
         "e.g. /opt/mes/bin/export-shift; it must be on FACTORYSYNC_COMMAND_ALLOWLIST and "
@@ -69,6 +72,8 @@ class CommandConfig(BaseModel):
     # A list is passed as it is; a mapping becomes options: {since: x} → --since=x,
     # {force: true} → --force, false/null → left out, a list → the option repeated.
     parameters: list[Scalar] | dict[str, Scalar | list[Scalar] | None] = Field(
+        title="Parameters",
+        json_schema_extra={"group": "connection"},
         default_factory=list,
         description="Arguments after the command. A list is passed as it is: [--line, A]. "
         "A mapping becomes options: {since: 2026-01-01} gives --since=2026-01-01, "
@@ -76,11 +81,14 @@ class CommandConfig(BaseModel):
         "it. Shell metacharacters are refused; no quoting is needed.",
     )
     working_directory: str | None = Field(
+        title="Working directory",
         default=None,
         description="Absolute path of the folder the command runs in. Default: the "
         "service's own working directory.",
     )
     timeout: float = Field(
+        title="Timeout (s)",
+        examples=[60],
         default=300.0,
         gt=0,
         le=86400,
@@ -88,6 +96,8 @@ class CommandConfig(BaseModel):
         "and the run fails (as transient: it is tried again).",
     )
     output_format: Literal["json", "ndjson", "csv", "none"] = Field(
+        title="Output format",
+        json_schema_extra={"group": "connection"},
         default="json",
         description="How standard output is read: json (one document), ndjson (one "
         "record per line), csv, or none for trigger-only jobs (nothing is read; success "

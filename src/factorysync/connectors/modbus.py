@@ -204,7 +204,15 @@ class ModbusConnector(PolledDeviceConnector):
 
     type_name = "modbus"
     config_model = ModbusConfig
-    source_types = (SourceKind("modbus", "Modbus TCP", "MB", "indigo"),)
+    source_types = (
+        SourceKind(
+            "modbus",
+            "Modbus TCP",
+            "MB",
+            "indigo",
+            summary="Registers of a Modbus TCP device, polled and written as they change.",
+        ),
+    )
     templates: ClassVar[list[dict[str, Any]]] = [
         {
             "template_name": "press_modbus",

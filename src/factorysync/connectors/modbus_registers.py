@@ -146,15 +146,29 @@ class ModbusConfig(PolledDeviceConfig):
         description="Name stamped on every row in the 'device' column "
         "(default: host:port/unit_id, e.g. 10.20.1.15:502/1).",
     )
-    port: int = Field(default=502, ge=1, le=65535, description="TCP port of the device.")
+    port: int = Field(
+        title="Port",
+        examples=[502],
+        json_schema_extra={"group": "connection"},
+        default=502,
+        ge=1,
+        le=65535,
+        description="TCP port of the device.",
+    )
     unit_id: int = Field(
+        title="Unit id",
+        examples=[1],
+        json_schema_extra={"group": "connection"},
         default=1,
         ge=0,
         le=255,
         description="Modbus unit (slave) id; behind a gateway, the serial device's address.",
     )
     registers: list[RegisterSpec] = Field(
-        min_length=1, description="The values to read, one column each."
+        title="Registers",
+        json_schema_extra={"group": "connection"},
+        min_length=1,
+        description="The values to read, one column each.",
     )
     max_gap: int = Field(
         default=8,

@@ -118,7 +118,16 @@ class MqttConnector(Connector):
 
     type_name = "mqtt"
     config_model = MqttConfig
-    source_types = (SourceKind("mqtt", "MQTT", "MQ", "orange"),)
+    source_types = (
+        SourceKind(
+            "mqtt",
+            "MQTT",
+            "MQ",
+            "orange",
+            summary="Messages on MQTT topics of a broker, written as they arrive.",
+        ),
+    )
+    auth_keys = ("username", "password")
     extra = "mqtt"
     polls = False
     streams = True

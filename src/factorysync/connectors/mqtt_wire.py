@@ -127,21 +127,31 @@ class MqttConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field(
+        title="Broker host",
+        examples=["broker.plant.local"],
+        json_schema_extra={"group": "connection"},
         min_length=1,
         description="Host name or IP address of the broker, e.g. broker.plant.local.",
     )
     port: int | None = Field(
+        title="Broker port",
+        examples=[1883],
+        json_schema_extra={"group": "connection"},
         default=None,
         ge=1,
         le=65535,
         description="TCP port of the broker. Default: 1883, or 8883 with tls.",
     )
     topics: list[str] = Field(
+        title="Topics",
+        examples=["plant/line1/+/telemetry"],
+        json_schema_extra={"group": "connection"},
         min_length=1,
         description="Topic filters to subscribe, one or more: + stands for one level, a "
         "final # for the rest, e.g. plant/+/+/status or plant/#.",
     )
     qos: Literal[0, 1, 2] = Field(
+        title="Quality of service",
         default=1,
         description="Quality of service of the subscription: 0 (at most once), 1 (at "
         "least once) or 2 (exactly once). With 1 and 2 a message is acknowledged only "
@@ -155,6 +165,8 @@ class MqttConfig(BaseModel):
         "over one from the topic.",
     )
     client_id: str | None = Field(
+        title="Client id",
+        examples=["factorysync-line1"],
         default=None,
         min_length=1,
         max_length=128,
@@ -163,12 +175,14 @@ class MqttConfig(BaseModel):
         "(members of a shared_group add their worker name).",
     )
     tls: bool | TlsConfig = Field(
+        title="TLS",
         default=False,
         description="TLS to the broker: false, true (the broker's certificate checked "
         "against the system's CAs), or an object with ca_file, cert_file, key_file and "
         "insecure.",
     )
     payload_format: Literal["auto", "json", "text", "sparkplug_b"] = Field(
+        title="Payload format",
         default="auto",
         description="How payloads are read: auto (JSON when it parses, else text), json "
         "(anything else is quarantined) or text. A JSON object is one record, an array "

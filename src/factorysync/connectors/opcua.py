@@ -49,7 +49,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -114,11 +114,15 @@ class OpcUaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint: str = Field(
+        title="Server endpoint",
+        examples=["opc.tcp://plc-line-a:4840"],
+        json_schema_extra={"group": "connection"},
         min_length=1,
         description="Endpoint URL of the server: opc.tcp://host:port/path, e.g. "
         "opc.tcp://plc-line-a:4840.",
     )
     security_mode: Literal["None", "Sign", "SignAndEncrypt"] = Field(
+        title="Security mode",
         default="None",
         description="Message security: None, Sign or SignAndEncrypt. Sign and "
         "SignAndEncrypt need security_policy, certificate_file and private_key_file.",
@@ -145,11 +149,15 @@ class OpcUaConfig(BaseModel):
         "server presents.",
     )
     nodes: list[NodeSpec] = Field(
+        title="Nodes",
+        json_schema_extra={"group": "connection"},
         min_length=1,
         description="Nodes to monitor, one or more: {node_id, field} objects, or bare node "
         "ids (ns=2;i=1002), whose field is then named after the identifier.",
     )
     sampling_interval_ms: float = Field(
+        title="Sampling interval (ms)",
+        examples=[100],
         default=100,
         ge=0,
         description="How often the server samples each node, in milliseconds; 0: as fast "
@@ -172,6 +180,8 @@ class OpcUaConfig(BaseModel):
         description="Constant fields added to every record, e.g. {machine_id: M-101, line: A}.",
     )
     timeout_s: float = Field(
+        title="Timeout (s)",
+        examples=[10],
         default=10,
         gt=0,
         description="Seconds to wait for the server: to connect, and for each request.",
@@ -315,7 +325,18 @@ class OpcUaConnector(Connector):
 
     type_name = "opcua"
     config_model = OpcUaConfig
-    source_types = (SourceKind("opcua", "OPC UA", "UA", "amber"),)
+    source_types = (
+        SourceKind(
+            "opcua",
+            "OPC UA",
+            "UA",
+            "amber",
+            summary="Value changes of the variables of an OPC UA server (PLC, SCADA).",
+        ),
+    )
+    auth_keys = ("username", "password")
+    # Browsing needs no node chosen yet: a placeholder (Server/ServerStatus/CurrentTime).
+    probe_defaults: ClassVar[dict[str, Any]] = {"nodes": ["i=2258"]}
     extra = "opcua"
     polls = False
     streams = True
@@ -362,6 +383,10 @@ class OpcUaConnector(Connector):
         from factorysync.connectors.opcua_subscription import Subscription
 
         asyncio.run(Subscription(self.cfg, self.auth, self.context.source_id, sink).run(stop))
+
+    def key_hint(self) -> list[str] | None:
+        """A value change is one node's value at one source time."""
+        return ["field", "source_timestamp"]
 
     def browse(
         self,

@@ -266,21 +266,32 @@ class PolledDeviceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field(
-        min_length=1, max_length=253, description="Address (IP or DNS name) of the device."
+        title="Device host",
+        examples=["10.20.1.15"],
+        json_schema_extra={"group": "connection"},
+        min_length=1,
+        max_length=253,
+        description="Address (IP or DNS name) of the device.",
     )
     poll_ms: int = Field(
+        title="Poll interval (ms)",
+        examples=[1000],
         default=1000,
         ge=10,
         le=3_600_000,
         description="Poll period in milliseconds, on a fixed schedule: one row per poll.",
     )
     timeout: float = Field(
+        title="Timeout (s)",
+        examples=[3],
         default=3.0,
         gt=0,
         le=60,
         description="Seconds to wait for the connection and for each answer.",
     )
     device: str | None = Field(
+        title="Device name",
+        examples=["press-01"],
         default=None,
         min_length=1,
         max_length=200,

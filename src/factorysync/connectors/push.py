@@ -29,6 +29,8 @@ class PushConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_records: int = Field(
+        title="Most records per request",
+        examples=[10000],
         default=10_000,
         ge=1,
         le=1_000_000,
@@ -36,6 +38,8 @@ class PushConfig(BaseModel):
         "request is refused with HTTP 413.",
     )
     batch_rows: int = Field(
+        title="Rows per micro-batch",
+        examples=[500],
         default=500,
         ge=1,
         le=100_000,
@@ -43,6 +47,8 @@ class PushConfig(BaseModel):
         "arriving together share one).",
     )
     batch_ms: float = Field(
+        title="Micro-batch wait (ms)",
+        examples=[50],
         default=50,
         ge=0,
         le=60_000,
@@ -56,7 +62,15 @@ class PushConnector(Connector):
 
     type_name = "push"
     config_model = PushConfig
-    source_types = (SourceKind("push", "HTTP push", "PUSH", "rose"),)
+    source_types = (
+        SourceKind(
+            "push",
+            "HTTP push",
+            "PUSH",
+            "rose",
+            summary="Records that another system posts to factorysync over HTTP.",
+        ),
+    )
     polls = False
     pushes = True
 

@@ -35,7 +35,7 @@ from pydantic_core import PydanticCustomError
 
 from factorysync.config import ConnectionDecl
 from factorysync.connectors.base import Connector, ConnectorContext, SourceKind
-from factorysync.errors import ConfigError
+from factorysync.errors import ConfigError, Problem
 from factorysync.security.redaction import Redactor
 from factorysync.security.secrets import resolve_env_refs
 from factorysync.settings import Settings, get_settings
@@ -170,18 +170,34 @@ def _kinds() -> dict[str, tuple[SourceKind, str]]:
     for name, cls in connection_types().items():
         for kind in cls.source_types or (SourceKind(name),):
             if kind.default and kind.name not in kinds:
-                kinds[kind.name] = (_shown(kind), name)
+                kinds[kind.name] = (_shown(kind, cls), name)
     for name, cls in connection_types().items():  # served, not as the default of any
         for kind in cls.source_types:
-            kinds.setdefault(kind.name, (_shown(kind), name))
+            kinds.setdefault(kind.name, (_shown(kind, cls), name))
     return kinds
 
 
-def _shown(kind: SourceKind) -> SourceKind:
-    """``kind`` with a label and an icon, made from its name where it declares none."""
+def _shown(kind: SourceKind, cls: type[Connector] | None = None) -> SourceKind:
+    """``kind`` with a label, an icon and a summary, made from its name (and its class's
+    docstring) where it declares none."""
     label = kind.label or kind.name.replace("_", " ").title()
     icon = kind.icon or kind.name[:3].upper()
-    return SourceKind(kind.name, label, icon, kind.tone, kind.default, kind.preset)
+    summary = kind.summary or _first_line(cls.__doc__ if cls is not None else None)
+    return SourceKind(kind.name, label, icon, kind.tone, kind.default, kind.preset, summary)
+
+
+def _first_line(doc: str | None) -> str:
+    lines = (doc or "").strip().splitlines()
+    return lines[0].strip().replace("``", "") if lines else ""
+
+
+def auth_keys_of(connection_type: str) -> tuple[str, ...]:
+    """The ``authentication_config`` keys ``connection_type`` declares (none for a type
+    that cannot be loaded)."""
+    try:
+        return tuple(connector_class(connection_type).auth_keys)
+    except ConfigError:
+        return ()
 
 
 def default_connection_type(source_type: str) -> str | None:
@@ -208,8 +224,8 @@ def _kind_of(source_type: str) -> tuple[SourceKind, str] | None:
             if kind.name != source_type:
                 continue
             if kind.default:
-                return _shown(kind), name
-            served = served or (_shown(kind), name)
+                return _shown(kind, cls), name
+            served = served or (_shown(kind, cls), name)
     return served
 
 
@@ -347,7 +363,7 @@ def config_model_of(cls: type[Connector], config: dict[str, Any]) -> type[BaseMo
 
 def validate_connection_config(
     connection_type: str, config: dict[str, Any], settings: Settings | None = None
-) -> list[str]:
+) -> list[Problem]:
     """Problems with a connection_config, as 'field: message' strings (empty when valid).
 
     Models that depend on the settings (the command safe list) find them in the
@@ -355,7 +371,7 @@ def validate_connection_config(
     try:
         cls = connector_class(connection_type)
     except ConfigError as exc:
-        return [str(exc)]
+        return [Problem("", str(exc))]
     try:
         config_model_of(cls, config).model_validate(config, context={"settings": settings})
     except ValidationError as exc:
@@ -380,11 +396,14 @@ def validate_authentication_config(
     return [] if check is None else list(check(auth, settings or get_settings()))
 
 
-def format_validation_error(err: Any) -> str:
+def format_validation_error(err: Any) -> Problem:
+    """A pydantic error as a 'path: message' problem, keeping its type and context (the
+    console says it again in the user's language from them)."""
     # "[key]" marks a problem with a mapping's key: the key itself names the place.
     loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("__root__", "[key]"))
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{loc}: {msg}" if loc else msg
+    context = {k: str(v) for k, v in (err.get("ctx") or {}).items() if k != "error"}
+    return Problem(loc, msg, str(err.get("type", "")), context)
 
 
 # -- building connectors -------------------------------------------------------------------
@@ -399,7 +418,7 @@ def build_connector(
             config, context={"settings": context.settings}
         )
     except ValidationError as exc:
-        problems = [format_validation_error(e) for e in exc.errors()]
+        problems: list[str] = [format_validation_error(e) for e in exc.errors()]
         raise ConfigError(
             f"source {context.source_id!r}: invalid connection_config", problems
         ) from None

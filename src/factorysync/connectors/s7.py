@@ -180,15 +180,38 @@ class S7Config(PolledDeviceConfig):
         description="Seconds to wait for each answer (connecting waits up to the "
         "driver's own 5 s).",
     )
-    port: int = Field(default=102, ge=1, le=65535, description="TCP port (ISO-on-TCP).")
-    rack: int = Field(default=0, ge=0, le=7, description="Rack of the CPU.")
+    port: int = Field(
+        title="Port",
+        examples=[102],
+        default=102,
+        ge=1,
+        le=65535,
+        description="TCP port (ISO-on-TCP).",
+    )
+    rack: int = Field(
+        title="Rack",
+        examples=[0],
+        json_schema_extra={"group": "connection"},
+        default=0,
+        ge=0,
+        le=7,
+        description="Rack of the CPU.",
+    )
     slot: int = Field(
+        title="Slot",
+        examples=[1],
+        json_schema_extra={"group": "connection"},
         default=1,
         ge=0,
         le=31,
         description="Slot of the CPU: 2 on an S7-300, 1 on an S7-1200/1500 (also 0 on some).",
     )
-    tags: list[TagSpec] = Field(min_length=1, description="The values to read, one column each.")
+    tags: list[TagSpec] = Field(
+        title="Tags",
+        json_schema_extra={"group": "connection"},
+        min_length=1,
+        description="The values to read, one column each.",
+    )
     max_gap: int = Field(
         default=16,
         ge=0,
@@ -409,7 +432,15 @@ class S7Connector(PolledDeviceConnector):
 
     type_name = "s7"
     config_model = S7Config
-    source_types = (SourceKind("s7", "Siemens S7", "S7", "cyan"),)
+    source_types = (
+        SourceKind(
+            "s7",
+            "Siemens S7",
+            "S7",
+            "cyan",
+            summary="Tags of a Siemens S7 PLC, polled and written as they change.",
+        ),
+    )
     templates: ClassVar[list[dict[str, Any]]] = [
         {
             "template_name": "press_s7",

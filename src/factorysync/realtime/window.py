@@ -13,6 +13,7 @@ writer publishes it (:meth:`HistoryWindow.publish_closed`) as a run-finished eve
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,30 @@ from factorysync.store.targets import MergeCounts
 from factorysync.store.types import utcnow
 
 SYNC_TYPE = "realtime"
+
+
+class Gaps:
+    """Time ranges a source could not be read in, kept (from any thread) for the history
+    row of the window the next flush writes to, which lists them under ``details.gaps``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gaps: list[dict[str, Any]] = []
+
+    def add(self, gap: dict[str, Any]) -> None:
+        with self._lock:
+            self._gaps.append(gap)
+
+    def take(self) -> list[dict[str, Any]]:
+        with self._lock:
+            gaps, self._gaps = self._gaps, []
+        return gaps
+
+    def give_back(self, gaps: list[dict[str, Any]]) -> None:
+        """Gaps taken by a flush that did not commit: first again."""
+        if gaps:
+            with self._lock:
+                self._gaps[:0] = gaps
 
 
 class HistoryWindow:

@@ -1,9 +1,9 @@
 """Micro-batch writer of one realtime source.
 
 Subscribers hand over :class:`Incoming` messages; the writer's thread flushes them when
-``max_rows`` wait or the oldest has waited ``max_age_s``. One flush is one transaction:
-the records go through the record pipeline of a batch sync
-(:mod:`factorysync.engine.pipeline`: map, validate, quarantine decision under
+``max_rows`` wait or the oldest has waited ``max_age_s``. One flush is one transaction
+(:mod:`factorysync.realtime.flush`): the records go through the record pipeline of a
+batch sync (:mod:`factorysync.engine.pipeline`: map, validate, quarantine decision under
 ``on_invalid`` with the same cap, row hash), the rows are merged into each target table
 by key (latest state per key; a key that includes the timestamp appends a time series),
 rejects are quarantined with their reasons, and the history window's counts grow. Only
@@ -33,25 +33,22 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from factorysync.config import SourceDecl
-from factorysync.engine.quarantine import store_rejects
 from factorysync.errors import ConfigError, FactorySyncError
 from factorysync.realtime.backlog import Backlog
 from factorysync.realtime.bus import bus
+from factorysync.realtime.flush import flush_or_isolate, write_items
 from factorysync.realtime.health import record_event, report_status
 from factorysync.realtime.incoming import Incoming
 from factorysync.realtime.spools import process_spool
 from factorysync.realtime.target import Target
-from factorysync.realtime.window import HistoryWindow
+from factorysync.realtime.window import Gaps, HistoryWindow
 from factorysync.security.redaction import redact_known
 from factorysync.store.db import describe_db_error, store_unreachable, write_transaction
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.store import Store
-from factorysync.store.targets import MergeCounts
 from factorysync.store.types import utcnow
 
 __all__ = ["GAP_EVENT", "Incoming", "MicroBatchWriter", "record_event", "report_status"]
@@ -104,7 +101,7 @@ class MicroBatchWriter:
         self.flushes = 0
         self.last_error: str | None = None
         # Time ranges the source could not be read in, for the next window's history row.
-        self._gaps: list[dict[str, Any]] = []
+        self._gaps = Gaps()
         self.spools = process_spool(settings)
         self.backlog = Backlog(self.spools, source_id)
         self._delay = 0.5  # the next back-off after a failed write
@@ -308,7 +305,7 @@ class MicroBatchWriter:
             return taken
         if items:
             try:
-                self._flush_or_isolate(items)
+                flush_or_isolate(self.flush, items)
             except Exception as exc:
                 self._failed(exc)
                 if store_unreachable(exc):
@@ -427,7 +424,7 @@ class MicroBatchWriter:
             )
             for s in spooled
         ]
-        self._flush_or_isolate(items)  # each commit takes its messages out of the spool
+        flush_or_isolate(self.flush, items)  # each commit takes its messages out of the spool
         if not self.backlog.waiting:
             log.info("%s: the spooled messages are written; back to the store", self.source_id)
 
@@ -438,102 +435,20 @@ class MicroBatchWriter:
             except Exception as exc:  # the message is then redelivered: harmless
                 log.debug("%s: acknowledgement failed: %s", self.source_id, exc)
 
-    def _flush_or_isolate(self, items: list[Incoming]) -> None:
-        """Flush; when the store refuses the data itself, find and quarantine the culprit.
-
-        A lost or locked store is retried by the caller; a value the store cannot hold
-        (e.g. a NUL character in PostgreSQL JSON) would fail forever, so the batch is
-        written message by message and the one the store refuses is quarantined alone.
-        """
-        try:
-            self.flush(items)
-            return
-        except (OperationalError, InterfaceError):
-            raise
-        except DBAPIError:
-            if len(items) == 1 and items[0].error is not None:
-                raise
-        for item in items:
-            try:
-                self.flush([item])
-            except (OperationalError, InterfaceError):
-                raise
-            except DBAPIError as exc:
-                reason = f"the store refused the record: {describe_db_error(exc)}"
-                raw = item.raw if item.raw is not None else item.records
-                blob = orjson.dumps(raw, default=str).decode().replace("\\u0000", "")
-                self.flush(
-                    [
-                        Incoming(
-                            [],
-                            raw={"text": blob},
-                            error=reason,
-                            ack=item.ack,
-                            spool_seq=item.spool_seq,
-                        )
-                    ]
-                )
-
     def flush(self, items: list[Incoming]) -> None:
         """Write ``items`` in one transaction (with the stream state the last of them
         carries), then acknowledge and publish them."""
         conn = self._conn
         assert conn is not None
         self.window.mark()
-        published: list[tuple[str, list[dict[str, Any]]]] = []
-        gaps: list[dict[str, Any]] = []
-        marked: int | None = None  # the highest spool sequence number written
-        for item in items:
-            item.rejections.clear()
+        gaps = self._gaps.take()
         try:
-            with write_transaction(conn):
-                run_id = self.window.begin(conn)
-                gaps = self._take_gaps()
-                if gaps and self.window.result is not None:
-                    self.window.result.details.setdefault("gaps", []).extend(gaps)
-                now = utcnow()
-                quarantine: list[dict[str, Any]] = []
-                rejected = 0
-                counts = MergeCounts()
-                processed = sum(max(len(i.records), 1) for i in items)
-                for target in self._targets:
-                    if target.table.contract == "freeze":
-                        # The columns as they are now (the first flush makes the table).
-                        target.table.reload()
-                        target.mapper.freeze(target.table.frozen_columns())
-                    rows, hashes = target.rows(items, run_id)
-                    rejected += target.quarantine.refused
-                    quarantine += target.quarantine.take()
-                    if rows:
-                        table = target.table
-                        table.reload()
-                        # PostgreSQL upserts the batch in one statement where it can.
-                        got = table.upsert(rows, hashes, run_id, now)
-                        if got is None:
-                            table.stage(rows, hashes)
-                            got = table.merge(run_id, now, delete_missing=None)
-                            table.clear_stage()
-                        counts.inserted += got.inserted
-                        counts.updated += got.updated
-                        published.append((target.decl.target_table, rows))
-                if quarantine:
-                    store_rejects(conn, quarantine, now)
-                # The stream's state as of the last message that carries one, with the
-                # rows it covers (source-wide: mapping 0 of data_source_sync_state).
-                state = next((i.state for i in reversed(items) if i.state is not None), None)
-                if state is not None:
-                    from factorysync.engine.state import CONNECTOR_KEY, save_state
-
-                    save_state(conn, self.source_id, 0, CONNECTOR_KEY, state, run_id)
-                # Messages from the spool: their mark, so that they are written only once.
-                seqs = [i.spool_seq for i in items if i.spool_seq is not None]
-                marked = max(seqs) if seqs else None
-                if marked is not None:
-                    self.backlog.mark(conn, marked, run_id)
-                self.window.add(conn, processed, counts, rejected)
+            done = write_items(
+                conn, self.source_id, self._targets, self.window, self.backlog, items, gaps
+            )
         except BaseException:
             self.window.rollback()
-            self._return_gaps(gaps)
+            self._gaps.give_back(gaps)
             if conn.in_transaction():
                 conn.rollback()
             for target in self._targets:
@@ -542,14 +457,15 @@ class MicroBatchWriter:
                 conn.rollback()
             raise
         self.flushes += 1
-        if marked is not None:
-            self.backlog.written(marked)  # committed: out of the spool
+        if done.marked is not None:
+            self.backlog.written(done.marked)  # committed: out of the spool
         self.window.publish_closed(self.store)  # a window this flush closed first
         for item in items:
             self._acknowledge(item)
-        for name, rows in published:
+        for name, rows in done.published:
             if bus.subscribers(name):
-                bus.publish(name, {"source_id": self.source_id, "run_id": run_id, "rows": rows})
+                message = {"source_id": self.source_id, "run_id": done.run_id, "rows": rows}
+                bus.publish(name, message)
 
     def _close_window(self) -> None:
         """Close the open window in a transaction of its own, then publish it."""
@@ -568,18 +484,7 @@ class MicroBatchWriter:
         """Keep a time range the source could not be read in: the history row of the
         window the next flush writes to lists it under ``details.gaps``."""
         gap = {"from": start.isoformat(), "to": end.isoformat(), "reason": redact_known(reason)}
-        with self._cond:
-            self._gaps.append(gap)
-
-    def _take_gaps(self) -> list[dict[str, Any]]:
-        with self._cond:
-            gaps, self._gaps = self._gaps, []
-        return gaps
-
-    def _return_gaps(self, gaps: list[dict[str, Any]]) -> None:
-        if gaps:
-            with self._cond:
-                self._gaps[:0] = gaps
+        self._gaps.add(gap)
 
     # -- status ----------------------------------------------------------------------
     @staticmethod

@@ -4,8 +4,9 @@ Callers import this package and call ``services.<operation>``; the modules hold 
 operations by what they work on:
 
     setup         init_store (key, schema, data root), create_first_admin
-    declarations  apply_file, import_legacy, create/update/delete_source, secret_problems
-    runs          sync_many, reset_source, run_record, history
+    declarations  apply_file, import_legacy, create/update_source, secret_problems
+    lifecycle     deletion_plan, delete_source (keeping or dropping its rows), duplicate_source
+    runs          sync_many, reset_source, refuse_while_running, run_record, history
     quarantine    quarantine_page, quarantine_csv, replay_quarantine, clear_quarantine
     status        sources, describe_sources, live_states, public_source, status_summary
     checks        test_source (a source's connections, no data read)
@@ -17,12 +18,17 @@ from factorysync.services.checks import test_source
 from factorysync.services.declarations import (
     apply_file,
     create_source,
-    delete_source,
     import_legacy,
     secret_problems,
     update_source,
 )
 from factorysync.services.keys import KeyRotation, rotate_secret_key
+from factorysync.services.lifecycle import (
+    default_copy_id,
+    delete_source,
+    deletion_plan,
+    duplicate_source,
+)
 from factorysync.services.quarantine import (
     clear_quarantine,
     quarantine_csv,
@@ -30,7 +36,13 @@ from factorysync.services.quarantine import (
     quarantined,
     replay_quarantine,
 )
-from factorysync.services.runs import history, reset_source, run_record, sync_many
+from factorysync.services.runs import (
+    history,
+    refuse_while_running,
+    reset_source,
+    run_record,
+    sync_many,
+)
 from factorysync.services.setup import InitResult, create_first_admin, init_store
 from factorysync.services.status import (
     LIVE_SPAN_S,
@@ -51,8 +63,11 @@ __all__ = [
     "clear_quarantine",
     "create_first_admin",
     "create_source",
+    "default_copy_id",
     "delete_source",
+    "deletion_plan",
     "describe_sources",
+    "duplicate_source",
     "history",
     "import_legacy",
     "init_store",
@@ -61,6 +76,7 @@ __all__ = [
     "quarantine_csv",
     "quarantine_page",
     "quarantined",
+    "refuse_while_running",
     "replay_quarantine",
     "reset_source",
     "rotate_secret_key",

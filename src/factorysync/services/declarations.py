@@ -15,14 +15,14 @@ from sqlalchemy import select, update
 
 from factorysync.config import SourceDecl
 from factorysync.connectors.registry import validate_authentication_config
-from factorysync.errors import ConfigError
+from factorysync.errors import ConfigError, Problem
 from factorysync.intake import load_sources_file, parse_source
 from factorysync.legacy import Merge, parse_legacy, plan_import
 from factorysync.security.redaction import Redactor, unmask
 from factorysync.settings import Settings
 from factorysync.store.db import plain
 from factorysync.store.registry import declaration_of, get_source, list_sources, registry_id
-from factorysync.store.registry_save import Change, apply_declarations, remove_source, save_source
+from factorysync.store.registry_save import Change, apply_declarations, save_source
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
@@ -147,15 +147,30 @@ def import_legacy(
 
 def secret_problems(decl: SourceDecl, settings: Settings, where: str) -> list[str]:
     """Problems of the connections' ``authentication_config`` (parse_source checks the
-    rest). Checked here, before it is encrypted, by every way a source is saved."""
+    rest). Checked here, before it is encrypted, by every way a source is saved.
+
+    Each is a :class:`~factorysync.errors.Problem` reading
+    ``<where>: connections[i].authentication_config.<the connector's problem>``, as the
+    API and the CLI always said it; the console says it again as an invalid value
+    (``value_error``: its reason quoted), or by the connector's own kind when it has one."""
     return [
-        f"{where}: connections[{i}].authentication_config.{problem}"
+        _secret_problem(f"{where}: connections[{i}].authentication_config", problem)
         for i, c in enumerate(decl.connections)
         if c.connection_type is not None
         for problem in validate_authentication_config(
             c.connection_type, c.authentication_config, settings
         )
     ]
+
+
+def _secret_problem(at: str, problem: str) -> Problem:
+    """``problem`` ('environment.NAME: reason') placed under ``at``."""
+    if isinstance(problem, Problem) and problem.kind:
+        return problem.within(at)
+    path, sep, reason = problem.partition(": ")
+    if not sep:
+        return Problem(at, problem, "value_error", sep=".")
+    return Problem(f"{at}.{path}", reason, "value_error")
 
 
 def _declaration(raw: Any, settings: Settings) -> SourceDecl:
@@ -211,8 +226,3 @@ def update_source(store: Store, source_id: str, patch: Any) -> Change:
                         sent[key] = unmask(sent.get(key, before[key]), before[key], redact)
                 merged["connections"].append(sent)
         return save_source(conn, _declaration(merged, store.settings), store.box)
-
-
-def delete_source(store: Store, source_id: str) -> Change:
-    with store.begin() as conn:
-        return remove_source(conn, source_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from factorysync.engine.runner import Runner, RunResult
 from factorysync.store.db import plain
@@ -43,7 +43,6 @@ def reset_source(
     run of the source is in progress (its next checkpoint would store the cursor again).
     An infolog event ``source_reset`` records who reset what, with the cursors removed.
     """
-    from factorysync.engine.history import AlreadyRunning, _dead_here
     from factorysync.engine.runner import run_slot
     from factorysync.engine.state import reset_state
     from factorysync.errors import NotFoundError
@@ -61,16 +60,7 @@ def reset_source(
                     f"source {source_id!r} has no mapping to target table {target_table!r} "
                     f"(its mappings: {have})"
                 )
-        running = conn.execute(
-            select(hist_t.c.id, hist_t.c.worker, hist_t.c.sync_started_at)
-            .where(hist_t.c.source_id == source_id, hist_t.c.sync_status == "running")
-            .order_by(hist_t.c.id.desc())
-        ).first()
-        if running is not None and not _dead_here(running.worker, running.sync_started_at):
-            raise AlreadyRunning(
-                f"source {source_id!r} is syncing (run {running.id} on {running.worker}): "
-                "reset it when the run has ended"
-            )
+        refuse_while_running(conn, source_id, "reset")
         reset = {m["target_table"]: reset_state(conn, source_id, m["id"]) for m in mappings}
         tables = ", ".join(reset)
         infolog.record(
@@ -83,6 +73,35 @@ def reset_source(
             details={"reset_by": reset_by, "mappings": reset},
         )
     return {"source_id": source_id, "reset_by": reset_by, "mappings": reset}
+
+
+def refuse_while_running(conn: Connection, source_id: str, action: str) -> None:
+    """Raise AlreadyRunning when a run of the source is in progress (``action``: what the
+    caller is about to do, named in the message: "reset", "delete").
+
+    A 'running' row left by a process of this host that is gone does not count (it is
+    marked interrupted by the next scan). A realtime window is open for as long as the
+    source's stream runs: the message says to disable the source first, which stops it.
+    """
+    from factorysync.engine.history import REALTIME, AlreadyRunning, _dead_here
+
+    running = conn.execute(
+        select(hist_t.c.id, hist_t.c.worker, hist_t.c.sync_started_at, hist_t.c.sync_type)
+        .where(hist_t.c.source_id == source_id, hist_t.c.sync_status == "running")
+        .order_by(hist_t.c.id.desc())
+    ).first()
+    if running is None or _dead_here(running.worker, running.sync_started_at):
+        return
+    if running.sync_type == REALTIME:
+        hint = (
+            f"its realtime stream is open: disable it first (factorysync source disable "
+            f"{source_id}), then {action} it once the stream has stopped"
+        )
+    else:
+        hint = f"{action} it when the run has ended"
+    raise AlreadyRunning(
+        f"source {source_id!r} is syncing (run {running.id} on {running.worker}): {hint}"
+    )
 
 
 def run_record(store: Store, run_id: int) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from factorysync.settings import SQLITE_SIDE_FILES, sqlite_path
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision: checked on every start without loading the migration
 # scripts (a test holds it equal to the scripts' head).
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 SQLITE_PAGE_SIZE = 32768
 
 
@@ -103,7 +103,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    if parsed.get_backend_name() == "postgresql":
+        # A store host that stops answering (a network cut, a powered-off server) is
+        # noticed in seconds, not after the system's TCP timeouts (minutes): realtime
+        # data then goes to the local spool and the API answers 503 promptly. The URL's
+        # own settings (``?connect_timeout=…``) win.
+        given = {k: v for k, v in PG_LIVENESS.items() if k not in parsed.query}
+        kwargs["connect_args"] = {**given, **kwargs.get("connect_args", {})}
     return create_engine(url, **kwargs)
+
+
+# libpq settings of every store connection to PostgreSQL: a connect gives up after 10 s,
+# and an idle or waiting connection whose server went silent is dropped after about 60 s.
+PG_LIVENESS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 @contextmanager
@@ -169,12 +187,34 @@ def describe_db_error(exc: BaseException) -> str:
     return text[0] if text else type(orig).__name__
 
 
+# PostgreSQL SQLSTATE classes and codes of a server that cannot take a request now:
+# connection exceptions, insufficient resources, operator intervention (shut down,
+# starting up, statement cancelled), system errors, and a lock or serialisation conflict.
+_AWAY_CLASSES = ("08", "53", "57", "58", "40")
+_AWAY_CODES = ("55P03", "55006")
+# SQLite errors of a file that cannot be written now (the others, such as "no such
+# column", are refusals of the request itself).
+_SQLITE_AWAY = ("locked", "busy", "unable to open", "disk i/o", "is full", "readonly")
+
+
 def store_unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` says the store cannot take the request now (gone, connection lost,
-    locked) rather than that it refused the request itself."""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+    locked, out of room) rather than that it refused the request itself (a missing
+    column, a constraint): the first is waited out, the second is not."""
+    if isinstance(exc, InterfaceError | DisconnectionError | PoolTimeout):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:  # PostgreSQL answered
+        return sqlstate.startswith(_AWAY_CLASSES) or sqlstate in _AWAY_CODES
+    if type(orig).__module__ == "sqlite3":
+        message = str(orig).lower()
+        return any(part in message for part in _SQLITE_AWAY)
+    return True  # no answer from the server (refused, timed out, reset)
 
 
 def plain(row: Any) -> dict[str, Any]:

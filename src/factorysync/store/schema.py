@@ -187,6 +187,8 @@ data_source_sync_history = Table(
     *_timestamps(updated=False),
     Index("ix_sync_history_source_started", "source_id", "sync_started_at"),
     Index("ix_sync_history_status", "sync_status"),
+    Index("ix_sync_history_started", "sync_started_at"),
+    Index("ix_sync_history_registry", "registry_id"),
 )
 
 # A template: its connection type (template_type) and, in template_config, the source

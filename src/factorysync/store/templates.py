@@ -152,8 +152,15 @@ PREDEFINED: list[dict[str, Any]] = [
         "Machine status messages from an MQTT broker (live).",
         "mqtt",
         "mqtt",
-        {"host": "127.0.0.1", "port": 1883, "topics": ["plant/+/status"], "qos": 1},
+        {
+            "host": "127.0.0.1",
+            "port": 1883,
+            "topics": ["plant/+/status"],
+            "topic_template": "plant/{machine_id}/status",
+            "qos": 1,
+        },
         {"username": "factorysync", "password": "${env:MQTT_PASSWORD}"},
+        {"primary_key": ["machine_id"]},  # the latest status of each machine
     ),
     _t(
         "opcua_nodes",
@@ -163,9 +170,13 @@ PREDEFINED: list[dict[str, Any]] = [
         "opcua",
         {
             "endpoint": "opc.tcp://127.0.0.1:4840",
-            "nodes": ["ns=2;s=Machine1.Temperature"],
+            "nodes": [{"node_id": "ns=2;s=Machine1.Temperature", "field": "temperature"}],
             "publishing_interval_ms": 1000,
         },
+        None,
+        # One row per value change: keyed by node and source timestamp, so a change read
+        # from the server's history after a reconnect and received live lands once.
+        {"primary_key": ["field", "source_timestamp"]},
     ),
 ]
 
@@ -301,6 +312,20 @@ def _overlay(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _default_strategy(template: dict[str, Any]) -> str:
+    return default_strategy(str(template.get("connection_type") or ""))
+
+
+def default_strategy(connection_type: str) -> str:
+    """``realtime`` for a connection type that streams (MQTT, OPC UA, a polled device) or
+    is pushed to (HTTP push): its values arrive as they change, not on a full sync every
+    hour. Templates and the console's form both start from it."""
+    from factorysync.connectors.registry import capability_of
+
+    live = capability_of(connection_type, "streams") or capability_of(connection_type, "pushes")
+    return "realtime" if live else "full"
+
+
 def declaration_from_template(
     template: dict[str, Any],
     source_id: str,
@@ -342,11 +367,13 @@ def declaration_from_template(
         "mappings": [
             {
                 "target_table": target_table or re.sub(r"[^a-z0-9_]", "_", source_id),
-                "sync_strategy": sync_strategy or "full",
+                "sync_strategy": sync_strategy or _default_strategy(template),
                 "mapping_config": mapping,
             }
         ],
     }
+    if declaration["mappings"][0]["sync_strategy"] == "realtime":
+        declaration["mappings"][0]["sync_frequency"] = "realtime"
     if refresh_interval is not None:
         declaration["refresh_interval"] = refresh_interval
     return declaration

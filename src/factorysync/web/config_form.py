@@ -6,6 +6,10 @@ select for a ``Literal``, one-per-line for a list of strings, JSON for anything 
 Required fields and fields that have a value come first; the rest sit under "More
 options". Posted back, the inputs become the ``connection_config`` again
 (:func:`parse_config`).
+
+Labels and help texts are the model's, in English; a page in another language shows the
+built-in types' in that language (:mod:`factorysync.web.i18n_config`), looked up when the
+page is rendered, so a field made once reads right on every page.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pydantic_core import PydanticUndefined
 from starlette.datastructures import FormData
 
 from factorysync.connectors.registry import config_model_of, connector_class, source_kinds
+from factorysync.web.i18n_config import config_text
+from factorysync.web.messages import page_language
 
 
 def config_model(source_type: str, connection_type: str) -> type[BaseModel]:
@@ -37,13 +43,27 @@ class FormField:
     required: bool
     default: Any
     options: list[str]
-    description: str | None
+    english_help: str | None  # the model's description
     value: Any  # as shown: str, or bool for a checkbox
     advanced: bool
+    english_label: str = ""  # the model's title, or the key made readable
+    placeholder: str = ""
 
     @property
     def name(self) -> str:
         return f"cfg.{self.key}"
+
+    @property
+    def label(self) -> str:
+        """The label in the language of the page being rendered (templating sets it)."""
+        return config_text(self.english_label, page_language.get())
+
+    @property
+    def description(self) -> str | None:
+        """The help text in the language of the page being rendered."""
+        if not self.english_help:
+            return self.english_help
+        return config_text(self.english_help, page_language.get())
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -87,6 +107,20 @@ def _shown(widget: str, value: Any) -> Any:
     return str(value)
 
 
+def _group(info: Any) -> str | None:
+    """The field's ``json_schema_extra["group"]`` ("connection": shown with what connects)."""
+    extra = info.json_schema_extra
+    group = extra.get("group") if isinstance(extra, dict) else None
+    return group if isinstance(group, str) else None
+
+
+def _placeholder(examples: list[Any] | None) -> str:
+    if not examples:
+        return ""
+    first = examples[0]
+    return first if isinstance(first, str) else orjson.dumps(first).decode()
+
+
 def config_fields(model: type[BaseModel], config: dict[str, Any]) -> list[FormField]:
     fields = []
     for name, info in model.model_fields.items():
@@ -105,9 +139,13 @@ def config_fields(model: type[BaseModel], config: dict[str, Any]) -> list[FormFi
                 required=required,
                 default=default,
                 options=options,
-                description=info.description,
+                english_help=info.description,
                 value=_shown(widget, value),
-                advanced=not (required or present or widget == "fixed"),
+                advanced=not (
+                    required or present or widget == "fixed" or _group(info) == "connection"
+                ),
+                english_label=info.title or key.replace("_", " ").capitalize(),
+                placeholder=_placeholder(info.examples),
             )
         )
     fields.sort(key=lambda f: f.advanced)

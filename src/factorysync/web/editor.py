@@ -1,14 +1,20 @@
 """Adding and editing sources in the console (admins), with inline probes.
 
-The form posts one of four intents: ``test`` (check the connection), ``discover``
-(fields and sample values), ``preview`` (the first records mapped), or ``save``. Probes
-work on the form as typed, before anything is stored; ``save`` goes through
+The form posts one of these intents: ``test`` (check the connection), ``discover``
+(fields and sample values, and the target table, key and fields they suggest; an OPC UA
+server's variables), ``preview`` (the first records, raw and mapped), ``use_nodes`` (the
+ticked variables of a browse listing into ``nodes``, for browsers without JavaScript) or
+``save``. Probes work on the form as typed, before anything is stored; ``test`` and
+``discover`` need its connection only (:mod:`factorysync.web.form_guide`). A probe asked
+for as a fragment (``X-Fragment: probe``) answers its result only; otherwise the whole
+form comes back, filled with what discovery found. ``save`` goes through
 ``services.create_source`` / ``services.update_source`` like the API, so the problems
 reported are the same, shown next to their fields.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -23,9 +29,11 @@ from factorysync.intake import parse_source
 from factorysync.store.accounts import AlreadyExists
 from factorysync.store.registry import get_source
 from factorysync.store.templates import get_template, list_templates
-from factorysync.web import forms, probe
+from factorysync.web import form_guide, forms, probe
 from factorysync.web.forms import KINDS, SourceForm
-from factorysync.web.i18n import translator
+from factorysync.web.i18n import MESSAGES, translator
+from factorysync.web.messages import problem_texts
+from factorysync.web.messages import quote as said
 from factorysync.web.pages import User, _ctx, _not_found, _stamp
 from factorysync.web.session import ConsoleUser, check_csrf
 from factorysync.web.templating import render
@@ -62,6 +70,7 @@ def _page(
         csrf=user.csrf,
         result=result,
         action=action,
+        say=_say(user.language),
         field_types=forms.FIELD_TYPES,
         strategies=forms.STRATEGIES,
         on_invalid=forms.ON_INVALID,
@@ -78,8 +87,9 @@ def new_source(request: Request, user: User) -> Response:
         with store.connect() as conn:
             try:
                 template = get_template(conn, template_name)
-            except NotFoundError as exc:
-                return render(request, "error.html", user, user.language, 404, message=str(exc))
+            except NotFoundError:
+                message = translator(user.language)("error.not_found", what=said(template_name))
+                return render(request, "error.html", user, user.language, 404, message=message)
         decl = {
             "source_type": template["source_type"],
             "connections": [
@@ -97,8 +107,22 @@ def new_source(request: Request, user: User) -> Response:
     with store.connect() as conn:
         templates = list_templates(conn)
     return render(
-        request, "source_pick.html", user, user.language, kinds=KINDS, templates=templates
+        request,
+        "source_pick.html",
+        user,
+        user.language,
+        kinds=KINDS,
+        templates=templates,
+        summaries=forms.SUMMARIES,
+        say=_say(user.language),
     )
+
+
+def _say(language: str) -> Callable[[str, str], str]:
+    """``t(key)`` for a key the i18n table has, else ``fallback`` (a plugin type's own
+    sentence, a secret key the table does not name)."""
+    t = translator(language)
+    return lambda key, fallback: t(key) if key in MESSAGES else fallback
 
 
 @router.post("/sources/new")
@@ -131,23 +155,33 @@ async def _post(request: Request, user: ConsoleUser, editing: str | None) -> Res
     store = ctx.store
     t = translator(user.language)
     intent = str(data.get("intent") or "save")
+    fragment = request.headers.get("x-fragment") == "probe"
     if str(data.get("source_type") or "") not in forms.ICONS:
         return Response("source_type: choose one of the listed types", status_code=422)
     raw, form = forms.declaration_from_form(data, t, editing=editing)
+    if intent == "use_nodes":  # no-JS "Use ticked nodes" of an OPC UA browse listing
+        form_guide.use_nodes(form, [str(v) for v in data.getlist("pick")])
+        return _page(request, user, form)
+    connection_only = intent in form_guide.PROBE_INTENTS
     if editing is not None:
         raw = await run_in_threadpool(_with_other_parts, store, editing, raw)
+    if connection_only:
+        raw = form_guide.connection_only(raw)
+        form_guide.connection_problems(form)
     # Validation compiles the mapping's expressions (and folds their constant parts):
     # bounded, but work all the same, so not on the event loop.
     decl, problems = await run_in_threadpool(parse_source, raw, "form")
     if decl is None:  # the connection's own problems too, so all are shown at once
         connection = raw["connections"][0]
         problems += [
-            f"connections[0].connection_config.{p}"
+            p.within("connections[0].connection_config")
             for p in validate_connection_config(
                 connection["connection_type"], connection["connection_config"]
             )
         ]
-    forms.place_problems(problems, form)
+    forms.place_problems(problem_texts(problems, t), form)
+    if connection_only:
+        form_guide.connection_problems(form)
     if form.errors or form.form_errors or decl is None:
         form.form_errors.insert(0, t("form.fix"))
         return _page(request, user, form, 422)
@@ -157,8 +191,10 @@ async def _post(request: Request, user: ConsoleUser, editing: str | None) -> Res
             decl = await run_in_threadpool(probe.with_stored_secrets, store, decl, editing)
         run = {"test": probe.test, "discover": probe.discover, "preview": probe.preview}[intent]
         result = await run_in_threadpool(run, store, decl)
-        if request.headers.get("x-fragment") == "probe":
+        if fragment:
             return render(request, "_probe.html", user, user.language, action=intent, result=result)
+        if intent == "discover":
+            form_guide.apply_discovery(form, result)
         return _page(request, user, form, result=result, action=intent)
 
     try:
@@ -169,11 +205,11 @@ async def _post(request: Request, user: ConsoleUser, editing: str | None) -> Res
         else:
             change = await run_in_threadpool(services.update_source, store, editing, raw)
     except ConfigError as exc:
-        forms.place_problems(exc.problems or [str(exc)], form)
+        forms.place_problems(problem_texts(exc.problems, t) or [str(exc)], form)
         form.form_errors.insert(0, t("form.fix"))
         return _page(request, user, form, 422)
-    except AlreadyExists as exc:
-        form.errors.setdefault("source_id", []).append(str(exc))
+    except AlreadyExists:
+        form.errors.setdefault("source_id", []).append(t("problem.source_exists"))
         form.form_errors.insert(0, t("form.fix"))
         return _page(request, user, form, 409)
     ctx.data_changed()

@@ -20,9 +20,10 @@ import orjson
 from starlette.datastructures import FormData
 
 from factorysync.config.cadence import declared_refresh_interval
-from factorysync.connectors.registry import DEFAULT_CONNECTION_TYPE, source_kinds
+from factorysync.connectors.registry import DEFAULT_CONNECTION_TYPE, auth_keys_of, source_kinds
 from factorysync.engine.mapping import FieldType
 from factorysync.security.secret_values import MASK, is_env_reference
+from factorysync.store.templates import default_strategy
 from factorysync.web.config_form import FormField, config_fields, config_model, parse_config
 
 
@@ -68,6 +69,7 @@ class _Shown(Mapping[str, str]):
 KINDS: Sequence[tuple[str, str, str]] = _Kinds()
 ICONS: Mapping[str, str] = _Shown("icon")
 KIND_LABELS: Mapping[str, str] = _Shown("label")
+SUMMARIES: Mapping[str, str] = _Shown("summary")  # one sentence on the type's card
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
 STRATEGIES = ("full", "incremental", "realtime")
 ON_INVALID = ("quarantine", "skip", "fail")
@@ -82,7 +84,8 @@ class SourceForm:
     connection_type: str
     values: dict[str, Any]  # general and mapping inputs, as shown
     fields: list[FormField]
-    secrets: list[tuple[str, bool, str]]  # (name, stored already, value shown)
+    # (name, stored already, value shown, a key the connection type declares)
+    secrets: list[tuple[str, bool, str, bool]]
     field_rows: list[dict[str, str]]
     errors: dict[str, list[str]] = field(default_factory=dict)
     form_errors: list[str] = field(default_factory=list)
@@ -143,7 +146,7 @@ def form_from_declaration(
         "refresh_interval": str(declared_refresh_interval(decl) or ""),
         "schedule": decl.get("schedule") or "",
         "target_table": mapping.get("target_table") or "",
-        "sync_strategy": mapping.get("sync_strategy") or "full",
+        "sync_strategy": mapping.get("sync_strategy") or default_strategy(connection_type),
         "records_path": mc.get("records_path") or "",
         "primary_key": ", ".join(mc.get("primary_key") or []),
         "cursor_field": mc.get("cursor_field") or "",
@@ -151,12 +154,14 @@ def form_from_declaration(
         "mapping_extra": orjson.dumps(extra, option=orjson.OPT_INDENT_2).decode() if extra else "",
     }
     model = config_model(source_type, connection_type)
-    secrets = [
-        # A template's ${env:NAME} references are not secrets: they are shown as given.
-        (name, editing is not None, value if is_env_reference(value) and editing is None else "")
-        for name, value in (primary.get("authentication_config") or {}).items()
-    ]
-    secrets += [("", False, "")] * SECRET_ROWS
+    auth = primary.get("authentication_config") or {}
+    stored = {name: editing is not None for name in auth}
+    # A template's ${env:NAME} references are not secrets: they are shown as given.
+    shown = {
+        name: value if is_env_reference(value) and editing is None else ""
+        for name, value in auth.items()
+    }
+    secrets = secret_rows(connection_type, list(auth), stored, shown)
     return SourceForm(
         source_type=source_type,
         connection_type=connection_type,
@@ -167,6 +172,17 @@ def form_from_declaration(
         editing=editing,
         template=template,
     )
+
+
+def secret_rows(
+    connection_type: str, names: list[str], stored: dict[str, bool], shown: dict[str, str]
+) -> list[tuple[str, bool, str, bool]]:
+    """The secret inputs: one per key the connection type declares (in its order), then
+    the other keys given, then empty rows for more."""
+    declared = auth_keys_of(connection_type)
+    rows = [(k, stored.get(k, False), shown.get(k, ""), True) for k in declared]
+    rows += [(k, stored.get(k, False), shown.get(k, ""), False) for k in names if k not in declared]
+    return rows + [("", False, "", False)] * SECRET_ROWS
 
 
 def _text(form: FormData, name: str) -> str:
@@ -187,7 +203,9 @@ def declaration_from_form(
     config = parse_config(model, form, errors, t("form.bad_json", error="{error}"))
 
     secrets: dict[str, str] = {}
-    shown_secrets: list[tuple[str, bool, str]] = []
+    names: list[str] = []
+    stored_names: dict[str, bool] = {}
+    shown_values: dict[str, str] = {}
     i = 0
     while f"auth.name.{i}" in form:
         name, value = _text(form, f"auth.name.{i}"), form.get(f"auth.value.{i}")
@@ -198,9 +216,11 @@ def declaration_from_form(
                 secrets[name] = value
             elif stored:
                 secrets[name] = MASK  # keeps the stored value
-            shown_secrets.append((name, stored, value if is_env_reference(value) else ""))
+            names.append(name)
+            stored_names[name] = stored
+            shown_values[name] = value if is_env_reference(value) else ""
         i += 1
-    shown_secrets += [("", False, "")] * SECRET_ROWS
+    shown_secrets = secret_rows(connection_type, names, stored_names, shown_values)
 
     fields: dict[str, Any] = {}
     rows = []
@@ -289,6 +309,8 @@ def declaration_from_form(
             }
         ],
     }
+    if values["sync_strategy"] == "realtime":  # as templates do: values as they change
+        decl["mappings"][0]["sync_frequency"] = "realtime"
     shown = SourceForm(
         source_type=source_type,
         connection_type=connection_type,

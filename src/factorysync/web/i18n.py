@@ -1,7 +1,13 @@
 """Every label of the console in English (``en``) and Bahasa Indonesia (``id``).
 
 Templates call ``t("key")``; a key missing from the table is a bug, caught by the tests
-(every key used in a template must be here in both languages).
+(every key used in a template must be here in both languages, with the same
+placeholders: tests/web/test_i18n_complete.py, which also renders every page in both).
+
+:data:`MESSAGES` is assembled from blocks: the core labels and the texts about what
+happened (alerts, problems, run errors: :mod:`factorysync.web.messages` renders them)
+in ``i18n_texts.py`` and ``i18n_events.py``, the data browser's in ``i18n_data.py``,
+newer features' below.
 """
 
 from __future__ import annotations
@@ -9,170 +15,109 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from factorysync.web.i18n_data import DATA_MESSAGES  # data browser (issue #23)
+from factorysync.web.i18n_events import EVENT_TEXTS
+from factorysync.web.i18n_texts import CONSOLE_TEXTS
+
 LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}
 
 MESSAGES: dict[str, tuple[str, str]] = {
     # key: (English, Bahasa Indonesia)
-    "app.title": ("factorysync console", "Konsol factorysync"),
-    "nav.overview": ("Overview", "Ringkasan"),
-    "nav.sources": ("Data resources", "Sumber data"),
-    "nav.alerts": ("Alerts", "Peringatan"),
-    "nav.api_docs": ("API docs", "Dokumentasi API"),
-    "nav.logout": ("Log out", "Keluar"),
-    "nav.language": ("Language", "Bahasa"),
-    "login.title": ("Log in", "Masuk"),
-    "login.username": ("User name", "Nama pengguna"),
-    "login.password": ("Password", "Kata sandi"),
-    "login.submit": ("Log in", "Masuk"),
-    "login.failed": (
-        "Wrong user name or password, or the user is disabled.",
-        "Nama pengguna atau kata sandi salah, atau pengguna dinonaktifkan.",
+    # The core labels (login, statuses, overview, lists, source page, alerts, errors)
+    # are in i18n_texts.py (CONSOLE_TEXTS); add a feature's keys as a block here, or
+    # in a module of its own merged below, as the data browser does.
+    # source lifecycle: delete, duplicate, reset (web/lifecycle.py)
+    "life.delete": ("Delete…", "Hapus…"),
+    "life.duplicate": ("Duplicate…", "Duplikat…"),
+    "life.reset": ("Reset…", "Atur ulang…"),
+    "life.cancel": ("Cancel", "Batal"),
+    "life.delete_title": ("Delete source {name}?", "Hapus sumber {name}?"),
+    "life.delete_always": (
+        "Its connections (with their secrets), mappings and sync state (cursors, stream "
+        "state) are removed, and its open alerts resolved.",
+        "Koneksinya (beserta rahasianya), pemetaan, dan status sinkronisasinya (kursor, "
+        "status stream) dihapus, dan peringatan terbukanya diselesaikan.",
     ),
-    "login.too_many": (
-        "Too many failed logins. Try again in {seconds} s.",
-        "Terlalu banyak percobaan gagal. Coba lagi dalam {seconds} detik.",
+    "life.delete_kept": (
+        "Its run history ({runs} runs) and the event log are kept.",
+        "Riwayat prosesnya ({runs} proses) dan log peristiwa tetap disimpan.",
     ),
-    "login.expired": (
-        "The form expired. Please log in again.",
-        "Formulir kedaluwarsa. Silakan masuk kembali.",
+    "life.drop_data": (
+        "Also delete the {n} rows this source wrote and its {q} quarantined records:",
+        "Hapus juga {n} baris yang ditulis sumber ini dan {q} rekaman karantinanya:",
     ),
-    "role": ("Role", "Peran"),
-    "role.admin": ("admin", "admin"),
-    "role.operator": ("operator", "operator"),
-    "role.viewer": ("viewer", "pemantau"),
-    # statuses
-    "status.active": ("active", "aktif"),
-    "status.inactive": ("inactive", "nonaktif"),
-    "status.error": ("error", "galat"),
-    "status.maintenance": ("maintenance", "pemeliharaan"),
-    "status.running": ("running", "berjalan"),
-    # active, but its last run failed (before the circuit opens)
-    "status.failing": ("failing", "gagal"),
-    "source.failing": ("{n} failed runs in a row", "{n} kali gagal berturut-turut"),
-    "source.cadence": ("Runs", "Berjalan"),
-    "live.receiving": ("receiving", "menerima"),
-    "live.quiet": ("quiet", "sepi"),
-    "live.waiting": ("no data yet", "belum ada data"),
-    "live.error": ("error", "galat"),
-    "live.stopped": ("stopped", "berhenti"),
-    "live.per_min": ("{n}/min", "{n}/mnt"),
-    "form.interval_hint": (
-        "empty: from the sync frequency, else 300",
-        "kosong: dari frekuensi sinkron, jika tidak 300",
+    "life.rows_in": ("{n} rows in table {table}", "{n} baris di tabel {table}"),
+    "life.table_missing": (
+        "table {table}: not created yet",
+        "tabel {table}: belum dibuat",
     ),
-    "run.success": ("success", "berhasil"),
-    "run.failed": ("failed", "gagal"),
-    "run.partial": ("partial", "sebagian"),
-    "run.running": ("running", "berjalan"),
-    # overview
-    "overview.title": ("Overview", "Ringkasan"),
-    "overview.sources": ("Sources", "Sumber"),
-    "overview.by_status": ("Sources by status", "Sumber per status"),
-    "overview.failing": ("Failing sources", "Sumber yang gagal"),
-    "overview.stalest": ("Stalest sources", "Sumber paling lama tidak diperbarui"),
-    "overview.lag": ("Scheduler lag", "Keterlambatan penjadwal"),
-    "overview.in_progress": ("Runs in progress", "Proses berjalan"),
-    "overview.throughput": ("Rows synced, last 24 h", "Baris tersinkron, 24 jam terakhir"),
-    "overview.runs_24h": ("Runs, last 24 h", "Proses, 24 jam terakhir"),
-    "overview.open_alerts": ("Open alerts", "Peringatan terbuka"),
-    "overview.none_failing": ("No source is failing.", "Tidak ada sumber yang gagal."),
-    "overview.rows_per_hour": ("rows per hour", "baris per jam"),
-    # sources list
-    "sources.title": ("Data resources", "Sumber data"),
-    "sources.add": ("Add source", "Tambah sumber"),
-    "sources.search": ("Search", "Cari"),
-    "sources.search_hint": ("id or name", "id atau nama"),
-    "sources.all_types": ("All types", "Semua jenis"),
-    "sources.all_statuses": ("All statuses", "Semua status"),
-    "sources.all_categories": ("All categories", "Semua kategori"),
-    "sources.filter": ("Filter", "Saring"),
-    "sources.count": ("{n} sources", "{n} sumber"),
-    "sources.live": ("Live: refreshes every {s} s", "Langsung: diperbarui setiap {s} detik"),
-    "sources.none": ("No source matches.", "Tidak ada sumber yang cocok."),
-    "col.type": ("Type", "Jenis"),
-    "col.source": ("Source", "Sumber"),
-    "col.category": ("Category", "Kategori"),
-    "col.status": ("Status", "Status"),
-    "col.last_sync": ("Last sync", "Sinkron terakhir"),
-    "col.next_sync": ("Next sync", "Sinkron berikutnya"),
-    "col.last_run": ("Last run", "Proses terakhir"),
-    "col.errors": ("Errors", "Galat"),
-    "col.alerts": ("Alerts", "Peringatan"),
-    "col.started": ("Started", "Mulai"),
-    "col.sync_type": ("Sync type", "Jenis sinkron"),
-    "col.processed": ("Processed", "Diproses"),
-    "col.inserted": ("Inserted", "Ditambah"),
-    "col.updated": ("Updated", "Diubah"),
-    "col.deleted": ("Deleted", "Dihapus"),
-    "col.rejected": ("Rejected", "Ditolak"),
-    "col.duration": ("Duration", "Durasi"),
-    "col.error": ("Error", "Galat"),
-    "col.connection": ("Connection", "Koneksi"),
-    "col.trigger": ("Trigger", "Pemicu"),
-    "col.record": ("Record", "Rekaman"),
-    "col.reasons": ("Reasons", "Alasan"),
-    "col.rule": ("Rule", "Aturan"),
-    "col.severity": ("Severity", "Tingkat"),
-    "col.message": ("Message", "Pesan"),
-    "col.state": ("State", "Keadaan"),
-    "col.opened": ("Opened", "Dibuka"),
-    "col.last_seen": ("Last seen", "Terakhir terlihat"),
-    "col.occurrences": ("Occurrences", "Kejadian"),
-    "col.rows": ("Rows", "Baris"),
-    "counts.short": (
-        "{p} read · +{i} ~{u} −{d} · {r} rejected",
-        "{p} dibaca · +{i} ~{u} −{d} · {r} ditolak",
+    "life.table_dropped_if": (
+        "the table is dropped (no other source writes it)",
+        "tabel dihapus (tidak ada sumber lain yang menulisnya)",
     ),
-    "never": ("never", "belum pernah"),
-    "now": ("now", "sekarang"),
-    "ago": ("{x} ago", "{x} lalu"),
-    "in": ("in {x}", "dalam {x}"),
-    "unit.s": ("{n} s", "{n} dtk"),
-    "unit.min": ("{n} min", "{n} mnt"),
-    "unit.h": ("{n} h", "{n} jam"),
-    "unit.d": ("{n} d", "{n} hari"),
-    # source detail
-    "source.history": ("Run history", "Riwayat proses"),
-    "source.no_runs": ("No run yet.", "Belum ada proses."),
-    "source.chart_duration": ("Duration per run (ms)", "Durasi per proses (md)"),
-    "source.chart_rows": ("Rows per run", "Baris per proses"),
-    "source.chart_rate": ("Rows per second over time", "Baris per detik dari waktu ke waktu"),
-    "source.quarantine": ("Quarantined records", "Rekaman karantina"),
-    "source.no_quarantine": ("No quarantined record.", "Tidak ada rekaman karantina."),
-    "source.quarantine_total": (
-        "{shown} of {total} entries, most recently refused first.",
-        "{shown} dari {total} entri, yang terakhir ditolak lebih dulu.",
+    "life.table_shared": (
+        "the table stays: {sources} also write it",
+        "tabel tetap ada: {sources} juga menulisnya",
     ),
-    "source.quarantine_replay": ("Replay", "Proses ulang"),
-    "source.quarantine_clear": ("Clear", "Kosongkan"),
-    "source.quarantine_export": ("Export CSV", "Ekspor CSV"),
-    "source.replayed": (
-        "Replay (run {run}): {loaded} loaded, {still} still rejected, {left} left.",
-        "Proses ulang ({run}): {loaded} dimuat, {still} masih ditolak, {left} tersisa.",
+    "life.table_other_rows": (
+        "the table stays: {n} rows of other sources are left in it",
+        "tabel tetap ada: masih ada {n} baris dari sumber lain",
     ),
-    "source.cleared": ("{n} quarantine entries removed.", "{n} entri karantina dihapus."),
-    "col.times_seen": ("Seen", "Terlihat"),
-    "col.first_seen": ("First seen", "Pertama terlihat"),
-    "col.kept_previous": ("Previous row kept", "Baris lama dipertahankan"),
-    "source.connections": ("Connections", "Koneksi"),
-    "source.mappings": ("Mappings", "Pemetaan"),
-    "source.alerts": ("Alerts of this source", "Peringatan sumber ini"),
-    "source.sync_now": ("Sync now", "Sinkronkan sekarang"),
-    "source.test": ("Test connection", "Uji koneksi"),
-    "source.discover": ("Discover", "Temukan bidang"),
-    "source.enable": ("Enable", "Aktifkan"),
-    "source.disable": ("Disable", "Nonaktifkan"),
-    "source.maintenance": ("Maintenance", "Pemeliharaan"),
-    "source.edit": ("Edit", "Ubah"),
-    "source.sync_started": ("Sync started (run {run}).", "Sinkronisasi dimulai (proses {run})."),
-    "source.status_set": ("Status set to {status}.", "Status diubah menjadi {status}."),
-    "source.saved": ("Source saved.", "Sumber disimpan."),
-    "source.not_found": ("No source {id}.", "Sumber {id} tidak ada."),
-    "source.refresh": ("Refresh interval", "Interval pembaruan"),
-    "source.priority": ("Priority", "Prioritas"),
-    "source.last_error": ("Last error", "Galat terakhir"),
-    "source.primary": ("primary", "utama"),
-    "source.backup": ("backup", "cadangan"),
+    "life.keep_note": (
+        "Unchecked, the rows stay in their tables: a source added again with the same id "
+        "takes them up again.",
+        "Jika tidak dicentang, baris tetap di tabelnya: sumber yang ditambahkan lagi dengan "
+        "id yang sama akan memakainya kembali.",
+    ),
+    "life.delete_confirm": ("Delete source", "Hapus sumber"),
+    "life.deleted": ("Source {id} deleted.", "Sumber {id} telah dihapus."),
+    "life.rows_deleted": (
+        "{n} rows deleted from table {table}",
+        "{n} baris dihapus dari tabel {table}",
+    ),
+    "life.table_dropped": ("table dropped", "tabel dihapus"),
+    "life.quarantine_deleted": (
+        "{n} quarantined records deleted",
+        "{n} rekaman karantina dihapus",
+    ),
+    "life.rows_kept": (
+        "The rows it synced stay in their target tables.",
+        "Baris yang sudah disinkronkan tetap ada di tabel tujuannya.",
+    ),
+    "life.history_kept": (
+        "Its run history stays readable (factorysync history ID, /api/sources/ID/history).",
+        "Riwayat prosesnya tetap dapat dibaca (factorysync history ID, /api/sources/ID/history).",
+    ),
+    "life.duplicate_title": ("Duplicate {name}", "Duplikat {name}"),
+    "life.copy_name": ("{name} (copy)", "{name} (salinan)"),
+    "life.duplicate_secrets": (
+        "Secrets (passwords, keys, tokens) are copied inside the server, encrypted: they "
+        "are never sent to this page. The copy's form shows them as *** and keeps them.",
+        "Rahasia (kata sandi, kunci, token) disalin di dalam server dalam bentuk "
+        "terenkripsi: tidak pernah dikirim ke halaman ini. Formulir salinan menampilkannya "
+        "sebagai *** dan mempertahankannya.",
+    ),
+    "life.duplicate_inactive": (
+        "The copy is saved at once, inactive: it writes the same target tables as the "
+        "original, so change its mappings in the form that opens next, then enable it.",
+        "Salinan langsung disimpan dalam keadaan nonaktif: salinan menulis ke tabel tujuan "
+        "yang sama dengan aslinya, jadi ubah pemetaannya di formulir berikutnya, lalu "
+        "aktifkan.",
+    ),
+    "life.duplicate_confirm": ("Create the copy", "Buat salinan"),
+    "life.reset_title": ("Reset {name}?", "Atur ulang {name}?"),
+    "life.reset_what": (
+        "The cursor and connector state are forgotten: the next run reads the whole "
+        "source again. Rows already synced stay; the reset is logged.",
+        "Kursor dan status konektor dilupakan: proses berikutnya membaca seluruh sumber "
+        "lagi. Baris yang sudah disinkronkan tetap ada; pengaturan ulang dicatat.",
+    ),
+    "life.reset_all": ("every mapping", "semua pemetaan"),
+    "life.reset_confirm": ("Reset", "Atur ulang"),
+    "life.reset_done": (
+        "Reset {tables}: the next run reads the whole source again.",
+        "{tables} diatur ulang: proses berikutnya membaca seluruh sumber lagi.",
+    ),
     # probe results
     "probe.ok": ("OK", "OK"),
     "probe.failed": ("Failed", "Gagal"),
@@ -223,6 +168,103 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "form.lines_hint": ("one per line", "satu per baris"),
     "form.keys_hint": ("comma separated", "dipisah koma"),
     "form.template": ("Template", "Templat"),
+    # source form that guides (add/edit: cards, secrets by key, discover fills the form)
+    "guide.pick_hint": (
+        "What does the data come from? Pick one; the form asks only for what it needs.",
+        "Dari mana datanya berasal? Pilih satu; formulir hanya menanyakan yang diperlukan.",
+    ),
+    "guide.steps": (
+        "Fill in the connection, then Test connection and Discover: the target table, "
+        "key and fields are filled in for you. Preview, then Save.",
+        "Isi koneksi, lalu Uji koneksi dan Temukan bidang: tabel tujuan, kunci, dan "
+        "bidang diisi otomatis. Pratinjau, lalu Simpan.",
+    ),
+    "guide.stored": ("stored, leave empty to keep", "tersimpan, kosongkan untuk mempertahankan"),
+    "guide.other_secrets": ("Other secrets", "Rahasia lain"),
+    "guide.filled": (
+        "Target table, key and fields were filled in from what was found (only where "
+        "they were empty). Check them, then Preview.",
+        "Tabel tujuan, kunci, dan bidang diisi dari hasil temuan (hanya yang masih "
+        "kosong). Periksa, lalu Pratinjau.",
+    ),
+    "guide.table": ("Suggested target table", "Tabel tujuan yang disarankan"),
+    "guide.key": ("Key", "Kunci"),
+    "guide.no_key": (
+        "No key found: rows are added as they are read. Name the key column(s) to update "
+        "rows in place.",
+        "Kunci tidak ditemukan: baris ditambahkan apa adanya. Isi kolom kunci agar baris "
+        "diperbarui di tempat.",
+    ),
+    "guide.column": ("Column", "Kolom"),
+    "guide.note": ("Note", "Catatan"),
+    "guide.raw": ("Raw records", "Rekaman mentah"),
+    "guide.mapped": ("Mapped rows", "Baris hasil pemetaan"),
+    "guide.browse": ("Variables on the server", "Variabel di server"),
+    "guide.browse_hint": (
+        "Tick the variables to read, then Use ticked nodes.",
+        "Centang variabel yang akan dibaca, lalu Pakai node yang dicentang.",
+    ),
+    "guide.node_id": ("Node id", "Id node"),
+    "guide.path": ("Browse path", "Jalur"),
+    "guide.data_type": ("Data type", "Tipe data"),
+    "guide.access": ("Access", "Akses"),
+    "guide.value": ("Current value", "Nilai saat ini"),
+    "guide.use_nodes": ("Use ticked nodes", "Pakai node yang dicentang"),
+    "guide.pick": ("Use", "Pakai"),
+    "kind.json": (
+        "A JSON or NDJSON file (or files matching a pattern) in a data folder.",
+        "Berkas JSON atau NDJSON (atau berkas yang cocok dengan pola) di folder data.",
+    ),
+    "kind.csv": (
+        "A CSV file (or files matching a pattern) in a data folder.",
+        "Berkas CSV (atau berkas yang cocok dengan pola) di folder data.",
+    ),
+    "kind.excel": (
+        "A sheet of an Excel workbook in a data folder.",
+        "Satu lembar kerja Excel di folder data.",
+    ),
+    "kind.database": (
+        "A table, view or query of PostgreSQL, MySQL, MariaDB, SQL Server or SQLite.",
+        "Tabel, view, atau kueri PostgreSQL, MySQL, MariaDB, SQL Server, atau SQLite.",
+    ),
+    "kind.api": (
+        "JSON records from an HTTP API (REST), with paging and authentication.",
+        "Rekaman JSON dari API HTTP (REST), dengan paging dan autentikasi.",
+    ),
+    "kind.command": (
+        "The output of an allowed program run on this server (JSON or CSV).",
+        "Keluaran program yang diizinkan yang dijalankan di server ini (JSON atau CSV).",
+    ),
+    "kind.artisan": (
+        "The output of a Laravel artisan command.",
+        "Keluaran perintah artisan Laravel.",
+    ),
+    "kind.mqtt": (
+        "Messages on MQTT topics of a broker, written as they arrive.",
+        "Pesan pada topik MQTT sebuah broker, ditulis saat tiba.",
+    ),
+    "kind.opcua": (
+        "Value changes of the variables of an OPC UA server (PLC, SCADA).",
+        "Perubahan nilai variabel server OPC UA (PLC, SCADA).",
+    ),
+    "kind.modbus": (
+        "Registers of a Modbus TCP device, polled and written as they change.",
+        "Register perangkat Modbus TCP, dibaca berkala dan ditulis saat berubah.",
+    ),
+    "kind.s7": (
+        "Tags of a Siemens S7 PLC, polled and written as they change.",
+        "Tag PLC Siemens S7, dibaca berkala dan ditulis saat berubah.",
+    ),
+    "kind.push": (
+        "Records that another system posts to factorysync over HTTP.",
+        "Rekaman yang dikirim sistem lain ke factorysync melalui HTTP.",
+    ),
+    "secret.username": ("User name", "Nama pengguna"),
+    "secret.password": ("Password", "Kata sandi"),
+    "secret.token": ("Bearer token", "Token bearer"),
+    "secret.api_key": ("API key", "Kunci API"),
+    "secret.client_id": ("OAuth2 client id", "Id klien OAuth2"),
+    "secret.client_secret": ("OAuth2 client secret", "Rahasia klien OAuth2"),
     "field.source_id": ("Source id", "Id sumber"),
     "field.name": ("Name", "Nama"),
     "field.description": ("Description", "Deskripsi"),
@@ -236,37 +278,50 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "field.primary_key": ("Primary key", "Kunci utama"),
     "field.cursor_field": ("Cursor field (incremental)", "Bidang kursor (inkremental)"),
     "field.on_invalid": ("Invalid records", "Rekaman tidak valid"),
-    # alerts
-    "alerts.title": ("Alerts", "Peringatan"),
-    "alerts.none": ("No alert.", "Tidak ada peringatan."),
-    "alerts.acknowledge": ("Acknowledge", "Tandai sudah dilihat"),
-    "alerts.all": ("All", "Semua"),
-    "alerts.by": ("by {user}", "oleh {user}"),
-    "alert.open": ("open", "terbuka"),
-    "alert.acknowledged": ("acknowledged", "sudah dilihat"),
-    "alert.resolved": ("resolved", "selesai"),
-    "rule.consecutive_failures": ("consecutive failures", "gagal berturut-turut"),
-    "rule.stale": ("stale", "basi"),
-    "rule.rejected_rows": ("rejected rows", "baris ditolak"),
-    "rule.realtime_silence": ("realtime silence", "data realtime berhenti"),
-    "rule.schema_change": ("schema change", "perubahan skema"),
-    "rule.spool_filling": ("spool filling", "spool hampir penuh"),
-    "severity.critical": ("critical", "kritis"),
-    "severity.warning": ("warning", "peringatan"),
-    "severity.info": ("info", "info"),
-    # errors
-    "error.forbidden": (
-        "Your role ({role}) may not do this.",
-        "Peran Anda ({role}) tidak boleh melakukan ini.",
+    # phone layout & health at a glance (charts, quarantine paging, realtime overview)
+    "nav.menu": ("Menu", "Navigasi"),
+    "chart.months": (
+        "Jan,Feb,Mar,Apr,May,Jun,Jul,Aug,Sep,Oct,Nov,Dec",
+        "Jan,Feb,Mar,Apr,Mei,Jun,Jul,Agu,Sep,Okt,Nov,Des",
     ),
-    "error.csrf": (
-        "The form is out of date: reload the page and try again.",
-        "Formulir sudah usang: muat ulang halaman lalu coba lagi.",
+    "chart.run_tip": (
+        "Run {run} · started {start} · {duration} · {rows} rows · {status}",
+        "Proses {run} · mulai {start} · {duration} · {rows} baris · {status}",
     ),
-    "error.title": ("Something went wrong", "Terjadi kesalahan"),
-    "error.back": ("Back", "Kembali"),
-    "times.zone": ("Times in {zone}", "Waktu dalam {zone}"),
+    "chart.rows_per_s": ("rows/s", "baris/detik"),
+    "chart.hour_tip": ("{hour}: {rows} rows ({runs} runs)", "{hour}: {rows} baris ({runs} proses)"),
+    "quarantine.shown": (
+        "{first}–{last} of {total} entries, most recently refused first.",
+        "{first}–{last} dari {total} entri, yang terakhir ditolak lebih dulu.",
+    ),
+    "quarantine.pages": ("Quarantine pages", "Halaman karantina"),
+    "quarantine.prev": ("Previous", "Sebelumnya"),
+    "quarantine.next": ("Next", "Berikutnya"),
+    "quarantine.export_all": ("Export all {total} as CSV", "Ekspor semua {total} sebagai CSV"),
+    # sources list and alerts in pages (issue #23: pages fast with 500 sources; web/views)
+    "sources.shown": (
+        "{first}–{last} of {total} sources, failing ones first.",
+        "{first}–{last} dari {total} sumber, yang gagal lebih dulu.",
+    ),
+    "sources.pages": ("Pages of sources", "Halaman daftar sumber"),
+    "alerts.shown": (
+        "{first}–{last} of {total} alerts.",
+        "{first}–{last} dari {total} peringatan.",
+    ),
+    "alerts.pages": ("Pages of alerts", "Halaman peringatan"),
+    "pager.prev": ("Previous", "Sebelumnya"),
+    "pager.next": ("Next", "Berikutnya"),
+    "overview.realtime": ("Realtime sources", "Sumber waktu nyata"),
+    "overview.no_realtime": (
+        "No subscription or push source.",
+        "Tidak ada sumber langganan atau push.",
+    ),
 }
+# Data browser (issue #23): its labels, kept in their own module.
+MESSAGES.update(DATA_MESSAGES)
+# The core labels first (a block above may refine one), then what happened (alerts,
+# problems, run errors): i18n_texts.py, i18n_events.py.
+MESSAGES = {**CONSOLE_TEXTS, **MESSAGES, **EVENT_TEXTS}
 
 
 def translator(language: str) -> Callable[..., str]:
@@ -276,6 +331,7 @@ def translator(language: str) -> Callable[..., str]:
         text = MESSAGES[key][index]
         return text.format(**values) if values else text
 
+    t.language = "id" if index else "en"  # type: ignore[attr-defined]
     return t
 
 

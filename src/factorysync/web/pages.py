@@ -22,7 +22,7 @@ from factorysync.errors import NotFoundError
 from factorysync.security.throttle import LoginThrottled
 from factorysync.store.registry import get_source, set_status
 from factorysync.web import session, views
-from factorysync.web.charts import bar_chart, line_chart
+from factorysync.web.charts import hourly_chart, run_charts
 from factorysync.web.i18n import LANGUAGES, translator
 from factorysync.web.session import ConsoleUser, check_csrf, current_user
 from factorysync.web.templating import render
@@ -138,15 +138,9 @@ def overview(request: Request, user: User) -> Response:
         stalest = views.stalest_sources(conn)
         hours = views.throughput(conn, now)
         alerts = alert_records.list_alerts(conn, states=["open", "acknowledged"], limit=10)
+        open_alerts = views.open_alerts(conn)
     t = translator(user.language)
-    zone = _zone(request)
-    labels = [h[0].astimezone(zone).strftime("%H:00") for h in hours]
-    chart = bar_chart(
-        t("overview.throughput"),
-        [h[1] for h in hours],
-        labels,
-        [f"{lbl}: {h[1]:,} ({h[2]} runs)" for lbl, h in zip(labels, hours, strict=True)],
-    )
+    chart = hourly_chart(t("overview.throughput"), hours, _zone(request), t)
     return render(
         request,
         "overview.html",
@@ -155,9 +149,11 @@ def overview(request: Request, user: User) -> Response:
         summary=summary,
         failing=failing,
         stalest=stalest,
+        realtime=summary["realtime"],
         chart=chart,
         rows_24h=sum(h[1] for h in hours),
         alerts=alerts,
+        open_alerts=open_alerts,
     )
 
 
@@ -177,6 +173,31 @@ def _filter(
 Filter = Annotated[str | None, Query(max_length=100)]
 
 
+def _pager(base: str, query: dict[str, str], found: views.Paged) -> dict[str, Any]:
+    """The links of a paged list (``base`` with ``query`` and a page) to the pages around
+    the current one, the previous and the next."""
+    from urllib.parse import urlencode
+
+    def at(page: int) -> str:
+        return f"{base}?{urlencode({**query, 'page': page})}"
+
+    return {
+        "links": [
+            (n, None if n is None else at(n)) for n in views.page_links(found.page, found.pages)
+        ],
+        "prev": at(found.page - 1) if found.page > 1 else None,
+        "next": at(found.page + 1) if found.page < found.pages else None,
+    }
+
+
+def _page_urls(flt: views.SourceFilter, found: views.Paged) -> dict[str, Any]:
+    """Where the list's page links and its live refresh go: the same filters, a page."""
+    from urllib.parse import urlencode
+
+    live = f"/sources/rows?{urlencode({**flt.query(), 'page': found.page})}"
+    return {"live": live, **_pager("/sources", flt.query(), found)}
+
+
 @router.get("/sources")
 def sources_page(
     request: Request,
@@ -185,17 +206,20 @@ def sources_page(
     status: Filter = None,
     category: Filter = None,
     q: Filter = None,
+    page: int = 1,
 ) -> Response:
     flt = _filter(type, status, category, q)
     with _ctx(request).store.connect() as conn:
-        rows = views.source_rows(conn, flt)
+        found = views.source_page(conn, flt, page)
         choices = views.filter_choices(conn)
     return render(
         request,
         "sources.html",
         user,
         user.language,
-        rows=rows,
+        rows=found.rows,
+        found=found,
+        urls=_page_urls(flt, found),
         flt=flt,
         choices=choices,
         statuses=views.SOURCE_STATUSES,
@@ -210,36 +234,30 @@ def source_rows(
     status: Filter = None,
     category: Filter = None,
     q: Filter = None,
+    page: int = 1,
 ) -> Response:
-    """The table body alone, for the list's live refresh."""
+    """The table body of one page alone, for the list's live refresh."""
     flt = _filter(type, status, category, q)
     with _ctx(request).store.connect() as conn:
-        rows = views.source_rows(conn, flt)
-    return render(request, "_source_rows.html", user, user.language, rows=rows)
+        found = views.source_page(conn, flt, page)
+    return render(request, "_source_rows.html", user, user.language, rows=found.rows, found=found)
 
 
 @router.get("/sources/{source_id}")
-def source_page(request: Request, source_id: str, user: User) -> Response:
+def source_page(request: Request, source_id: str, user: User, qpage: int = 1) -> Response:
+    from factorysync.web.quarantine_pages import quarantine_view
+
     store = _ctx(request).store
     try:
         with store.connect() as conn:
             source = services.public_source(store, get_source(conn, source_id))
             alerts = alert_records.list_alerts(conn, source_id=source_id, limit=20)
+        quarantine = quarantine_view(store, source_id, qpage)
     except NotFoundError:
         return _not_found(request, user, source_id)
     runs = services.history(store, source_id, 100)
-    quarantine = services.quarantine_page(store, source_id, limit=50)
     t = translator(user.language)
-    zone = _zone(request)
-    done = views.runs_for_charts([dict(r) for r in runs])
-    labels = [r["sync_started_at"].astimezone(zone).strftime("%H:%M") for r in done]
-    charts = {
-        "duration": bar_chart(
-            t("source.chart_duration"), [r["sync_duration_ms"] or 0 for r in done], labels
-        ),
-        "rows": bar_chart(t("source.chart_rows"), [r["records_processed"] for r in done], labels),
-        "rate": line_chart(t("source.chart_rate"), [r["rows_per_s"] for r in done], labels),
-    }
+    charts = run_charts(views.runs_for_charts([dict(r) for r in runs]), _zone(request), t)
     running = any(r["sync_status"] == "running" for r in runs)
     return render(
         request,
@@ -278,8 +296,8 @@ async def sync_now(request: Request, source_id: str, user: User) -> Response:
     try:
         run_id = await run_in_threadpool(ctx.start_sync, source_id, f"console:{user.username}"[:32])
         notice = t("source.sync_started", run=run_id)
-    except AlreadyRunning as exc:
-        notice = str(exc)
+    except AlreadyRunning:
+        notice = t("source.already_running", id=source_id)
     except NotFoundError:
         return _not_found(request, user, source_id)
     return _to_source(source_id, notice)
@@ -312,55 +330,6 @@ def _to_source(source_id: str, notice: str) -> Response:
     from urllib.parse import quote
 
     return RedirectResponse(f"/sources/{quote(source_id)}?notice={quote(notice)}", status_code=303)
-
-
-@router.get("/sources/{source_id}/quarantine.csv")
-def quarantine_export(request: Request, source_id: str, user: User) -> Response:
-    store = _ctx(request).store
-    try:
-        page = services.quarantine_page(store, source_id, limit=None)
-    except NotFoundError:
-        return _not_found(request, user, source_id)
-    return Response(
-        services.quarantine_csv(page["entries"]),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{source_id}-quarantine.csv"'},
-    )
-
-
-@router.post("/sources/{source_id}/quarantine/{action}")
-async def quarantine_action(request: Request, source_id: str, action: str, user: User) -> Response:
-    form = await request.form()
-    check_csrf(user, form.get("csrf"))
-    user.require("operator")
-    if action not in ("replay", "clear"):
-        return Response(f"quarantine action {action!r}: use replay or clear", status_code=404)
-    ctx = _ctx(request)
-    t = translator(user.language)
-    who = f"console:{user.username}"
-    try:
-        if action == "clear":
-            done = await run_in_threadpool(
-                lambda: services.clear_quarantine(ctx.store, source_id, cleared_by=who)
-            )
-            return _to_source(source_id, t("source.cleared", n=done["removed"]))
-        result = await run_in_threadpool(
-            lambda: services.replay_quarantine(ctx.store, source_id, trigger=who[:32])
-        )
-    except AlreadyRunning as exc:
-        return _to_source(source_id, str(exc))
-    except NotFoundError:
-        return _not_found(request, user, source_id)
-    if result["records_inserted"] or result["records_updated"]:
-        ctx.data_changed()
-    notice = t(
-        "source.replayed",
-        run=result["run_id"],
-        loaded=result["loaded"],
-        still=result["still_rejected"],
-        left=result["remaining"],
-    )
-    return _to_source(source_id, notice)
 
 
 @router.post("/sources/{source_id}/test")
@@ -397,11 +366,24 @@ async def discover_stored(request: Request, source_id: str, user: User) -> Respo
 
 # -- alerts --------------------------------------------------------------------------
 @router.get("/alerts")
-def alerts_page(request: Request, user: User, state: Filter = None) -> Response:
+def alerts_page(request: Request, user: User, state: Filter = None, page: int = 1) -> Response:
+    from urllib.parse import urlencode
+
     states = [state] if state in ("open", "acknowledged", "resolved") else None
     with _ctx(request).store.connect() as conn:
-        alerts = alert_records.list_alerts(conn, states=states, limit=300)
-    return render(request, "alerts.html", user, user.language, alerts=alerts, state=state or "")
+        found = views.alert_page(conn, states, page)
+    query = {"state": str(state)} if states else {}
+    return render(
+        request,
+        "alerts.html",
+        user,
+        user.language,
+        alerts=found.rows,
+        found=found,
+        urls=_pager("/alerts", query, found),
+        here=f"/alerts?{urlencode({**query, 'page': found.page})}",  # where an ack returns
+        state=state or "",
+    )
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
@@ -417,6 +399,7 @@ async def acknowledge(request: Request, alert_id: int, user: User) -> Response:
 
     try:
         await run_in_threadpool(ack)
-    except NotFoundError as exc:
-        return render(request, "error.html", user, user.language, 404, message=str(exc))
+    except NotFoundError:
+        message = translator(user.language)("error.not_found", what=f"#{alert_id}")
+        return render(request, "error.html", user, user.language, 404, message=message)
     return RedirectResponse(_back(request, "/alerts"), status_code=303)

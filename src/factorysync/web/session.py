@@ -41,6 +41,7 @@ class Forbidden(Exception):
 
     def __init__(self, role: str, needed: str) -> None:
         super().__init__(f"needs role {needed!r}; this user has role {role!r}")
+        self.role, self.needed = role, needed
         self.role = role
         self.needed = needed
 

@@ -14,8 +14,10 @@ from starlette.responses import HTMLResponse
 
 from factorysync import __version__
 from factorysync.store.types import utcnow
+from factorysync.web import messages
 from factorysync.web.forms import ICONS, KIND_LABELS
 from factorysync.web.i18n import LANGUAGES, relative, translator
+from factorysync.web.samples import sample_text
 from factorysync.web.session import ConsoleUser
 
 
@@ -28,7 +30,23 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(icons=ICONS, kind_labels=KIND_LABELS, languages=LANGUAGES)
+    env.globals.update(
+        icons=ICONS, kind_labels=messages.KindLabels(KIND_LABELS), languages=LANGUAGES
+    )
+    # What happened, said in the user's language: ``{{ alert_message(a, t) }}`` …
+    env.globals.update(
+        alert_title=messages.alert_title,
+        alert_message=messages.alert_message,
+        run_error=messages.run_error,
+        probe_message=messages.probe_message,
+        problem_text=messages.problem_text,
+        reasons_text=messages.reasons_text,
+        cadence_text=messages.cadence_text,
+        trigger_text=messages.trigger_text,
+        code_word=messages.code_word,
+        template_text=messages.template_text,
+    )
+    env.filters["sample"] = sample_text  # any source value as text (dates, Decimal, bytes)
     return env
 
 
@@ -53,10 +71,10 @@ def render(
     def ago(when: datetime | None) -> str:
         return relative(when, now, t)
 
-    html = (
-        environment()
-        .get_template(template)
-        .render(
+    said_in = messages.page_language.set(language)  # for the labels macros show
+    try:
+        html = _render(
+            template,
             t=t,
             lang=language,
             user=user,
@@ -69,10 +87,15 @@ def render(
             refresh_s=settings.console_refresh_s,
             **context,
         )
-    )
+    finally:
+        messages.page_language.reset(said_in)
     elapsed = (time.perf_counter() - started) * 1000
     return HTMLResponse(
         html,
         status_code=status_code,
         headers={"Server-Timing": f"app;dur={elapsed:.1f}", "Cache-Control": "no-store"},
     )
+
+
+def _render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)

@@ -1,6 +1,6 @@
 """``/api/sources``: the registry (sources with their connections and mappings), tests,
-syncs started in the background, resets of where reads resume, and each source's run
-history."""
+syncs started in the background, resets of where reads resume, deletes (with or without
+the rows synced), duplicates, and each source's run history."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import contextlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from factorysync import services
 from factorysync.api.deps import AUTH_RESPONSES, Admin, Context, Operator, Responses, StoreDep
 from factorysync.api.schemas import (
+    DeletePublic,
     ErrorPublic,
     ResetPublic,
     RunPublic,
+    SourceDuplicate,
     SourcePublic,
     SourceSummary,
     SyncAccepted,
@@ -92,12 +95,74 @@ def update_source(
     return _shown(store, source_id)
 
 
-@router.delete("/{source_id}", status_code=204, responses=NOT_FOUND)
-def delete_source(source_id: SourceId, _: Admin, store: StoreDep, ctx: Context) -> Response:
-    """Remove a source (rows it already synced and its history are kept)."""
-    services.delete_source(store, source_id)
+@router.delete(
+    "/{source_id}",
+    status_code=204,
+    response_model=None,
+    responses={
+        **NOT_FOUND,
+        200: {"model": DeletePublic, "description": "With drop_data: what was removed"},
+        409: {"model": ErrorPublic, "description": "A run is in progress"},
+    },
+)
+def delete_source(
+    source_id: SourceId,
+    who: Admin,
+    store: StoreDep,
+    ctx: Context,
+    drop_data: Annotated[
+        bool,
+        Query(
+            description="Also remove the rows this source wrote in its target tables (and "
+            "its quarantine); a table no other source writes is dropped once empty. The "
+            "answer is then 200 with what was removed."
+        ),
+    ] = False,
+) -> Response:
+    """Remove a source with its connections, mappings and sync state; its run history is
+    kept, and so are the rows it synced unless ``drop_data=true``. Refused (409) while a
+    run of the source is in progress."""
+    result = services.delete_source(
+        store, source_id, drop_data=drop_data, deleted_by=f"api:{who.username}"
+    )
     ctx.sources_changed()
+    if drop_data:
+        return JSONResponse(DeletePublic.model_validate(result).model_dump(mode="json"))
     return Response(status_code=204)
+
+
+@router.post(
+    "/{source_id}/duplicate",
+    status_code=201,
+    response_model=SourcePublic,
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorPublic, "description": "The new source_id is taken"},
+        **INVALID,
+    },
+)
+def duplicate_source(
+    source_id: SourceId,
+    body: SourceDuplicate,
+    who: Admin,
+    store: StoreDep,
+    ctx: Context,
+    response: Response,
+) -> Any:
+    """Register a copy of the source under a new source_id: same connections, secrets
+    (copied on the server, never shown) and mappings. The copy starts inactive: it writes
+    the same target tables until its mappings change and it is enabled."""
+    change = services.duplicate_source(
+        store,
+        source_id,
+        body.source_id,
+        name=body.name,
+        created_by=who.username,
+        by=f"api:{who.username}",
+    )
+    ctx.sources_changed()
+    response.headers["Location"] = f"/api/sources/{change.source_id}"
+    return _shown(store, change.source_id)
 
 
 @router.post("/{source_id}/test", response_model=TestPublic, responses=NOT_FOUND)

@@ -35,22 +35,31 @@ class ApiConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     url: str | None = Field(
+        title="URL",
+        examples=["https://mes.plant.local/api/v1/production"],
+        json_schema_extra={"group": "connection"},
         default=None,
         description="The whole URL to request, e.g. https://mes.plant.local/api/v1/"
         "production; or give base_url and endpoint instead. {{name}} placeholders are "
         "filled from authentication_config.",
     )
     base_url: str | None = Field(
+        title="Base URL",
+        examples=["https://mes.plant.local/api"],
         default=None,
         description="The API's root URL, e.g. https://mes.plant.local/api, with endpoint "
         "appended to it. Give url or base_url.",
     )
     endpoint: str = Field(
+        title="Endpoint path",
+        examples=["/v1/production"],
         default="",
         description="Path under base_url, e.g. /v1/production (only with base_url).",
     )
     method: Literal["GET", "POST", "PUT", "PATCH"] = Field(
-        default="GET", description="HTTP method of every request: GET, POST, PUT or PATCH."
+        title="HTTP method",
+        default="GET",
+        description="HTTP method of every request: GET, POST, PUT or PATCH.",
     )
     headers: dict[str, str] = Field(
         default_factory=dict,
@@ -70,6 +79,9 @@ class ApiConfig(BaseModel):
         "{{name}} placeholders and {{cursor}}.",
     )
     auth: AuthConfig | None = Field(
+        title="Authentication",
+        examples=[{"type": "bearer"}, {"type": "basic"}, {"type": "api_key", "name": "X-Api-Key"}],
+        json_schema_extra={"group": "connection"},
         default=None,
         description="How requests authenticate: an object whose type is none, bearer, "
         "basic, api_key or oauth2_client_credentials; secrets it leaves out come from "
@@ -77,12 +89,15 @@ class ApiConfig(BaseModel):
         "the block; else no authentication.",
     )
     records_path: str | None = Field(
+        title="Records path",
+        examples=["data.items"],
         default=None,
         description="Dot path to the list of records in each response, e.g. data or "
         "result.items (default: the response is the list). A mapping's records_path wins "
         "over this one. Needed with pagination when responses are objects.",
     )
     pagination: Pagination | None = Field(
+        title="Pagination",
         default=None,
         description="How the following pages are requested: an object whose type is "
         "offset, page, cursor, next_url or link_header. Left out: one request per read.",
@@ -94,6 +109,8 @@ class ApiConfig(BaseModel):
         "text), epoch (seconds since 1970) or epoch_ms (milliseconds since 1970).",
     )
     timeout: float = Field(
+        title="Timeout (s)",
+        examples=[30],
         default=30.0,
         gt=0,
         le=3600,
@@ -151,6 +168,8 @@ class ApiConfig(BaseModel):
     # Zone of timestamps the API sends without an offset (an IANA name; default UTC):
     # a mapping field of type datetime reads them in it.
     timezone: str | None = Field(
+        title="Time zone of naive timestamps",
+        examples=["Asia/Jakarta"],
         default=None,
         description="IANA time zone, e.g. Asia/Jakarta, of timestamps the API sends "
         "without a UTC offset, read so where a mapping field types them as datetime. "

@@ -93,7 +93,16 @@ class ApiConnector(Connector):
 
     type_name = "api"
     config_model = ApiConfig
-    source_types = (SourceKind("api", "API", "API", "violet"),)
+    source_types = (
+        SourceKind(
+            "api",
+            "API",
+            "API",
+            "violet",
+            summary="JSON records from an HTTP API (REST), with paging and authentication.",
+        ),
+    )
+    auth_keys = ("token", "username", "password", "api_key", "client_id", "client_secret")
     config: ApiConfig
 
     def __init__(self, config: ApiConfig, auth: dict[str, Any], context: ConnectorContext):

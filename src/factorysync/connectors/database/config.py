@@ -76,20 +76,30 @@ class DatabaseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     dialect: Dialect = Field(
-        description="The database server: postgresql, mysql, mariadb, mssql (SQL Server) or sqlite."
+        title="Database server type",
+        json_schema_extra={"group": "connection"},
+        description="The database server: postgresql, mysql, mariadb, mssql (SQL Server) "
+        "or sqlite.",
     )
     driver: Driver | None = Field(
+        title="Driver",
         default=None,
         description="The Python driver: psycopg for postgresql; pymysql (extra mysql) or "
         "mysqldb (extra mysqlclient) for mysql and mariadb; pymssql (extra mssql) for mssql; "
         "pysqlite for sqlite. Default: the first one named for the dialect.",
     )
     host: str | None = Field(
+        title="Host",
+        examples=["mes-db.plant.local"],
+        json_schema_extra={"group": "connection"},
         default=None,
         description="Host name or IP address of the server, e.g. mes-db.plant.local; "
         "required except for sqlite.",
     )
     port: int | None = Field(
+        title="Port",
+        examples=[5432],
+        json_schema_extra={"group": "connection"},
         default=None,
         ge=1,
         le=65535,
@@ -97,29 +107,40 @@ class DatabaseConfig(BaseModel):
         "3306 MySQL and MariaDB, 1433 SQL Server).",
     )
     database: str = Field(
+        title="Database name",
+        examples=["mes"],
+        json_schema_extra={"group": "connection"},
         min_length=1,
         max_length=1024,
         description="Name of the database; for sqlite, the path of the database file, "
         "inside a data root (opened read-only).",
     )
     schema_name: str | None = Field(
+        title="Schema",
+        examples=["public"],
         default=None,
         alias="schema",
         description="Schema that holds table, e.g. public or dbo. Default: the "
         "connection's default schema.",
     )
     table: str | None = Field(
+        title="Table or view",
+        examples=["production_orders"],
+        json_schema_extra={"group": "connection"},
         default=None,
         description="Table or view to read, a plain SQL name (quoted by factorysync). "
         "Give exactly one of table or query.",
     )
     query: str | None = Field(
+        title="SQL query (instead of a table)",
+        examples=["SELECT id, machine, qty FROM orders"],
         default=None,
         description="One SELECT (or WITH … SELECT) statement to read instead of table, "
         "without bind parameters or ;. An incremental sync wraps it with the cursor "
         "filter.",
     )
     columns: list[str] | None = Field(
+        title="Columns",
         default=None,
         min_length=1,
         description="Columns of table to read. Default: all of them. With query, list "
@@ -150,6 +171,8 @@ class DatabaseConfig(BaseModel):
     # Zone of timestamps stored without one (DATETIME, timestamp without time zone):
     # default UTC. The plant zone (FACTORYSYNC_TIMEZONE) is for display only.
     timezone: str | None = Field(
+        title="Time zone of naive timestamps",
+        examples=["Asia/Jakarta"],
         default=None,
         description="IANA time zone, e.g. Asia/Jakarta, of timestamps stored without one "
         "(DATETIME, timestamp without time zone, datetime2). Default: UTC. Set it to the "

@@ -72,7 +72,16 @@ def _naive_columns(rows: list[Any]) -> set[str]:
 class DatabaseConnector(Connector):
     type_name = "database"
     config_model = DatabaseConfig
-    source_types = (SourceKind("database", "Database", "DB", "blue"),)
+    source_types = (
+        SourceKind(
+            "database",
+            "Database",
+            "DB",
+            "blue",
+            summary="A table, view or query of PostgreSQL, MySQL, MariaDB, SQL Server or SQLite.",
+        ),
+    )
+    auth_keys = ("username", "password")
     relays = True
     config: DatabaseConfig
 
@@ -301,6 +310,27 @@ class DatabaseConnector(Connector):
         for info in fields:
             info.naive = info.name in naive
         return fields
+
+    def key_hint(self) -> list[str] | None:
+        """The table's primary key, else its first unique constraint or unique index."""
+        if not self.config.table:
+            return None
+        import sqlalchemy as sa
+
+        table, schema = self.config.table, self.config.schema_name
+        with self._errors(), self._engine().connect() as conn:
+            found = sa.inspect(conn)
+            pk = found.get_pk_constraint(table, schema).get("constrained_columns") or []
+            if pk:
+                return list(pk)
+            for unique in found.get_unique_constraints(table, schema):
+                if unique.get("column_names"):
+                    return list(unique["column_names"])
+            for index in found.get_indexes(table, schema):
+                names = index.get("column_names") or []
+                if index.get("unique") and names and all(names):
+                    return [str(n) for n in names]
+        return None
 
     def _declared_columns(self) -> dict[str, tuple[str, bool, bool]]:
         """Column → (kind, nullable, a timestamp type without a time zone)."""

@@ -63,12 +63,16 @@ class FileOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     encoding: str = Field(
+        title="Text encoding",
+        examples=["utf-8", "cp1252"],
         default="utf-8",
         description="Text encoding of the data: any Python codec name, e.g. utf-8, "
         "utf-8-sig, latin-1, cp1252. A UTF-8 byte order mark is skipped. Not used for "
         "Excel workbooks.",
     )
     records_path: str | None = Field(
+        title="Records path",
+        examples=["data.items"],
         default=None,
         description="JSON: dot path to the list of records in the document, e.g. data or "
         "result.items (default: the document itself is the list, or the one record). "
@@ -78,6 +82,8 @@ class FileOptions(BaseModel):
     # Zone of timestamps without an offset (an IANA name; default UTC). The plant zone
     # (FACTORYSYNC_TIMEZONE) is for display only.
     timezone: str | None = Field(
+        title="Time zone of naive timestamps",
+        examples=["Asia/Jakarta"],
         default=None,
         description="IANA time zone, e.g. Asia/Jakarta, in which timestamps without a UTC "
         "offset are read: CSV dates (date_formats, column_types), Excel dates, and JSON "
@@ -107,6 +113,9 @@ class FileConfig(FileOptions):
     """``connection_config`` of a file source (JSON and NDJSON; other formats extend it)."""
 
     file_path: str = Field(
+        title="File path",
+        examples=["line_counts.csv", "exports/*.csv"],
+        json_schema_extra={"group": "connection"},
         min_length=1,
         description="The file to read: a path or a glob (imports/*.csv; ** for every "
         "sub-folder), inside a data root (FACTORYSYNC_DATA_ROOTS). A relative path is "
@@ -114,6 +123,7 @@ class FileConfig(FileOptions):
         "sync treats them together as the snapshot.",
     )
     file_type: FileType = Field(
+        title="File format",
         default="json",
         description="Format of the file: json (an array, an object holding the records, "
         "or one object), ndjson (one JSON record per line), csv or excel. Left out: from "
@@ -121,6 +131,7 @@ class FileConfig(FileOptions):
         ".xls, .ods), json when the extension is none of these.",
     )
     auto_reload: bool = Field(
+        title="Read again when the file changes",
         default=False,
         description="Also sync soon after the file changes, besides the schedule: "
         "factorysync run watches its folder (files replaced by rename are seen too), and "

@@ -42,9 +42,30 @@ class FileConnector(Connector):
     type_name = "file"
     config_model = FileConfig
     source_types = (
-        SourceKind("json", "JSON", "{ }", "teal", preset={"file_type": "json"}),
-        SourceKind("csv", "CSV", "CSV", "green", preset={"file_type": "csv"}),
-        SourceKind("excel", "Excel", "XLS", "forest", preset={"file_type": "excel"}),
+        SourceKind(
+            "json",
+            "JSON",
+            "{ }",
+            "teal",
+            preset={"file_type": "json"},
+            summary="A JSON or NDJSON file (or files matching a pattern) in a data folder.",
+        ),
+        SourceKind(
+            "csv",
+            "CSV",
+            "CSV",
+            "green",
+            preset={"file_type": "csv"},
+            summary="A CSV file (or files matching a pattern) in a data folder.",
+        ),
+        SourceKind(
+            "excel",
+            "Excel",
+            "XLS",
+            "forest",
+            preset={"file_type": "excel"},
+            summary="A sheet of an Excel workbook in a data folder.",
+        ),
     )
     config: FileConfig
 

@@ -50,6 +50,8 @@ class CsvOptions(FileOptions):
     """How CSV text is parsed (file sources and command output)."""
 
     delimiter: str = Field(
+        title="Column separator",
+        examples=[",", ";"],
         default=",",
         description="Field separator, one character, e.g. ; (common in exports that "
         "write decimal commas); tab (or \\t) for tab-separated text.",
@@ -65,6 +67,7 @@ class CsvOptions(FileOptions):
         "backslash; default: none.",
     )
     has_header: bool = Field(
+        title="First row holds the column names",
         default=True,
         description="Whether the first line (after skip_rows) names the columns. false: "
         "every line is data, and the columns are column_1, column_2, … unless "
@@ -84,6 +87,7 @@ class CsvOptions(FileOptions):
         "without one), e.g. 1 for a report title above the header.",
     )
     decimal: Literal[".", ","] = Field(
+        title="Decimal mark",
         default=".",
         description="Decimal mark of numbers: . or , (for 1.234,5 set decimal , and thousands .).",
     )
@@ -93,6 +97,8 @@ class CsvOptions(FileOptions):
         "or _; default: none. It must differ from decimal.",
     )
     date_formats: list[str] = Field(
+        title="Date formats",
+        examples=["%d/%m/%Y %H:%M"],
         default_factory=list,
         description="strptime formats tried in order for dates and timestamps, e.g. "
         "%d.%m.%Y %H:%M or %d/%m/%Y (a format without a time gives dates). Empty: "

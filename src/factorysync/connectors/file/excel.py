@@ -36,12 +36,16 @@ _MAX_EXACT_FLOAT = 2**53
 
 class ExcelOptions(FileOptions):
     sheet: str | int = Field(
+        title="Sheet",
+        examples=["Sheet1"],
+        json_schema_extra={"group": "connection"},
         default=0,
         description="Sheet to read: its name (Produksi) or its position, 0 for the first. "
         "A mapping's records_path, when set, names the sheet instead, so that each "
         "mapping of a source can read its own sheet of one workbook.",
     )
     has_header: bool = Field(
+        title="First row holds the column names",
         default=True,
         description="Whether the table has a header row (header_row, else the first "
         "non-empty row of cell_range). false: every row is data, and the columns are "

@@ -1,0 +1,125 @@
+"""Labels of the data browser (``/data``) in English and Bahasa Indonesia; merged into
+:data:`factorysync.web.i18n.MESSAGES`, where templates find them with ``t("key")``."""
+
+from __future__ import annotations
+
+DATA_MESSAGES: dict[str, tuple[str, str]] = {
+    # key: (English, Bahasa Indonesia)
+    "nav.data": ("Data", "Data"),
+    "source.browse_data": ("Browse data", "Jelajahi data"),
+    "data.title": ("Data", "Data"),
+    "data.intro": (
+        "Every target table the sources write. Open one to page, sort, filter and export it.",
+        "Semua tabel tujuan yang ditulis sumber. Buka satu untuk menelusuri, mengurutkan, "
+        "menyaring, dan mengekspornya.",
+    ),
+    "data.for_source": ("Tables written by {source}", "Tabel yang ditulis oleh {source}"),
+    "data.all_tables": ("All tables", "Semua tabel"),
+    "data.none": (
+        "No target table yet: add a source and sync it.",
+        "Belum ada tabel tujuan: tambahkan sumber lalu sinkronkan.",
+    ),
+    "data.col.table": ("Table", "Tabel"),
+    "data.col.rows": ("Rows", "Baris"),
+    "data.col.columns": ("Columns", "Kolom"),
+    "data.col.last_change": ("Last change", "Perubahan terakhir"),
+    "data.written_by": ("Written by", "Ditulis oleh"),
+    "data.not_synced": ("not synced yet", "belum disinkronkan"),
+    "data.rows_more": ("more than {n}", "lebih dari {n}"),
+    "data.rows_estimate": ("≈ {n} (estimate)", "≈ {n} (perkiraan)"),
+    "data.count_note": (
+        "Rows are counted exactly up to {n}; beyond that the store's estimate is shown.",
+        "Baris dihitung tepat sampai {n}; di atas itu ditampilkan perkiraan dari basis data.",
+    ),
+    "data.not_found": (
+        "No target table {name} (a table appears after its source's first sync).",
+        "Tidak ada tabel tujuan {name} (tabel muncul setelah sinkronisasi pertama sumbernya).",
+    ),
+    "data.filters": ("Filters", "Penyaring"),
+    "data.column": ("Column", "Kolom"),
+    "data.operator": ("Condition", "Kondisi"),
+    "data.value": ("Value", "Nilai"),
+    "data.apply": ("Apply", "Terapkan"),
+    "data.clear": ("Clear filters", "Hapus penyaring"),
+    "data.per_page": ("Rows per page", "Baris per halaman"),
+    "data.op.eq": ("equals", "sama dengan"),
+    "data.op.ne": ("is not", "tidak sama dengan"),
+    "data.op.gte": ("at least", "paling sedikit"),
+    "data.op.lte": ("at most", "paling banyak"),
+    "data.op.gt": ("greater than", "lebih besar dari"),
+    "data.op.lt": ("less than", "lebih kecil dari"),
+    "data.zone_hint": (
+        "Times are shown in {zone}; a time typed without an offset is read in {zone}.",
+        "Waktu ditampilkan dalam {zone}; waktu yang diketik tanpa offset dibaca dalam {zone}.",
+    ),
+    "data.export_hint": (
+        "Exports hold every row the filters match, not only this page.",
+        "Ekspor memuat semua baris yang cocok dengan penyaring, bukan hanya halaman ini.",
+    ),
+    "data.sort_by": ("Sort by {column}", "Urutkan menurut {column}"),
+    "data.rows_shown": ("Rows {start}–{end}", "Baris {start}–{end}"),
+    "data.no_rows": ("No row matches.", "Tidak ada baris yang cocok."),
+    "data.first": ("« First page", "« Halaman pertama"),
+    "data.next": ("Next page »", "Halaman berikutnya »"),
+    "data.export_csv": ("Export CSV", "Ekspor CSV"),
+    "data.export_xlsx": ("Export XLSX", "Ekspor XLSX"),
+    "data.xlsx_missing": (
+        "XLSX export needs openpyxl on the server: {command}",
+        "Ekspor XLSX memerlukan openpyxl di server: {command}",
+    ),
+    "data.live_start": ("Follow live", "Ikuti langsung"),
+    "data.live_stop": ("Stop following", "Berhenti mengikuti"),
+    "data.live_on": ("live", "langsung"),
+    "data.live_connecting": ("connecting…", "menghubungkan…"),
+    "data.live_paused": ("reconnecting…", "menyambung ulang…"),
+    "data.true": ("true", "benar"),
+    "data.false": ("false", "salah"),
+    "data.invalid": ("Some parameters are not valid:", "Beberapa parameter tidak valid:"),
+    "data.err.column": (
+        "{param}: this table has no column {name}",
+        "{param}: tabel ini tidak punya kolom {name}",
+    ),
+    "data.err.operator": (
+        "{param}: unknown condition {op}",
+        "{param}: kondisi {op} tidak dikenal",
+    ),
+    "data.err.value": ("{param}: {value} is not {expected}", "{param}: {value} bukan {expected}"),
+    "data.err.json_order": (
+        "{name} is a JSON column and cannot be sorted",
+        "{name} adalah kolom JSON dan tidak dapat diurutkan",
+    ),
+    "data.err.after": (
+        "The page link is out of date: start again from the first page.",
+        "Tautan halaman sudah usang: mulai lagi dari halaman pertama.",
+    ),
+    "data.err.offset": (
+        "Use either offset or after, not both.",
+        "Gunakan offset atau after, jangan keduanya.",
+    ),
+    "data.err.limit": (
+        "{param}: rows per page must be a whole number from 1 to {max}",
+        "{param}: baris per halaman harus bilangan bulat dari 1 sampai {max}",
+    ),
+    "data.expect.integer": ("a whole number", "bilangan bulat"),
+    "data.expect.float": ("a number", "angka"),
+    "data.expect.decimal": ("a number", "angka"),
+    "data.expect.boolean": ("true or false", "true atau false"),
+    "data.expect.datetime": (
+        "a date and time such as 2026-01-05 07:00",
+        "tanggal dan jam seperti 2026-01-05 07:00",
+    ),
+    "data.expect.date": ("a date such as 2026-01-05", "tanggal seperti 2026-01-05"),
+    "data.expect.string": ("valid text", "teks yang sah"),
+    "data.expect.json": (
+        "comparable: a JSON column cannot be filtered",
+        "dapat dibandingkan: kolom JSON tidak dapat disaring",
+    ),
+    "kind.integer": ("integer", "bilangan bulat"),
+    "kind.float": ("number", "angka"),
+    "kind.decimal": ("decimal", "desimal"),
+    "kind.boolean": ("true/false", "benar/salah"),
+    "kind.string": ("text", "teks"),
+    "kind.date": ("date", "tanggal"),
+    "kind.datetime": ("date & time", "tanggal & jam"),
+    "kind.json": ("JSON", "data JSON"),
+}
