@@ -174,6 +174,16 @@ def sync_and_count(page: Any, store: Store, table: str) -> list[dict[str, Any]]:
         return read_rows(conn, table)
 
 
+def see_in_data_browser(page: Any, base: str, table: str, values: list[str]) -> None:
+    """The synced rows, as the data browser shows them (the engineer's way to look)."""
+    page.goto(f"{base}/data/{table}")
+    page.wait_for_selector("#data-rows-table tbody tr")
+    grid = page.inner_text("#data-rows-table")
+    for value in values:
+        assert value in grid, (value, grid[:500])
+    no_side_scroll(page)
+
+
 def no_side_scroll(page: Any) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], f"page is {width} px wide"
@@ -219,11 +229,12 @@ def test_csv_source_from_scratch_on_a_laptop(console: LiveServer, browser: Any) 
 
 
 @pytest.mark.postgres
-def test_postgresql_source_from_scratch_on_a_phone(
-    console: LiveServer, browser: Any, pg_table: str
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_postgresql_source_from_scratch(
+    console: LiveServer, browser: Any, pg_table: str, viewport: dict[str, int]
 ) -> None:
     base, store = console.url, console.store
-    page = new_page(browser, base, PHONE)
+    page = new_page(browser, base, viewport)
     pick_type(page, base, "database")
     no_side_scroll(page)
     for key in ("dialect", "host", "port", "database", "table"):  # not under More options
@@ -249,8 +260,9 @@ def test_postgresql_source_from_scratch_on_a_phone(
     assert page.locator("#probe-result tr[data-field=made_at] td.note").inner_text() == ""
     assert SECRET not in page.content()
     no_side_scroll(page)
-    for button in page.locator("#form-actions button").all():
-        assert button.bounding_box()["height"] >= 40
+    if viewport == PHONE:  # touch targets
+        for button in page.locator("#form-actions button").all():
+            assert button.bounding_box()["height"] >= 40
 
     probe(page, "preview", "table.preview")
     assert "PRESS-02" in page.inner_text("#probe-result table.preview")
@@ -259,20 +271,27 @@ def test_postgresql_source_from_scratch_on_a_phone(
     source_id = pg_table.replace("_", "-")
     rows = sync_and_count(page, store, pg_table)
     assert sorted(r["id"] for r in rows) == [1, 2]
+    see_in_data_browser(page, base, pg_table, ["PRESS-01", "PRESS-02"])
     edit = page.request.get(f"{base}/sources/{source_id}/edit").text()
     assert SECRET not in edit and "stored, leave empty to keep" in edit
     assert page.violations == []
 
 
-def test_api_source_from_scratch(console: LiveServer, browser: Any, orders_api: str) -> None:
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_api_source_from_scratch(
+    console: LiveServer, browser: Any, orders_api: str, viewport: dict[str, int]
+) -> None:
     base, store = console.url, console.store
-    page = new_page(browser, base, LAPTOP)
+    page = new_page(browser, base, viewport)
     pick_type(page, base, "api")
     assert page.locator("input[name='cfg.url']").is_visible()
     page.fill("input[name='cfg.url']", orders_api)
     auth = page.locator("textarea[name='cfg.auth']")  # shown, with an example
     assert auth.is_visible() and '"bearer"' in auth.get_attribute("placeholder")
-    auth.fill('{"type": "bearer"}')
+    # The kind of authentication is picked, not typed.
+    kinds = page.locator("select[name='cfg.auth.type'] option").all_inner_texts()
+    assert {"none", "bearer", "basic", "api_key"} <= set(kinds)
+    page.select_option("select[name='cfg.auth.type']", "bearer")
     token = page.locator("label[data-secret=token] input[name^='auth.value.']")
     assert token.get_attribute("type") == "password"
     token.fill(TOKEN)
@@ -291,7 +310,9 @@ def test_api_source_from_scratch(console: LiveServer, browser: Any, orders_api: 
     page.wait_for_url(re.compile(r"/sources/orders\?notice="))
     rows = sync_and_count(page, store, "orders")
     assert sorted(r["order_id"] for r in rows) == [1, 2]
+    see_in_data_browser(page, base, "orders", ["M-1", "M-2"])
     assert TOKEN not in page.request.get(f"{base}/sources/orders/edit").text()
+    assert page.violations == []
 
 
 # -- without a browser -------------------------------------------------------------------
@@ -446,3 +467,34 @@ def test_stored_postgresql_source_discovers_timestamptz(
     assert answer.status_code == 200, answer.text
     assert 'data-field="made_at"' in answer.text and "2026-01-05T01:00:00" in answer.text
     assert csrf_of(client.get("/sources/pg-guide").text)
+
+
+def test_a_kind_picked_beside_a_json_box_becomes_its_type() -> None:
+    from starlette.datastructures import FormData
+
+    from factorysync.connectors.api.config import ApiConfig
+    from factorysync.web.config_form import config_fields, parse_config
+
+    auth = next(f for f in config_fields(ApiConfig, {}) if f.key == "auth")
+    assert auth.widget == "json" and "oauth2_client_credentials" in auth.options
+    url = ("cfg.url", "http://127.0.0.1:9/orders")
+    errors: dict[str, list[str]] = {}
+    picked = parse_config(
+        ApiConfig, FormData([url, ("cfg.auth.type", "bearer")]), errors, "{error}"
+    )
+    assert picked["auth"] == {"type": "bearer"} and errors == {}
+    # The JSON's other keys stay; the picked kind wins over a typed one.
+    both = FormData(
+        [url, ("cfg.auth", '{"type": "basic", "name": "X-Key"}'), ("cfg.auth.type", "api_key")]
+    )
+    assert parse_config(ApiConfig, both, errors, "{error}")["auth"] == {
+        "type": "api_key",
+        "name": "X-Key",
+    }
+    # Nothing picked: the JSON as typed; an unknown kind is ignored.
+    odd = FormData([url, ("cfg.auth", '{"type": "basic"}'), ("cfg.auth.type", "magic")])
+    assert parse_config(ApiConfig, odd, errors, "{error}")["auth"] == {"type": "basic"}
+    shown = next(
+        f for f in config_fields(ApiConfig, {"auth": {"type": "basic"}}) if f.key == "auth"
+    )
+    assert shown.kind == "basic"

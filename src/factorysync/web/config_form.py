@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import orjson
 from pydantic import BaseModel
@@ -59,6 +59,18 @@ class FormField:
         return config_text(self.english_label, page_language.get())
 
     @property
+    def kind(self) -> str:
+        """The chosen ``type`` of a JSON box that offers kinds ('' when none is)."""
+        if self.widget != "json" or not self.options or not self.value:
+            return ""
+        try:
+            shown = orjson.loads(self.value)
+        except orjson.JSONDecodeError:
+            return ""
+        found = shown.get("type") if isinstance(shown, dict) else None
+        return found if isinstance(found, str) and found in self.options else ""
+
+    @property
     def description(self) -> str | None:
         """The help text in the language of the page being rendered."""
         if not self.english_help:
@@ -92,7 +104,25 @@ def _widget(annotation: Any) -> tuple[str, list[str]]:
         return "text", []
     if origin is list and get_args(inner) and get_args(inner)[0] is str:
         return "lines", []
-    return "json", []
+    return "json", _kinds(inner)
+
+
+def _kinds(annotation: Any) -> list[str]:
+    """The ``type`` values of a union of models told apart by their ``type`` (an API's
+    authentication: none, bearer, basic …): the form offers them as a choice beside the
+    JSON box, so the engineer picks one instead of typing it. Empty for anything else."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return []
+    kinds = []
+    for member in get_args(annotation):
+        field = getattr(member, "model_fields", {}).get("type")
+        literal = get_args(field.annotation) if field is not None else ()
+        if field is None or get_origin(field.annotation) is not Literal or len(literal) != 1:
+            return []
+        kinds.append(str(literal[0]))
+    return kinds
 
 
 def _shown(widget: str, value: Any) -> Any:
@@ -182,6 +212,13 @@ def parse_config(
             config[f.key] = literal.get(text, text)
         else:
             config[f.key] = text
+    for f in config_fields(model, {}):
+        # A kind chosen beside a JSON box: the object's type (the JSON's other keys kept).
+        chosen = form.get(f"{f.name}.type") if f.widget == "json" and f.options else None
+        if isinstance(chosen, str) and chosen in f.options:
+            given = config.get(f.key)
+            kept = given if isinstance(given, dict) else {}
+            config[f.key] = {**kept, "type": chosen}
     return config
 
 

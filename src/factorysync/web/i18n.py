@@ -164,6 +164,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "form.required": ("required", "wajib"),
     "form.default": ("default", "bawaan"),
+    "form.kind": ("kind", "jenis"),
+    "form.kind_pick": ("choose a kind…", "pilih jenis…"),
     "form.bad_json": ("invalid JSON: {error}", "JSON tidak valid: {error}"),
     "form.lines_hint": ("one per line", "satu per baris"),
     "form.keys_hint": ("comma separated", "dipisah koma"),
