@@ -72,6 +72,54 @@ def test_prune_removes_sources_absent_from_file(store: Store, tmp_path: Path) ->
         assert conn.execute(select(func.count()).select_from(data_source_connections)).scalar() == 1
 
 
+def test_prune_deletes_like_source_delete(store: Store, tmp_path: Path) -> None:
+    """A pruned source goes as `source delete` removes one: refused while it runs (and
+    then nothing changes), its open alerts resolved, an infolog event saying who."""
+    from factorysync.engine.history import AlreadyRunning
+    from factorysync.store.schema import alerts as alerts_t
+    from factorysync.store.schema import data_source_sync_history as hist_t
+    from factorysync.store.schema import infolog as infolog_t
+    from factorysync.store.types import utcnow
+
+    services.apply_file(store, write(tmp_path / "s.yaml", [source("a"), source("b")]))
+    only_a = write(tmp_path / "t.yaml", [source("a")])
+    now = utcnow()
+    with store.begin() as conn:
+        run = conn.execute(
+            hist_t.insert().values(
+                source_id="b", sync_type="full", sync_status="running", sync_started_at=now
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            alerts_t.insert().values(
+                source_id="b",
+                rule="stale",
+                severity="warning",
+                state="open",
+                message="m",
+                opened_at=now,
+                last_seen_at=now,
+            )
+        )
+    with pytest.raises(AlreadyRunning):
+        services.apply_file(store, only_a, prune=True)
+    assert {s["source_id"] for s in services.sources(store)} == {"a", "b"}  # nothing changed
+
+    with store.begin() as conn:
+        conn.execute(hist_t.update().where(hist_t.c.id == run).values(sync_status="failed"))
+    pruned = services.apply_file(store, only_a, prune=True)
+    assert ("b", "removed") in [(c.source_id, c.action) for c in pruned]
+    with store.connect() as conn:
+        states = conn.execute(select(alerts_t.c.state).where(alerts_t.c.source_id == "b"))
+        assert [s for (s,) in states] == ["resolved"]
+        events = conn.execute(
+            select(infolog_t.c.message).where(
+                infolog_t.c.source_id == "b", infolog_t.c.event == "source_deleted"
+            )
+        ).all()
+    assert len(events) == 1 and "apply --prune" in events[0][0]
+
+
 def test_invalid_file_changes_nothing(store: Store, tmp_path: Path) -> None:
     services.apply_file(store, write(tmp_path / "s.yaml", [source("a")]))
     bad = write(tmp_path / "bad.yaml", [source("a", priority=3), source("c", refresh_interval=0)])

@@ -215,6 +215,15 @@ def test_status_buttons_from_the_source_page(app: TestClient, store: Store) -> N
         assert answer.status_code == 200 and "Status set to" in answer.text
         with store.connect() as conn:
             assert get_source(conn, "press")["status"] == status
+    with store.connect() as conn:  # each change is logged with who made it
+        logged = conn.execute(
+            select(infolog.c.details)
+            .where(infolog.c.source_id == "press", infolog.c.event == "source_status")
+            .order_by(infolog.c.id)
+        ).scalars()
+        assert [(d["status"], d["by"]) for d in logged] == [
+            (s, "console:admin1") for s in ("inactive", "maintenance", "active")
+        ]
 
 
 def test_roles_and_csrf(app: TestClient, store: Store) -> None:

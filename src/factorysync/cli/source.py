@@ -176,10 +176,9 @@ def _print_results(results: list[Any]) -> None:
 
 
 def _set_status(source_id: str, status: str) -> None:
-    from factorysync.store.registry import set_status
+    from factorysync.cli.base import cli_user
 
-    with open_store().begin() as conn:
-        set_status(conn, source_id, status)
+    services.change_status(open_store(), source_id, status, by=cli_user())
     out.print(f"{source_id}: {status}")
 
 

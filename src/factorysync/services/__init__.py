@@ -5,7 +5,8 @@ operations by what they work on:
 
     setup         init_store (key, schema, data root), create_first_admin
     declarations  apply_file, import_legacy, create/update_source, secret_problems
-    lifecycle     deletion_plan, delete_source (keeping or dropping its rows), duplicate_source
+    lifecycle     deletion_plan, delete_source (keeping or dropping its rows), duplicate_source,
+                  change_status
     runs          sync_many, reset_source, refuse_while_running, run_record, history
     quarantine    quarantine_page, quarantine_csv, replay_quarantine, clear_quarantine
     status        sources, describe_sources, live_states, public_source, status_summary
@@ -24,6 +25,7 @@ from factorysync.services.declarations import (
 )
 from factorysync.services.keys import KeyRotation, rotate_secret_key
 from factorysync.services.lifecycle import (
+    change_status,
     default_copy_id,
     delete_source,
     deletion_plan,
@@ -60,6 +62,7 @@ __all__ = [
     "InitResult",
     "KeyRotation",
     "apply_file",
+    "change_status",
     "clear_quarantine",
     "create_first_admin",
     "create_source",

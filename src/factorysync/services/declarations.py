@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from factorysync.config import SourceDecl
 from factorysync.connectors.registry import validate_authentication_config
@@ -21,7 +21,13 @@ from factorysync.legacy import Merge, parse_legacy, plan_import
 from factorysync.security.redaction import Redactor, unmask
 from factorysync.settings import Settings
 from factorysync.store.db import plain
-from factorysync.store.registry import declaration_of, get_source, list_sources, registry_id
+from factorysync.store.registry import (
+    declaration_of,
+    get_source,
+    list_sources,
+    registry_id,
+    source_ids,
+)
 from factorysync.store.registry_save import Change, apply_declarations, save_source
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
@@ -71,11 +77,20 @@ def apply_file(
     if problems:
         raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
     store.ensure_ready()
-    return _registry_change(
-        store,
-        lambda conn: apply_declarations(conn, decls, store.box, prune=prune, created_by=created_by),
-        dry_run=dry_run,
-    )
+
+    def apply(conn: Connection) -> list[Change]:
+        changes = apply_declarations(conn, decls, store.box, created_by=created_by)
+        if prune:  # as `source delete` does: refused while running, alerts resolved, logged
+            from factorysync.services.lifecycle import delete_in
+
+            wanted = {d.source_id for d in decls}
+            for sid in source_ids(conn):
+                if sid not in wanted:
+                    delete_in(conn, sid, deleted_by=f"apply --prune ({created_by or 'cli'})")
+                    changes.append(Change(sid, "removed"))
+        return changes
+
+    return _registry_change(store, apply, dry_run=dry_run)
 
 
 def _sources_with_connections(conn: Any) -> list[dict[str, Any]]:

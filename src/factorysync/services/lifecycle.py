@@ -129,51 +129,58 @@ def delete_source(
     ``console:…``), recorded with what was removed in the infolog event
     ``source_deleted``. Everything happens in one transaction: a failure removes nothing.
     """
+    from factorysync.engine.runner import run_slot
+
+    with run_slot(source_id), store.begin() as conn:
+        return delete_in(conn, source_id, drop_data=drop_data, deleted_by=deleted_by)
+
+
+def delete_in(
+    conn: Connection, source_id: str, *, drop_data: bool = False, deleted_by: str = "factorysync"
+) -> dict[str, Any]:
+    """:func:`delete_source` in the caller's transaction (``apply --prune`` removes every
+    source its file no longer names in the transaction that saves the others)."""
     from factorysync.alerts import RULES
     from factorysync.alerts.records import resolve
-    from factorysync.engine.runner import run_slot
     from factorysync.observability import infolog
     from factorysync.services.runs import refuse_while_running
     from factorysync.store.types import utcnow
 
-    with run_slot(source_id), store.begin() as conn:
-        source = get_source(conn, source_id)
-        refuse_while_running(conn, source_id, "delete")
-        tables: dict[str, dict[str, Any]] = {}
-        quarantine_removed = 0
-        if drop_data:
-            for m in source["mappings"]:
-                tables[m["target_table"]] = _drop_rows(conn, m["target_table"], source_id)
-            quarantine_removed = int(
-                conn.execute(
-                    delete(quarantine_t).where(quarantine_t.c.source_id == source_id)
-                ).rowcount
-                or 0
-            )
-        remove_source(conn, source_id)
-        alerts_resolved = resolve(conn, RULES, utcnow(), source_ids=[source_id])
-        rows = sum(t["rows_deleted"] for t in tables.values())
-        if drop_data:
-            dropped = [name for name, t in tables.items() if t["table_dropped"]]
-            what = f"{rows} row(s) and {quarantine_removed} quarantined record(s) removed" + (
-                f", table(s) {', '.join(dropped)} dropped" if dropped else ""
-            )
-        else:
-            what = "rows already synced, quarantine and history kept"
-        infolog.record(
-            conn,
-            "info",
-            "source_deleted",
-            f"source deleted by {deleted_by}: {what}",
-            source_id=source_id,
-            details={
-                "deleted_by": deleted_by,
-                "drop_data": drop_data,
-                "tables": tables,
-                "quarantine_removed": quarantine_removed,
-                "alerts_resolved": alerts_resolved,
-            },
+    source = get_source(conn, source_id)
+    refuse_while_running(conn, source_id, "delete")
+    tables: dict[str, dict[str, Any]] = {}
+    quarantine_removed = 0
+    if drop_data:
+        for m in source["mappings"]:
+            tables[m["target_table"]] = _drop_rows(conn, m["target_table"], source_id)
+        quarantine_removed = int(
+            conn.execute(delete(quarantine_t).where(quarantine_t.c.source_id == source_id)).rowcount
+            or 0
         )
+    remove_source(conn, source_id)
+    alerts_resolved = resolve(conn, RULES, utcnow(), source_ids=[source_id])
+    rows = sum(t["rows_deleted"] for t in tables.values())
+    if drop_data:
+        dropped = [name for name, t in tables.items() if t["table_dropped"]]
+        what = f"{rows} row(s) and {quarantine_removed} quarantined record(s) removed" + (
+            f", table(s) {', '.join(dropped)} dropped" if dropped else ""
+        )
+    else:
+        what = "rows already synced, quarantine and history kept"
+    infolog.record(
+        conn,
+        "info",
+        "source_deleted",
+        f"source deleted by {deleted_by}: {what}",
+        source_id=source_id,
+        details={
+            "deleted_by": deleted_by,
+            "drop_data": drop_data,
+            "tables": tables,
+            "quarantine_removed": quarantine_removed,
+            "alerts_resolved": alerts_resolved,
+        },
+    )
     return {
         "source_id": source_id,
         "deleted_by": deleted_by,
@@ -183,6 +190,24 @@ def delete_source(
         "quarantine_removed": quarantine_removed,
         "alerts_resolved": alerts_resolved,
     }
+
+
+def change_status(store: Store, source_id: str, status: str, *, by: str) -> None:
+    """Set a source ``active``, ``inactive`` or ``maintenance`` (active also closes an open
+    circuit), and record who did it (infolog event ``source_status``)."""
+    from factorysync.observability import infolog
+    from factorysync.store.registry import set_status
+
+    with store.begin() as conn:
+        set_status(conn, source_id, status)
+        infolog.record(
+            conn,
+            "info",
+            "source_status",
+            f"status set to {status} by {by}",
+            source_id=source_id,
+            details={"status": status, "by": by},
+        )
 
 
 def duplicate_source(

@@ -20,7 +20,7 @@ from factorysync.api.context import ApiContext
 from factorysync.engine.runner import AlreadyRunning
 from factorysync.errors import NotFoundError
 from factorysync.security.throttle import LoginThrottled
-from factorysync.store.registry import get_source, set_status
+from factorysync.store.registry import get_source
 from factorysync.web import session, views
 from factorysync.web.charts import hourly_chart, run_charts
 from factorysync.web.i18n import LANGUAGES, translator
@@ -314,8 +314,7 @@ async def change_status(request: Request, source_id: str, user: User) -> Respons
     ctx = _ctx(request)
 
     def change() -> None:
-        with ctx.store.begin() as conn:
-            set_status(conn, source_id, status)
+        services.change_status(ctx.store, source_id, status, by=f"console:{user.username}")
 
     try:
         await run_in_threadpool(change)
