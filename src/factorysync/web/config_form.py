@@ -187,7 +187,8 @@ def parse_config(
 ) -> dict[str, Any]:
     """``connection_config`` from the posted ``cfg.*`` inputs (empty inputs: defaults)."""
     config: dict[str, Any] = {}
-    for f in config_fields(model, {}):
+    fields = config_fields(model, {})
+    for f in fields:
         raw = form.get(f.name)
         if f.widget == "checkbox":
             checked = raw is not None
@@ -212,7 +213,7 @@ def parse_config(
             config[f.key] = literal.get(text, text)
         else:
             config[f.key] = text
-    for f in config_fields(model, {}):
+    for f in fields:
         # A kind chosen beside a JSON box: the object's type (the JSON's other keys kept).
         chosen = form.get(f"{f.name}.type") if f.widget == "json" and f.options else None
         if isinstance(chosen, str) and chosen in f.options:
