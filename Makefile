@@ -21,9 +21,10 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/factorysync demo $(DEMO_ARGS)
 
-## make test: the whole suite, against SQLite and the local PostgreSQL server
+## make test: the whole suite, against SQLite and the local PostgreSQL server; the tests
+## marked slow run in a second process beside the rest (scripts/test.sh)
 test: install services browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	TEST_PYTHON=$(BIN)/python bash scripts/test.sh $(PYTEST_ARGS)
 
 ## make screenshots: the console's pages at 1440×900 and 390×844 (NAME-phone.png), as the
 ## README shows them, into docs/screenshots (scripts/screenshots.py)

@@ -10,8 +10,13 @@ editable install of this tree would otherwise win silently, and the comparison w
 compare the tree with itself).
 
 Both trees' ratios to the native loader then come from the same runs; the comparison
-table holds the other tree's ratio, this tree's, the difference, and whether this tree
-stays within ``LIMIT_PCT`` of the other one (slower by at most that much).
+table holds the other tree's ratio, this tree's, the difference of their medians, the
+paired difference, and whether this tree stays within ``LIMIT_PCT`` of the other one
+(slower by at most that much). The other tree's run ``i`` follows this tree's run ``i``
+at once, so the two are a pair measured on the same machine state; the paired
+difference is the median of the pairs' ratios. It is what the verdict reads: a machine
+whose speed drifts during a pass (a background job ending) moves both of a pair alike,
+but moves the two medians apart when they come from different runs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -167,6 +173,7 @@ HEADER = [
     "{label} × native",
     "this tree × native",
     "difference",
+    "paired",
     f"within {LIMIT_PCT:g} %",
 ]
 
@@ -177,8 +184,10 @@ def comparison(entries: list[dict[str, Any]]) -> list[list[str]]:
 
     The ratios are the main table's; the difference is of the medians (``this / other −
     1``), the same as of the ratios, which divide by the same native median, but not
-    rounded to two decimals first. Within the limit means no more than ``LIMIT_PCT``
-    slower; faster by more than that is said so.
+    rounded to two decimals first; the paired difference is the median of the run-by-run
+    ratios (see the module's docstring), and the verdict reads it (the medians' when the
+    runs do not pair up). Within the limit means no more than ``LIMIT_PCT`` slower;
+    faster by more than that is said so.
     """
     rows = []
     for other in entries:
@@ -197,11 +206,13 @@ def comparison(entries: list[dict[str, Any]]) -> list[list[str]]:
         if mine is None:
             continue
         if not _measured(mine) or not _measured(other):
-            rows.append([other["group"], name, "", "", "", "no result to compare"])
+            rows.append([other["group"], name, "", "", "", "", "no result to compare"])
             continue
         diff = (_median(mine) / _median(other) - 1) * 100
-        verdict = "yes" if diff <= LIMIT_PCT else "no"
-        if diff < -LIMIT_PCT:
+        paired = _paired(mine, other)
+        judged = diff if paired is None else paired
+        verdict = "yes" if judged <= LIMIT_PCT else "no"
+        if judged < -LIMIT_PCT:
             verdict = "yes (faster)"
         rows.append(
             [
@@ -210,6 +221,7 @@ def comparison(entries: list[dict[str, Any]]) -> list[list[str]]:
                 _ratio(other),
                 _ratio(mine),
                 f"{diff:+.1f} %",
+                "" if paired is None else f"{paired:+.1f} %",
                 verdict,
             ]
         )
@@ -223,6 +235,16 @@ def header(label: str) -> list[str]:
 def _measured(entry: dict[str, Any]) -> bool:
     """A result to compare: every run completed and held the expected rows."""
     return "median_s" in entry and not entry["problems"] and not entry["failure"]
+
+
+def _paired(mine: dict[str, Any], other: dict[str, Any]) -> float | None:
+    """The median of this tree's run ``i`` over the other's run ``i``, minus one, in %
+    (None when the runs do not pair up)."""
+    a = [r["wall_s"] for r in mine.get("runs", [])]
+    b = [r["wall_s"] for r in other.get("runs", [])]
+    if not a or len(a) != len(b) or not all(b):
+        return None
+    return (statistics.median(x / y for x, y in zip(a, b, strict=True)) - 1) * 100
 
 
 def _median(entry: dict[str, Any]) -> float:

@@ -92,13 +92,15 @@ def against_other_tree(result: dict[str, Any]) -> list[str]:
     if not other:
         return []
     found = []
-    for path, name, theirs, ours, diff, within in compare.comparison(result["contenders"]):
+    for row in compare.comparison(result["contenders"]):
+        path, name, theirs, ours, diff, paired, within = row
         if not diff or not ours:
             found.append(f"{result['case']} ({path}): {name}: {diff or within}")
             continue
         found.append(
             f"{result['case']} ({path}): {name}: {ours}× native against {theirs}× for "
-            f"{other['label']} ({diff}; within {compare.LIMIT_PCT:g} %: {within})"
+            f"{other['label']} (medians {diff}, paired {paired or 'n/a'}; within "
+            f"{compare.LIMIT_PCT:g} %: {within})"
         )
     return found
 

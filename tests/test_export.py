@@ -123,7 +123,25 @@ def test_every_connection_type_round_trips_unchanged(
 ) -> None:
     made = register_every_type(store, data_dir)
     assert {s.split("-", 1)[1] for s in made} == set(connection_types())
+    # One source on a site of its own, with a zone and shifts (written in the export).
+    sites = tmp_path / "sites.yaml"
+    sites.write_text(
+        yaml.safe_dump(
+            {
+                "sites": [
+                    {
+                        "name": "line-2",
+                        "time_zone": "Asia/Jakarta",
+                        "shifts": [{"name": "day", "start": "07:00", "end": "19:00"}],
+                    }
+                ]
+            }
+        )
+    )
+    services.apply_file(store, sites)
+    services.update_source(store, "type-api", {"site": "line-2"})
     before = {sid: _declared(store, sid) for sid in made}
+    assert before["type-api"]["site"] == "line-2"
 
     # Default: secrets as "***", which apply reads as "keep the stored secret".
     masked = export_sources(store)
@@ -152,10 +170,12 @@ def test_every_connection_type_round_trips_unchanged(
     second = Store(Settings())
     services.init_store(second)
     created = services.apply_file(second, path)
-    assert [c.action for c in created] == ["created"] * len(made)
+    assert [c.action for c in created if c.kind == "source"] == ["created"] * len(made)
+    assert [(c.source_id, c.action) for c in created if c.kind == "site"] == [("line-2", "created")]
     for sid in made:
         with second.connect() as conn:
             decl = declaration_of(get_source(conn, sid), second.box)
+        assert decl.site == ("line-2" if sid == "type-api" else "main")
         stored = {c.connection_name: c.authentication_config for c in decl.connections}
         assert all(
             v == SECRET or k in ("type", "username") or v.startswith("${env:")

@@ -42,9 +42,9 @@ def test_the_reference_lists_every_setting_with_its_default() -> None:
         )
         assert row is not None, f"FACTORYSYNC_{name.upper()} is missing from the reference"
         assert f"| {settings_doc.shown_default(info)} |" in row
-    concurrency = Settings.model_fields["max_concurrent_syncs"].default
+    concurrency = settings_doc.shown_default(Settings.model_fields["max_concurrent_syncs"])
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"| `FACTORYSYNC_MAX_CONCURRENT_SYNCS` | `{concurrency}` |" in readme
+    assert f"| `FACTORYSYNC_MAX_CONCURRENT_SYNCS` | {concurrency} |" in readme
 
 
 def test_check_fails_naming_the_file_when_a_table_is_stale(tmp_path: Path) -> None:

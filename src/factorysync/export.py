@@ -35,9 +35,11 @@ from typing import Any
 import yaml
 
 from factorysync.config import SourceDecl
+from factorysync.config.sites import SiteDecl, site_from_row
 from factorysync.security.redaction import Redactor, redact_config
 from factorysync.security.secret_values import MASK, is_env_reference, is_identifier
 from factorysync.store.registry import declaration_of, get_source, normal_mapping_config, source_ids
+from factorysync.store.sites import list_sites
 from factorysync.store.store import Store
 
 
@@ -135,7 +137,7 @@ def declared(decl: SourceDecl, secrets: _Secrets) -> dict[str, Any]:
     }
     if decl.refresh_interval_declared:
         source["refresh_interval"] = decl.refresh_interval
-    for key in ("description", "schedule", "category", "legacy_id"):
+    for key in ("description", "schedule", "category", "site", "legacy_id"):
         if getattr(decl, key) is not None:
             source[key] = getattr(decl, key)
     source["connections"] = [
@@ -186,18 +188,41 @@ def _header(count: int, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def declared_site(site: SiteDecl) -> dict[str, Any]:
+    """A stored site as ``apply`` takes it (``time_zone`` and ``description`` written
+    even when empty: left out, a declaration would keep nothing else either)."""
+    found: dict[str, Any] = {
+        "name": site.name,
+        "time_zone": site.time_zone,
+        "description": site.description,
+    }
+    if site.shifts:
+        found["shifts"] = [s.model_dump(exclude_none=True) for s in site.shifts]
+    return found
+
+
 def export_sources(
     store: Store, wanted: list[str] | None = None, *, secrets_as_env: bool = False
 ) -> Export:
-    """The sources ``wanted`` (all when empty or None) as a sources file."""
+    """The sources ``wanted`` (all when empty or None) as a sources file, with the sites
+    they belong to (every site, when all sources are exported)."""
     store.ensure_ready()
     secrets = _Secrets(secrets_as_env)
     with store.connect() as conn:
         ids = list(dict.fromkeys(wanted)) if wanted else source_ids(conn)
-        sources = [declared(declaration_of(get_source(conn, s), store.box), secrets) for s in ids]
+        decls = [declaration_of(get_source(conn, s), store.box) for s in ids]
+        sources = [declared(decl, secrets) for decl in decls]
+        in_use = {d.site for d in decls}
+        sites = [
+            declared_site(site_from_row(row))
+            for row in list_sites(conn)
+            if not wanted or row["name"] in in_use
+        ]
     names = secrets.names()
+    document: dict[str, Any] = {"sites": sites} if sites else {}
+    document["sources"] = _filled(sources, names)
     body = yaml.dump(
-        {"sources": _filled(sources, names)},
+        document,
         Dumper=_PlainDumper,
         sort_keys=False,
         allow_unicode=True,

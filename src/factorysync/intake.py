@@ -20,6 +20,7 @@ budget is checked in :func:`parse_source`, which ``apply``, the API and the cons
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import orjson
 from pydantic import ValidationError
 
 from factorysync.config import SourceDecl, SourcesFile
+from factorysync.config.sites import SiteDecl
 from factorysync.connectors.registry import (
     capability_of,
     check_connection_type,
@@ -188,8 +190,40 @@ def parse_source(raw: Any, where: str = "source") -> tuple[SourceDecl | None, li
     return decl, problems
 
 
+@dataclass
+class Declarations:
+    """What a sources file declares: its sources and its sites, in order."""
+
+    sources: list[SourceDecl] = field(default_factory=list)
+    sites: list[SiteDecl] = field(default_factory=list)
+
+
+def _parse_sites(raws: list[dict[str, Any]]) -> tuple[list[SiteDecl], list[str]]:
+    sites: list[SiteDecl] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raws):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        where = f"sites[{index}]" + (f" (name {name!r})" if isinstance(name, str) else "")
+        try:
+            sites.append(SiteDecl.model_validate(raw))
+        except ValidationError as exc:
+            problems += [format_validation_error(e).within(where, ": ") for e in exc.errors()]
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"{where}: name repeats sites[{seen[name]}]")
+            seen.setdefault(name, index)
+    return sites, problems
+
+
 def parse_sources(document: Any, origin: str = "config") -> list[SourceDecl]:
-    """Validate a whole document; raises ConfigError listing every problem."""
+    """Validate a whole document's sources; raises ConfigError listing every problem."""
+    return parse_declarations(document, origin).sources
+
+
+def parse_declarations(document: Any, origin: str = "config") -> Declarations:
+    """Validate a whole document (sources and sites); raises ConfigError listing every
+    problem."""
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -200,7 +234,7 @@ def parse_sources(document: Any, origin: str = "config") -> list[SourceDecl]:
         raise ConfigError(
             f"{origin}: invalid", [format_validation_error(e) for e in exc.errors()]
         ) from None
-    problems: list[str] = []
+    sites, problems = _parse_sites(top.sites)
     decls: list[SourceDecl] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(top.sources):
@@ -216,12 +250,17 @@ def parse_sources(document: Any, origin: str = "config") -> list[SourceDecl]:
             decls.append(decl)
     if problems:
         raise ConfigError(f"{origin}: {len(problems)} problem(s)", problems)
-    return decls
+    return Declarations(decls, sites)
 
 
 def load_sources_file(path: Path) -> list[SourceDecl]:
-    """The sources declared in a YAML file; raises ConfigError naming the file (and the
-    line, where there is one) for every kind of problem."""
+    """The sources declared in a YAML file (see :func:`load_declarations`)."""
+    return load_declarations(path).sources
+
+
+def load_declarations(path: Path) -> Declarations:
+    """The sources and sites declared in a YAML file; raises ConfigError naming the file
+    (and the line, where there is one) for every kind of problem."""
     try:
         with path.open("rb") as fh:
             data = fh.read(SOURCES_FILE_MAX_BYTES + 1)
@@ -241,4 +280,4 @@ def load_sources_file(path: Path) -> list[SourceDecl]:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{path} line {line}: not UTF-8 text (byte {exc.start})") from None
-    return parse_sources(load_yaml(text, str(path)), str(path))
+    return parse_declarations(load_yaml(text, str(path)), str(path))

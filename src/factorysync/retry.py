@@ -76,3 +76,26 @@ class RetryPolicy:
     def gives_up(self, attempt: int) -> bool:
         """Whether failed attempt ``attempt`` (1-based) was the last one."""
         return attempt >= self.attempts
+
+
+@dataclass
+class Reconnects:
+    """The waits between the connections of a long-lived subscription (MQTT, OPC UA).
+
+    While connections keep failing, the wait doubles from ``first_s`` up to ``max_s``; a
+    connection that stayed up for ``healthy_s`` or longer was not a failing retry, so the
+    wait after it starts again from ``first_s`` (a broker restarted once a day is back
+    within a second, not after the half minute an outage of last week left behind)."""
+
+    first_s: float = 1.0
+    max_s: float = MAX_DELAY_S
+    healthy_s: float = MAX_DELAY_S
+    _next_s: float = field(default=0.0, init=False, repr=False)
+
+    def after(self, lasted_s: float) -> float:
+        """The wait before the next connection, given how long the last one lasted."""
+        if self._next_s == 0.0 or lasted_s >= self.healthy_s:
+            self._next_s = self.first_s
+        wait = self._next_s
+        self._next_s = min(self._next_s * 2, self.max_s)
+        return wait

@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from factorysync.errors import ConfigError
+from factorysync.settings_files import (
+    DEFAULT_DATA_ROOT,
+    SQLITE_SIDE_FILES,
+    OwnFiles,
+    sqlite_path,
+)
+from factorysync.settings_sites import (
+    DEFAULT_SITE,
+    NATS_SCHEMES,
+    SITE_NAME,
+    SITE_NAME_RULE,
+    forward_tables,
+    nats_urls,
+    site_name,
+    stream_name,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///./factorysync.db"
-# A folder of its own beside the store and the key file (``factorysync init`` creates it):
-# a root that held those would let any file source read them.
-DEFAULT_DATA_ROOT = "./data"
-# Files SQLite keeps beside a database, with the same contents or parts of them.
-SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+# Runs at once on a SQLite store by default: its one writer serializes them anyway (500
+# sources, 10 subscriptions: 289 MB peak and more runs done than with 32 at once, 364 MB).
+SQLITE_CONCURRENT_SYNCS = 8
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_DATA_ROOT",
+    "DEFAULT_SITE",
+    "NATS_SCHEMES",
+    "SITE_NAME",
+    "SITE_NAME_RULE",
+    "SQLITE_CONCURRENT_SYNCS",
+    "SQLITE_SIDE_FILES",
+    "Settings",
+    "get_settings",
+    "reset_settings",
+    "sqlite_path",
+]
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, OwnFiles):
     """Process-wide settings. Every field is ``FACTORYSYNC_<NAME>`` in the environment.
 
     Each field's ``description`` is its documentation: the settings tables of
@@ -28,7 +55,12 @@ class Settings(BaseSettings):
     (``python -m factorysync.settings_doc``), and a test fails when they differ."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FACTORYSYNC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="FACTORYSYNC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # A refused value is not echoed: it may be a secret (a URL with its password).
+        hide_input_in_errors=True,
     )
 
     env: Literal["dev", "prod"] = Field(
@@ -83,12 +115,46 @@ class Settings(BaseSettings):
         default="Asia/Jakarta",
         description="The plant's time zone (IANA name): cron schedules and displayed times.",
     )
-    max_concurrent_syncs: int = Field(
-        default=32,
+    site: str = Field(
+        default=DEFAULT_SITE,
+        description="This process's site (plant): the site of sources whose declaration "
+        "names none, created on demand. Part of NATS subject names "
+        "(`factorysync.<site>.<table>`): 1 to 32 lower-case letters, digits, `-` or `_`.",
+    )
+    central_url: str = Field(
+        default="",
+        repr=False,
+        description="`factorysync central`: the NATS server (the hub with JetStream) whose "
+        "stream it applies to this store, e.g. `nats://user:password@hub:4222` (several "
+        "comma separated). A secret: never logged or shown.",
+    )
+    forward_url: str = Field(
+        default="",
+        repr=False,
+        description="NATS URL of the plant's own NATS server (a leaf node of the central "
+        "hub) that forwarding publishes to, e.g. `nats://user:password@127.0.0.1:4222` "
+        "(empty: forwarding off). Changes are captured only by processes that have it set: "
+        "give every process writing the store the same value. A secret: never logged or "
+        "shown.",
+    )
+    forward_tables: str = Field(
+        default="*",
+        description="Target tables forwarded when `FACTORYSYNC_FORWARD_URL` is set, comma "
+        "separated, or `*` for every target table.",
+    )
+    forward_stream: str = Field(
+        default="FACTORYSYNC",
+        description="The JetStream stream forwarded changes go to (subjects "
+        "`factorysync.>`); the publisher creates it when it is missing.",
+    )
+    max_concurrent_syncs: int | None = Field(
+        default=None,
         ge=1,
         le=1024,
         description="Runs the scheduler of `run` (and each `worker`, unless "
-        "`--concurrency`) starts at once.",
+        "`--concurrency`) starts at once. Empty: 8 on a SQLite store (one writer at a "
+        "time: more runs at once only wait for it, holding what they read) and 32 on "
+        "PostgreSQL.",
     )
     scheduler_tick_s: float = Field(
         default=0.25, gt=0, description="How often the scheduler looks for due sources."
@@ -354,6 +420,11 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
         return value
 
+    @field_validator("max_concurrent_syncs", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
@@ -366,6 +437,26 @@ class Settings(BaseSettings):
                 f"unknown time zone {value!r} (use an IANA name like Asia/Jakarta or UTC)"
             ) from None
         return value
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, value: str) -> str:
+        return site_name(value)
+
+    @field_validator("central_url", "forward_url")
+    @classmethod
+    def _nats(cls, value: str, info: ValidationInfo) -> str:
+        return nats_urls(value, f"FACTORYSYNC_{str(info.field_name).upper()}")
+
+    @field_validator("forward_tables")
+    @classmethod
+    def _forward_tables(cls, value: str) -> str:
+        return forward_tables(value)
+
+    @field_validator("forward_stream")
+    @classmethod
+    def _forward_stream(cls, value: str) -> str:
+        return stream_name(value)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -386,78 +477,15 @@ class Settings(BaseSettings):
             )
         return ",".join(entries)
 
+    @property
+    def concurrent_syncs(self) -> int:
+        """Runs started at once: ``max_concurrent_syncs``, or the store's default."""
+        if self.max_concurrent_syncs is not None:
+            return self.max_concurrent_syncs
+        return SQLITE_CONCURRENT_SYNCS if self.database_url.startswith("sqlite") else 32
+
     def trusted_proxy_list(self) -> list[str]:
         return [p for p in self.trusted_proxies.split(",") if p]
-
-    def data_root_paths(self) -> list[Path]:
-        return [Path(p).expanduser().resolve() for p in self.data_roots.split(os.pathsep) if p]
-
-    def sqlite_store_path(self) -> Path | None:
-        """The store's database file (resolved) when the store is SQLite on a file."""
-        path = sqlite_path(self.database_url)
-        return None if path is None else path.resolve()
-
-    def own_files(self) -> list[tuple[Path, str]]:
-        """The store's SQLite file and the key file, resolved, with what each is.
-
-        The store holds password and token hashes and the encrypted secrets; the key file
-        decrypts those secrets. It counts while it is in use (no FACTORYSYNC_SECRET_KEY)
-        or present.
-        """
-        found: list[tuple[Path, str]] = []
-        store = self.sqlite_store_path()
-        if store is not None:
-            found.append((store, "the store's database file"))
-        key = self.secret_key_file.expanduser()
-        if not self.secret_key.strip() or key.exists():
-            found.append((key.resolve(), "the secret key file"))
-        return found
-
-    def protected_files(self) -> list[tuple[Path, str]]:
-        """Files no source may read: :meth:`own_files` and the store's side files, which
-        hold the same pages."""
-        found = self.own_files()
-        store = self.sqlite_store_path()
-        if store is not None:
-            found += [
-                (store.with_name(store.name + suffix), f"the store's {suffix[1:]} file")
-                for suffix in SQLITE_SIDE_FILES
-            ]
-        return found
-
-    def data_root_problems(self) -> list[str]:
-        """Data roots that hold the store or the key file, one line per root and file."""
-        own = self.own_files()
-        return [
-            f"data root {root} contains {what} {path}"
-            for root in self.data_root_paths()
-            for path, what in own
-            if path == root or path.is_relative_to(root)
-        ]
-
-    def check_data_roots(self) -> None:
-        """Refuse data roots through which file and SQLite sources could read the store
-        or the key file (and so serve them to anyone who may read target tables)."""
-        problems = self.data_root_problems()
-        if problems:
-            raise ConfigError(
-                "FACTORYSYNC_DATA_ROOTS would let sources read factorysync's own files: set "
-                "it to a folder of its own that holds only source files (the default, "
-                f"{DEFAULT_DATA_ROOT}, beside the store and the key file, is one)",
-                problems,
-            )
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL (None for other databases and in-memory ones)."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
-        return None
-    return Path(parsed.database).expanduser()
 
 
 @lru_cache(maxsize=1)

@@ -4,6 +4,7 @@ miss together share one computation; failures are not remembered; memory stays b
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 
@@ -140,3 +141,27 @@ def test_ttl_cache_bounds(clock: Clock) -> None:
     off: TtlCache[bytes] = TtlCache(0)
     off.put("k", b"v")
     assert off.get("k") is None
+
+
+def test_at_most_threads_answers_are_made_at_once() -> None:
+    lock = threading.Lock()
+    running = [0, 0]  # now, most at once
+
+    def make(n: int) -> bytes:
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return str(n).encode()
+
+    async def scenario() -> None:
+        answers = Answers(10, threads=2)
+        results = await asyncio.gather(
+            *(answers.get(n, functools.partial(make, n)) for n in range(8))
+        )
+        assert [r[0] for r in results] == [str(n).encode() for n in range(8)]
+
+    asyncio.run(scenario())
+    assert running[1] == 2  # the others waited their turn, and all were made

@@ -63,6 +63,7 @@ def endpoints(api: Api, data_dir: Path) -> list[tuple[str, str, str, int, Callab
         ("POST", "/api/sources/machines/sync", "operator", 202, none),
         ("GET", "/api/sources/machines/history", "operator", 200, none),
         ("GET", "/api/runs/1", "operator", 200, none),
+        ("GET", "/api/runs", "operator", 200, none),
         ("GET", "/api/templates", "operator", 200, none),
         ("GET", "/api/alerts", "viewer", 200, none),
         ("POST", f"/api/alerts/{alert_id}/acknowledge", "operator", 200, none),

@@ -12,6 +12,9 @@ import pytest
 
 from tests.conftest import PG_ADMIN_URL, need_service
 
+# A benchmark in its tiny mode: it runs in the slow group, beside the rest (scripts/test.sh).
+pytestmark = pytest.mark.slow
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 CONTENDERS = ("(native)", "factorysync source sync")
 

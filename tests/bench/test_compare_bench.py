@@ -20,6 +20,9 @@ import pytest
 from tests.bench.test_bench_smoke import _pg_url, unique_workdir
 from tests.bench.test_peer_bench import ROWS, run
 
+# A benchmark in its tiny mode: it runs in the slow group, beside the rest (scripts/test.sh).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 LABEL = "copy"
 

@@ -11,6 +11,9 @@ import pytest
 from tests.bench.test_bench_smoke import private_temp
 from tests.realtime.conftest import BROKER, reachable
 
+# A benchmark in its tiny mode: it runs in the slow group, beside the rest (scripts/test.sh).
+pytestmark = pytest.mark.slow
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "mqtt_realtime.py"
 
 

@@ -16,6 +16,9 @@ import pytest
 
 from tests.bench.test_bench_smoke import _pg_url, private_temp, unique_workdir
 
+# A benchmark in its tiny mode: it runs in the slow group, beside the rest (scripts/test.sh).
+pytestmark = pytest.mark.slow
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 ROWS = 3000
 

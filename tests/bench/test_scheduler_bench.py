@@ -6,7 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.bench.test_bench_smoke import private_temp
+
+# A benchmark in its tiny mode: it runs in the slow group, beside the rest (scripts/test.sh).
+pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "scheduler_500.py"
 

@@ -60,11 +60,41 @@ def test_every_module_is_under_500_lines(path: Path) -> None:
     assert len(path.read_text(encoding="utf-8").splitlines()) < 500
 
 
-def test_the_package_imports_every_command_module_by_name() -> None:
-    """Registered explicitly: a new module shows in __init__, not by a directory scan."""
+def test_the_package_names_every_command_module() -> None:
+    """Registered explicitly: a new module shows in __init__'s tables, not by a directory
+    scan; each module is imported when one of its commands runs."""
     source = (PACKAGE / "__init__.py").read_text(encoding="utf-8")
     assert "pkgutil" not in source
-    assert {f"factorysync.cli.{m}" for m in COMMAND_MODULES} <= cli_imports("__init__")
+    named = {module for module, _ in factorysync.cli.COMMANDS.values()}
+    named |= {module for module, _ in factorysync.cli.GROUPS.values()}
+    named |= {m for commands in factorysync.cli.GROUP_COMMANDS.values() for m, _, _ in commands}
+    assert named == set(COMMAND_MODULES)
+
+
+@pytest.mark.parametrize(
+    ("argv", "loaded", "unloaded"),
+    [
+        (["version"], "factorysync.cli.version", "factorysync.cli.accounts"),
+        (["--debug", "source", "list"], "factorysync.cli.source_lifecycle", "factorysync.cli.demo"),
+        (["user", "list"], "factorysync.cli.accounts", "factorysync.cli.source"),
+    ],
+)
+def test_a_command_loads_only_its_own_module(argv: list[str], loaded: str, unloaded: str) -> None:
+    code = (
+        "import sys; from factorysync.cli import _command_named, register; "
+        f"name = _command_named({argv!r}); register({{name}}); "
+        f"print({loaded!r} in sys.modules, {unloaded!r} in sys.modules, name)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.split() == ["True", "False", argv[-2] if len(argv) > 2 else argv[0]]
+
+
+def test_help_and_unknown_words_load_every_command() -> None:
+    assert factorysync.cli._command_named(["--help"]) is None
+    assert factorysync.cli._command_named(["no-such-command"]) is None
+    assert factorysync.cli._command_named(["--debug", "status"]) == "status"
 
 
 def test_every_command_comes_from_a_command_module() -> None:

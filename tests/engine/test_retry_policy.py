@@ -18,7 +18,7 @@ from factorysync.connectors.base import Batch, Connector, ReadRequest
 from factorysync.connectors.file import FileConfig
 from factorysync.engine.runner import Runner
 from factorysync.errors import ConnectorFatal, ConnectorRetriable
-from factorysync.retry import RetriesSpent, RetryPolicy
+from factorysync.retry import Reconnects, RetriesSpent, RetryPolicy
 from factorysync.settings import Settings
 from factorysync.store.store import Store
 from tests.connectors.http_server import HttpServer, Reply, Request
@@ -163,3 +163,20 @@ def test_policy_tells_transient_from_spent_and_fatal() -> None:
     assert not policy.retriable(RetriesSpent("gave up after 4 attempts"))
     assert not policy.retriable(ConnectorFatal("HTTP 404"))
     assert isinstance(RetriesSpent("x"), ConnectorRetriable)  # still retriable by nature
+
+
+def test_reconnect_waits_double_while_connections_keep_failing() -> None:
+    waits = Reconnects(first_s=1.0, max_s=8.0, healthy_s=30.0)
+    assert [waits.after(0.1) for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_a_connection_that_stayed_up_starts_the_waits_again() -> None:
+    """A subscription that ran for an hour and then dropped is not the tenth failing
+    retry of last week's outage: it reconnects after the first wait."""
+    waits = Reconnects(first_s=1.0, max_s=30.0, healthy_s=30.0)
+    for _ in range(10):
+        waits.after(0.5)
+    assert waits.after(0.5) == 30.0
+    assert waits.after(3600.0) == 1.0
+    assert waits.after(0.5) == 2.0
+    assert waits.after(29.9) == 4.0  # not up long enough to count as healthy

@@ -60,6 +60,7 @@ from factorysync.api.routes import (
     live,
     quarantine,
     runs,
+    sites,
     sources,
     system,
 )
@@ -240,7 +241,7 @@ def create_app(store: Store) -> FastAPI:
     errors.install(app)
     web.install(app)  # the console; first, so it answers "/"
     _install_docs(app)
-    for module in (system, sources, quarantine, runs, data, live, accounts, alerts, export):
+    for module in (system, sources, quarantine, runs, data, live, accounts, alerts, export, sites):
         app.include_router(module.router)
     app.include_router(system.metrics_router(store.settings.metrics_public))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -25,7 +25,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from fastapi.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 
 V = TypeVar("V")
 log = logging.getLogger("factorysync.api")
@@ -104,6 +105,30 @@ class TtlCache(Generic[V]):
 
 Answer = tuple[bytes, str]  # body, ETag
 Version = Callable[[], Hashable]
+# Makes an answer given the version of the one in memory (None: there is none): returns
+# the current version and the body, or no body when that version is still current.
+Produce = Callable[[Hashable | None], tuple[Hashable | None, bytes | None]]
+# Answers made at once, per process. Each is a thread holding a store connection. On
+# SQLite the query runs in this process, in short driver calls that let go of the GIL:
+# more makers only wait for each other's GIL (every wait up to the interpreter's 5 ms
+# switch interval) and keep the event loop, which answers from memory, from running. On
+# PostgreSQL a maker mostly waits for the server, so more of them overlap usefully.
+MAKERS = 6
+MAKERS_REMOTE = 16
+
+
+def versioned(make: Callable[[], bytes], version: Version | None = None) -> Produce:
+    """The producer of ``make`` checked by ``version`` (see :class:`Answers`)."""
+
+    def produce(known: Hashable | None) -> tuple[Hashable | None, bytes | None]:
+        # The version is read before the data: a change in between makes the next
+        # check see a newer version, never an answer older than its version.
+        now = version() if version is not None else None
+        if known is not None and now == known:
+            return now, None
+        return now, make()
+
+    return produce
 
 
 def _refresh_point(key: Hashable) -> float:
@@ -122,32 +147,42 @@ class Answers:
     ``version``: a cheap question whose answer changes whenever the data behind an answer
     may have changed (for table pages: the data versions of the table's sources). An aged
     answer is then first checked against it — one small query — and only made again when
-    it changed, so polled pages of unchanged tables cost the store almost nothing.
+    it changed, so polled pages of unchanged tables cost the store almost nothing. A
+    producer (:meth:`produced`) asks both questions itself, e.g. on one store connection.
+
+    At most ``threads`` answers are made at once (:data:`MAKERS`); other requests that
+    miss wait their turn.
     """
 
-    def __init__(self, ttl_s: float) -> None:
+    def __init__(self, ttl_s: float, threads: int = MAKERS) -> None:
         self.cache: TtlCache[Answer] = TtlCache(ttl_s)
+        self.threads = threads
+        self._limiter: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = None
         self._pending: dict[Hashable, asyncio.Future[Answer]] = {}
         self._refreshing: set[asyncio.Task[Answer]] = set()
         # How each answer is made (and checked), so that one served without its route
         # (fast path) can be refreshed too, and the version it was made at. Bounded like
         # the cache; a forgotten one is learnt again.
-        self._makers: dict[Hashable, tuple[Callable[[], bytes], Version | None]] = {}
+        self._makers: dict[Hashable, Produce] = {}
         self._versions: dict[Hashable, Hashable] = {}
 
     async def get(
         self, key: Hashable, make: Callable[[], bytes], version: Version | None = None
     ) -> Answer:
         """The answer for ``key``: from memory, or ``make()`` run in a worker thread."""
+        return await self.produced(key, versioned(make, version))
+
+    async def produced(self, key: Hashable, produce: Produce) -> Answer:
+        """The answer for ``key``: from memory, or ``produce`` run in a worker thread."""
         if len(self._makers) > 2 * self.cache.max_entries:
             self._makers.clear()
             self._versions.clear()
-        self._makers[key] = (make, version)
+        self._makers[key] = produce
         found = self.cache.get_aged(key)
         if found is None:
-            return await self._compute(key, make, version)
+            return await self._compute(key, produce)
         answer, age = found
-        self._refresh_if_aged(key, age, make, version)
+        self._refresh_if_aged(key, age, produce)
         return answer
 
     def fast(self, key: Hashable) -> Answer | None:
@@ -160,47 +195,42 @@ class Answers:
         if found is None:
             return None
         answer, age = found
-        self._refresh_if_aged(key, age, *known)
+        self._refresh_if_aged(key, age, known)
         return answer
 
-    def _refresh_if_aged(
-        self, key: Hashable, age: float, make: Callable[[], bytes], version: Version | None
-    ) -> None:
+    def _refresh_if_aged(self, key: Hashable, age: float, produce: Produce) -> None:
         if age >= self.cache.ttl_s * _refresh_point(key) and key not in self._pending:
             task = asyncio.get_running_loop().create_task(
-                self._compute(key, make, version, self._versions.get(key))
+                self._compute(key, produce, self._versions.get(key))
             )
             self._refreshing.add(task)
             task.add_done_callback(self._refreshed)
 
+    async def _run(
+        self, produce: Produce, known: Hashable | None
+    ) -> tuple[Hashable | None, bytes | None]:
+        loop = asyncio.get_running_loop()
+        if self._limiter is None or self._limiter[0] is not loop:
+            self._limiter = (loop, anyio.CapacityLimiter(self.threads))
+        return await anyio.to_thread.run_sync(produce, known, limiter=self._limiter[1])
+
     async def _compute(
-        self,
-        key: Hashable,
-        make: Callable[[], bytes],
-        version: Version | None = None,
-        known: Hashable | None = None,
+        self, key: Hashable, produce: Produce, known: Hashable | None = None
     ) -> Answer:
         pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         pending = self._pending[key] = asyncio.get_running_loop().create_future()
-
-        def work() -> tuple[Hashable | None, bytes | None]:
-            # The version is read before the data: a change in between makes the next
-            # check see a newer version, never an answer older than its version.
-            now = version() if version is not None else None
-            if known is not None and now == known:
-                return now, None
-            return now, make()
-
         try:
-            current, body = await run_in_threadpool(work)
+            current, body = await self._run(produce, known)
             kept = self.cache.get(key) if body is None else None
             if kept is not None and self.cache.touch(key):
                 answer = kept  # unchanged data: the answer in memory is current again
             else:
                 if body is None:  # dropped from memory meanwhile: make it after all
-                    body = await run_in_threadpool(make)
+                    current, body = await self._run(produce, None)
+                    if body is None:
+                        raise RuntimeError(f"no answer was made for {key!r}")
                 answer = (body, etag_of(body))
                 self.cache.put(key, answer, len(body))
             if current is not None:

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from factorysync.api.cache import Answers, TtlCache
+from factorysync.api.cache import MAKERS, MAKERS_REMOTE, Answers, TtlCache
 from factorysync.api.ingest import IngestHub
 from factorysync.api.metrics import Metrics
 from factorysync.api.tables import TableCache
@@ -40,13 +40,13 @@ class ApiContext:
         self.usage = UsageRecorder()
         self.logins = LoginThrottle.from_settings(settings)
         self.metrics = Metrics(store)
-        self.answers = Answers(settings.api_cache_s)
+        self.answers = Answers(
+            settings.api_cache_s, MAKERS if store.dialect == "sqlite" else MAKERS_REMOTE
+        )
         self.principals: TtlCache[Principal] = TtlCache(settings.api_cache_s, 10_000)
         # Tokens checked against the store lately: still trusted while it is unreachable.
         self.vouched: TtlCache[Principal] = TtlCache(settings.outage_token_trust_s, 10_000)
-        self._syncs = ThreadPoolExecutor(
-            settings.max_concurrent_syncs, thread_name_prefix="api-sync"
-        )
+        self._syncs = ThreadPoolExecutor(settings.concurrent_syncs, thread_name_prefix="api-sync")
         self.ingest = IngestHub(store)
         # Set when the service begins to stop: live streams end, so connections close.
         self.closing = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,6 +45,11 @@ async def plant_zone(ctx: Context) -> ZoneInfo:
 
 
 PlantZone = Annotated[ZoneInfo, Depends(plant_zone)]
+# ``?site=``: only the sources (runs, rows) of one site; an unknown one is a 404.
+SiteQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=32, description="Only the sources of this site (plant)."),
+]
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -52,7 +57,7 @@ def _unauthorized(message: str) -> HTTPException:
 
 
 def _lookup(ctx: ApiContext, token: str) -> Principal | None:
-    with ctx.store.connect() as conn:
+    with ctx.store.connect_autocommit() as conn:  # one SELECT
         return authenticate(conn, token)
 
 

@@ -3,6 +3,7 @@
     NotFoundError             404  the source, run, user or table does not exist
     AlreadyExists             409  choose another name
     AlreadyRunning            409  wait for the run in progress
+    NotPolled                 409  a realtime source: its rows arrive by subscription
     ConfigError               422  fix the request; ``detail`` lists every problem
     request validation        422  same shape, without echoing the submitted values
     a value the store refuses 422  (e.g. out of range for its column)
@@ -28,7 +29,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from factorysync.api.headers import SECURITY_HEADERS
-from factorysync.engine.runner import AlreadyRunning
+from factorysync.engine.runner import AlreadyRunning, NotPolled
 from factorysync.errors import ConfigError, FactorySyncError, NotFoundError, StoreError
 from factorysync.security.redaction import redact_known
 from factorysync.store.accounts import AlreadyExists
@@ -81,7 +82,7 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 async def _factorysync(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, NotFoundError):
         return JSONResponse({"detail": str(exc)}, status_code=404)
-    if isinstance(exc, AlreadyExists | AlreadyRunning):
+    if isinstance(exc, AlreadyExists | AlreadyRunning | NotPolled):
         return JSONResponse({"detail": str(exc)}, status_code=409)
     if isinstance(exc, ConfigError):
         return JSONResponse({"detail": config_problems(exc)}, status_code=422)

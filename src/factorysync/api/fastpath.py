@@ -1,34 +1,33 @@
-"""Repeated data requests answered straight from memory, in front of the framework.
+"""Repeated polled requests answered straight from memory, in front of the framework.
 
-Polling dashboards ask for the same pages of ``/api/data/{table}`` again and again. Once
-such a page is in the answer cache (:mod:`factorysync.api.cache`) and the caller's token
-was checked, answering it again needs only a dictionary look-up, yet routing, dependency
-injection and parameter validation cost most of a request's CPU time. This ASGI layer
-answers exactly those requests — ``GET``, a bearer token already in the token cache with
-the role and scope the route asks for, the same path and query string as a cached answer
-— with that answer (an ``ETag``, ``304`` for ``If-None-Match``, gzip for clients that
-accept it, compressed once per answer, and the security headers every answer carries). It
-also starts the answer's background refresh, like the route does. Anything else — a first
-request, a new token, an unknown page, a cross-origin request when CORS is configured —
-goes on to the route, which fills the caches for next time.
+Polling dashboards ask for the same answers again and again: pages of
+``/api/data/{table}``, the registry, each source's history, the latest runs, the status
+(:data:`factorysync.api.answering.POLLED`). Once such an answer is in the answer cache
+(:mod:`factorysync.api.cache`) and the caller's token was checked, answering it again
+needs only a dictionary look-up, yet routing, dependency injection and parameter
+validation cost most of a request's CPU time. This ASGI layer answers exactly those
+requests — ``GET``, a bearer token already in the token cache with the role and scope the
+route asks for, the same path and query as a kept answer — with that answer (an
+``ETag``, ``304`` for ``If-None-Match``, gzip for clients that accept it, compressed once
+per answer, and the security headers every answer carries). It also starts the answer's
+background refresh, like the route does. Anything else — a first request, a new token, an
+unknown question, a cross-origin request when CORS is configured — goes on to the route,
+which fills the caches for next time.
 """
 
 from __future__ import annotations
 
 import gzip
-import re
 import threading
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from factorysync.api.answering import not_modified, polled, request_key
 from factorysync.api.context import ApiContext
 from factorysync.store.accounts import hash_token
 
-PREFIX = "/api/data/"
-TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 GZIP_MIN = 1024  # as the GZip middleware
 GZIP_ENTRIES = 1024
 
@@ -36,7 +35,8 @@ GZIP_ENTRIES = 1024
 class _Route:
     """What the request metrics label the answer with: the route's template."""
 
-    path = "/api/data/{target_table}"
+    def __init__(self, path: str) -> None:
+        self.path = path
 
 
 class CachedDataAnswers:
@@ -59,15 +59,15 @@ class CachedDataAnswers:
         if (
             scope["type"] == "http"
             and scope["method"] == "GET"
-            and scope["path"].startswith(PREFIX)
+            and scope["path"].startswith("/api/")
             and await self._answered(scope, send)
         ):
             return
         await self.app(scope, receive, send)
 
     async def _answered(self, scope: Scope, send: Send) -> bool:
-        table = scope["path"][len(PREFIX) :]
-        if not TABLE.match(table):
+        endpoint = polled(scope["path"])
+        if endpoint is None:
             return False
         token = tags = encodings = None
         for name, value in scope["headers"]:
@@ -82,24 +82,20 @@ class CachedDataAnswers:
         if token is None or token[:7].lower() != b"bearer ":
             return False
         who = self.ctx.principals.get(hash_token(token[7:].decode("latin-1").strip()))
-        if who is None or not who.has_role("viewer") or not who.has_scope("read"):
+        if who is None or not who.has_role(endpoint.role) or not who.has_scope(endpoint.scope):
             return False
-        query = scope["query_string"].decode("latin-1")
-        items = tuple(sorted(parse_qsl(query, keep_blank_values=True)))
-        answer = self.ctx.answers.fast(("table", table, items))
+        answer = self.ctx.answers.fast(request_key(scope))
         if answer is None:
             return False
         if who.token_id is not None:
             self.ctx.usage.note(who.token_id)
-        scope["route"] = _Route
+        scope["route"] = _Route(endpoint.template)
         body, tag = answer
         headers = [(b"etag", tag.encode()), (b"cache-control", b"no-cache"), *self.headers]
-        if tags is not None:
-            sent = tags.decode("latin-1")
-            if sent.strip() == "*" or tag in (t.strip() for t in sent.split(",")):
-                await send({"type": "http.response.start", "status": 304, "headers": headers})
-                await send({"type": "http.response.body", "body": b""})
-                return True
+        if tags is not None and not_modified(tags.decode("latin-1"), tag):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return True
         headers.append((b"content-type", b"application/json"))
         if len(body) >= GZIP_MIN:
             headers.append((b"vary", b"Accept-Encoding"))

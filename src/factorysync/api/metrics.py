@@ -209,6 +209,21 @@ class StoreCollector(Collector):
             if r["last_message_age_s"] is not None:
                 message_age.add_metric([r["source_id"]], r["last_message_age_s"])
         yield message_age
+        lag_messages = GaugeMetricFamily(
+            "factorysync_forward_lag_messages",
+            "Central store: messages of each site waiting on the stream, not applied yet.",
+            labels=["site"],
+        )
+        lag_seconds = GaugeMetricFamily(
+            "factorysync_forward_lag_seconds",
+            "Central store: while a site's messages wait, seconds since the last applied "
+            "one was published (0 when none waits).",
+            labels=["site"],
+        )
+        for lag in summary.get("forward_lag", []):
+            lag_messages.add_metric([lag["site"]], lag["lag_messages"])
+            lag_seconds.add_metric([lag["site"]], lag["lag_seconds"])
+        yield from (lag_messages, lag_seconds)
         workers = [w for w in summary["workers"] if w["status"] == "alive"]
         yield GaugeMetricFamily(
             "factorysync_workers_alive",

@@ -101,6 +101,7 @@ class SourceSummary(Open):
     last_error: str | None = None
     created_by: str | None = None
     category: str | None = None
+    site: str = Field(description="The site (plant) the source belongs to")
     legacy_id: str | None = None
     created_at: datetime
     updated_at: datetime
@@ -252,6 +253,36 @@ class WorkerPublic(Open):
     heartbeat_at: datetime
 
 
+class ForwardedTablePublic(Open):
+    table: str
+    lag_messages: int = Field(description="Messages of this site and table waiting on the stream")
+    lag_seconds: float
+    last_seq: int | None = Field(description="The last applied stream sequence")
+    last_published_at: datetime | None = Field(
+        description="When the plant published the last applied message"
+    )
+    rows_applied: int
+    messages_applied: int
+    messages_rejected: int = Field(description="Messages that could not be applied")
+    last_error: str | None = Field(description="Why the last rejected message was rejected")
+
+
+class ForwardLagPublic(Open):
+    site: str
+    lag_messages: int = Field(
+        description="Messages of the site on the stream not applied yet (as of checked_at)"
+    )
+    lag_seconds: float = Field(
+        description="While messages wait: seconds since the last applied message was "
+        "published; 0 when none waits"
+    )
+    last_published_at: datetime | None
+    checked_at: datetime | None = Field(description="When the central ingest counted them")
+    rows_applied: int
+    messages_rejected: int
+    tables: list[ForwardedTablePublic]
+
+
 class FailingPublic(BaseModel):
     source_id: str
     consecutive_failures: int
@@ -264,10 +295,29 @@ class RealtimePublic(LivePublic):
     connection_type: str
 
 
+class ForwardingPublic(BaseModel):
+    enabled: bool = Field(description="FACTORYSYNC_FORWARD_URL is set")
+    url: str | None = Field(description="The plant's NATS server, credentials masked")
+    stream: str
+    tables: str = Field(description="Forwarded target tables (`*`: all)")
+    site: str
+    outbox_depth: int = Field(description="Outbox entries not yet acknowledged by the stream")
+    oldest_entry_age_s: float = Field(description="Age of the oldest entry (0: none waits)")
+    publisher_running: bool = Field(description="A publisher saved its state in the last 20 s")
+    connected: bool
+    last_error: str | None
+    last_error_at: str | None
+    last_published_at: str | None
+
+
 class StatusPublic(Open):
     store: str
+    site: str | None = Field(default=None, description="The site asked for (?site=), if any")
     sources: int
     by_status: dict[str, int]
+    by_site: dict[str, int] = Field(
+        default_factory=dict, description="Sources per site (every site, whatever ?site= says)"
+    )
     failing: int = Field(description="Active sources whose last run failed")
     failing_sources: list[FailingPublic]
     runs_in_progress: int
@@ -283,6 +333,46 @@ class StatusPublic(Open):
         default_factory=list,
         description="Schedulers seen within the last hour, alive or not (PostgreSQL)",
     )
+    forward_lag: list[ForwardLagPublic] = Field(
+        default_factory=list,
+        description="Central store: how far behind each site's forwarded changes are",
+    )
+    forwarding: ForwardingPublic | None = Field(
+        default=None,
+        description="Plant: changes waiting in the outbox and the publisher (None: off)",
+    )
+
+
+class ShiftPublic(BaseModel):
+    name: str
+    start: str = Field(description="HH:MM in the site's time zone")
+    end: str = Field(description="HH:MM; before start: the shift ends the next day")
+    days: list[str] | None = Field(default=None, description="Weekdays it starts on; all if null")
+
+
+class SitePublic(BaseModel):
+    name: str
+    time_zone: str | None = Field(
+        description="IANA zone: default for its sources' naive timestamps; null: UTC"
+    )
+    description: str | None = None
+    shifts: list[ShiftPublic]
+    sources: int = Field(description="Sources of the site")
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    forward_lag: ForwardLagPublic | None = Field(
+        default=None,
+        description="Central store: how far behind the site's forwarded changes are",
+    )
+
+
+class ShiftAtPublic(BaseModel):
+    site: str
+    time_zone: str | None
+    at: datetime = Field(description="The instant asked about, in UTC")
+    local_time: str = Field(description="The instant as the site's wall-clock time (ISO)")
+    shift: ShiftPublic | None = Field(description="The shift running then; null between shifts")
+    started_at: str | None = Field(description="When that run of the shift began (site time)")
 
 
 # -- data ----------------------------------------------------------------------------

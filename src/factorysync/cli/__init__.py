@@ -13,52 +13,100 @@ in the order ``factorysync --help`` lists them, and runs it (:func:`main`).
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import sys
 import threading
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 
-from factorysync.cli import (
-    accounts,
-    demo,
-    export,
-    history,
-    quarantine,
-    run,
-    setup,
-    source,
-    source_lifecycle,
-    status,
-    version,
-    worker,
-)
-from factorysync.cli.base import Options, app
+from factorysync.cli.base import Options
 from factorysync.errors import ConfigError, FactorySyncError, full_traceback
 from factorysync.security.redaction import install_log_redaction
-from factorysync.store.store import Store
+
+if TYPE_CHECKING:
+    import typer
+    from pydantic import ValidationError
 
 __all__ = ["app", "main"]
 
-# Commands first, then the groups, which is also how --help lists them.
-app.command("init")(setup.init)
-app.command("apply")(setup.apply)
-app.command("import-legacy")(setup.import_legacy)
-app.command("history")(history.history)
-app.command("status")(status.status)
-app.command("run")(run.run)
-app.command("demo")(demo.demo)
-app.command("version")(version.version)
-app.command("serve")(run.serve)
-app.command("worker")(worker.worker)
-app.command("export")(export.export)
-app.add_typer(source.source_app, name="source")
-source.source_app.command("delete")(source_lifecycle.delete)
-source.source_app.command("duplicate")(source_lifecycle.duplicate)
-app.add_typer(quarantine.quarantine_app, name="quarantine")
-app.add_typer(accounts.user_app, name="user")
-app.add_typer(accounts.token_app, name="token")
-app.add_typer(accounts.secrets_app, name="secrets")
+# Every command, in the order ``factorysync --help`` lists them: commands first, then the
+# groups. Name → (command module, attribute). A command's module is imported only when
+# that command runs (or when the whole app is asked for: --help, tests), so a short
+# command does not pay for every other command's dependencies.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("setup", "init"),
+    "apply": ("setup", "apply"),
+    "import-legacy": ("setup", "import_legacy"),
+    "history": ("history", "history"),
+    "status": ("status", "status"),
+    "run": ("run", "run"),
+    "demo": ("demo", "demo"),
+    "version": ("version", "version"),
+    "serve": ("run", "serve"),
+    "central": ("central", "central"),
+    "forward": ("forward", "forward"),
+    "worker": ("worker", "worker"),
+    "export": ("export", "export"),
+}
+GROUPS: dict[str, tuple[str, str]] = {
+    "source": ("source", "source_app"),
+    "site": ("sites", "site_app"),
+    "quarantine": ("quarantine", "quarantine_app"),
+    "user": ("accounts", "user_app"),
+    "token": ("accounts", "token_app"),
+    "secrets": ("accounts", "secrets_app"),
+}
+# Commands of a group that live in a module of their own: group → (module, name, attribute).
+GROUP_COMMANDS: dict[str, list[tuple[str, str, str]]] = {
+    "source": [
+        ("source_lifecycle", "delete", "delete"),
+        ("source_lifecycle", "duplicate", "duplicate"),
+    ],
+}
+
+_registered: set[str] = set()
+
+
+def _attribute(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(f"factorysync.cli.{module}"), name)
+
+
+def register(names: set[str] | None = None) -> typer.Typer:
+    """Put commands on the app (``None``: all of them), in the order --help lists them;
+    each once, however often this is called."""
+    from factorysync.cli.base import app
+
+    for name, (module, attribute) in COMMANDS.items():
+        if (names is None or name in names) and name not in _registered:
+            app.command(name)(_attribute(module, attribute))
+            _registered.add(name)
+    for name, (module, attribute) in GROUPS.items():
+        if (names is None or name in names) and name not in _registered:
+            group: typer.Typer = _attribute(module, attribute)
+            for sub_module, sub_name, sub_attribute in GROUP_COMMANDS.get(name, []):
+                group.command(sub_name)(_attribute(sub_module, sub_attribute))
+            app.add_typer(group, name=name)
+            _registered.add(name)
+    return app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``factorysync.cli.app``: the app with every command on it."""
+    if name == "app":
+        return register()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The command the arguments run, when it is one of ours: the first word that is not
+    an option (the only option before a command is ``--debug``, which takes no value)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS or word in GROUPS else None
+        if word != "--debug":
+            return None  # --help and the like: the whole app
+    return None
 
 
 def main() -> None:
@@ -72,6 +120,8 @@ def main() -> None:
     install_log_redaction()
     # Foreground commands print their own outcome; the event log echoes only in `run`.
     logging.getLogger("factorysync.infolog").setLevel(logging.CRITICAL)
+    command = _command_named(sys.argv[1:])
+    app = register(None if command is None else {command})
     code: object = 0
     try:
         app()
@@ -85,7 +135,11 @@ def main() -> None:
         code = 1
     except KeyboardInterrupt:
         code = 130
-    except Exception as exc:  # a bug: still one line, the traceback with --debug
+    except Exception as exc:
+        if _invalid_settings(exc):
+            _report(exc, f"error: {settings_problems(exc)}")
+            _leave(2)
+        # A bug: still one line, the traceback with --debug.
         text = " ".join(str(exc).split())
         _report(
             exc,
@@ -95,6 +149,27 @@ def main() -> None:
         )
         code = 1
     _leave(code)
+
+
+def _invalid_settings(exc: Exception) -> TypeGuard[ValidationError]:
+    """Whether this is pydantic's refusal of the FACTORYSYNC_* settings (pydantic is
+    loaded by then: only the settings model raises it this early)."""
+    pydantic = sys.modules.get("pydantic")
+    return (
+        pydantic is not None
+        and isinstance(exc, pydantic.ValidationError)
+        and exc.title == "Settings"
+    )
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """Invalid settings, each named by its environment variable, on one line."""
+    found = []
+    for e in exc.errors():
+        name = "FACTORYSYNC_" + "_".join(str(p) for p in e["loc"]).upper()
+        message = str(e["msg"]).removeprefix("Value error, ")
+        found.append(message if message.startswith(name) else f"{name}: {message}")
+    return "invalid setting " + "; ".join(found)
 
 
 def _report(exc: BaseException, line: str) -> None:
@@ -115,7 +190,8 @@ def _leave(code: object) -> NoReturn:
         status = 1
     if threading.active_count() > 1:
         sys.exit(status)
-    Store.dispose_all()
+    if (store := sys.modules.get("factorysync.store.store")) is not None:
+        store.Store.dispose_all()  # only a command that opened one has the module loaded
     atexit._run_exitfuncs()  # what interpreter shutdown runs first: logging, finalizers
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
 
-from factorysync.settings import get_settings
-from factorysync.store.store import Store
+if TYPE_CHECKING:
+    from factorysync.store.store import Store
 
 app = typer.Typer(
     help="factorysync: keeps a plant dashboard's data sources synced into one store.",
@@ -29,6 +29,9 @@ out = Console()
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SiteOpt = Annotated[
+    str | None, typer.Option("--site", help="Only the sources of this site (plant).")
+]
 HostOpt = Annotated[
     str | None, typer.Option("--host", help="API address [default: FACTORYSYNC_API_HOST]")
 ]
@@ -63,6 +66,9 @@ def _global_options(
 def open_store(ready: bool = True) -> Store:
     """The store of the current settings; ``ready`` refuses one that is not initialised
     or not at the current schema revision (``init`` and ``apply`` open it as it is)."""
+    from factorysync.settings import get_settings
+    from factorysync.store.store import Store
+
     store = Store(get_settings())
     if ready:
         store.ensure_ready()

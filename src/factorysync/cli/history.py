@@ -8,16 +8,25 @@ import typer
 from rich.table import Table
 
 from factorysync import services
-from factorysync.cli.base import JsonOpt, ago, open_store, out, print_json, status_style
+from factorysync.cli.base import (
+    JsonOpt,
+    SiteOpt,
+    ago,
+    open_store,
+    out,
+    print_json,
+    status_style,
+)
 
 
 def history(
     source_id: Annotated[str | None, typer.Argument(help="Only runs of this source.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    site: SiteOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Recent sync runs, newest first."""
-    rows = services.history(open_store(), source_id, limit)
+    """Recent sync runs, newest first (of one source, or of one site's sources)."""
+    rows = services.history(open_store(), source_id, limit, site=site)
     if json:
         print_json(rows)
         return

@@ -29,6 +29,7 @@ from factorysync.store.store import Store
 
 if TYPE_CHECKING:
     from factorysync.engine.scheduler import Scheduler
+    from factorysync.forward.publisher import Publisher
     from factorysync.realtime.service import RealtimeService
 
 
@@ -106,6 +107,7 @@ def run(store: Store, host: str | None = None, port: int | None = None) -> None:
     thread = threading.Thread(target=service.scheduler.run_forever, name="scheduler")
     thread.start()
     service.realtime.start()
+    publisher = _start_forwarding(store)
     out.print(
         f"scheduler running on {store.safe_url}; API and console on http://{host}:{port} "
         "(Ctrl-C stops)"
@@ -116,6 +118,24 @@ def run(store: Store, host: str | None = None, port: int | None = None) -> None:
         service.realtime.stop()
         service.scheduler.stop()
         thread.join()
+        if publisher is not None:
+            publisher.stop()  # after the last runs: their changes are in the outbox
+
+
+def _start_forwarding(store: Store) -> Publisher | None:
+    """The outbox publisher in a thread, when FACTORYSYNC_FORWARD_URL is set."""
+    if not store.settings.forward_url:
+        return None
+    from factorysync.forward.publisher import Publisher
+
+    publisher = Publisher(store)
+    publisher.start()
+    out.print(
+        f"forwarding {store.settings.forward_tables} to {publisher.safe_url}",
+        highlight=False,
+        markup=False,
+    )
+    return publisher
 
 
 def work(
@@ -170,3 +190,49 @@ def serve(
         workers=workers,
         access_log=access_log,
     )
+
+
+def central(
+    store: Store,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    serve: bool = True,
+    url: str | None = None,
+) -> None:
+    """Apply every site's forwarded changes to the central store (PostgreSQL) and, with
+    ``serve``, serve the API and console on it, until SIGINT/SIGTERM.
+
+    The ingest runs in its own thread next to uvicorn; on a signal uvicorn stops taking
+    requests, then the ingest commits and acknowledges the batch in hand and stops.
+    Without ``serve`` the ingest runs in the foreground."""
+    from factorysync.forward.central import CentralIngest
+
+    settings = store.settings
+    _log_at_setting(store, echo_events=True)
+    ingest = CentralIngest(store, url=url)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        err.print(f"stopping ({signal.Signals(signum).name}): finishing the batch in hand…")
+        ingest.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    where = f"central ingest from {ingest.safe_urls} (stream {ingest.stream}) into {store.safe_url}"
+    if not serve:
+        out.print(f"{where} (Ctrl-C stops)")
+        ingest.run()
+        return
+    from factorysync.api.server import serve as serve_api
+
+    host = host or settings.api_host
+    port = settings.api_port if port is None else port
+    _greet_first_admin(store)
+    thread = threading.Thread(target=ingest.run, name="central-ingest")
+    thread.start()
+    out.print(f"{where}; API and console on http://{host}:{port} (Ctrl-C stops)")
+    try:
+        serve_api(store, host, port)
+    finally:
+        ingest.stop()
+        thread.join()

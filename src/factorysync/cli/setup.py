@@ -50,14 +50,18 @@ def _print_changes(changes: list[Any], *, brief: bool = False) -> dict[str, int]
     for c in changes:
         if brief and c.action == "unchanged":
             continue
-        out.print(f"{_MARKS[c.action]} {c.source_id} ({c.action})", highlight=False)
+        what = f"site {c.source_id}" if getattr(c, "kind", "source") == "site" else c.source_id
+        out.print(f"{_MARKS[c.action]} {what} ({c.action})", highlight=False)
         for detail in [] if brief and c.action == "created" else c.details:
             out.print(f"    {detail}", highlight=False)
-    return {a: sum(1 for c in changes if c.action == a) for a in _MARKS}
+    sources = [c for c in changes if getattr(c, "kind", "source") == "source"]
+    return {a: sum(1 for c in sources if c.action == a) for a in _MARKS}
 
 
 def apply(
-    file: Annotated[Path, typer.Argument(help="YAML file with a 'sources' list.")],
+    file: Annotated[
+        Path, typer.Argument(help="YAML file with a 'sources' list (and optionally 'sites').")
+    ],
     prune: Annotated[bool, typer.Option(help="Remove sources that are not in the file.")] = False,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
@@ -69,9 +73,12 @@ def apply(
         return
     counts = _print_changes(changes)
     would = "dry run, nothing changed: would be " if dry_run else ""
+    sites = [c for c in changes if c.kind == "site"]
+    made = sum(1 for c in sites if c.action == "created")
+    site_summary = f"; sites: {made} created, {len(sites) - made} updated" if sites else ""
     out.print(
         f"{would}{counts['created']} created, {counts['updated']} updated, "
-        f"{counts['removed']} removed, {counts['unchanged']} unchanged"
+        f"{counts['removed']} removed, {counts['unchanged']} unchanged{site_summary}"
     )
 
 

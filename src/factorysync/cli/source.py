@@ -12,6 +12,7 @@ from rich.table import Table
 from factorysync import services
 from factorysync.cli.base import (
     JsonOpt,
+    SiteOpt,
     ago,
     cli_user,
     live_state,
@@ -30,19 +31,21 @@ source_app = typer.Typer(help="Inspect and operate single sources.", no_args_is_
 @source_app.command("list")
 def source_list(
     status: Annotated[str | None, typer.Option(help="Only sources with this status.")] = None,
+    site: SiteOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """List the registered sources: status (and failing), cadence, last and next sync.
+    """List the registered sources: site, status (and failing), cadence, last and next sync.
 
     Subscription (MQTT, OPC UA) and push sources have no next sync: their live state
     shows instead (receiving, quiet, waiting, error; latest data; records a minute)."""
-    rows = services.sources(open_store(), status)
+    rows = services.sources(open_store(), status, site)
     if json:
         print_json(rows)
         return
     table = Table(
         "source_id",
         "name",
+        "site",
         "type",
         "status",
         "prio",
@@ -59,6 +62,7 @@ def source_list(
         table.add_row(
             r["source_id"],
             r["name"],
+            r["site"],
             r["source_type"],
             shown,
             str(r["priority"]),
@@ -84,6 +88,7 @@ def source_show(source_id: str, json: JsonOpt = False) -> None:
     if json:
         print_json(source)
         return
+    out.print(f"site     {source['site']}", highlight=False)
     out.print(f"cadence  {source['cadence']['text']}", highlight=False)
     if source["failing"]:
         out.print(

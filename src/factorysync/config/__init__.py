@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -35,6 +36,7 @@ from factorysync.config.cadence import (
 )
 from factorysync.config.mapping import MappingConfig
 from factorysync.config.names import check_identifier
+from factorysync.config.sites import check_site_name
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 # The registry's own tables (factorysync.store.schema defines them): no target table
@@ -43,6 +45,7 @@ REGISTRY_TABLES = frozenset(
     {
         "alerts",
         "api_tokens",
+        "central_sites",
         "data_source_connections",
         "data_source_mappings",
         "data_source_quarantine",
@@ -50,7 +53,9 @@ REGISTRY_TABLES = frozenset(
         "data_source_sync_history",
         "data_source_sync_state",
         "data_source_templates",
+        "forward_outbox",
         "infolog",
+        "sites",
         "users",
         "workers",
     }
@@ -95,6 +100,25 @@ class ConnectionDecl(BaseModel):
     is_primary: bool = False
     is_backup: bool = False
     status: Literal["active", "inactive"] = "active"
+    # The zone of the source's site, set on a declaration read from the registry: naive
+    # timestamps are read in it when connection_config names no timezone of its own.
+    _site_zone: str | None = PrivateAttr(default=None)
+
+    @property
+    def naive_zone(self) -> str:
+        """The IANA zone naive timestamps of this connection are read in: its
+        ``connection_config.timezone``, else its site's zone, else UTC."""
+        own = self.connection_config.get("timezone")
+        return own if isinstance(own, str) and own else self._site_zone or "UTC"
+
+    @property
+    def site_zone(self) -> str | None:
+        return self._site_zone
+
+    def in_site_zone(self, zone: str | None) -> ConnectionDecl:
+        """This connection, its site's zone set (see :attr:`naive_zone`)."""
+        self._site_zone = zone
+        return self
 
     @field_validator("connection_type")
     @classmethod
@@ -165,6 +189,11 @@ class SourceDecl(BaseModel):
         "sync_frequency, which may then not be declared.",
     )
     category: str | None = None
+    site: str | None = Field(
+        default=None,
+        description="The site (plant) of the source; left out: the process's site "
+        "(FACTORYSYNC_SITE) for a new source, the stored one for an existing source.",
+    )
     legacy_id: str | None = None
     created_by: str | None = None
     connections: list[ConnectionDecl] = Field(min_length=1)
@@ -181,6 +210,11 @@ class SourceDecl(BaseModel):
                 {"source_id": repr(v)},
             )
         return v
+
+    @field_validator("site", mode="before")
+    @classmethod
+    def _site(cls, v: Any) -> Any:
+        return None if v is None else check_site_name(v)
 
     @field_validator("source_type")
     @classmethod
@@ -285,3 +319,5 @@ class SourcesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[dict[str, Any]] = Field(default_factory=list)
+    # The sites the sources belong to (factorysync.config.sites.SiteDecl).
+    sites: list[dict[str, Any]] = Field(default_factory=list)

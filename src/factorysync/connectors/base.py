@@ -51,6 +51,9 @@ class ConnectorContext:
     # This process's stable name among workers (``factorysync worker --name``), for
     # streams that split their messages between workers (MQTT shared subscriptions).
     worker: str | None = None
+    # The zone of the source's site: naive timestamps are read in it when the
+    # connection_config names no timezone of its own.
+    site_zone: str | None = None
 
     @property
     def columnar_batch_size(self) -> int:
@@ -234,8 +237,9 @@ class Connector(ABC):
     @property
     def timezone(self) -> str:
         """The IANA zone naive timestamps of this connection are read in: its
-        ``connection_config.timezone``, else UTC (the plant zone is for display only)."""
-        return getattr(self.config, "timezone", None) or "UTC"
+        ``connection_config.timezone``, else its site's zone, else UTC (the plant zone,
+        FACTORYSYNC_TIMEZONE, is for display only)."""
+        return getattr(self.config, "timezone", None) or self.context.site_zone or "UTC"
 
     def check(self) -> CheckResult:
         started = time.perf_counter()

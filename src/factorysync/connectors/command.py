@@ -243,9 +243,9 @@ class CommandConnector(Connector):
 
     @property
     def timezone(self) -> str:
-        """``timezone``, else the CSV options' own, else UTC."""
+        """``timezone``, else the CSV options' own, else the site's zone, else UTC."""
         inner = self.config.csv.timezone if self.config.csv is not None else None
-        return self.config.timezone or inner or "UTC"
+        return self.config.timezone or inner or self.context.site_zone or "UTC"
 
     def discover(self, *, records_path: str | None = None, limit: int = 200) -> list[FieldInfo]:
         """Fields of the output's first records; timestamps printed without an offset (and

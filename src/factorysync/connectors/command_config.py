@@ -125,7 +125,7 @@ class CommandConfig(BaseModel):
         default=None,
         description="IANA time zone, e.g. Asia/Jakarta, of timestamps the command prints "
         "without a UTC offset; also the command's TZ, so that its local time is that zone. "
-        "Default: csv.timezone, else UTC.",
+        "Default: csv.timezone, else the time zone of the source's site, else UTC.",
     )
     environment: dict[EnvName, EnvValue] = Field(
         default_factory=dict,

@@ -65,7 +65,6 @@ from factorysync.connectors.base import (
 from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
 
 INSTALL = "pip install 'factorysync[opcua]'"
-MAX_BACKOFF_S = 30.0
 log = logging.getLogger("factorysync.connectors.opcua")
 
 

@@ -450,7 +450,11 @@ def open_connection(
     if redact is not None:
         redact.add(auth)
     context = ConnectorContext(
-        source_id, settings, batch_size or settings.batch_size, worker=worker
+        source_id,
+        settings,
+        batch_size or settings.batch_size,
+        worker=worker,
+        site_zone=connection.site_zone,
     )
     assert connection.connection_type is not None
     return build_connector(connection.connection_type, connection.connection_config, auth, context)

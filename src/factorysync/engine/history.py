@@ -49,6 +49,10 @@ class AlreadyRunning(FactorySyncError):
     """A run of this source is in progress."""
 
 
+class NotPolled(FactorySyncError):
+    """A run was asked of a source whose rows arrive by subscription or push, not by runs."""
+
+
 @dataclass
 class RunResult:
     run_id: int

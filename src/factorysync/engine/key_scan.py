@@ -45,6 +45,7 @@ from factorysync.engine.state import load_state, save_state
 from factorysync.errors import ConfigError, MappingError
 from factorysync.kinds import to_kind
 from factorysync.observability import infolog
+from factorysync.store.capture import capture_deleted, capture_rows
 from factorysync.store.targets import KIND_TYPES, TargetTable
 from factorysync.store.types import UTCDateTime, utcnow
 
@@ -189,6 +190,7 @@ class KeyScan:
             *(Column(k, KIND_TYPES[self.kinds[k]]) for k in self.key),
             Column("_source_id", Text()),
             Column("_run_id", BigInteger()),
+            Column("_synced_at", UTCDateTime()),
             Column("_deleted_at", UTCDateTime()),
         )
         keys = self._keys_table()
@@ -198,11 +200,24 @@ class KeyScan:
             stmt: Any = (
                 update(target)
                 .where(mine, target.c._deleted_at.is_(None), gone)
-                .values(_deleted_at=now, _run_id=run_id)
+                .values(_deleted_at=now, _run_id=run_id, _synced_at=now)
             )
         else:
+            capture_deleted(
+                self.conn,
+                target,
+                self.key,
+                [mine, gone],
+                table=self.table_name,
+                source_id=self.source_id,
+                run_id=run_id,
+                now=now,
+            )
             stmt = delete(target).where(mine, gone)
-        return int(self.conn.execute(stmt).rowcount)
+        deleted = int(self.conn.execute(stmt).rowcount)
+        if deleted and self.soft:
+            capture_rows(self.conn, self.table_name, self.source_id, run_id, now)
+        return deleted
 
     def drop(self) -> None:
         """Drop the temporary table (in the caller's transaction)."""

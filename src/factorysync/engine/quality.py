@@ -159,7 +159,7 @@ def _replay(conn: Connection, decl: Any, source: dict[str, Any], result: ReplayR
     source_id = decl.source_id
     # Timestamps without an offset are read in the primary connection's zone, as it reads them.
     primary = next((c for c in decl.connections if c.is_primary), None)
-    zone = (primary.connection_config.get("timezone") if primary else None) or "UTC"
+    zone = primary.naive_zone if primary else "UTC"
     targets = {
         mrun.decl.target_table: _ReplayTarget(mrun)
         for mrun in mapping_runs(conn, decl, source, zone)

@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, inspect
 from factorysync.engine.history import WORKER
 from factorysync.engine.quarantine import purge_entries
 from factorysync.observability import infolog
+from factorysync.store.capture import capture_deleted, forwarded_key
 from factorysync.store.db import write_transaction
 from factorysync.store.registry import data_changed, get_source
 from factorysync.store.schema import data_source_sync_history as hist_t
@@ -51,9 +52,20 @@ def purge(store: Store, source_id: str) -> int:
             cutoff: Any = now - timedelta(days=days)
             if type(table.c[column].type).__name__ == "Date":
                 cutoff = cutoff.date()
-            total += conn.execute(
-                delete(table).where(table.c._source_id == source_id, table.c[column] < cutoff)
-            ).rowcount
+            expired = [table.c._source_id == source_id, table.c[column] < cutoff]
+            key = forwarded_key(conn, mapping["target_table"])
+            if key:
+                capture_deleted(
+                    conn,
+                    table,
+                    key,
+                    expired,
+                    table=mapping["target_table"],
+                    source_id=source_id,
+                    run_id=None,
+                    now=now,
+                )
+            total += conn.execute(delete(table).where(*expired)).rowcount
         if total:
             data_changed(conn, source_id)
         if total or entries:

@@ -38,9 +38,9 @@ from sqlalchemy.exc import IntegrityError
 
 from factorysync.config import SourceDecl
 from factorysync.connectors.base import Connector
-from factorysync.connectors.registry import open_connection
+from factorysync.connectors.registry import connector_class, open_connection
 from factorysync.engine import events, history, relay, slots
-from factorysync.engine.history import AlreadyRunning, RunResult
+from factorysync.engine.history import AlreadyRunning, NotPolled, RunResult
 from factorysync.engine.key_scan import KeyScan, finish_scans, key_scans
 from factorysync.engine.mapping_run import MappingRun, mapping_runs
 from factorysync.engine.relay import RelayFallback
@@ -57,7 +57,7 @@ from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
 
-__all__ = ["AlreadyRunning", "RunResult", "Runner", "mapping_runs", "run_slot"]
+__all__ = ["AlreadyRunning", "NotPolled", "RunResult", "Runner", "mapping_runs", "run_slot"]
 log = logging.getLogger("factorysync.runner")
 _running = slots.running  # the sources with a run in progress in this process
 
@@ -105,6 +105,23 @@ class ClaimedRun:
     source: dict[str, Any]
     started: datetime
     clock: float
+
+
+def refuse_unpolled(decl: SourceDecl) -> None:
+    """Raise NotPolled for a source that runs do not read: its rows arrive through a
+    subscription (MQTT, OPC UA, a polled device) or are pushed, while ``factorysync run``
+    or a worker holds it. Nothing is recorded: a run that could never read is no run."""
+    kind = decl.primary().connection_type
+    try:
+        if kind is None or connector_class(kind).polls:
+            return
+    except ConfigError:  # a type this process cannot load: the run fails saying so
+        return
+    raise NotPolled(
+        f"source {decl.source_id!r} is a realtime {kind} source: its rows arrive while "
+        "'factorysync run' (or a worker) holds it, not by a sync run; its live state is in "
+        "'factorysync source list' and 'factorysync status'"
+    )
 
 
 class Runner:
@@ -168,6 +185,7 @@ class Runner:
         with store.begin() as conn:
             source = get_source(conn, source_id)
             decl = declaration_of(source, store.box)
+            refuse_unpolled(decl)
             sync_type = self._sync_type(decl)
             run_id = history.start_run(
                 conn, source_id, sync_type, trigger, started, due, lease_owner

@@ -46,7 +46,7 @@ class Scheduler:
     ) -> None:
         self.store = store
         self.runner = Runner(store)
-        self.max_concurrent = max_concurrent or store.settings.max_concurrent_syncs
+        self.max_concurrent = max_concurrent or store.settings.concurrent_syncs
         self._pool = ThreadPoolExecutor(self.max_concurrent + 1, thread_name_prefix="sync")
         self._in_flight: dict[str, Future[object]] = {}
         self._stop = threading.Event()

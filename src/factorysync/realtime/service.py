@@ -38,6 +38,7 @@ from factorysync.realtime.health import record_event, report_status
 from factorysync.realtime.leftovers import LeftoverDrains
 from factorysync.realtime.spools import process_spool
 from factorysync.realtime.writer import GAP_EVENT, Incoming, MicroBatchWriter
+from factorysync.retry import Reconnects
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.store import Store
@@ -191,20 +192,24 @@ class _Stream:
         self.writer.stop()  # nothing left to do when the stream drained it
 
     def _run(self) -> None:
-        sid, delay = self.writer.source_id, 1.0
+        sid, waits = self.writer.source_id, Reconnects(max_s=MAX_BACKOFF_S)
         while not self._stop.is_set():
+            began = time.monotonic()
+            problem = None
             try:
                 self.connector.subscribe(self.subscriber, self._stop)
             except ConnectorRetriable as exc:
-                self.subscriber.status(f"{exc}; subscribing again in {delay:.0f} s")
+                problem = str(exc)
             except Exception as exc:
                 self.failure = str(exc) if isinstance(exc, FactorySyncError) else repr(exc)
                 log.error("realtime: source %s stopped: %s", sid, self.failure)
                 self.subscriber.status(self.failure)
                 return
+            delay = waits.after(time.monotonic() - began)
+            if problem is not None:
+                self.subscriber.status(f"{problem}; subscribing again in {delay:.0f} s")
             if self._stop.wait(delay):
                 break
-            delay = min(delay * 2, MAX_BACKOFF_S)
         self.subscriber.drain()
 
 

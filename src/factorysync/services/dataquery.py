@@ -135,6 +135,37 @@ class PageRequest:
     order: str | None = None
     since: datetime | None = None
     filters: Sequence[tuple[str, str]] = ()
+    # Only the rows forwarded from this site (the ``_site`` column of central tables:
+    # check it first with :func:`check_site_filter`).
+    site: str | None = None
+
+
+SITE_COLUMN = "_site"
+
+
+def check_site_filter(conn: Connection, info: TableInfo, site: str) -> str | None:
+    """Why ``site=`` cannot filter ``info``'s table (it has no ``_site`` column: only
+    central tables, which forwarded rows fill, have one), or None when it can. A site
+    that is neither registered nor in the table's ``_site`` column is a NotFoundError."""
+    from factorysync.errors import NotFoundError
+    from factorysync.store.sites import check_site, known_sites
+
+    if SITE_COLUMN not in info.table.c:
+        return (
+            f"site: {info.name} has no {SITE_COLUMN} column, so it cannot be filtered by site "
+            "(only central tables, which rows forwarded from the sites fill, have one; "
+            f"a column of its own is filtered with its name, e.g. {info.columns[0]}=…)"
+        )
+    try:
+        check_site(conn, site)
+    except NotFoundError:
+        column = info.table.c[SITE_COLUMN]
+        if conn.execute(select(column).where(column == site).limit(1)).first() is None:
+            raise NotFoundError(
+                f"no site {site[:40]!r} (known sites: {known_sites(conn)}), and no row of "
+                f"{info.name} comes from it"
+            ) from None
+    return None
 
 
 @dataclass
@@ -205,6 +236,8 @@ class PageQuery:
                 conditions.append(table.c._synced_at >= in_utc(self.request.since, self.tz))
             except ValueError as exc:
                 self._fail("since", f"since: {exc}", "value", value=self.request.since)
+        if self.request.site is not None:
+            conditions.append(table.c[SITE_COLUMN] == self.request.site)
         for param, raw in self.request.filters:
             name, _, op = param.partition("__")
             op = op or "eq"

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select, update
 from factorysync.config import SourceDecl
 from factorysync.connectors.registry import validate_authentication_config
 from factorysync.errors import ConfigError, Problem
-from factorysync.intake import load_sources_file, parse_source
+from factorysync.intake import Declarations, load_declarations, parse_source
 from factorysync.legacy import Merge, parse_legacy, plan_import
 from factorysync.security.redaction import Redactor, unmask
 from factorysync.settings import Settings
@@ -30,6 +30,7 @@ from factorysync.store.registry import (
 )
 from factorysync.store.registry_save import Change, apply_declarations, save_source
 from factorysync.store.schema import data_source_registry as reg_t
+from factorysync.store.sites import site_names, undeclared_site
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
 
@@ -66,7 +67,8 @@ def apply_file(
 ) -> list[Change]:
     """Make the registry match a sources file; with ``dry_run``, only report the changes.
     ``created_by``: the acting user's name (None: the OS user running the command)."""
-    decls = load_sources_file(path)  # every source of the file, in order, or an error
+    declared = load_declarations(path)  # every source and site of the file, or an error
+    decls = declared.sources
     problems = [
         problem
         for i, d in enumerate(decls)
@@ -77,9 +79,20 @@ def apply_file(
     if problems:
         raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
     store.ensure_ready()
+    site = store.settings.site
 
     def apply(conn: Connection) -> list[Change]:
-        changes = apply_declarations(conn, decls, store.box, created_by=created_by)
+        unknown = _undeclared_sites(conn, declared, site)
+        if unknown:
+            raise ConfigError(f"{path}: {len(unknown)} problem(s)", unknown)
+        changes = apply_declarations(
+            conn,
+            decls,
+            store.box,
+            created_by=created_by,
+            sites=declared.sites,
+            default_site=site,
+        )
         if prune:  # as `source delete` does: refused while running, alerts resolved, logged
             from factorysync.services.lifecycle import delete_in
 
@@ -91,6 +104,18 @@ def apply_file(
         return changes
 
     return _registry_change(store, apply, dry_run=dry_run)
+
+
+def _undeclared_sites(conn: Connection, declared: Declarations, default_site: str) -> list[str]:
+    """Sources naming a site that is neither declared in the file, nor stored, nor the
+    process's own (made on demand): one problem each, naming the source."""
+    known = {s.name for s in declared.sites} | set(site_names(conn)) | {default_site}
+    return [
+        f"sources[{i}] (source_id {d.source_id!r}): site: "
+        + undeclared_site(d.site, ", ".join(sorted(known)))
+        for i, d in enumerate(declared.sources)
+        if d.site is not None and d.site not in known
+    ]
 
 
 def _sources_with_connections(conn: Any) -> list[dict[str, Any]]:
@@ -153,7 +178,13 @@ def import_legacy(
                 action = "updated" if item.details else "unchanged"
                 changes.append(Change(item.source_id, action, item.details))
             else:
-                change = save_source(conn, item.decl, store.box, created_by=created_by)
+                change = save_source(
+                    conn,
+                    item.decl,
+                    store.box,
+                    created_by=created_by,
+                    default_site=store.settings.site,
+                )
                 changes.append(Change(change.source_id, change.action, item.details))
         return changes, plan.notes
 
@@ -206,7 +237,9 @@ def create_source(store: Store, raw: Any, *, created_by: str | None = None) -> C
         taken = conn.execute(select(reg_t.c.id).where(reg_t.c.source_id == decl.source_id))
         if taken.first() is not None:
             raise AlreadyExists(f"source {decl.source_id!r} exists already (PATCH changes it)")
-        return save_source(conn, decl, store.box, created_by=created_by)
+        return save_source(
+            conn, decl, store.box, created_by=created_by, default_site=store.settings.site
+        )
 
 
 def update_source(store: Store, source_id: str, patch: Any) -> Change:
@@ -240,4 +273,9 @@ def update_source(store: Store, source_id: str, patch: Any) -> Change:
                     for key in ("connection_config", "authentication_config"):
                         sent[key] = unmask(sent.get(key, before[key]), before[key], redact)
                 merged["connections"].append(sent)
-        return save_source(conn, _declaration(merged, store.settings), store.box)
+        return save_source(
+            conn,
+            _declaration(merged, store.settings),
+            store.box,
+            default_site=store.settings.site,
+        )

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, Table, Text, delete, func, inspect, select
 
+from factorysync.store.capture import capture_deleted, forwarded_key
 from factorysync.store.registry import declaration_of, get_source
 from factorysync.store.registry_save import Change, remove_source, save_source
 from factorysync.store.schema import data_source_mappings as maps_t
@@ -32,7 +33,8 @@ from factorysync.store.schema import data_source_quarantine as quarantine_t
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.store import Store
-from factorysync.store.targets import check_target_name
+from factorysync.store.targets import check_target_name, target_table
+from factorysync.store.types import utcnow
 
 COPY_SUFFIX = "_copy"
 
@@ -111,6 +113,14 @@ def _drop_rows(conn: Connection, table: str, source_id: str) -> dict[str, Any]:
     if not inspect(conn).has_table(table):
         return {"rows_deleted": 0, "table_dropped": False}
     t = _provenance(table)
+    key = forwarded_key(conn, table)
+    if key:
+        # The central copy loses these rows too.
+        full = target_table(conn, table)
+        mine = [full.c._source_id == source_id]
+        capture_deleted(
+            conn, full, key, mine, table=table, source_id=source_id, run_id=None, now=utcnow()
+        )
     removed = conn.execute(delete(t).where(t.c._source_id == source_id)).rowcount
     left = conn.execute(select(func.count()).select_from(t)).scalar_one()
     dropped = not left and not _other_sources(conn, table, source_id)
@@ -252,7 +262,9 @@ def duplicate_source(
             "created_by": None,
         }
         decl = _declaration(raw, store.settings)
-        change = save_source(conn, decl, store.box, created_by=created_by)
+        change = save_source(
+            conn, decl, store.box, created_by=created_by, default_site=store.settings.site
+        )
         infolog.record(
             conn,
             "info",

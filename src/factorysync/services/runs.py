@@ -111,9 +111,19 @@ def run_record(store: Store, run_id: int) -> dict[str, Any] | None:
     return None if row is None else plain(row)
 
 
-def history(store: Store, source_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def history(
+    store: Store, source_id: str | None = None, limit: int = 50, *, site: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest runs, of one source or of the sources of ``site`` (NotFoundError when
+    there is no such site)."""
+    from factorysync.services.status import runs_of_site
+    from factorysync.store.sites import check_site
+
     stmt = select(*HISTORY_ROW).order_by(hist_t.c.id.desc()).limit(limit)
     if source_id:
         stmt = stmt.where(hist_t.c.source_id == source_id)
+    if site:
+        stmt = stmt.where(runs_of_site(site))
     with store.connect() as conn:
+        check_site(conn, site)
         return [plain(r) for r in conn.execute(stmt).mappings()]

@@ -19,6 +19,7 @@ from factorysync.store.registry import list_sources
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.schema import infolog as infolog_t
+from factorysync.store.sites import check_site
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
 
@@ -176,16 +177,33 @@ def describe_sources(
     return rows
 
 
-def sources(store: Store, status: str | None = None) -> list[dict[str, Any]]:
-    """Registered sources with their cadence, health and live state (describe_sources)."""
+def sources(
+    store: Store, status: str | None = None, site: str | None = None
+) -> list[dict[str, Any]]:
+    """Registered sources with their cadence, health and live state (describe_sources);
+    ``site``: only that site's (NotFoundError when there is no such site)."""
     from factorysync.store.registry import mapping_frequencies
 
     with store.connect() as conn:
-        rows = list_sources(conn, status=status)
+        check_site(conn, site)
+        rows = list_sources(conn, status=status, site=site)
         return describe_sources(conn, rows, store.settings, mapping_frequencies(conn))
 
 
-def _scheduler_lag(conn: Any, now: datetime) -> float:
+def forwarded_lag(conn: Any, now: datetime, site: str | None = None) -> list[dict[str, Any]]:
+    """Central store: how far behind each site's forwarded changes are (messages waiting
+    on the stream, seconds), with its tables (empty elsewhere)."""
+    from factorysync.forward.central_lag import site_lag
+
+    return [s for s in site_lag(conn, now) if site is None or s["site"] == site]
+
+
+def runs_of_site(site: str) -> Any:
+    """History rows of the sources of ``site`` (a WHERE clause)."""
+    return hist_t.c.registry_id.in_(select(reg_t.c.id).where(reg_t.c.site == site))
+
+
+def _scheduler_lag(conn: Any, now: datetime, site: str | None = None) -> float:
     """How late the most overdue source is that the scheduler should have started.
 
     Only polled sources count (subscription and push sources have no next run), and not
@@ -193,21 +211,23 @@ def _scheduler_lag(conn: Any, now: datetime) -> float:
     from factorysync.engine.leases import batch_source
 
     running = select(hist_t.c.source_id).where(hist_t.c.sync_status == "running")
-    oldest = conn.execute(
-        select(func.min(reg_t.c.next_sync)).where(
-            reg_t.c.status == "active",
-            batch_source(),
-            reg_t.c.source_id.not_in(running),
-            or_(reg_t.c.lease_expires_at.is_(None), reg_t.c.lease_expires_at <= now),
-        )
-    ).scalar_one()
+    stmt = select(func.min(reg_t.c.next_sync)).where(
+        reg_t.c.status == "active",
+        batch_source(),
+        reg_t.c.source_id.not_in(running),
+        or_(reg_t.c.lease_expires_at.is_(None), reg_t.c.lease_expires_at <= now),
+    )
+    if site is not None:
+        stmt = stmt.where(reg_t.c.site == site)
+    oldest = conn.execute(stmt).scalar_one()
     oldest = _as_time(oldest)
     return max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
 
 
-def status_summary(store: Store) -> dict[str, Any]:
+def status_summary(store: Store, site: str | None = None) -> dict[str, Any]:
     """The state of the whole service, as ``status``, ``/api/status``, ``/metrics`` and
-    the console overview show it.
+    the console overview show it; ``site``: of that site's sources only (workers are
+    shared by all sites and always listed; NotFoundError when there is no such site).
 
     ``by_status`` counts the registry's four statuses; ``failing`` counts active sources
     whose last run failed (listed in ``failing_sources``); ``scheduler_lag_s`` is about
@@ -219,23 +239,32 @@ def status_summary(store: Store) -> dict[str, Any]:
 
     now = utcnow()
     settings = store.settings
+    of_site = [] if site is None else [reg_t.c.site == site]
+    runs_of = [] if site is None else [runs_of_site(site)]  # history rows of the site
     with store.connect() as conn:
-        by_status: dict[str, int] = {
-            status: count
-            for status, count in conn.execute(
-                select(reg_t.c.status, func.count()).group_by(reg_t.c.status)
-            ).all()
-        }
+        check_site(conn, site)
+        # Sources by site and status in one query: by_site counts every site, by_status
+        # the sites asked for.
+        by_site: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        for name, status, count in conn.execute(
+            select(reg_t.c.site, reg_t.c.status, func.count())
+            .group_by(reg_t.c.site, reg_t.c.status)
+            .order_by(reg_t.c.site)
+        ).all():
+            by_site[name] = by_site.get(name, 0) + count
+            if site is None or name == site:
+                by_status[status] = by_status.get(status, 0) + count
         running = conn.execute(
-            select(func.count()).where(hist_t.c.sync_status == "running")
+            select(func.count()).where(hist_t.c.sync_status == "running", *runs_of)
         ).scalar_one()
-        lag = _scheduler_lag(conn, now)
+        lag = _scheduler_lag(conn, now, site)
         since = now - timedelta(hours=24)
         runs: dict[str, int] = {
             status: count
             for status, count in conn.execute(
                 select(hist_t.c.sync_status, func.count())
-                .where(hist_t.c.sync_started_at >= since)
+                .where(hist_t.c.sync_started_at >= since, *runs_of)
                 .group_by(hist_t.c.sync_status)
             ).all()
         }
@@ -250,7 +279,7 @@ def status_summary(store: Store) -> dict[str, Any]:
                 select(
                     reg_t.c.source_id, reg_t.c.error_count, reg_t.c.last_error, reg_t.c.last_sync
                 )
-                .where(reg_t.c.status == "active", reg_t.c.error_count > 0)
+                .where(reg_t.c.status == "active", reg_t.c.error_count > 0, *of_site)
                 .order_by(reg_t.c.error_count.desc(), reg_t.c.source_id)
             )
         ]
@@ -264,7 +293,7 @@ def status_summary(store: Store) -> dict[str, Any]:
                     reg_t.c.last_sync,
                     reg_t.c.last_error,
                 )
-                .where(reg_t.c.status.in_(("active", "error")), ~batch_source())
+                .where(reg_t.c.status.in_(("active", "error")), ~batch_source(), *of_site)
                 .order_by(reg_t.c.source_id)
             ).mappings()
         ]
@@ -272,10 +301,13 @@ def status_summary(store: Store) -> dict[str, Any]:
             conn, unpolled, now, settings.realtime_window_s, spool_contents(settings)
         )
         workers = workers_summary(conn, settings.lease_s, WORKERS_SHOWN_S)
+        forward_lag = forwarded_lag(conn, now, site)
     return {
         "store": store.safe_url,
+        "site": site,
         "sources": sum(by_status.values()),
         "by_status": by_status,
+        "by_site": by_site,
         "failing": len(failing),
         "failing_sources": failing,
         "runs_in_progress": running,
@@ -302,7 +334,16 @@ def status_summary(store: Store) -> dict[str, Any]:
             }
             for w in workers
         ],
+        "forward_lag": forward_lag,
+        "forwarding": _forwarding(store),
     }
+
+
+def _forwarding(store: Store) -> dict[str, Any] | None:
+    """Plant: the outbox and the publisher (None when forwarding is off and nothing waits)."""
+    from factorysync.forward import forward_status
+
+    return forward_status(store)
 
 
 def public_source(store: Store, source: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from factorysync.settings import SQLITE_SIDE_FILES, sqlite_path
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision: checked on every start without loading the migration
 # scripts (a test holds it equal to the scripts' head).
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0011"
 SQLITE_PAGE_SIZE = 32768
 
 
@@ -50,7 +50,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def _sqlite_begin(conn: Any) -> None:
     # Write transactions (Store.begin / write_transaction) take the write lock when they
     # start, so two writers queue on busy_timeout instead of failing half-way with
-    # "database is locked"; reads stay deferred and never block.
+    # "database is locked"; reads stay deferred and never block. A connection for
+    # autocommit reads (Store.connect_autocommit) begins none: each statement is its own.
+    if conn.get_execution_options().get("fs_autocommit"):
+        return
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("fs_write") else "BEGIN")
 
 
@@ -135,22 +138,26 @@ def write_transaction(conn: Connection) -> Iterator[Connection]:
         conn.info["fs_write"] = False
 
 
-def alembic_config(engine: Engine) -> Any:
+def alembic_config(engine: Engine, *, site: str | None = None) -> Any:
+    """Alembic's configuration for ``engine``; ``site`` is the process's site, which
+    migration 0009 gives the sources stored before sites existed."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
+    if site is not None:
+        cfg.attributes["site"] = site
     return cfg
 
 
-def upgrade(engine: Engine) -> str | None:
+def upgrade(engine: Engine, *, site: str | None = None) -> str | None:
     """Create or upgrade the schema to the newest migration; returns the revision."""
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
     try:
-        command.upgrade(alembic_config(engine), "head")
+        command.upgrade(alembic_config(engine, site=site), "head")
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:

@@ -25,9 +25,11 @@ from factorysync.errors import NotFoundError
 from factorysync.intake import declaration
 from factorysync.security.secrets import SecretBox
 from factorysync.store.db import plain
+from factorysync.store.schema import central_sites as central_t
 from factorysync.store.schema import data_source_connections as conns_t
 from factorysync.store.schema import data_source_mappings as maps_t
 from factorysync.store.schema import data_source_registry as reg_t
+from factorysync.store.schema import sites as sites_t
 from factorysync.store.schema import users as users_t
 from factorysync.store.types import utcnow
 
@@ -104,11 +106,16 @@ def _registry_rows() -> Any:
     """Registry rows as callers read them: ``created_by`` is the user's name (its id is
     ``created_by_id``), and NULLs of a row written by plain SQL read as the defaults."""
     columns = [c for c in reg_t.c if c.key != "created_by"]
-    return select(
-        *columns,
-        reg_t.c.created_by.label("created_by_id"),
-        users_t.c.username.label("created_by"),
-    ).outerjoin(users_t, users_t.c.id == reg_t.c.created_by)
+    return (
+        select(
+            *columns,
+            reg_t.c.created_by.label("created_by_id"),
+            users_t.c.username.label("created_by"),
+            sites_t.c.time_zone.label("site_time_zone"),
+        )
+        .outerjoin(users_t, users_t.c.id == reg_t.c.created_by)
+        .outerjoin(sites_t, sites_t.c.name == reg_t.c.site)
+    )
 
 
 def get_source(conn: Connection, source_id: str) -> dict[str, Any]:
@@ -133,10 +140,14 @@ def _mark_primary(connections: list[dict[str, Any]]) -> None:
         first["is_primary"] = True
 
 
-def list_sources(conn: Connection, *, status: str | None = None) -> list[dict[str, Any]]:
+def list_sources(
+    conn: Connection, *, status: str | None = None, site: str | None = None
+) -> list[dict[str, Any]]:
     stmt = _registry_rows().order_by(reg_t.c.priority, reg_t.c.source_id)
     if status:
         stmt = stmt.where(reg_t.c.status == status)
+    if site:
+        stmt = stmt.where(reg_t.c.site == site)
     return [with_defaults(plain(r)) for r in conn.execute(stmt).mappings()]
 
 
@@ -157,13 +168,19 @@ def data_changed(conn: Connection, source_id: str, **also: Any) -> None:
 
 def data_version(conn: Connection, target_table: str) -> tuple[int, int]:
     """What changes whenever the rows of ``target_table`` may have changed: the sum of its
-    sources' data versions, and how many sources write it."""
+    sources' data versions, and how many sources write it. On a central store the
+    messages the central ingest applied to the table count too (``central_sites``)."""
     row = conn.execute(
         select(func.coalesce(func.sum(reg_t.c.data_version), 0), func.count())
         .select_from(reg_t.join(maps_t, maps_t.c.registry_id == reg_t.c.id))
         .where(maps_t.c.target_table == target_table)
     ).one()
-    return int(row[0]), int(row[1])
+    forwarded = conn.execute(
+        select(func.coalesce(func.sum(central_t.c.messages_applied), 0), func.count()).where(
+            central_t.c.table_name == target_table
+        )
+    ).one()
+    return int(row[0]) + int(forwarded[0]), int(row[1]) + int(forwarded[1])
 
 
 def set_status(conn: Connection, source_id: str, status: str) -> None:
@@ -190,10 +207,11 @@ def declaration_of(source: dict[str, Any], box: SecretBox) -> SourceDecl:
         del fields["refresh_interval"]
     connections = [with_defaults(dict(c), CONNECTION_DEFAULTS) for c in source["connections"]]
     mappings = [with_defaults(dict(m), MAPPING_DEFAULTS) for m in source["mappings"]]
-    return declaration(
+    decl = declaration(
         {
             "source_id": source["source_id"],
             "status": source["status"],
+            "site": source.get("site"),
             **fields,
             "connections": [
                 {
@@ -221,6 +239,9 @@ def declaration_of(source: dict[str, Any], box: SecretBox) -> SourceDecl:
         },
         stored=True,
     )
+    for c in decl.connections:
+        c.in_site_zone(source.get("site_time_zone"))
+    return decl
 
 
 def mapping_frequencies(conn: Connection) -> dict[str, list[dict[str, Any]]]:

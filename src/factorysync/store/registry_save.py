@@ -9,6 +9,7 @@ stored values (:mod:`factorysync.store.registry_secrets`).
 from __future__ import annotations
 
 import getpass
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,9 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from factorysync.config import MappingDecl, SourceDecl
+from factorysync.config.sites import SiteDecl
 from factorysync.errors import ConfigError, NotFoundError
 from factorysync.security.redaction import Redactor, unmask
 from factorysync.security.secrets import SecretBox
+from factorysync.settings import DEFAULT_SITE
 from factorysync.store.db import plain
 from factorysync.store.registry import (
     CONNECTION_DEFAULTS,
@@ -34,14 +37,16 @@ from factorysync.store.schema import data_source_mappings as maps_t
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_state as state_t
 from factorysync.store.schema import users as users_t
+from factorysync.store.sites import save_site, site_for_source
 from factorysync.store.types import utcnow
 
 
 @dataclass
 class Change:
-    source_id: str
+    source_id: str  # the source's id, or the site's name (kind "site")
     action: str  # created | updated | unchanged | removed
     details: list[str] = field(default_factory=list)
+    kind: str = "source"  # source | site
 
 
 SYSTEM_USER = "factorysync"
@@ -120,15 +125,25 @@ def chosen_defaults(decl: SourceDecl) -> list[str]:
 
 
 def save_source(
-    conn: Connection, decl: SourceDecl, box: SecretBox, *, created_by: str | None = None
+    conn: Connection,
+    decl: SourceDecl,
+    box: SecretBox,
+    *,
+    created_by: str | None = None,
+    default_site: str = DEFAULT_SITE,
 ) -> Change:
     """Create or update one source so the registry matches ``decl``; report what changed.
 
-    ``created_by``: the acting user's name (None: the OS user, for the command line)."""
+    ``created_by``: the acting user's name (None: the OS user, for the command line).
+    ``default_site``: the process's site (``FACTORYSYNC_SITE``), a new source's site when
+    its declaration names none (an existing source then keeps its own)."""
     now = utcnow()
     wanted = {f: getattr(decl, f) for f in SOURCE_FIELDS}
     stored = (
         conn.execute(select(reg_t).where(reg_t.c.source_id == decl.source_id)).mappings().first()
+    )
+    site = site_for_source(
+        conn, decl.source_id, decl.site, None if stored is None else stored["site"], default_site
     )
     if stored is None:
         new_id = conn.execute(
@@ -138,6 +153,7 @@ def save_source(
                 status=decl.status,
                 created_by=_creator(conn, decl, created_by),
                 next_sync=now,
+                site=site,
                 **wanted,
             )
             .returning(reg_t.c.id)
@@ -147,6 +163,9 @@ def save_source(
     current = with_defaults(dict(stored))
     details = [d for f in SOURCE_FIELDS if (d := _diff(f, current[f], wanted[f])) is not None]
     values: dict[str, Any] = {f: wanted[f] for f in SOURCE_FIELDS if current[f] != wanted[f]}
+    if site != current["site"]:
+        details.append(f"site: {current['site']!r} → {site!r}")
+        values["site"] = site
     # 'error' is the engine's verdict, not the user's; an active declaration leaves it alone.
     if decl.status != current["status"] and not (
         decl.status == "active" and current["status"] == "error"
@@ -292,10 +311,18 @@ def apply_declarations(
     *,
     prune: bool = False,
     created_by: str | None = None,
+    sites: Sequence[SiteDecl] = (),
+    default_site: str = DEFAULT_SITE,
 ) -> list[Change]:
-    """Make the registry match ``decls`` in the caller's (single) transaction;
-    ``created_by``: the acting user's name (None: the OS user)."""
-    changes = [save_source(conn, d, box, created_by=created_by) for d in decls]
+    """Make the registry match ``decls`` (and the declared ``sites``, saved first: the
+    sources name them) in the caller's (single) transaction; ``created_by``: the acting
+    user's name (None: the OS user). Sites created or changed come first, with kind
+    ``site`` (an unchanged site is not reported: the changes stay one per source)."""
+    changes = [Change(s.name, *save_site(conn, s), kind="site") for s in sites]
+    changes = [c for c in changes if c.action != "unchanged"]
+    changes += [
+        save_source(conn, d, box, created_by=created_by, default_site=default_site) for d in decls
+    ]
     if prune:
         wanted = {d.source_id for d in decls}
         for sid in source_ids(conn):

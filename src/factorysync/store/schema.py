@@ -92,6 +92,20 @@ def _registry_id_of_run(context: Any) -> int | None:
     return int(found) if found is not None else None
 
 
+# A plant of the group (DESIGN §8): its name is used in NATS subject names
+# (``factorysync.<site>.<table>``); its time zone is the default zone of its sources'
+# naive timestamps and of the console's times; its shifts are a list of
+# ``{name, start, end, days}`` (factorysync.config.sites).
+sites = Table(
+    "sites",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("time_zone", String(64)),
+    Column("shifts", JSONType),
+    Column("description", Text),
+    *_timestamps(),
+)
+
 data_source_registry = Table(
     "data_source_registry",
     metadata,
@@ -112,6 +126,16 @@ data_source_registry = Table(
     Column("last_error", Text),
     _created_by(),
     Column("category", String(64)),
+    # The site (plant) the source belongs to; the database default names the site every
+    # store has, for rows inserted with plain SQL.
+    Column(
+        "site",
+        String(32),
+        ForeignKey("sites.name", onupdate="CASCADE"),
+        nullable=False,
+        server_default="main",
+        index=True,
+    ),
     Column("legacy_id", String(64)),
     # Scale-out: the worker running this source and until when its claim holds.
     Column("lease_owner", String(255)),
@@ -336,6 +360,42 @@ workers = Table(
     Column("status", String(16), nullable=False, default="alive"),
     Column("started_at", UTCDateTime, nullable=False, default=utcnow),
     Column("heartbeat_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+# Changes of forwarded target tables not yet published to the central store
+# (factorysync.forward): written in the transaction of the change, deleted once the
+# central stream acknowledged them. op "rows": the rows of (table_name, source_id) that
+# carry run_id; op "delete": ``keys`` is a JSON list of deleted key-value lists.
+forward_outbox = Table(
+    "forward_outbox",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("table_name", String(63), nullable=False),
+    Column("source_id", String(100), nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+    Column("op", String(8), nullable=False),
+    Column("keys", Text),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow, server_default=NOW),
+    sqlite_autoincrement=True,
+)
+
+# What the central store applied of each site's forwarded tables (factorysync.forward
+# central ingest): the last applied stream sequence and publication time, counters, and
+# the messages still waiting on the stream as last counted.
+central_sites = Table(
+    "central_sites",
+    metadata,
+    Column("site", String(32), primary_key=True),
+    Column("table_name", String(63), primary_key=True),
+    Column("last_seq", BigInteger),
+    Column("last_published_at", UTCDateTime),
+    Column("rows_applied", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("messages_applied", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("messages_rejected", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("last_error", Text),
+    Column("pending_messages", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("pending_checked_at", UTCDateTime),
+    *_own_timestamps(),
 )
 
 # Declarations refuse these names as target tables (factorysync.config.REGISTRY_TABLES):

@@ -15,6 +15,7 @@ from factorysync.errors import StoreError
 from factorysync.security.secrets import SecretBox
 from factorysync.settings import Settings, get_settings, sqlite_path
 from factorysync.store import db
+from factorysync.store.capture import FORWARD_OPTION, ForwardedTables
 
 
 class Store:
@@ -28,8 +29,14 @@ class Store:
     def engine(self) -> Engine:
         # Every concurrent sync holds one store connection while it reads; a few more
         # serve the scheduler and API reads.
-        size = self.settings.max_concurrent_syncs + 4
-        engine = db.make_engine(self.url, pool_size=size, max_overflow=10)
+        size = self.settings.concurrent_syncs + 4
+        options = {}
+        if self.settings.forward_url:
+            # Writes to the forwarded target tables capture their changes (store.capture).
+            options[FORWARD_OPTION] = ForwardedTables.parse(self.settings.forward_tables)
+        engine = db.make_engine(
+            self.url, pool_size=size, max_overflow=10, execution_options=options
+        )
         Store._engines.add(engine)
         return engine
 
@@ -44,6 +51,16 @@ class Store:
     def connect(self) -> Connection:
         return self.engine.connect()
 
+    def connect_autocommit(self) -> Connection:
+        """A connection whose statements each commit on their own, for reads that need no
+        snapshot across statements (the API's polled answers): no BEGIN and ROLLBACK
+        around them, which are two round trips to PostgreSQL and two driver calls (each
+        handing the GIL over) on SQLite. Never for writes."""
+        conn = self.engine.connect()
+        if self.dialect == "sqlite":
+            return conn.execution_options(fs_autocommit=True)  # see db._sqlite_begin
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
+
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction on a fresh connection (commits on success)."""
@@ -51,7 +68,7 @@ class Store:
             yield conn
 
     def upgrade(self) -> str | None:
-        return db.upgrade(self.engine)
+        return db.upgrade(self.engine, site=self.settings.site)
 
     def tighten_files(self) -> list[Path]:
         """Make a SQLite store's files readable by their owner only (see

@@ -28,6 +28,7 @@ from factorysync.errors import ConfigError, NotFoundError
 from factorysync.intake import parse_source
 from factorysync.store.accounts import AlreadyExists
 from factorysync.store.registry import get_source
+from factorysync.store.sites import site_names
 from factorysync.store.templates import get_template, list_templates
 from factorysync.web import form_guide, forms, probe
 from factorysync.web.forms import KINDS, SourceForm
@@ -60,12 +61,17 @@ def _page(
     result: dict[str, Any] | None = None,
     action: str | None = None,
 ) -> Response:
+    store = _ctx(request).store
+    with store.connect() as conn:
+        sites = site_names(conn)
     return render(
         request,
         "source_form.html",
         user,
         user.language,
         status,
+        sites=sites,
+        default_site=store.settings.site,
         form=form,
         csrf=user.csrf,
         result=result,

@@ -140,6 +140,7 @@ def form_from_declaration(
         "name": decl.get("name") or "",
         "description": decl.get("description") or "",
         "category": decl.get("category") or "",
+        "site": decl.get("site") or "",
         "priority": str(decl.get("priority") or 2),
         # Empty unless declared: left empty, the mapping's sync_frequency (or the
         # default) sets the cadence, and a changed frequency is not overruled.
@@ -248,6 +249,7 @@ def declaration_from_form(
             "name",
             "description",
             "category",
+            "site",
             "priority",
             "refresh_interval",
             "schedule",
@@ -288,6 +290,7 @@ def declaration_from_form(
         "name": values["name"],
         "description": values["description"] or None,
         "category": values["category"] or None,
+        "site": values["site"] or None,
         "source_type": source_type,
         "priority": _number(values["priority"]),
         "refresh_interval": _number(values["refresh_interval"]),
@@ -382,6 +385,7 @@ def _key_for(parts: list[str], known: set[str]) -> str:
         "name",
         "description",
         "category",
+        "site",
         "priority",
         "refresh_interval",
         "schedule",

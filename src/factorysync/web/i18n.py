@@ -17,6 +17,7 @@ from datetime import datetime
 
 from factorysync.web.i18n_data import DATA_MESSAGES  # data browser (issue #23)
 from factorysync.web.i18n_events import EVENT_TEXTS
+from factorysync.web.i18n_forward import FORWARD_TEXTS  # central store
 from factorysync.web.i18n_texts import CONSOLE_TEXTS
 
 LANGUAGES = {"en": "English", "id": "Bahasa Indonesia"}
@@ -271,6 +272,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "field.name": ("Name", "Nama"),
     "field.description": ("Description", "Deskripsi"),
     "field.category": ("Category", "Kategori"),
+    "field.site": ("Site (plant)", "Lokasi (pabrik)"),
     "field.priority": ("Priority (1 high … 3 low)", "Prioritas (1 tinggi … 3 rendah)"),
     "field.refresh_interval": ("Refresh interval (s)", "Interval pembaruan (dtk)"),
     "field.schedule": ("Cron schedule (optional)", "Jadwal cron (opsional)"),
@@ -321,6 +323,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 # Data browser (issue #23): its labels, kept in their own module.
 MESSAGES.update(DATA_MESSAGES)
+MESSAGES.update(FORWARD_TEXTS)
 # The core labels first (a block above may refine one), then what happened (alerts,
 # problems, run errors): i18n_texts.py, i18n_events.py.
 MESSAGES = {**CONSOLE_TEXTS, **MESSAGES, **EVENT_TEXTS}

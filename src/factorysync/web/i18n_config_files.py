@@ -40,12 +40,12 @@ FILE_HELP: tuple[tuple[str, str], ...] = (
     (
         "IANA time zone, e.g. Asia/Jakarta, in which timestamps without a UTC offset are read: "
         "CSV dates (date_formats, column_types), Excel dates, and JSON text a mapping types as "
-        "datetime. Default: UTC. The plant zone (FACTORYSYNC_TIMEZONE) is for display only and "
-        "does not apply here.",
+        "datetime. Default: the time zone of the source's site, else UTC. The plant zone "
+        "(FACTORYSYNC_TIMEZONE) is for display only and does not apply here.",
         "Zona waktu IANA, mis. Asia/Jakarta, untuk membaca stempel waktu tanpa offset UTC: "
         "tanggal CSV (date_formats, column_types), tanggal Excel, dan teks JSON yang diberi "
-        "tipe datetime oleh pemetaan. Bawaan: UTC. Zona pabrik (FACTORYSYNC_TIMEZONE) hanya "
-        "untuk tampilan dan tidak berlaku di sini.",
+        "tipe datetime oleh pemetaan. Bawaan: zona waktu situs sumber, atau UTC. Zona pabrik "
+        "(FACTORYSYNC_TIMEZONE) hanya untuk tampilan dan tidak berlaku di sini.",
     ),
     (
         "Format of the file: json (an array, an object holding the records, or one object), "
@@ -283,10 +283,10 @@ FILE_HELP: tuple[tuple[str, str], ...] = (
     ),
     (
         "IANA time zone, e.g. Asia/Jakarta, of timestamps stored without one (DATETIME, "
-        "timestamp without time zone, datetime2). Default: UTC. Set it to the server's zone for "
-        "MySQL and MariaDB TIMESTAMP columns.",
+        "timestamp without time zone, datetime2). Default: the time zone of the source's site, "
+        "else UTC. Set it to the server's zone for MySQL and MariaDB TIMESTAMP columns.",
         "Zona waktu IANA, mis. Asia/Jakarta, untuk stempel waktu yang disimpan tanpa zona "
-        "(DATETIME, timestamp without time zone, datetime2). Bawaan: UTC. Atur ke zona server "
-        "untuk kolom TIMESTAMP MySQL dan MariaDB.",
+        "(DATETIME, timestamp without time zone, datetime2). Bawaan: zona waktu situs sumber, "
+        "atau UTC. Atur ke zona server untuk kolom TIMESTAMP MySQL dan MariaDB.",
     ),
 )

@@ -134,9 +134,11 @@ SERVICE_HELP: tuple[tuple[str, str], ...] = (
     ),
     (
         "IANA time zone, e.g. Asia/Jakarta, of timestamps the API sends without a UTC offset, "
-        "read so where a mapping field types them as datetime. Default: UTC.",
+        "read so where a mapping field types them as datetime. Default: the time zone of the "
+        "source's site, else UTC.",
         "Zona waktu IANA, mis. Asia/Jakarta, untuk stempel waktu yang dikirim API tanpa offset "
-        "UTC, dibaca demikian bila bidang pemetaan memberinya tipe datetime. Bawaan: UTC.",
+        "UTC, dibaca demikian bila bidang pemetaan memberinya tipe datetime. Bawaan: zona waktu "
+        "situs sumber, atau UTC.",
     ),
     # artisan
     (
@@ -197,10 +199,10 @@ SERVICE_HELP: tuple[tuple[str, str], ...] = (
     (
         "IANA time zone, e.g. Asia/Jakarta, of timestamps the command prints without a UTC "
         "offset; also the command's TZ, so that its local time is that zone. Default: "
-        "csv.timezone, else UTC.",
+        "csv.timezone, else the time zone of the source's site, else UTC.",
         "Zona waktu IANA, mis. Asia/Jakarta, untuk stempel waktu yang dicetak perintah tanpa "
         "offset UTC; juga TZ perintah, sehingga waktu lokalnya berada di zona itu. Bawaan: "
-        "csv.timezone, atau UTC.",
+        "csv.timezone, atau zona waktu situs sumber, atau UTC.",
     ),
     (
         "Variables for the command: locale, time zone, APP_*, DB_* and the names on "

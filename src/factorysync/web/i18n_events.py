@@ -280,6 +280,12 @@ EVENT_TEXTS: dict[str, tuple[str, str]] = {
         "jadwal {schedule} bukan ekspresi cron yang valid (lima bagian: menit jam "
         "tanggal bulan hari-dalam-minggu, mis. '*/15 6-22 * * *')",
     ),
+    "problem.fs.bad_site_name": (
+        "{what} {name} is not a valid site name: use 1 to 32 lower-case letters, digits, "
+        "'-' or '_'",
+        "{what} {name} bukan nama lokasi yang valid: pakai 1 sampai 32 huruf kecil, angka, "
+        "'-' atau '_'",
+    ),
     "problem.fs.reserved_table": (
         "target_table {table} is reserved by factorysync",
         "target_table {table} dicadangkan oleh factorysync",

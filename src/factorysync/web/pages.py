@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -165,9 +166,15 @@ def _zone(request: Request) -> Any:
 
 # -- data resources ------------------------------------------------------------------
 def _filter(
-    source_type: str | None, status: str | None, category: str | None, q: str | None
+    source_type: str | None,
+    status: str | None,
+    category: str | None,
+    q: str | None,
+    site: str | None = None,
 ) -> views.SourceFilter:
-    return views.SourceFilter(source_type or None, status or None, category or None, q or None)
+    return views.SourceFilter(
+        source_type or None, status or None, category or None, q or None, site or None
+    )
 
 
 Filter = Annotated[str | None, Query(max_length=100)]
@@ -206,17 +213,21 @@ def sources_page(
     status: Filter = None,
     category: Filter = None,
     q: Filter = None,
+    site: Filter = None,
     page: int = 1,
 ) -> Response:
-    flt = _filter(type, status, category, q)
+    flt = _filter(type, status, category, q, site)
     with _ctx(request).store.connect() as conn:
         found = views.source_page(conn, flt, page)
         choices = views.filter_choices(conn)
+    unknown_site = flt.site is not None and flt.site not in choices["sites"]
     return render(
         request,
         "sources.html",
         user,
         user.language,
+        404 if unknown_site else 200,
+        unknown_site=unknown_site,
         rows=found.rows,
         found=found,
         urls=_page_urls(flt, found),
@@ -234,10 +245,11 @@ def source_rows(
     status: Filter = None,
     category: Filter = None,
     q: Filter = None,
+    site: Filter = None,
     page: int = 1,
 ) -> Response:
     """The table body of one page alone, for the list's live refresh."""
-    flt = _filter(type, status, category, q)
+    flt = _filter(type, status, category, q, site)
     with _ctx(request).store.connect() as conn:
         found = views.source_page(conn, flt, page)
     return render(request, "_source_rows.html", user, user.language, rows=found.rows, found=found)
@@ -257,13 +269,16 @@ def source_page(request: Request, source_id: str, user: User, qpage: int = 1) ->
         return _not_found(request, user, source_id)
     runs = services.history(store, source_id, 100)
     t = translator(user.language)
-    charts = run_charts(views.runs_for_charts([dict(r) for r in runs]), _zone(request), t)
+    # The source's times in its site's zone (the plant's when the site has none).
+    zone = source.get("site_time_zone") or store.settings.timezone
+    charts = run_charts(views.runs_for_charts([dict(r) for r in runs]), ZoneInfo(zone), t)
     running = any(r["sync_status"] == "running" for r in runs)
     return render(
         request,
         "source.html",
         user,
         user.language,
+        time_zone=zone,
         source=source,
         runs=runs,
         quarantine=quarantine,

@@ -56,12 +56,15 @@ def render(
     user: ConsoleUser | None,
     language: str,
     status_code: int = 200,
+    time_zone: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """The page, with ``Server-Timing`` telling how long the server took to make it."""
+    """The page, with ``Server-Timing`` telling how long the server took to make it.
+    Times are shown in ``time_zone`` (a site's), else in the plant's."""
     started = request.scope.get("fs_started") or time.perf_counter()
     settings = request.app.state.ctx.store.settings
-    zone = ZoneInfo(settings.timezone)
+    shown_zone = time_zone or settings.timezone
+    zone = ZoneInfo(shown_zone)
     now = utcnow()
     t = translator(language)
 
@@ -78,7 +81,7 @@ def render(
             t=t,
             lang=language,
             user=user,
-            zone=settings.timezone,
+            zone=shown_zone,
             local=local,
             ago=ago,
             now=now,

@@ -20,6 +20,7 @@ from factorysync.store.schema import alerts as alerts_t
 from factorysync.store.schema import data_source_mappings as maps_t
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
+from factorysync.store.schema import sites as sites_t
 from factorysync.store.types import UTCDateTime, utcnow
 
 # The registry's statuses, then two the list filters by: a run in progress, and active
@@ -33,6 +34,7 @@ LIST_COLUMNS = (
     reg_t.c.connection_type,
     reg_t.c.status,
     reg_t.c.category,
+    reg_t.c.site,
     reg_t.c.priority,
     reg_t.c.refresh_interval,
     reg_t.c.schedule,
@@ -49,12 +51,14 @@ class SourceFilter:
     status: str | None = None
     category: str | None = None
     q: str | None = None
+    site: str | None = None
 
     def query(self) -> dict[str, str]:
         values = {
             "type": self.source_type,
             "status": self.status,
             "category": self.category,
+            "site": self.site,
             "q": self.q,
         }
         return {k: v for k, v in values.items() if v}
@@ -115,6 +119,8 @@ def _matching(flt: SourceFilter) -> list[Any]:
         found.append(reg_t.c.source_type == flt.source_type)
     if flt.category:
         found.append(reg_t.c.category == flt.category)
+    if flt.site:
+        found.append(reg_t.c.site == flt.site)
     if flt.status == "running":
         running = select(hist_t.c.source_id).where(hist_t.c.sync_status == "running")
         found.append(reg_t.c.source_id.in_(running))
@@ -249,7 +255,12 @@ def filter_choices(conn: Connection) -> dict[str, list[str]]:
         .distinct()
         .order_by(reg_t.c.category)
     )
-    return {"types": list(types.scalars()), "categories": list(cats.scalars())}
+    sites = conn.execute(select(sites_t.c.name).order_by(sites_t.c.name))
+    return {
+        "types": list(types.scalars()),
+        "categories": list(cats.scalars()),
+        "sites": list(sites.scalars()),
+    }
 
 
 # -- alerts ------------------------------------------------------------------------------

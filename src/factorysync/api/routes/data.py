@@ -7,24 +7,28 @@ Answers carry an ``ETag``; a client that sends it back in ``If-None-Match`` gets
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from contextlib import suppress
 from datetime import datetime, tzinfo
 from itertools import chain
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import and_, select
 
+from factorysync.api.answering import request_key, respond
 from factorysync.api.context import ApiContext
 from factorysync.api.dataquery import MAX_LIMIT, PAGE_PARAMS, PageQuery, PageRequest, to_json
 from factorysync.api.deps import AUTH_RESPONSES, Context, PlantZone, Responses, Viewer
+from factorysync.api.errors import invalid
 from factorysync.api.schemas import DataPage, ErrorPublic, LegacyEntry
 from factorysync.api.shapes import render, source_shape
 from factorysync.errors import ConfigError
 from factorysync.security.redaction import Redactor
+from factorysync.services.dataquery import SITE_COLUMN, check_site_filter
 from factorysync.store.registry import data_version
 from factorysync.store.schema import data_source_connections as conns_t
 from factorysync.store.schema import data_source_registry as reg_t
@@ -41,19 +45,15 @@ TABLE = r"^[a-z_][a-z0-9_]{0,62}$"
 SOURCE = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
 
-def respond(request: Request, body: bytes, tag: str) -> Response:
-    """The body with its ETag, or 304 when the client has it already."""
-    headers = {"ETag": tag, "Cache-Control": "no-cache"}
-    sent = request.headers.get("if-none-match", "")
-    if sent.strip() == "*" or tag in (t.strip() for t in sent.split(",")):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
-
-
 @router.get(
     "/api/data/{target_table}",
     response_model=DataPage,
-    responses={**NOT_MODIFIED, **MISSING, **INVALID},
+    responses={
+        **NOT_MODIFIED,
+        **MISSING,
+        **INVALID,
+        400: {"model": ErrorPublic, "description": "site= on a table without a _site column"},
+    },
 )
 async def read_table(
     target_table: Annotated[str, Path(pattern=TABLE)],
@@ -71,15 +71,39 @@ async def read_table(
         datetime | None, Query(description="Only rows synced at or after this time")
     ] = None,
 ) -> Response:
-    """A page of a target table. Any other parameter filters a column: ``FIELD=V``,
-    ``FIELD__gte=V``, ``FIELD__lte=V`` (also ``__gt``, ``__lt``, ``__ne``)."""
+    """A page of a target table. ``site=S``: only the rows forwarded from site S (central
+    tables, with a ``_site`` column; 400 on another table, 404 for an unknown site). Any
+    other parameter filters a column: ``FIELD=V``, ``FIELD__gte=V``, ``FIELD__lte=V``
+    (also ``__gt``, ``__lt``, ``__ne``)."""
     items = sorted(request.query_params.multi_items())
-    filters = [(k, v) for k, v in items if k not in PAGE_PARAMS]
-    wanted = PageRequest(limit, offset, after, order, since, filters)
+    filters = [(k, v) for k, v in items if k not in PAGE_PARAMS and k != "site"]
+    sites = [v for k, v in items if k == "site"]
+    if len(sites) > 1:
+        raise invalid(["query", "site"], "site: give one site")
 
-    def page() -> bytes:
-        with ctx.store.connect() as conn:
-            query = PageQuery(ctx.tables.get(conn, target_table), wanted, tz)
+    def produce(known: Hashable | None) -> tuple[Hashable, bytes | None]:
+        # One store connection for the version and the page; the version is read first,
+        # so a change in between makes the next check see a newer one.
+        with ctx.store.connect_autocommit() as conn:
+            now = data_version(conn, target_table)
+            if known is not None and now == known:
+                return now, None
+            info = ctx.tables.get(conn, target_table)
+            site = sites[0] if sites else None
+            if site is not None and "site" in info.kinds and SITE_COLUMN not in info.table.c:
+                # A table of one plant with a column of its own named site: filtered as
+                # any column is (as before sites existed).
+                site, extra = None, [("site", sites[0])]
+            else:
+                extra = []
+            if site is not None:
+                problem = check_site_filter(conn, info, site)
+                if problem is not None:
+                    raise HTTPException(400, problem)
+            wanted = PageRequest(
+                limit, offset, after, order, since, sorted([*filters, *extra]), site=site
+            )
+            query = PageQuery(info, wanted, tz)
             found = query.fetch(conn)
         body = {
             "table": target_table,
@@ -89,14 +113,9 @@ async def read_table(
             "has_more": found.has_more,
             "next_after": found.next_after,
         }
-        return orjson.dumps(body, default=to_json)
+        return now, orjson.dumps(body, default=to_json)
 
-    def version() -> tuple[int, int]:
-        with ctx.store.connect() as conn:
-            return data_version(conn, target_table)
-
-    key = ("table", target_table, tuple(items))
-    return respond(request, *await ctx.answers.get(key, page, version))
+    return respond(request, *await ctx.answers.produced(request_key(request.scope), produce))
 
 
 def _document(ctx: ApiContext, source_id: str, table: str | None, tz: tzinfo) -> Any:

@@ -12,7 +12,16 @@ from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from factorysync import services
-from factorysync.api.deps import AUTH_RESPONSES, Admin, Context, Operator, Responses, StoreDep
+from factorysync.api.answering import Shape, answer
+from factorysync.api.deps import (
+    AUTH_RESPONSES,
+    Admin,
+    Context,
+    Operator,
+    Responses,
+    SiteQuery,
+    StoreDep,
+)
 from factorysync.api.schemas import (
     DeletePublic,
     ErrorPublic,
@@ -43,7 +52,11 @@ SourcePatch = Annotated[
         'as "***" keep theirs.'
     ),
 ]
+NOT_MODIFIED: Responses = {304: {"description": "Not modified since the ETag in If-None-Match"}}
+SUMMARIES = Shape(list[SourceSummary])
+RUNS = Shape(list[RunPublic])
 NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such source"}}
+NO_SITE: Responses = {404: {"model": ErrorPublic, "description": "No such site"}}
 INVALID: Responses = {
     422: {"model": ErrorPublic, "description": "Invalid declaration; every problem named"}
 }
@@ -54,14 +67,19 @@ def _shown(store: Any, source_id: str) -> dict[str, Any]:
         return services.public_source(store, get_source(conn, source_id))
 
 
-@router.get("", response_model=list[SourceSummary])
-def list_sources(
+@router.get("", response_model=list[SourceSummary], responses={**NOT_MODIFIED, **NO_SITE})
+async def list_sources(
     _: Operator,
-    store: StoreDep,
+    ctx: Context,
+    request: Request,
     status: Annotated[Literal["active", "inactive", "error", "maintenance"] | None, Query()] = None,
-) -> Any:
-    """Every registered source (without connections and mappings), by priority."""
-    return services.sources(store, status)
+    site: SiteQuery = None,
+) -> Response:
+    """Every registered source (without connections and mappings), by priority; with
+    ``site``, only that site's (404 when there is no such site)."""
+    return await answer(
+        request, ctx, lambda: SUMMARIES.json(services.sources(ctx.store, status, site))
+    )
 
 
 @router.post(
@@ -240,12 +258,15 @@ def reset_source(
     )
 
 
-@router.get("/{source_id}/history", response_model=list[RunPublic])
-def source_history(
+@router.get("/{source_id}/history", response_model=list[RunPublic], responses=NOT_MODIFIED)
+async def source_history(
     source_id: SourceId,
     _: Operator,
-    store: StoreDep,
+    ctx: Context,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> Any:
+) -> Response:
     """The source's latest runs, newest first (kept after the source is removed)."""
-    return services.history(store, source_id, limit)
+    return await answer(
+        request, ctx, lambda: RUNS.json(services.history(ctx.store, source_id, limit))
+    )

@@ -173,7 +173,7 @@ class ApiConfig(BaseModel):
         default=None,
         description="IANA time zone, e.g. Asia/Jakarta, of timestamps the API sends "
         "without a UTC offset, read so where a mapping field types them as datetime. "
-        "Default: UTC.",
+        "Default: the time zone of the source's site, else UTC.",
     )
 
     @field_validator("method", mode="before")

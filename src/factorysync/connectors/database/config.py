@@ -175,8 +175,9 @@ class DatabaseConfig(BaseModel):
         examples=["Asia/Jakarta"],
         default=None,
         description="IANA time zone, e.g. Asia/Jakarta, of timestamps stored without one "
-        "(DATETIME, timestamp without time zone, datetime2). Default: UTC. Set it to the "
-        "server's zone for MySQL and MariaDB TIMESTAMP columns.",
+        "(DATETIME, timestamp without time zone, datetime2). Default: the time zone of the "
+        "source's site, else UTC. Set it to the server's zone for MySQL and MariaDB "
+        "TIMESTAMP columns.",
     )
 
     @model_validator(mode="before")

@@ -11,6 +11,8 @@ and a format only says how one file becomes record batches:
                         reading errors as connector errors
     json                file_type json: orjson (ijson past STREAM_THRESHOLD); ndjson:
                         orjson line by line, pyarrow in chunks on columnar reads
+    json_columnar       large JSON arrays on columnar reads: chunks of whole records,
+                        parsed by pyarrow
     csv, csv_types      file_type csv: pyarrow, block by block; columns typed per block
     excel               file_type excel: python-calamine (.xlsx .xlsm .xlsb .xls .ods)
     workbook_process    the child process, with resource limits, that parses workbooks

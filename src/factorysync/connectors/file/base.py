@@ -87,8 +87,9 @@ class FileOptions(BaseModel):
         default=None,
         description="IANA time zone, e.g. Asia/Jakarta, in which timestamps without a UTC "
         "offset are read: CSV dates (date_formats, column_types), Excel dates, and JSON "
-        "text a mapping types as datetime. Default: UTC. The plant zone "
-        "(FACTORYSYNC_TIMEZONE) is for display only and does not apply here.",
+        "text a mapping types as datetime. Default: the time zone of the source's site, "
+        "else UTC. The plant zone (FACTORYSYNC_TIMEZONE) is for display only and does not "
+        "apply here.",
     )
 
     @field_validator("encoding")
@@ -158,12 +159,13 @@ class FileConfig(FileOptions):
             return {**data, "file_type": file_type_of(data)}
         return data
 
-    def fingerprint(self) -> str:
-        """Changes when a setting that affects the records changes (markers then reset)."""
+    def fingerprint(self, site_zone: str | None = None) -> str:
+        """Changes when a setting that affects the records changes (markers then reset).
+        ``site_zone``: the zone of the source's site, the default of ``timezone``."""
         relevant = self.model_dump(exclude={"auto_reload", "file_name", "legacy_path"})
         # The zone in effect, not the setting: naive timestamps read before UTC became
         # the default (in the plant zone) are read again.
-        relevant["timezone"] = self.timezone or "UTC"
+        relevant["timezone"] = self.timezone or site_zone or "UTC"
         return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
@@ -202,8 +204,9 @@ class FileFormat(ABC):
 
     @property
     def zone(self) -> str:
-        """The zone of timestamps without an offset (``timezone``, default UTC)."""
-        return self.options.timezone or "UTC"
+        """The zone of timestamps without an offset (``timezone``, else the site's zone,
+        else UTC)."""
+        return self.options.timezone or self.context.site_zone or "UTC"
 
     @abstractmethod
     def read(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:

@@ -137,7 +137,7 @@ class FileConnector(Connector):
         a run that stops half-way reads the file again (its rows are upserted again, not
         duplicated). Markers of files that are gone are dropped.
         """
-        fingerprint = self.config.fingerprint()
+        fingerprint = self.config.fingerprint(self.context.site_zone)
         known: dict[str, Any] = state.get("files", {}) if state.get("config") == fingerprint else {}
         files = self.files()
         present = {str(p) for p in files}

@@ -1,6 +1,7 @@
 """JSON documents and newline-delimited JSON.
 
-    json    orjson on the whole document; ijson, streaming, past STREAM_THRESHOLD
+    json    orjson on the whole document; past STREAM_THRESHOLD streamed: on columnar
+            reads in chunks of whole records (:mod:`.json_columnar`), else with ijson
     ndjson  orjson line by line; pyarrow's JSON reader in chunks on columnar reads
 
 On columnar reads both yield Arrow record batches where the records are flat objects
@@ -18,7 +19,9 @@ import orjson
 
 from factorysync.config.mapping import records_at
 from factorysync.connectors.base import Batch
+from factorysync.connectors.file import json_columnar
 from factorysync.connectors.file.base import FileConfig, FileFormat, FileOptions, undecodable
+from factorysync.connectors.file.json_columnar import ArrayReader, first_line, flat_type
 from factorysync.errors import ConnectorFatal, MappingError
 
 # Documents up to this size are parsed in one go (orjson is ~10x faster than streaming);
@@ -49,8 +52,12 @@ class _Utf8Reader:
         self._raw = raw
 
     def read(self, size: int = 65536) -> bytes:
-        chunk = self._raw.read(size)
-        return self._decoder.decode(chunk, final=not chunk).encode("utf-8")
+        # Bytes the decoder holds back (part of a character) are no end of the stream.
+        while True:
+            chunk = self._raw.read(size)
+            text = self._decoder.decode(chunk, final=not chunk)
+            if text or not chunk:
+                return text.encode("utf-8")
 
 
 class JsonFormat(FileFormat):
@@ -58,7 +65,9 @@ class JsonFormat(FileFormat):
 
     On columnar reads each batch of decoded records becomes one Arrow record batch when
     its records are flat objects whose fields each hold one kind of scalar; any other
-    batch stays rows.
+    batch stays rows. A document past STREAM_THRESHOLD is then read in chunks of whole
+    records that pyarrow parses without decoding each value (:mod:`.json_columnar`);
+    on row reads it is streamed with ijson.
     """
 
     options_model = FileOptions
@@ -123,6 +132,37 @@ class JsonFormat(FileFormat):
             yield batch
 
     def _read_stream(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
+        if self.columnar:
+            utf8 = self.options.is_utf8()
+            with path.open("rb") as raw:
+                source = raw if utf8 else _Utf8Reader(raw, self.options.encoding)
+                reader = ArrayReader(
+                    source,
+                    label,
+                    chunk_size=json_columnar.ARRAY_CHUNK,
+                    offsets=utf8,
+                    path=path if utf8 else None,
+                )
+                if reader.open(records_path):
+                    yield from self._array_batches(reader, records_path, label)
+                    return
+        yield from self._read_items(path, records_path, label)
+
+    def _array_batches(
+        self, reader: ArrayReader, records_path: str | None, label: str
+    ) -> Iterator[Batch]:
+        """Batches of the parts of a JSON array read in chunks (:mod:`.json_columnar`)."""
+        size = self.context.columnar_batch_size
+        for part in reader.parts():
+            if isinstance(part, list):
+                yield from self.batches(part, label)
+                continue
+            for offset in range(0, part.num_rows, size):
+                yield Batch([], origin=label, arrow=part.slice(offset, size))
+        if reader.records == 0:
+            raise _no_records(label, records_path)
+
+    def _read_items(self, path: Path, records_path: str | None, label: str) -> Iterator[Batch]:
         import ijson
 
         prefix = f"{records_path}.item" if records_path else "item"
@@ -140,22 +180,18 @@ class JsonFormat(FileFormat):
                     yield batch
             except ijson.JSONError as exc:
                 raise ConnectorFatal(
-                    f"{label}: invalid JSON near byte {raw.tell():,}: {_first_line(exc)} "
+                    f"{label}: invalid JSON near byte {raw.tell():,}: {first_line(exc)} "
                     "(the file is truncated or malformed)"
                 ) from None
         if count == 0:
-            raise ConnectorFatal(
-                f"{label}: no records at {records_path or 'the top-level array'!r} "
-                "(set mapping_config.records_path)"
-            )
+            raise _no_records(label, records_path)
 
 
-def _first_line(exc: Exception) -> str:
-    """The first line of a parser's message (yajl's go on over lines of the bad bytes)."""
-    message = exc.args[0] if exc.args else ""
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    return str(message).strip().partition("\n")[0] or type(exc).__name__
+def _no_records(label: str, records_path: str | None) -> ConnectorFatal:
+    return ConnectorFatal(
+        f"{label}: no records at {records_path or 'the top-level array'!r} "
+        "(set mapping_config.records_path)"
+    )
 
 
 def _joined(batches: list[Any]) -> Any:
@@ -271,20 +307,9 @@ def _parse_ndjson(
         text_fields.update(dict.fromkeys(dated, pa.string()))
     else:
         return None
-    if not all(_flat(pa, t) for t in table.schema.types):
+    if not all(flat_type(pa, t) for t in table.schema.types):
         return None
     return table.combine_chunks()
-
-
-def _flat(pa: Any, dtype: Any) -> bool:
-    return bool(
-        pa.types.is_integer(dtype)
-        or pa.types.is_floating(dtype)
-        or pa.types.is_boolean(dtype)
-        or pa.types.is_string(dtype)
-        or pa.types.is_large_string(dtype)
-        or pa.types.is_null(dtype)
-    )
 
 
 def _arrow_type(pa: Any, kinds: set[type]) -> Any:

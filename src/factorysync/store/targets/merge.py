@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 
 from factorysync.kinds import PG_TYPES, to_kind
+from factorysync.store.capture import capture_deleted, capture_rows
 from factorysync.store.targets.kinds import KIND_TYPES
 from factorysync.store.targets.staging import StagingTarget
 from factorysync.store.types import UTCDateTime
@@ -143,13 +144,25 @@ class TargetTable(StagingTarget):
                 stmt = (
                     update(target)
                     .where(mine, target.c._deleted_at.is_(None), gone)
-                    .values(_deleted_at=now, _run_id=run_id)
+                    .values(_deleted_at=now, _run_id=run_id, _synced_at=now)
                 )
             else:
+                capture_deleted(
+                    self.conn,
+                    target,
+                    self.key,
+                    [mine, gone],
+                    table=self.name,
+                    source_id=self.source_id,
+                    run_id=run_id,
+                    now=now,
+                )
                 stmt = delete(target).where(mine, gone)
             counts.deleted = self.conn.execute(stmt).rowcount
         if diff is not None:
             diff.drop()
+        if counts.inserted or counts.updated or (counts.deleted and delete_missing == "soft"):
+            capture_rows(self.conn, self.name, self.source_id, run_id, now)
         return counts
 
     def upsert(
@@ -206,6 +219,8 @@ class TargetTable(StagingTarget):
     ) -> MergeCounts:
         values = {**params, "source_id": self.source_id, "run_id": run_id, "now": now}
         inserted, updated = self.conn.execute(text(statement), values).one()
+        if inserted or updated:
+            capture_rows(self.conn, self.name, self.source_id, run_id, now)
         return MergeCounts(inserted=inserted, updated=updated)
 
     def _upsert_sql(self, columns: list[str], source: str) -> str:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from factorysync.kinds import infer_kind, merge_kinds, to_kind
+from factorysync.store.capture import capture_rows
 from factorysync.store.open_copy import OpenCopy
 from factorysync.store.targets.evolution import EvolvingTarget
 from factorysync.store.targets.kinds import KIND_TYPES
@@ -67,6 +68,10 @@ class StagingTarget(EvolvingTarget):
         if self.dialect == "postgresql":
             OpenCopy.end(self.conn)
         self._build_pending_indexes()
+        if self.run_id is not None:
+            # Rows loaded in bulk (COPY, relayed, multi-row inserts) carry this stamp.
+            now = self.direct_values["_synced_at"]
+            capture_rows(self.conn, self.name, self.source_id, self.run_id, now)
         if not self._row_staged:
             return self.direct_rows  # every row came through COPY, each batch whole
         t = Table(self.name, MetaData(), Column("_source_id", Text()))
