@@ -25,7 +25,7 @@ def test_the_api_refuses_a_run_of_a_subscription_source(api: Api) -> None:
     answer = api.post("/api/sources/press-feed/sync", role="operator")
     assert answer.status_code == 409
     detail = answer.json()["detail"]
-    assert "'press-feed' is a realtime mqtt source" in detail
+    assert "'press-feed' is an MQTT subscription" in detail
     assert "factorysync run" in detail
     assert runs_of(api, "press-feed") == 0
 
@@ -41,8 +41,8 @@ def test_source_sync_refuses_it_and_exits_non_zero(api: Api, env: dict[str, str]
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "error: source 'press-feed' is a realtime mqtt source: its rows arrive while "
-        "'factorysync run' (or a worker) holds it, not by a sync run; its live state is in "
-        "'factorysync source list' and 'factorysync status'"
+        "error: source 'press-feed' is an MQTT subscription: it is written continuously by "
+        "the realtime service of 'factorysync run', not by one-off syncs; its live state is "
+        "in 'factorysync source list' and 'factorysync status'"
     ]
     assert runs_of(api, "press-feed") == 0

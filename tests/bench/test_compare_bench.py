@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,10 +76,13 @@ def test_compare_with_another_tree(tmp_path: Path) -> None:
         assert heading in proc.stdout, proc.stdout
         table = proc.stdout.split(heading, 1)[1].split("\n\n", 1)[0].splitlines()
         assert f"{LABEL} × native" in table[1] and "within 5 %" in table[1], table
+        assert "paired" in table[1], table
         compared = [line for line in table[3:] if line.startswith(target)]
         assert len(compared) == 2, table
         for line in compared:
-            assert " %  yes" in line or " %  no" in line, line
+            # the difference of the medians, the paired one (one run each: the same), verdict
+            found = re.search(r"([+-]\d+\.\d) %\s+([+-]\d+\.\d) %\s+(yes|no)", line)
+            assert found is not None and found[1] == found[2], line
         assert f"| path | contender | {LABEL} × native |" in (out / f"{case}.md").read_text()
     report = run("peer_report.py", "--out", str(out), cwd=tmp_path)
     assert report.returncode == 0, report.stderr

@@ -222,6 +222,15 @@ class Connector(ABC):
     streams: ClassVar[bool] = False
     pushes: ClassVar[bool] = False
     relays: ClassVar[bool] = False
+
+    @classmethod
+    def unpolled_reason(cls, source_id: str) -> str:
+        """Why runs do not read a source of this type (one that does not poll)."""
+        return (
+            f"source {source_id!r} is a realtime {cls.type_name} source: its rows arrive "
+            "while 'factorysync run' (or a worker) holds it, not by one-off syncs"
+        )
+
     # The ``authentication_config`` keys it takes: the console shows one password input
     # per key (more keys may still be given as free rows).
     auth_keys: ClassVar[tuple[str, ...]] = ()

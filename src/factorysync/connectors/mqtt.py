@@ -130,6 +130,14 @@ class MqttConnector(Connector):
     auth_keys = ("username", "password")
     extra = "mqtt"
     polls = False
+
+    @classmethod
+    def unpolled_reason(cls, source_id: str) -> str:
+        return (
+            f"source {source_id!r} is an MQTT subscription: it is written continuously by "
+            "the realtime service of 'factorysync run', not by one-off syncs"
+        )
+
     streams = True
     templates: ClassVar[list[dict[str, Any]]] = [SPARKPLUG_EDGE_NODE_TEMPLATE]
 
@@ -198,10 +206,7 @@ class MqttConnector(Connector):
         return TopicTemplate(self.cfg.topic_template) if self.cfg.topic_template else None
 
     def read(self, request: ReadRequest) -> Iterator[Batch]:
-        raise ConnectorFatal(
-            f"source {self.context.source_id!r} is an MQTT subscription: it is written "
-            "continuously by the realtime service of 'factorysync run', not by one-off syncs"
-        )
+        raise ConnectorFatal(self.unpolled_reason(self.context.source_id))
 
     def subscribe(self, sink: Sink, stop: threading.Event) -> None:
         """Subscribe the topics and hand every message to ``sink`` until ``stop``."""

@@ -338,6 +338,14 @@ class OpcUaConnector(Connector):
     probe_defaults: ClassVar[dict[str, Any]] = {"nodes": ["i=2258"]}
     extra = "opcua"
     polls = False
+
+    @classmethod
+    def unpolled_reason(cls, source_id: str) -> str:
+        return (
+            f"source {source_id!r} is an OPC UA subscription: it is written continuously by "
+            "the realtime service of 'factorysync run', not by one-off syncs"
+        )
+
     streams = True
 
     @property
@@ -371,10 +379,7 @@ class OpcUaConnector(Connector):
         return describe_records(asyncio.run(self._read_nodes())[:limit])
 
     def read(self, request: ReadRequest) -> Iterator[Batch]:
-        raise ConnectorFatal(
-            f"source {self.context.source_id!r} is an OPC UA subscription: it is written "
-            "continuously by the realtime service of 'factorysync run', not by one-off syncs"
-        )
+        raise ConnectorFatal(self.unpolled_reason(self.context.source_id))
 
     def subscribe(self, sink: Sink, stop: threading.Event) -> None:
         """Monitor the nodes and hand every data change to ``sink`` until ``stop``; after

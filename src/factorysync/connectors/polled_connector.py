@@ -77,12 +77,16 @@ class PolledDeviceConnector(Connector):
         row, _ = self._read_once()
         return field_infos(row, self.points())
 
-    def read(self, request: ReadRequest) -> Iterator[Batch]:
-        raise ConnectorFatal(
-            f"source {self.context.source_id!r} is {self.device_kind}: it is polled "
-            "continuously by the realtime service of 'factorysync run', not by one-off syncs "
-            "('factorysync source test' reads it once)"
+    @classmethod
+    def unpolled_reason(cls, source_id: str) -> str:
+        return (
+            f"source {source_id!r} is {cls.device_kind}: it is polled continuously by the "
+            "realtime service of 'factorysync run', not by one-off syncs ('factorysync "
+            "source test' reads it once)"
         )
+
+    def read(self, request: ReadRequest) -> Iterator[Batch]:
+        raise ConnectorFatal(self.unpolled_reason(self.context.source_id))
 
     def subscribe(self, sink: Sink, stop: threading.Event) -> None:
         """Poll the device every ``poll_ms`` and hand each row to ``sink`` until ``stop``."""

@@ -72,6 +72,14 @@ class PushConnector(Connector):
         ),
     )
     polls = False
+
+    @classmethod
+    def unpolled_reason(cls, source_id: str) -> str:
+        return (
+            f"source {source_id!r} is an HTTP push source: records are written when a "
+            f"system posts them to /api/ingest/{source_id}, not by syncs"
+        )
+
     pushes = True
 
     def _check(self) -> str:
@@ -84,7 +92,4 @@ class PushConnector(Connector):
         )
 
     def read(self, request: ReadRequest) -> Iterator[Batch]:
-        raise ConnectorFatal(
-            f"source {self.context.source_id!r} is an HTTP push source: records are written "
-            f"when a system posts them to /api/ingest/{self.context.source_id}, not by syncs"
-        )
+        raise ConnectorFatal(self.unpolled_reason(self.context.source_id))

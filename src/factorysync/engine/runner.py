@@ -113,14 +113,13 @@ def refuse_unpolled(decl: SourceDecl) -> None:
     or a worker holds it. Nothing is recorded: a run that could never read is no run."""
     kind = decl.primary().connection_type
     try:
-        if kind is None or connector_class(kind).polls:
+        if kind is None or (cls := connector_class(kind)).polls:
             return
     except ConfigError:  # a type this process cannot load: the run fails saying so
         return
     raise NotPolled(
-        f"source {decl.source_id!r} is a realtime {kind} source: its rows arrive while "
-        "'factorysync run' (or a worker) holds it, not by a sync run; its live state is in "
-        "'factorysync source list' and 'factorysync status'"
+        cls.unpolled_reason(decl.source_id)
+        + "; its live state is in 'factorysync source list' and 'factorysync status'"
     )
 
 
