@@ -37,6 +37,17 @@ PG_ADMIN_URL = os.environ.get(
 )
 TABLE = "machine_events"
 SOURCE = "bench-mqtt"
+# The publisher's messages as rows: a time series keyed by machine and sequence.
+MESSAGE_MAPPING = {
+    "primary_key": ["machine_id", "seq"],
+    "fields": {
+        "machine_id": "machine_id",
+        "seq": {"from": "seq", "type": "integer"},
+        "sent": {"from": "sent", "type": "float"},
+        "speed": {"from": "speed", "type": "integer"},
+        "ok": {"from": "ok", "type": "boolean"},
+    },
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -207,16 +218,7 @@ def register(host: str, port: int, root: str) -> Any:
                 "target_table": TABLE,
                 "sync_strategy": "realtime",
                 "sync_frequency": "realtime",
-                "mapping_config": {
-                    "primary_key": ["machine_id", "seq"],
-                    "fields": {
-                        "machine_id": "machine_id",
-                        "seq": {"from": "seq", "type": "integer"},
-                        "sent": {"from": "sent", "type": "float"},
-                        "speed": {"from": "speed", "type": "integer"},
-                        "ok": {"from": "ok", "type": "boolean"},
-                    },
-                },
+                "mapping_config": MESSAGE_MAPPING,
             }
         ],
     }

@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mqtt_realtime import prepare_store, publish
+from mqtt_realtime import MESSAGE_MAPPING, prepare_store, publish
 
 TARGET_MB = 300.0
 CADENCES = (30, 60, 120, 300)
@@ -112,16 +112,7 @@ def declarations(data: Path, n_sources: int, n_subs: int, host: str, port: int, 
                         "target_table": f"feed_{s:02d}",
                         "sync_strategy": "realtime",
                         "sync_frequency": "realtime",
-                        "mapping_config": {
-                            "primary_key": ["machine_id", "seq"],
-                            "fields": {
-                                "machine_id": "machine_id",
-                                "seq": {"from": "seq", "type": "integer"},
-                                "sent": {"from": "sent", "type": "float"},
-                                "speed": {"from": "speed", "type": "integer"},
-                                "ok": {"from": "ok", "type": "boolean"},
-                            },
-                        },
+                        "mapping_config": MESSAGE_MAPPING,
                     }
                 ],
             }
