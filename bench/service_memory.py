@@ -10,7 +10,8 @@ messages/s by a publisher process through the local Mosquitto broker, for
 and prints:
 
 * peak RSS (the kernel's high-water mark, VmHWM) against the target (300 MB);
-* RSS after the first minute and at the end, and the growth over the second half of the
+* RSS after the first minute and at the end (split at the end into what the process
+  allocated and its libraries' mapped code), and the growth over the second half of the
   run, in MB per 10 minutes (a leak shows as a steady climb; a working set does not);
 * runs finished and failed, and realtime rows written against messages published.
 
@@ -118,6 +119,17 @@ def declarations(data: Path, n_sources: int, n_subs: int, host: str, port: int, 
             }
         )
     return orjson.dumps({"sources": sources}).decode()  # JSON is YAML
+
+
+def rss_parts_kb(pid: int) -> tuple[int, int]:
+    """(anonymous, file-backed) resident memory of a process, in kB: what it allocated,
+    and the mapped code of its libraries (shared with other processes, but counted)."""
+    values = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Anonymous"):
+            values[key] = int(rest.split()[0])
+    return values.get("Anonymous", 0), values.get("Rss", 0) - values.get("Anonymous", 0)
 
 
 def rss_kb(pid: int) -> tuple[int, int]:
@@ -271,6 +283,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             stderr=open(workdir / "service.log", "wb"),  # noqa: SIM115 - the child holds it
             start_new_session=True,
         )
+        print(f"factorysync run: pid {service.pid}", file=sys.stderr, flush=True)
         wait_subscribed(env, host, port, root, args.subscriptions, 300.0)
         ctx = mp.get_context("spawn")
         publishers = [
@@ -288,6 +301,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             p.start()
         changer.start()
         peak_kb = 0
+        parts_kb = (0, 0)
         try:
             while (elapsed := time.monotonic() - began) < args.duration:
                 if service.poll() is not None:
@@ -306,6 +320,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             if service.poll() is None:
                 _, hwm = rss_kb(service.pid)
                 peak_kb = max(peak_kb, hwm)
+                parts_kb = rss_parts_kb(service.pid)
                 service.send_signal(signal.SIGTERM)
                 try:
                     service.wait(timeout=120)
@@ -315,7 +330,10 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         found = counts(env, args.subscriptions)
     finally:
         cleanup()
-    return summarize(samples, peak_kb, published, changer.changes, found, args)
+    result = summarize(samples, peak_kb, published, changer.changes, found, args)
+    result["rss_at_end_anonymous_mb"] = round(parts_kb[0] / 1024, 1)
+    result["rss_at_end_file_mb"] = round(parts_kb[1] / 1024, 1)
+    return result
 
 
 def summarize(
@@ -382,6 +400,11 @@ def main() -> int:
         ("peak RSS (VmHWM)", f"{result['peak_rss_mb']} MB", f"target ≤ {TARGET_MB:.0f} MB"),
         ("RSS after the first minute", f"{result['rss_after_1_min_mb']} MB", ""),
         ("RSS at the end", f"{result['rss_at_end_mb']} MB", ""),
+        (
+            "  of it allocated / library code",
+            f"{result['rss_at_end_anonymous_mb']} / {result['rss_at_end_file_mb']} MB",
+            "",
+        ),
         ("growth, second half", f"{result['growth_2nd_half_mb_per_10_min']} MB / 10 min", ""),
         (
             "runs finished / failed or partial",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+COMMANDS = {"run", "worker", "serve", "forward", "central"}
 UNITS = sorted((Path(__file__).resolve().parents[1] / "deploy" / "systemd").glob("*.service"))
 KNOWN = {
     "Unit": {"Description", "Documentation", "After", "Wants", "Requires"},
@@ -44,7 +45,7 @@ def test_unit_file(unit: Path) -> None:
     service = parser["Service"]
     command = service["ExecStart"].split()
     assert command[0] == "/opt/factorysync/bin/factorysync"
-    assert command[1] in {"run", "worker", "serve"}
+    assert command[1] in COMMANDS
     assert service["Restart"] == "on-failure"
     # The command and its options exist in this version's CLI.
     from typer.main import get_command
@@ -57,6 +58,15 @@ def test_unit_file(unit: Path) -> None:
     for arg in command[2:]:
         if arg.startswith("--"):
             assert arg in options, f"{unit.name}: {arg} is not an option of {command[1]}"
+
+
+def test_every_command_has_a_unit() -> None:
+    used = set()
+    for unit in UNITS:
+        for line in unit.read_text().splitlines():
+            if line.startswith("ExecStart="):
+                used.add(line.split()[1])
+    assert used == COMMANDS
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")

@@ -16,7 +16,8 @@ import factorysync.cli
 from factorysync.cli import app
 
 PACKAGE = Path(factorysync.cli.__file__).parent
-NOT_COMMANDS = {"__init__", "__main__", "base", "runtime"}
+# Not command modules: the root, the entry point, shared pieces, the unchanged-sync path.
+NOT_COMMANDS = {"__init__", "__main__", "base", "runtime", "fast_sync"}
 COMMAND_MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in NOT_COMMANDS)
 
 

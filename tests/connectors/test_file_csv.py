@@ -133,6 +133,23 @@ def test_preamble_dates_and_time_zone(data_dir: Path, make: Any) -> None:
     assert records(utc)[0]["start"] == datetime(2026, 1, 5, 6, tzinfo=ZoneInfo("UTC"))
 
 
+def test_float_columns_codes_blanks_and_words(data_dir: Path, make: Any) -> None:
+    write(
+        data_dir / "gauges.csv",
+        "plain,signed,padded,code,word,huge\n"
+        "0.5,-0.25, 1.5 ,007.5,1.0,1e999\n"
+        "12.75,+0.5,2.0,0.5,nan,2.5\n"
+        "3,-1.5,  0.75,1.5,3.0,3.5\n",
+    )
+    rows = records(make("file", {"file_path": "gauges.csv"}))
+    assert [r["plain"] for r in rows] == [0.5, 12.75, 3.0]
+    assert [r["signed"] for r in rows] == [-0.25, 0.5, -1.5]
+    assert [r["padded"] for r in rows] == [1.5, 2.0, 0.75]  # blanks around numbers
+    assert [r["code"] for r in rows] == ["007.5", "0.5", "1.5"]  # a leading-zero code: text
+    assert [r["word"] for r in rows] == ["1.0", "nan", "3.0"]  # "nan" is a word: text
+    assert [r["huge"] for r in rows] == [float("inf"), 2.5, 3.5]  # a number, too large
+
+
 def test_types_codes_nulls_and_declared_columns(data_dir: Path, make: Any) -> None:
     write(
         data_dir / "parts.csv",

@@ -246,3 +246,23 @@ def test_multi_row_inserts_equal_row_path(
             sorted(({k: v for k, v in r.items() if k not in key} for r in want), key=str)
         )
     assert arrow_source.served_arrow > 0
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([None, None, "2026-01-05T06:00:00+07:00", "2026-01-05 07:30Z"], pa.timestamp("us", "UTC")),
+        (["2026-01-05", None, "2026-02-28"], pa.date32()),
+        (["2026-01-05", "2026-01-06", "soon"], pa.string()),
+        (["soon", "2026-01-05", "2026-01-06"], pa.string()),
+        ([None, "2026-01-05\n", "2026-01-06"], pa.string()),
+        (["M-01", "M-02"], pa.string()),
+        ([None, None], pa.string()),
+    ],
+)
+def test_text_columns_become_dates_only_when_every_value_is_one(
+    values: list[str | None], expected: pa.DataType
+) -> None:
+    from factorysync.engine.columnar import _typed_text
+
+    assert _typed_text(pa.array(values, pa.string())).type == expected

@@ -42,10 +42,12 @@ def incremental(source_id: str, path: Path, **extra: Any) -> dict[str, Any]:
 
 
 def state_keys(store: Store, source_id: str) -> dict[tuple[int, str], Any]:
+    """The source's state entries where reads start (not the unchanged-source marker,
+    which each run rewrites)."""
     with store.connect() as conn:
         rows = conn.execute(
             select(state_t.c.mapping_id, state_t.c.state_key, state_t.c.state).where(
-                state_t.c.source_id == source_id
+                state_t.c.source_id == source_id, state_t.c.state_key != "unchanged"
             )
         ).all()
     return {(r.mapping_id, r.state_key): r.state for r in rows}

@@ -79,6 +79,44 @@ def test_sliced_columns_keep_their_own_rows(pg: psycopg.Connection[Any]) -> None
     )
 
 
+def test_fixed_width_runs_and_constant_fields(pg: psycopg.Connection[Any]) -> None:
+    """Adjacent fixed-width columns without nulls are encoded together, and fields that are
+    the same in every row come once as a suffix: the rows are the same bytes either way."""
+    rows = 500
+    when = dt.datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    columns = [
+        pa.array(range(rows), pa.int64()),
+        pa.array([i / 3 for i in range(rows)], pa.float64()),
+        pa.array([i % 2 == 1 for i in range(rows)]),
+        pa.array([dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(rows)]),
+        pa.array([when + dt.timedelta(seconds=i) for i in range(rows)]).cast(
+            pa.timestamp("us", "UTC")
+        ),
+        pa.array([None if i % 9 == 0 else i for i in range(rows)], pa.int64()),
+        pa.array([f"line {i % 4}" for i in range(rows)]),
+        pa.array(range(rows, 2 * rows), pa.int64()),
+    ]
+    kinds = ["integer", "float", "boolean", "date", "datetime", "integer", "string", "integer"]
+    fixed = [
+        pa.scalar("plant-a", pa.string()),
+        pa.scalar(42, pa.int64()),
+        pa.scalar(when, pa.timestamp("us", "UTC")),
+    ]
+    fixed_kinds = ["string", "integer", "datetime"]
+    suffix = pgbinary.constants([v.as_py() for v in fixed], [v.type for v in fixed], fixed_kinds)
+    body = pgbinary.encode(columns, kinds, suffix=suffix, suffix_fields=3)
+    repeated = [pa.repeat(v, rows) for v in fixed]
+    assert body is not None
+    assert bytes(body) == bytes(pgbinary.encode([*columns, *repeated], kinds + fixed_kinds) or b"")
+    pg.execute(
+        "CREATE TABLE t (a bigint, b double precision, c boolean, d date, e timestamptz, "
+        "f bigint, g text, h bigint, s text, r bigint, w timestamptz)"
+    )
+    copy_binary(pg, "t", bytes(body))
+    got = pg.execute("SELECT * FROM t ORDER BY a").fetchall()
+    assert got == list(zip(*(c.to_pylist() for c in [*columns, *repeated]), strict=True))
+
+
 @pytest.mark.parametrize(
     ("column", "kind"),
     [

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import atexit
 import importlib
-import logging
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 
-from factorysync.cli.base import Options
-from factorysync.errors import ConfigError, FactorySyncError, full_traceback
-from factorysync.security.redaction import install_log_redaction
-
+TYPE_CHECKING = False  # typing is not imported: `source sync` may start in ms
 if TYPE_CHECKING:
+    from typing import Any, NoReturn, TypeGuard
+
     import typer
     from pydantic import ValidationError
 
@@ -110,6 +107,19 @@ def _command_named(argv: list[str]) -> str | None:
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    # An unchanged file source is synced without loading the engine (cli/fast_sync.py).
+    if argv[:2] == ["source", "sync"]:
+        from factorysync.cli.fast_sync import try_sync
+
+        fast = try_sync(argv)
+        if fast is not None:
+            _leave(fast)
+    import logging
+
+    from factorysync.errors import ConfigError, FactorySyncError
+    from factorysync.security.redaction import install_log_redaction
+
     logging.basicConfig(
         level=logging.WARNING,
         stream=sys.stderr,
@@ -174,6 +184,9 @@ def settings_problems(exc: ValidationError) -> str:
 
 def _report(exc: BaseException, line: str) -> None:
     """The error's line on stderr, after its whole traceback with ``--debug``."""
+    from factorysync.cli.base import Options
+    from factorysync.errors import full_traceback
+
     if Options.debug:
         sys.stderr.write(full_traceback(exc) + "\n")
     sys.stderr.write(line + "\n")

@@ -4,7 +4,9 @@ The connector's ``check`` asks whether the broker can be reached with these cred
 ``discover`` listens for a moment and describes the fields of the messages seen, and
 ``subscribe`` runs the long-lived subscription for the realtime service. The config
 model, topics, payload decoding and the paho client are in
-:mod:`factorysync.connectors.mqtt_wire`.
+:mod:`factorysync.connectors.mqtt_wire`; the client's receive path for high message
+rates (whole socket reads handed to the sink at once, acknowledgements sent together) in
+:mod:`factorysync.connectors.mqtt_client`.
 
 ``connection_config``::
 
@@ -22,7 +24,8 @@ model, topics, payload decoding and the paho client are in
 ``authentication_config``: ``username``, ``password``.
 
 Delivery: with QoS 1/2 the client acknowledges a message only after the flush that
-wrote it committed (paho ``manual_ack``). The session is persistent (fixed client id,
+wrote it committed (paho ``manual_ack``; the QoS 1 acknowledgements of a flush go out in
+one write). The session is persistent (fixed client id,
 clean session off; MQTT 5 with a session expiry), so the broker keeps the subscription
 and queues messages while the service is down, and redelivers any message that was
 received but not acknowledged. A redelivered message is upserted by key again: no loss,
@@ -63,6 +66,7 @@ from factorysync.connectors.base import (
     SourceKind,
     describe_records,
 )
+from factorysync.connectors.mqtt_client import Puback
 from factorysync.connectors.mqtt_wire import (
     MqttConfig,
     TopicTemplate,
@@ -218,7 +222,8 @@ class MqttConnector(Connector):
 
 
 class _Subscription:
-    """One source's subscription: paho's network thread feeds the sink."""
+    """One source's subscription: paho's network thread feeds the sink, the messages of
+    each read from the socket together (``put_many``, when the sink has it)."""
 
     def __init__(self, connector: MqttConnector, sink: Sink) -> None:
         """In a shared subscription, a worker with a stable name (``--name``) keeps its
@@ -246,6 +251,13 @@ class _Subscription:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        # Messages of the read in progress, handed over by ``_on_chunk``.
+        self._received: list[tuple[list[Any], Any, str | None, Any]] = []
+        self._put_many = None
+        if hasattr(self.client, "on_chunk"):
+            self._put_many = getattr(sink, "put_many", None)
+            self.client.on_chunk = self._on_chunk
+        self._ack_many = getattr(self.client, "ack_many", None)
         self.session = sparkplug.session_for(cfg, source_id, sink, self.client)
 
     def run(self, stop: threading.Event) -> None:
@@ -303,10 +315,24 @@ class _Subscription:
         if self._closing:
             return  # not acknowledged: the broker delivers it again next session
         decoded = message_records(self.cfg, self.template, msg.topic, msg.payload, self.session)
-        ack = None
+        ack: Any = None
         if self.manual_ack and msg.qos > 0:
             mid, qos = msg.mid, msg.qos
-            ack = lambda: client.ack(mid, qos)  # noqa: E731
+            if qos == 1 and self._ack_many is not None:
+                ack = Puback(mid, self._ack_many)  # a flush's acks go out in one write
+            else:
+                ack = lambda: client.ack(mid, qos)  # noqa: E731
         # A Sparkplug session says itself what stands for the message in quarantine.
         raw = decoded.raw if self.session is not None else raw_message(msg.topic, msg.payload)
-        self.sink.put(decoded.records, raw=raw, error=decoded.error, ack=ack)
+        if self.session is not None or self._put_many is None:
+            # A Sparkplug session also puts records of its own: every message at once.
+            self.sink.put(decoded.records, raw=raw, error=decoded.error, ack=ack)
+        else:
+            self._received.append((decoded.records, raw, decoded.error, ack))
+
+    def _on_chunk(self) -> None:
+        """The messages of one read from the socket, handed to the sink together."""
+        if self._received:
+            received, self._received = self._received, []
+            assert self._put_many is not None
+            self._put_many(received)

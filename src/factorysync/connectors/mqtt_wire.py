@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from factorysync.connectors.sparkplug import SparkplugSession
 
 INSTALL = "pip install 'factorysync[mqtt]'"
+TOPICS_KEPT = 10_000  # topics whose template fields are kept
 RECEIVE_MAXIMUM = 65535  # MQTT 5: unacknowledged messages the broker may send us
 _PLACEHOLDER = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
 
@@ -60,6 +61,7 @@ class TopicTemplate:
 
     def __init__(self, template: str) -> None:
         self.template = template
+        self._seen: dict[str, dict[str, str] | None] = {}
         self.levels: list[tuple[str, str]] = []  # (kind, text): field | any | rest | literal
         parts = template.split("/")
         for i, level in enumerate(parts):
@@ -84,7 +86,18 @@ class TopicTemplate:
             raise ValueError(f"topic_template {template!r} has no '{{field}}' level")
 
     def fields(self, topic: str) -> dict[str, str] | None:
-        """The fields of ``topic``, or None when the topic does not fit the template."""
+        """The fields of ``topic``, or None when the topic does not fit the template.
+        The answers for the last ``TOPICS_KEPT`` topics are kept (do not change them)."""
+        try:
+            return self._seen[topic]
+        except KeyError:
+            pass
+        if len(self._seen) >= TOPICS_KEPT:
+            self._seen.clear()
+        found = self._seen[topic] = self._fields(topic)
+        return found
+
+    def _fields(self, topic: str) -> dict[str, str] | None:
         parts = topic.split("/")
         out: dict[str, str] = {}
         for i, (kind, text) in enumerate(self.levels):
@@ -369,7 +382,9 @@ def build_client(
     }
     if not v5:
         kwargs["clean_session"] = clean
-    client = mqtt.Client(**kwargs)
+    from factorysync.connectors.mqtt_client import lean_client_class
+
+    client = lean_client_class()(**kwargs)
     if auth.get("username"):
         client.username_pw_set(str(auth["username"]), auth.get("password"))
     if cfg.tls:

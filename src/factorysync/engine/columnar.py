@@ -183,7 +183,12 @@ def _typed_text(array: pa.Array) -> pa.Array:
     present = len(array) - array.null_count
     if present == 0:
         return array
+    # Every value must match, so the first one decides most columns without a pass over
+    # them all (free text, codes, names).
+    first = array[0 if not array.null_count else pc.index(array.is_valid(), True).as_py()]
     for pattern, target in ((ISO_DATETIME, pa.timestamp("us", "UTC")), (ISO_DATE, pa.date32())):
+        if not pattern.match(first.as_py()):
+            continue
         matches = pc.sum(pc.match_substring_regex(array, pattern.pattern)).as_py() or 0
         if matches == present:
             try:

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from factorysync.config import SourceDecl
 from factorysync.connectors.base import Connector
 from factorysync.connectors.registry import connector_class, open_connection
-from factorysync.engine import events, history, relay, slots
+from factorysync.engine import events, history, relay, slots, unchanged_mark
 from factorysync.engine.history import AlreadyRunning, NotPolled, RunResult
 from factorysync.engine.key_scan import KeyScan, finish_scans, key_scans
 from factorysync.engine.mapping_run import MappingRun, mapping_runs
@@ -208,6 +208,7 @@ class Runner:
             result.sync_duration_ms = int((time.perf_counter() - claim.clock) * 1000)
             with self.store.begin() as conn:
                 history.finish_failed(conn, source, result)
+                unchanged_mark.clear(conn, claim.source_id, claim.run_id)
             if not isinstance(exc, FactorySyncError | OSError):
                 log.exception("unexpected error in run %s of %s", claim.run_id, claim.source_id)
             return result, exc
@@ -245,7 +246,10 @@ class Runner:
         """Read from the primary connection, failing over to each active backup in order."""
         notes: list[str] = []
         last: ConnectorError | None = None
-        for index, (name, connector) in enumerate(self._connectors(decl)):
+        connectors = self._connectors(decl)
+        if connectors:
+            unchanged_mark.before(result.run_id, connectors[0][1])
+        for index, (name, connector) in enumerate(connectors):
             if index:
                 result.records_processed = 0
             result.connection_name = name
@@ -450,6 +454,7 @@ class Runner:
                 run_id=result.run_id,
                 details={"unread": unread},
             )
+        unchanged_mark.write(conn, self.store.settings, source, result)
 
 
 def _delete_skipped(unread: dict[str, int]) -> str:

@@ -113,6 +113,17 @@ class _Feed:
         self.received += 1
         self.writer.put(Incoming(records, raw=raw, error=error, ack=ack, state=state))
 
+    def put_many(self, messages: list[tuple[list[Any], Any, str | None, Any]]) -> None:
+        """Messages as ``(records, raw, error, ack)``, in their order: ``put`` for many."""
+        self.received += len(messages)
+        now, wall = time.monotonic(), time.time()  # received together
+        self.writer.put_many(
+            [
+                Incoming(r, raw=w, error=e, ack=a, received=now, received_at=wall)
+                for r, w, e, a in messages
+            ]
+        )
+
     def state(self) -> dict[str, Any]:
         from sqlalchemy.exc import SQLAlchemyError
 

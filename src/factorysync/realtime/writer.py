@@ -41,7 +41,7 @@ from factorysync.realtime.backlog import Backlog
 from factorysync.realtime.bus import bus
 from factorysync.realtime.flush import flush_or_isolate, write_items
 from factorysync.realtime.health import record_event, report_status
-from factorysync.realtime.incoming import Incoming
+from factorysync.realtime.incoming import Incoming, acknowledge
 from factorysync.realtime.spools import process_spool
 from factorysync.realtime.target import Target
 from factorysync.realtime.window import Gaps, HistoryWindow
@@ -210,12 +210,17 @@ class MicroBatchWriter:
     # -- input -----------------------------------------------------------------------
     def put(self, item: Incoming) -> None:
         """Queue one message; blocks while too many are pending (back-pressure)."""
+        self.put_many([item])
+
+    def put_many(self, items: list[Incoming]) -> None:
+        """Queue messages in their order; blocks while too many are pending."""
         with self._cond:
             while len(self._pending) >= self.max_pending and not self._stop:
                 self._cond.wait(0.5)
-            self._pending.append(item)
+            first = not self._pending
+            self._pending += items
             # The first message starts the age clock; a full batch is written at once.
-            if len(self._pending) == 1 or len(self._pending) >= self.max_rows:
+            if first or len(self._pending) >= self.max_rows:
                 self._cond.notify_all()
 
     def _batch_size(self) -> int:
@@ -367,7 +372,7 @@ class MicroBatchWriter:
             # Not counted in a window nor refused yet: that happens once it is written.
             item.spooled, item.run_id = True, None
             item.rejections.clear()
-            self._acknowledge(item)
+        acknowledge(items[:kept], self.source_id)
         if kept < len(items):
             self._spool_full()
             self._gave_up = stopping
@@ -428,13 +433,6 @@ class MicroBatchWriter:
         if not self.backlog.waiting:
             log.info("%s: the spooled messages are written; back to the store", self.source_id)
 
-    def _acknowledge(self, item: Incoming) -> None:
-        if item.ack is not None:
-            try:
-                item.ack()
-            except Exception as exc:  # the message is then redelivered: harmless
-                log.debug("%s: acknowledgement failed: %s", self.source_id, exc)
-
     def flush(self, items: list[Incoming]) -> None:
         """Write ``items`` in one transaction (with the stream state the last of them
         carries), then acknowledge and publish them."""
@@ -460,8 +458,7 @@ class MicroBatchWriter:
         if done.marked is not None:
             self.backlog.written(done.marked)  # committed: out of the spool
         self.window.publish_closed(self.store)  # a window this flush closed first
-        for item in items:
-            self._acknowledge(item)
+        acknowledge(items, self.source_id)
         for name, rows in done.published:
             if bus.subscribers(name):
                 message = {"source_id": self.source_id, "run_id": done.run_id, "rows": rows}

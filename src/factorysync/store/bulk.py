@@ -173,15 +173,12 @@ def _write_direct(target: TargetTable, names: list[str], columns: list[pa.Array]
         # Constants in the statement: three values fewer to bind per row.
         _insert_sqlite(target, names, columns, into=target.name, constants=values)
         return
-    rows = len(columns[0]) if columns else 0
-    names = [*names, "_source_id", "_run_id", "_synced_at"]
-    columns = [
-        *columns,
-        pa.repeat(pa.scalar(values["_source_id"], pa.string()), rows),
-        pa.repeat(pa.scalar(values["_run_id"], pa.int64()), rows),
-        pa.repeat(pa.scalar(values["_synced_at"], pa.timestamp("us", "UTC")), rows),
-    ]
-    _copy_into(target, target.name, names, columns, keep_open=True)
+    constants = {
+        "_source_id": pa.scalar(values["_source_id"], pa.string()),
+        "_run_id": pa.scalar(values["_run_id"], pa.int64()),
+        "_synced_at": pa.scalar(values["_synced_at"], pa.timestamp("us", "UTC")),
+    }
+    _copy_into(target, target.name, names, columns, keep_open=True, constants=constants)
 
 
 _PROVENANCE_KINDS = {
@@ -199,27 +196,44 @@ def _copy_into(
     columns: list[pa.Array],
     *,
     keep_open: bool = False,
+    constants: dict[str, pa.Scalar] | None = None,
 ) -> None:
     """COPY the columns into ``table``: binary where every column's kind allows it (the
-    server's cheapest input), else CSV written by Arrow."""
+    server's cheapest input), else CSV written by Arrow. ``constants`` are columns that
+    hold the same value in every row, after ``columns``."""
+    import pyarrow as pa
+
     from factorysync.store import pgbinary
 
-    kinds = [target.kinds.get(n) or _PROVENANCE_KINDS.get(n, "") for n in names]
-    cols = ", ".join(target.quote(n) for n in names)
+    constants = constants or {}
     rows = len(columns[0]) if columns else 0
+    kinds = [target.kinds.get(n) or _PROVENANCE_KINDS.get(n, "") for n in names]
+    fixed = [_PROVENANCE_KINDS[n] for n in constants]
+    everything = [*names, *constants]
+    cols = ", ".join(target.quote(n) for n in everything)
     parts: Iterable[bytes | memoryview]
-    if pgbinary.fits(columns, kinds) and binary_fits(target, table, names, kinds):
-        statement = _binary_copy(target, table, names)
+    if (
+        pgbinary.fits(columns, kinds)
+        and pgbinary.fits([pa.array([v], v.type) for v in constants.values()], fixed)
+        and binary_fits(target, table, everything, [*kinds, *fixed])
+    ):
+        statement = _binary_copy(target, table, everything)
         head, tail = pgbinary.SIGNATURE, pgbinary.TRAILER
+        suffix = pgbinary.constants(
+            [v.as_py() for v in constants.values()], [v.type for v in constants.values()], fixed
+        )
         # Encoded a slice at a time: the intermediate arrays stay small.
         parts = (
-            _encoded([c.slice(start, BINARY_SLICE_ROWS) for c in columns], kinds)
+            _encoded(
+                [c.slice(start, BINARY_SLICE_ROWS) for c in columns], kinds, suffix, len(fixed)
+            )
             for start in range(0, rows, BINARY_SLICE_ROWS)
         )
     else:
         statement = f"COPY {target.quote(table)} ({cols}) FROM STDIN (FORMAT CSV)"
         head = tail = b""
-        parts = [_csv(names, columns)]
+        repeated = [pa.repeat(v, rows) for v in constants.values()]
+        parts = [_csv(everything, [*columns, *repeated])]
     if keep_open:
         copy = OpenCopy.get(target.conn, statement, head=head, tail=tail)
         for part in parts:
@@ -234,10 +248,12 @@ def _copy_into(
                 stream.write(part)
 
 
-def _encoded(columns: list[pa.Array], kinds: list[str]) -> bytes | memoryview:
+def _encoded(
+    columns: list[pa.Array], kinds: list[str], suffix: bytes = b"", suffix_fields: int = 0
+) -> bytes | memoryview:
     from factorysync.store import pgbinary
 
-    body = pgbinary.encode(columns, kinds)
+    body = pgbinary.encode(columns, kinds, suffix=suffix, suffix_fields=suffix_fields)
     assert body is not None, "pgbinary.fits() said these columns fit"
     return body
 

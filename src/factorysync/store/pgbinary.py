@@ -55,12 +55,16 @@ def _carries(dtype: pa.DataType, kind: str) -> bool:
     return False
 
 
-def encode(columns: list[pa.Array], kinds: list[str]) -> bytes | memoryview | None:
+def encode(
+    columns: list[pa.Array], kinds: list[str], *, suffix: bytes = b"", suffix_fields: int = 0
+) -> bytes | memoryview | None:
     """The rows of ``columns`` (one Arrow array per target column, of the given kinds) as
     binary COPY tuples, without signature or trailer; None unless they :func:`fits`.
+    ``suffix`` is ``suffix_fields`` fields that end every row alike (:func:`constants`).
 
-    Each column becomes a binary array of its fields (length prefix and value), and
-    Arrow joins them row by row: the joined array's data is the COPY body."""
+    Each column becomes a binary array of its fields (length prefix and value), adjacent
+    fixed-width columns without nulls one array together, and Arrow joins them row by
+    row: the joined array's data is the COPY body."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -69,15 +73,39 @@ def encode(columns: list[pa.Array], kinds: list[str]) -> bytes | memoryview | No
         return None
     if rows == 0:
         return b""
-    parts = [_field(array, kind, rows) for array, kind in zip(columns, kinds, strict=True)]
-    count = pa.scalar(len(columns).to_bytes(2, "big"), pa.binary())
-    joined = pc.binary_join_element_wise(count, *parts, pa.scalar(b"", pa.binary()))
+    parts: list[pa.Array] = []
+    run: list[tuple[pa.Array, str]] = []  # fixed-width columns without nulls, in a row
+    for array, kind in zip(columns, kinds, strict=True):
+        if kind != "string" and not array.null_count:
+            run.append((array, kind))
+            continue
+        if run:
+            parts.append(_fixed_fields(run, rows))
+            run = []
+        parts.append(_field(array, kind, rows))
+    if run:
+        parts.append(_fixed_fields(run, rows))
+    count = pa.scalar((len(columns) + suffix_fields).to_bytes(2, "big"), pa.binary())
+    joined = pc.binary_join_element_wise(
+        count, *parts, pa.scalar(suffix, pa.binary()), pa.scalar(b"", pa.binary())
+    )
     offsets = joined.buffers()[1]
     start, end = (
         int.from_bytes(offsets[4 * i : 4 * i + 4], "little", signed=True)
         for i in (joined.offset, joined.offset + rows)
     )
     return memoryview(joined.buffers()[2])[start:end]
+
+
+def constants(values: list[object], types: list[pa.DataType], kinds: list[str]) -> bytes:
+    """One row's fields of ``values`` (of Arrow ``types`` and the given kinds): the
+    ``suffix`` of :func:`encode` for columns that hold the same value in every row."""
+    import pyarrow as pa
+
+    columns = [pa.array([v], t) for v, t in zip(values, types, strict=True)]
+    body = encode(columns, kinds)
+    assert body is not None, f"constants of kinds {kinds} do not fit"
+    return bytes(body)[2:]  # without the row's field count
 
 
 _NULL_FIELD = b"\xff\xff\xff\xff"
@@ -100,14 +128,23 @@ def _field(array: pa.Array, kind: str, rows: int) -> pa.Array:
             prefix, array.cast(pa.binary()), pa.scalar(b"", pa.binary())
         )
     else:
-        width = _WIDTH[kind]
-        block = np.empty((rows, 4 + width), dtype=np.uint8)
-        block[:, :4] = np.frombuffer(width.to_bytes(4, "big"), dtype=np.uint8)
-        block[:, 4:] = _values(array, kind).view(np.uint8).reshape(rows, width)
-        fields = _fixed(block)
+        fields = _fixed_fields([(array, kind)], rows)
     if array.null_count:
         fields = pc.if_else(array.is_valid(), fields, null)
     return fields
+
+
+def _fixed_fields(run: list[tuple[pa.Array, str]], rows: int) -> pa.Array:
+    """The fields of fixed-width columns side by side, as one binary array."""
+    width = sum(4 + _WIDTH[kind] for _, kind in run)
+    block = np.empty((rows, width), dtype=np.uint8)
+    at = 0
+    for array, kind in run:
+        size = _WIDTH[kind]
+        block[:, at : at + 4] = np.frombuffer(size.to_bytes(4, "big"), dtype=np.uint8)
+        block[:, at + 4 : at + 4 + size] = _values(array, kind).view(np.uint8).reshape(rows, size)
+        at += 4 + size
+    return _fixed(block)
 
 
 def _values(array: pa.Array, kind: str) -> np.ndarray[Any, Any]:

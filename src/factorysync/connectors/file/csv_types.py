@@ -60,19 +60,27 @@ class Converter:
 
     def _float(self, column: Any) -> Any:
         pc = self.pc
-        text = pc.utf8_trim_whitespace(column)
-        if self.options.thousands:
-            text = pc.replace_substring(text, self.options.thousands, "")
-        if self.options.decimal == ",":
-            text = pc.replace_substring(text, ",", ".")
-        # The regex only runs when a value has an "n": Arrow also reads "nan" and
-        # "inf(inity)", which are text here; anything else it reads is a number.
+        text = column
+        try:  # numbers without blanks or marks need no trimming
+            if self.options.thousands or self.options.decimal == ",":
+                raise self.pa.ArrowInvalid("marks to replace first")
+            numbers = pc.cast(text, self.pa.float64())
+        except self.pa.ArrowInvalid:
+            text = pc.utf8_trim_whitespace(column)
+            if self.options.thousands:
+                text = pc.replace_substring(text, self.options.thousands, "")
+            if self.options.decimal == ",":
+                text = pc.replace_substring(text, ",", ".")
+            numbers = pc.cast(text, self.pa.float64())
+        # Arrow also reads "nan" and "inf(inity)", which are text here: the regex runs
+        # only when a value came out as one of those (or as a number too large for a
+        # float, which it lets through).
         if (
-            pc.any(pc.match_substring(text, "n", ignore_case=True)).as_py()
+            pc.any(pc.invert(pc.is_finite(numbers))).as_py()
             and pc.any(pc.invert(pc.match_substring_regex(text, _NUMBER))).as_py()
         ):
             raise ValueError("not a number")
-        return pc.cast(text, self.pa.float64())
+        return numbers
 
     def _number(self, column: Any, kind: str) -> Any:
         """An integer or float column, unless a value is a code with leading zeros (007)."""
@@ -82,17 +90,18 @@ class Converter:
                 converted = pc.cast(column, self.pa.int64())
             except self.pa.ArrowInvalid:
                 converted = self._integer(column)
-            canonical = pc.all(pc.equal(pc.cast(converted, self.pa.string()), column)).as_py()
+            if pc.all(pc.equal(pc.cast(converted, self.pa.string()), column)).as_py() is not False:
+                return converted
         else:
             converted = self._float(column)
             trimmed = pc.utf8_ltrim_whitespace(column)
-            canonical = not any(
-                pc.any(pc.starts_with(trimmed, prefix)).as_py() for prefix in ("0", "-0", "+0")
-            )
-        if (
-            canonical is not False
-            or not pc.any(pc.match_substring_regex(column, _LEADING_ZERO)).as_py()
-        ):
+            zero = pc.starts_with(trimmed, "0")
+            for prefix in ("-0", "+0"):
+                zero = pc.or_(zero, pc.starts_with(trimmed, prefix))
+            if not pc.any(zero).as_py():
+                return converted
+            column = column.filter(zero)  # only values that start with a zero can be codes
+        if not pc.any(pc.match_substring_regex(column, _LEADING_ZERO)).as_py():
             return converted
         raise ValueError("a code with leading zeros")
 
