@@ -325,6 +325,10 @@ def test_a_database_source_takes_the_normal_path(
 def test_another_setting_takes_the_normal_path(source: Path) -> None:
     proc = run_cli("source", "sync", "small", env={**TRACE, "FACTORYSYNC_BATCH_SIZE": "10"})
     assert proc.returncode == 0 and NOT_FAST in proc.stderr
+    # A FACTORYSYNC_ variable that is no setting is ignored, as the settings ignore it.
+    other = {**TRACE, "FACTORYSYNC_WORKER_NAME": "w1", "FACTORYSYNC_REQUIRE_SERVICES": "1"}
+    proc = run_cli("source", "sync", "small", env=other)
+    assert proc.returncode == 0 and FAST + "small unchanged" in proc.stderr, proc.stderr
 
 
 def test_the_fast_path_knows_the_schema_revision() -> None:
@@ -371,7 +375,7 @@ def test_the_fast_path_loads_no_engine(source: Path, tmp_path: Path) -> None:
 
 def test_the_fast_path_defaults_are_the_settings_defaults() -> None:
     """Settings the fast path reads itself start from the same defaults as Settings."""
-    from factorysync.cli.fast_sync import DEFAULTS, KNOWN
+    from factorysync.cli.fast_sync import DEFAULTS, KNOWN, SETTINGS
     from factorysync.settings import Settings
 
     fields = Settings.model_fields
@@ -379,3 +383,4 @@ def test_the_fast_path_defaults_are_the_settings_defaults() -> None:
         default = fields[name].default
         assert default == (Path(value) if isinstance(default, Path) else value), name
     assert KNOWN - {"fast_path"} <= set(fields)
+    assert set(SETTINGS) == set(fields), "cli/fast_sync.SETTINGS lists every setting"

@@ -30,7 +30,25 @@ if TYPE_CHECKING:
     from typing import Any
 
 SWITCH = "FACTORYSYNC_FAST_PATH"
-# The settings read here; any other FACTORYSYNC_* setting sends the command the normal way.
+# Every setting of factorysync.settings.Settings (a test keeps the two lists equal): one
+# of them set but not read here sends the command the normal way. Other FACTORYSYNC_*
+# variables are not settings (Settings ignores them) and are ignored here too.
+SETTINGS = frozenset(
+    """alert_check_s alert_email_from alert_email_to alert_failures alert_rejected_rate
+    alert_silence_s alert_smtp_host alert_smtp_password alert_smtp_port
+    alert_smtp_starttls alert_smtp_username alert_stale_factor alert_webhook_timeout_s
+    alert_webhook_url api_allowed_hosts api_cache_s api_host api_max_body_bytes api_port
+    batch_size central_url command_allowlist command_env_allowlist console_language
+    console_refresh_s console_secure_cookie cors_origins data_roots database_url
+    docs_public env file_watch_debounce_ms forward_stream forward_tables forward_url
+    ingest_max_bytes ingest_timeout_s lease_s log_level login_address_max_failures
+    login_backoff_max_s login_backoff_s login_max_failures login_token_ttl_s
+    login_window_s max_concurrent_syncs metrics_public outage_token_trust_s parser_cpu_s
+    parser_max_mb realtime_rescan_s realtime_window_s retention_interval_s
+    retry_attempts retry_backoff_s retry_max_delay_s scheduler_tick_s secret_key
+    secret_key_file site spool_dir spool_max_mb timezone trusted_proxies""".split()  # noqa: SIM905
+)
+# The settings read here.
 KNOWN = {
     "env",
     "database_url",
@@ -125,9 +143,10 @@ def _settings() -> dict[str, str]:
     )
     for name, value in given.items():
         short = name.removeprefix("factorysync_")
-        if short not in KNOWN:
+        if short in KNOWN:
+            values[short] = value
+        elif short in SETTINGS:
             raise NotHere(f"setting FACTORYSYNC_{short.upper()} is not read here")
-        values[short] = value
     # The time zone and the site are compared with the marker's, which the settings
     # checked: an unknown zone or a bad site name never matches.
     if values["env"] not in ("dev", "prod") or not _SITE.fullmatch(values["site"]):
