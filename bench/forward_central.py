@@ -48,7 +48,7 @@ from typing import Any
 
 import orjson
 from common import DEFAULT_PG, PgDatabase, write_production_csv
-from forward_throughput import first_load, make_store, start_nats
+from forward_throughput import declare_realtime, first_load, make_store, start_nats
 
 PG_ADMIN = os.environ.get("FACTORYSYNC_BENCH_PG_URL", DEFAULT_PG)
 SITE = "bench"
@@ -298,31 +298,6 @@ class LagWatch:
                     self.lags.append(at - queue.pop(0)[1])
                 if queue == []:
                     del self.pending[key]
-
-
-def declare_realtime(store: Any) -> Any:
-    from factorysync.intake import parse_sources
-    from factorysync.realtime.writer import MicroBatchWriter
-    from factorysync.store.registry_save import apply_declarations
-
-    source = {
-        "source_id": "press",
-        "name": "press",
-        "source_type": "mqtt",
-        "connections": [{"connection_config": {"host": "127.0.0.1", "topics": ["x/#"]}}],
-        "mappings": [
-            {
-                "target_table": "machine_state",
-                "sync_strategy": "realtime",
-                "mapping_config": {"primary_key": ["id"]},
-            }
-        ],
-    }
-    with store.begin() as conn:
-        apply_declarations(conn, parse_sources({"sources": [source]}), store.box)
-    writer = MicroBatchWriter(store, "press", window_s=60)
-    writer.open()
-    return writer
 
 
 def change(key: int, ver: int) -> dict[str, Any]:

@@ -139,10 +139,11 @@ def stream_messages(url: str) -> int:
     return asyncio.run(count())
 
 
-def steady(store: Any, per_min: int, seconds: float) -> dict[str, float]:
-    """Changes through the realtime writer, one flush a second, while the publisher runs."""
+def declare_realtime(store: Any) -> Any:
+    """A realtime source ``press`` writing ``machine_state`` (key ``id``), and its open
+    micro-batch writer."""
     from factorysync.intake import parse_sources
-    from factorysync.realtime.writer import Incoming, MicroBatchWriter
+    from factorysync.realtime.writer import MicroBatchWriter
     from factorysync.store.registry_save import apply_declarations
 
     source = {
@@ -162,6 +163,14 @@ def steady(store: Any, per_min: int, seconds: float) -> dict[str, float]:
         apply_declarations(conn, parse_sources({"sources": [source]}), store.box)
     writer = MicroBatchWriter(store, "press", window_s=60)
     writer.open()
+    return writer
+
+
+def steady(store: Any, per_min: int, seconds: float) -> dict[str, float]:
+    """Changes through the realtime writer, one flush a second, while the publisher runs."""
+    from factorysync.realtime.writer import Incoming
+
+    writer = declare_realtime(store)
     ages: list[float] = []
     done = threading.Event()
 

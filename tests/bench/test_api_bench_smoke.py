@@ -29,32 +29,23 @@ def _stores() -> str:
     return "sqlite,postgresql"
 
 
-@pytest.mark.postgres
-def test_api_bench_tiny(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH),
-            "--stores",
-            _stores(),
-            "--clients",
-            "4",
-            "--duration",
-            "1",
-            "--warmup",
-            "0.3",
-            "--size-mb",
-            "0.2",
-            "--workers",
-            "1",
-            "--json",
-        ],
+def tiny(bench: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """The API benchmark ``bench`` in its tiny mode on both stores, with ``extra`` options."""
+    args = ["--stores", _stores(), "--clients", "4", "--duration", "1", "--warmup", "0.3"]
+    args += [*extra, "--size-mb", "0.2", "--workers", "1", "--json"]
+    return subprocess.run(
+        [sys.executable, str(bench), *args],
         capture_output=True,
         text=True,
         timeout=1800,
         cwd=tmp_path,
         env=private_temp(tmp_path),
     )
+
+
+@pytest.mark.postgres
+def test_api_bench_tiny(tmp_path: Path) -> None:
+    proc = tiny(BENCH, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert "clients" in lines[0] and lines[1].split()[:3] == ["store", "table", "clients"]
@@ -69,32 +60,7 @@ MIXED = BENCH.with_name("api_mixed.py")
 @pytest.mark.postgres
 def test_api_mixed_bench_tiny(tmp_path: Path) -> None:
     """Every endpoint of the mixed read load answers on both stores, in both modes."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(MIXED),
-            "--stores",
-            _stores(),
-            "--clients",
-            "4",
-            "--duration",
-            "1",
-            "--warmup",
-            "0.3",
-            "--think-ms",
-            "20",
-            "--size-mb",
-            "0.2",
-            "--workers",
-            "1",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        cwd=tmp_path,
-        env=private_temp(tmp_path),
-    )
+    proc = tiny(MIXED, tmp_path, "--think-ms", "20")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert any(line.startswith("target (paced): p99 <= 100 ms") for line in lines), lines
