@@ -170,8 +170,9 @@ def _write_direct(target: TargetTable, names: list[str], columns: list[pa.Array]
 
     values = target.direct_values
     if target.dialect != "postgresql":
-        # Constants in the statement: three values fewer to bind per row.
-        _insert_sqlite(target, names, columns, into=target.name, constants=values)
+        if not _stage_sqlite(target, names, columns):
+            # Constants in the statement: three values fewer to bind per row.
+            _insert_sqlite(target, names, columns, into=target.name, constants=values)
         return
     constants = {
         "_source_id": pa.scalar(values["_source_id"], pa.string()),
@@ -352,27 +353,10 @@ def _insert_sqlite(
 ) -> None:
     from sqlite3 import SQLITE_LIMIT_VARIABLE_NUMBER
 
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from factorysync.store.types import UTCDateTime
-
-    prepared = []
-    for name, column in zip(names, columns, strict=True):
-        kind = target.kinds.get(name, "")
-        if kind == "datetime":
-            # The text form SQLAlchemy's DateTime uses on SQLite: naive UTC, microseconds
-            # ("2026-01-05 00:00:00.000000"); a cast is far faster than strftime.
-            column = _utc_text(column)
-        elif kind == "date" or kind == "decimal":
-            column = pc.cast(column, pa.string())
-        prepared.append(column)
-    fixed = dict(constants or {})
-    if "_synced_at" in fixed:
-        stamp = UTCDateTime().process_bind_param(fixed["_synced_at"], target.conn.dialect)
-        fixed["_synced_at"] = stamp.isoformat(" ", "microseconds")
+    prepared = _sqlite_columns(target, names, columns)
+    fixed = _sqlite_constants(target, constants or {})
     cols = ", ".join(target.quote(n) for n in [*names, *fixed])
-    row = "(" + ", ".join(["?"] * len(names) + [_sqlite_literal(v) for v in fixed.values()]) + ")"
+    row = "(" + ", ".join(["?"] * len(names) + list(fixed.values())) + ")"
     table = target.quote(into or target.stage_name)
     head = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES "
     raw = target.conn.connection.driver_connection
@@ -393,6 +377,56 @@ def _insert_sqlite(
         if whole < len(values):
             rest = head + ", ".join([row] * (len(values) - whole))
             raw.execute(rest, values[whole:].reshape(-1).tolist())
+
+
+def _sqlite_columns(target: TargetTable, names: list[str], columns: list[pa.Array]) -> list[Any]:
+    """The columns as SQLite stores them: datetimes as SQLAlchemy's text form, dates and
+    decimals as text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    prepared = []
+    for name, column in zip(names, columns, strict=True):
+        kind = target.kinds.get(name, "")
+        if kind == "datetime":
+            # The text form SQLAlchemy's DateTime uses on SQLite: naive UTC, microseconds
+            # ("2026-01-05 00:00:00.000000"); a cast is far faster than strftime.
+            column = _utc_text(column)
+        elif kind == "date" or kind == "decimal":
+            column = pc.cast(column, pa.string())
+        prepared.append(column)
+    return prepared
+
+
+def _sqlite_constants(target: TargetTable, constants: dict[str, Any]) -> dict[str, str]:
+    """Provenance values as SQL literals (column → literal)."""
+    from factorysync.store.types import UTCDateTime
+
+    fixed = dict(constants)
+    if "_synced_at" in fixed:
+        stamp = UTCDateTime().process_bind_param(fixed["_synced_at"], target.conn.dialect)
+        fixed["_synced_at"] = stamp.isoformat(" ", "microseconds")
+    return {name: _sqlite_literal(value) for name, value in fixed.items()}
+
+
+def _stage_sqlite(target: TargetTable, names: list[str], columns: list[pa.Array]) -> bool:
+    """Queue a first load's batch for the target's Arrow stage; False when this store or
+    connection cannot take one (the caller binds the rows itself)."""
+    from factorysync.store import arrow_stage
+
+    if not columns:
+        return True  # no columns, no rows
+    stage = target.arrow_stage
+    if stage is None:
+        conn = target.conn
+        if not (arrow_stage.available(conn.engine.url.database) and arrow_stage.attachable(conn)):
+            return False
+        constants = _sqlite_constants(target, target.direct_values)
+        stage = target.arrow_stage = arrow_stage.ArrowStage(
+            str(conn.engine.url.database), target.quote(target.name), target.quote, constants
+        )
+    stage.put(names, _sqlite_columns(target, names, columns))
+    return True
 
 
 def _row_major(columns: list[pa.Array]) -> np.ndarray:

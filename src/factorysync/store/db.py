@@ -22,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from factorysync.errors import StoreError
 from factorysync.settings import SQLITE_SIDE_FILES, sqlite_path
+from factorysync.store import arrow_stage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision: checked on every start without loading the migration
@@ -91,6 +92,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = sqlite_path(url)
         if path is not None:
             create_private_file(path)
+            arrow_stage.sweep(str(path))
         elif not parsed.database or parsed.database == ":memory:":
             # An in-memory database uses a single-connection pool without sizes.
             kwargs.pop("pool_size", None)
@@ -102,6 +104,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # The driver's own transaction handling is turned off so BEGIN IMMEDIATE is ours.
         event.listen(engine, "connect", lambda c, r: setattr(c, "isolation_level", None))
         event.listen(engine, "begin", _sqlite_begin)
+        # A first load's stage files are detached and deleted once its transaction ends.
+        event.listen(engine, "checkin", arrow_stage.release)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)

@@ -41,6 +41,9 @@ log = logging.getLogger("factorysync.connectors.csv")
 # Bytes parsed per pyarrow block. The streaming reader reads a few dozen blocks ahead of
 # the consumer, so this bounds the memory a read holds (about 40 MB at 1 MB).
 BLOCK_SIZE = 1024 * 1024
+# A batch of wide text rows stops growing at this size, well before its row count: a
+# few batches are in flight at once (parsed, mapped, written), and memory stays flat.
+GATHER_BYTES = 8 * 1024 * 1024
 RAGGED_SHOWN = 10  # ragged rows named in a report; the rest are counted
 ColumnType = Literal["string", "integer", "float", "boolean", "date", "datetime"]
 NULL_VALUES = ("", "NULL", "null", "NA", "N/A", "#N/A")
@@ -356,12 +359,13 @@ def _sliced(blocks: Iterator[pa.RecordBatch], size: int) -> Iterator[tuple[int, 
 
 
 def _gathered(blocks: Iterator[pa.RecordBatch], size: int) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """(first row, batch) of about ``size`` rows, consecutive blocks of one schema joined.
-    The first block goes alone, so the store starts writing while the rest is parsed."""
+    """(first row, batch) of about ``size`` rows and at most about
+    :data:`GATHER_BYTES`, consecutive blocks of one schema joined. The first block goes
+    alone, so the store starts writing while the rest is parsed."""
     import pyarrow as pa
 
     held: list[pa.RecordBatch] = []
-    first = rows = 0
+    first = rows = nbytes = 0
     blocks = iter(blocks)
     for block in blocks:
         if block.num_rows:
@@ -377,11 +381,13 @@ def _gathered(blocks: Iterator[pa.RecordBatch], size: int) -> Iterator[tuple[int
     for block in blocks:
         if block.num_rows == 0:
             continue
-        if held and (block.schema != held[0].schema or rows + block.num_rows > size):
+        full = rows + block.num_rows > size or nbytes + block.nbytes > GATHER_BYTES
+        if held and (block.schema != held[0].schema or full):
             yield first, joined()
-            first, rows, held = first + rows, 0, []
+            first, rows, nbytes, held = first + rows, 0, 0, []
         held.append(block)
         rows += block.num_rows
+        nbytes += block.nbytes
     if held:
         yield first, joined()
 

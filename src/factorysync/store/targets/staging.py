@@ -61,8 +61,15 @@ class StagingTarget(EvolvingTarget):
         self.direct_rows = 0
         self._row_staged = False
 
+    def flush_direct(self) -> None:
+        """Write what the first load still holds (a SQLite Arrow stage) into the target."""
+        stage, self.arrow_stage = self.arrow_stage, None
+        if stage is not None:
+            stage.copy_into(self.conn)
+
     def finish_direct(self) -> int:
         """Build pending indexes; returns the rows this source now has in the target."""
+        self.flush_direct()
         if not self.existing:
             return 0
         if self.dialect == "postgresql":
@@ -205,6 +212,7 @@ class StagingTarget(EvolvingTarget):
 
     def forget_stage(self) -> None:
         """After a rolled-back transaction: the staging table and the direct mode are gone."""
+        self._discard_arrow_stage()
         self._stage_created = set()
         self._keep_kinds = {}
         self._stage_indexed = False
@@ -214,6 +222,7 @@ class StagingTarget(EvolvingTarget):
         self._load_existing()
 
     def drop_stage(self) -> None:
+        self._discard_arrow_stage()
         if self._stage_created:
             self.conn.execute(text(f"DROP TABLE IF EXISTS {self._quote(self._stage_name)}"))
             self._stage_created = set()
@@ -222,6 +231,11 @@ class StagingTarget(EvolvingTarget):
         if self._keep_kinds:
             self.conn.execute(text(f"DROP TABLE IF EXISTS {self._quote(self._keep_name)}"))
             self._keep_kinds = {}
+
+    def _discard_arrow_stage(self) -> None:
+        stage, self.arrow_stage = self.arrow_stage, None
+        if stage is not None:
+            stage.discard()
 
     # -- keys a full sync keeps --------------------------------------------------------
     def keep(self, keys: list[tuple[int, tuple[Any, ...]]]) -> int:

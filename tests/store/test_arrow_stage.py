@@ -1,0 +1,205 @@
+"""A SQLite store's first load through an Arrow stage file (store/arrow_stage.py): the
+same rows and storage types as binding the values, nothing left behind, errors reported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from factorysync.connectors import registry as connector_registry
+from factorysync.engine.runner import Runner
+from factorysync.store import arrow_stage
+from factorysync.store.store import Store
+from tests.engine.test_columnar import ArrowSource, source
+from tests.engine.test_runner import register
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"  # the stage is how a SQLite store takes a first load
+
+
+@pytest.fixture
+def arrow_source(monkeypatch: pytest.MonkeyPatch) -> type[ArrowSource]:
+    monkeypatch.setitem(
+        connector_registry.BUILTIN, "command", f"{ArrowSource.__module__}:ArrowSource"
+    )
+    return ArrowSource
+
+
+def plant_records(n: int) -> list[dict[str, Any]]:
+    base = datetime(2026, 3, 1, 6, tzinfo=UTC)
+    notes = ['12" flange, "checked"', "line\nbreak", "Prüfung ok", "", None, "a;b,c"]
+    return [
+        {
+            "id": i,
+            "qty": None if i % 9 == 0 else i * 7,
+            "temp": None if i % 5 == 0 else i / 8,
+            "ok": None if i % 11 == 0 else i % 2 == 0,
+            "note": notes[i % len(notes)],
+            "at": base + timedelta(seconds=i * 37),
+            "day": date(2026, 3, 1 + i % 28),
+            "price": Decimal(f"{i}.{i % 100:02d}"),
+        }
+        for i in range(n)
+    ]
+
+
+def stored(store: Store, table: str) -> list[tuple[Any, ...]]:
+    """Every column's value and SQLite storage type, provenance aside, by id."""
+    with store.engine.connect() as conn:
+        cols = [
+            r[1]
+            for r in conn.execute(text(f'PRAGMA table_info("{table}")'))
+            if r[1] not in {"_source_id", "_run_id", "_synced_at", "_row_hash"}
+        ]
+        picks = ", ".join(f'typeof("{c}"), "{c}"' for c in cols)
+        return [tuple(r) for r in conn.execute(text(f'SELECT {picks} FROM "{table}" ORDER BY id'))]
+
+
+def stage_files(store: Store) -> list[Path]:
+    database = Path(str(store.engine.url.database))
+    return sorted(database.parent.glob(f"{database.name}.stage-*"))
+
+
+def test_the_stage_stores_what_bound_values_would(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Integers, decimals, floats, booleans, text with quotes and line breaks, times,
+    dates and empty values: the same values and storage types either way."""
+    copies: list[int] = []
+    real_copy = arrow_stage.ArrowStage.copy_into
+
+    def counted(self: arrow_stage.ArrowStage, conn: Any) -> int:
+        copies.append(len(self.segments))
+        return real_copy(self, conn)
+
+    monkeypatch.setattr(arrow_stage.ArrowStage, "copy_into", counted)
+    monkeypatch.setattr(arrow_source, "batch_size", 50)
+    register(
+        store, source("staged", True, primary_key="id"), source("bound", True, primary_key="id")
+    )
+    arrow_source.records = plant_records(400)
+    staged = Runner(store).sync("staged")
+    assert staged.sync_status == "success", staged.error_message
+    assert copies == [1]  # the stage took the load: one table, every batch alike
+    monkeypatch.setattr(arrow_stage, "available", lambda database: False)
+    bound = Runner(store).sync("bound")
+    assert bound.sync_status == "success", bound.error_message
+    assert copies == [1]
+    assert staged.records_inserted == bound.records_inserted == 400
+    got, want = stored(store, "staged"), stored(store, "bound")
+    assert len(got) == 400
+    assert got == want
+    assert ("text", "line\nbreak") in [row[8:10] for row in got]
+    assert stage_files(store) == []
+
+
+def test_batches_that_change_their_columns_go_to_tables_of_their_own(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A column empty in the first batch, a count that turns decimal, a column that
+    appears later: every row arrives, as the bound path stores it."""
+    copies: list[int] = []
+    real_copy = arrow_stage.ArrowStage.copy_into
+
+    def counted(self: arrow_stage.ArrowStage, conn: Any) -> int:
+        copies.append(len(self.segments))
+        return real_copy(self, conn)
+
+    monkeypatch.setattr(arrow_stage.ArrowStage, "copy_into", counted)
+    records: list[dict[str, Any]] = [{"id": i, "n": i, "late": None} for i in range(4)]
+    records += [{"id": i, "n": i + 0.5, "late": f"x{i}"} for i in range(4, 8)]
+    records += [{"id": i, "n": i, "late": "y", "extra": i * 2} for i in range(8, 12)]
+    register(
+        store, source("shifting", True, primary_key="id"), source("ref", True, primary_key="id")
+    )
+    arrow_source.records = records
+    result = Runner(store).sync("shifting")
+    assert result.sync_status == "success", result.error_message
+    assert result.records_inserted == 12
+    assert copies and copies[0] >= 2
+    monkeypatch.setattr(arrow_stage, "available", lambda database: False)
+    assert Runner(store).sync("ref").sync_status == "success"
+    assert stored(store, "shifting") == stored(store, "ref")
+    assert stage_files(store) == []
+
+
+def test_no_stage_file_is_left_by_a_reload_or_a_failure(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from factorysync.connectors.base import ReadRequest
+
+    register(
+        store, source("dupes", True, primary_key="id"), source("broken", True, primary_key="id")
+    )
+    # A repeated key: the bulk load is rolled back and the run loads through staging.
+    arrow_source.records = [{"id": i % 6, "v": i} for i in range(10)]
+    result = Runner(store).sync("dupes")
+    assert (result.sync_status, result.records_inserted) == ("success", 6)
+    assert stage_files(store) == []
+
+    real = ArrowSource.read
+
+    def read_then_fail(self: ArrowSource, request: ReadRequest) -> Any:
+        for n, batch in enumerate(real(self, request)):
+            if n == 2:
+                raise OSError("the share went away")
+            yield batch
+
+    monkeypatch.setattr(ArrowSource, "read", read_then_fail)
+    arrow_source.records = [{"id": i} for i in range(12)]
+    failed = Runner(store).sync("broken")
+    assert failed.sync_status == "failed"
+    assert "the share went away" in (failed.error_message or "")
+    assert stage_files(store) == []
+    with store.engine.connect() as conn:
+        assert not conn.execute(text("SELECT name FROM sqlite_master WHERE name='broken'")).all()
+
+
+def test_a_writer_that_fails_fails_its_run_only(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver cannot write its file (a full disk, say): the run fails with the
+    driver's reason, nothing is stored, and the next run loads everything."""
+    import adbc_driver_sqlite.dbapi as adbc
+
+    real_connect = adbc.connect
+
+    def full_disk(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(adbc, "connect", full_disk)
+    register(store, source("load", True, primary_key="id"))
+    arrow_source.records = [{"id": i, "v": f"v{i}"} for i in range(30)]
+    failed = Runner(store).sync("load")
+    assert failed.sync_status == "failed"
+    assert "No space left on device" in (failed.error_message or "")
+    assert stage_files(store) == []
+    with store.engine.connect() as conn:
+        assert not conn.execute(text("SELECT name FROM sqlite_master WHERE name='load'")).all()
+    monkeypatch.setattr(adbc, "connect", real_connect)
+    again = Runner(store).sync("load")
+    assert (again.sync_status, again.records_inserted) == ("success", 30)
+
+
+def test_files_of_a_process_that_died_are_swept(tmp_path: Path) -> None:
+    database = tmp_path / "store.db"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = tmp_path / f"store.db.stage-{gone.stdout.strip()}-0a1b2c"
+    alive = tmp_path / f"store.db.stage-{__import__('os').getpid()}-0a1b2c"
+    other = tmp_path / "other.db.stage-1-0a1b2c"
+    for path in (dead, alive, other):
+        path.write_bytes(b"")
+    arrow_stage.sweep(str(database))
+    assert not dead.exists()
+    assert alive.exists() and other.exists()
