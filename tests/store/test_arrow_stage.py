@@ -203,3 +203,129 @@ def test_files_of_a_process_that_died_are_swept(tmp_path: Path) -> None:
     arrow_stage.sweep(str(database))
     assert not dead.exists()
     assert alive.exists() and other.exists()
+
+
+def test_a_full_resync_stages_in_c_and_merges_as_bound_rows_do(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second sync of a full source stages through the file too: inserts, updates
+    and deletes counted as the bound path counts them, the same rows after."""
+    copies: list[str] = []
+    real_copy = arrow_stage.ArrowStage.copy_into
+
+    def counted(self: arrow_stage.ArrowStage, conn: Any) -> int:
+        copies.append(self.table)
+        return real_copy(self, conn)
+
+    monkeypatch.setattr(arrow_stage.ArrowStage, "copy_into", counted)
+    monkeypatch.setattr(arrow_source, "batch_size", 40)
+    register(
+        store, source("staged", True, primary_key="id"), source("bound", True, primary_key="id")
+    )
+    first, second = plant_records(300), plant_records(330)[20:]
+    for row in second[:50]:
+        row["note"], row["qty"] = "changed", -1
+    results = {}
+    for sid in ("staged", "bound"):
+        if sid == "bound":
+            monkeypatch.setattr(arrow_stage, "available", lambda database: False)
+        arrow_source.records = first
+        assert Runner(store).sync(sid).sync_status == "success"
+        arrow_source.records = second
+        results[sid] = Runner(store).sync(sid)
+    assert copies == ["staged", "_fs_stage_staged"]  # the first load, then the re-sync
+    counts = {
+        sid: (r.sync_status, r.records_inserted, r.records_updated, r.records_deleted)
+        for sid, r in results.items()
+    }
+    assert counts["staged"] == counts["bound"] == ("success", 30, 50, 20)
+    assert stored(store, "staged") == stored(store, "bound")
+    assert stage_files(store) == []
+
+
+@pytest.mark.parametrize("loads", [1, 2], ids=["first-load", "resync"])
+def test_a_batch_on_the_row_path_still_wins_over_earlier_batches(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch, loads: int
+) -> None:
+    """A later batch the columnar path cannot take (a nested value) goes row by row; a key
+    it repeats from an earlier batch, still on its way in C, keeps the later row."""
+    monkeypatch.setattr(arrow_source, "batch_size", 4)
+    register(store, source("mixed", True, primary_key="id"))
+    plain = [{"id": i, "v": f"first {i}"} for i in range(8)]
+    nested = [{"id": i, "v": f"later {i}", "extra": {"n": i}} for i in (1, 6, 8, 9)]
+    for n in range(loads):
+        arrow_source.records = plain if n < loads - 1 else plain + nested
+        result = Runner(store).sync("mixed")
+        assert result.sync_status == "success", result.error_message
+    with store.engine.connect() as conn:
+        rows = dict(conn.execute(text('SELECT id, v FROM "mixed" ORDER BY id')).all())
+    assert rows == {
+        **{i: f"first {i}" for i in range(8)},
+        **{i: f"later {i}" for i in (1, 6, 8, 9)},
+    }
+    assert stage_files(store) == []
+
+
+@pytest.mark.parametrize(
+    ("batches", "ascending"),
+    [
+        ([[1, 2, 3], [4, 9], [10]], True),
+        ([["A-01", "A-02"], ["B-01", "Ä-01"]], True),  # binary order, as SQLite's
+        ([[1, 2, 3], [3, 4]], False),  # a key repeated across batches
+        ([[1, 3, 2]], False),
+        ([[1, 2], [2.5, 3.0]], True),
+        ([[1, 2], ["3"]], False),  # a number and a text: not comparable
+    ],
+)
+def test_the_stage_follows_whether_keys_ascend(
+    tmp_path: Path, batches: list[list[Any]], ascending: bool
+) -> None:
+    import pyarrow as pa
+
+    stage = arrow_stage.ArrowStage(str(tmp_path / "s.db"), '"t"', lambda n: f'"{n}"', {})
+    try:
+        for values in batches:
+            stage.put(["id"], [pa.array(values)], key=0)
+        assert stage.ascending is ascending
+    finally:
+        stage.discard()
+    assert not list(tmp_path.glob("s.db.stage-*"))
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["ascending", "shuffled"])
+def test_a_first_load_in_key_order_builds_its_indexes_first(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch, shuffled: bool
+) -> None:
+    """Keys in ascending order: the new table's indexes exist before the rows go in (they
+    are appended); otherwise they are built after. The rows and indexes are the same."""
+    import random
+
+    from factorysync.store.targets.evolution import EvolvingTarget
+
+    steps: list[str] = []
+    real_copy, real_build = arrow_stage.ArrowStage.copy_into, EvolvingTarget._build_pending_indexes
+
+    def copy(self: arrow_stage.ArrowStage, conn: Any) -> int:
+        steps.append("copy")
+        return real_copy(self, conn)
+
+    def build(self: EvolvingTarget) -> None:
+        if self._indexes_pending:
+            steps.append("indexes")
+        real_build(self)
+
+    monkeypatch.setattr(arrow_stage.ArrowStage, "copy_into", copy)
+    monkeypatch.setattr(EvolvingTarget, "_build_pending_indexes", build)
+    monkeypatch.setattr(arrow_source, "batch_size", 25)
+    records = plant_records(200)
+    if shuffled:
+        random.Random(7).shuffle(records)
+    register(store, source("ordered", True, primary_key="id"))
+    arrow_source.records = records
+    result = Runner(store).sync("ordered")
+    assert (result.sync_status, result.records_inserted) == ("success", 200)
+    assert steps == (["copy", "indexes"] if shuffled else ["indexes", "copy"])
+    with store.engine.connect() as conn:
+        indexes = {r[1] for r in conn.execute(text('PRAGMA index_list("ordered")'))}
+        assert conn.execute(text('SELECT count(DISTINCT id) FROM "ordered"')).scalar() == 200
+    assert {"ux_ordered_key", "ix_ordered_synced"} <= indexes

@@ -91,6 +91,8 @@ class MappingRun:
         )
         self.mapper.freeze(self.target.frozen_columns())
         self.incremental = decl.sync_strategy == "incremental"
+        # A full sync merges once, after the last batch: its staging may be written in C.
+        self.target.bulk_staging = not self.incremental
         self.cursor_field = config.cursor_field
         self.pipeline = RecordPipeline(
             self.mapper,

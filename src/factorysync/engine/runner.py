@@ -349,7 +349,7 @@ class Runner:
                             conn, connector, runs, result, single=True, use_relay=path.relay
                         )
                         for mrun in runs:
-                            mrun.target.flush_direct()
+                            mrun.target.flush_bulk()
                         scans = key_scans(conn, connector, runs, first_load=True)
                         finish_scans(scans, result)
                         self._finish(conn, runs, result, source, started, notes)

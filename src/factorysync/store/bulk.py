@@ -158,7 +158,7 @@ def stage_arrow(target: TargetTable, batch: pa.RecordBatch) -> int:
     target.ensure_stage()
     if target.dialect == "postgresql":
         _copy_postgres(target, names, columns)
-    else:
+    elif not (target.bulk_staging and _stage_sqlite(target, names, columns, staging=True)):
         _insert_sqlite(target, names, columns)
     target.staged_rows(batch.num_rows)
     return int(batch.num_rows)
@@ -170,7 +170,7 @@ def _write_direct(target: TargetTable, names: list[str], columns: list[pa.Array]
 
     values = target.direct_values
     if target.dialect != "postgresql":
-        if not _stage_sqlite(target, names, columns):
+        if not _stage_sqlite(target, names, columns, staging=False):
             # Constants in the statement: three values fewer to bind per row.
             _insert_sqlite(target, names, columns, into=target.name, constants=values)
         return
@@ -409,9 +409,12 @@ def _sqlite_constants(target: TargetTable, constants: dict[str, Any]) -> dict[st
     return {name: _sqlite_literal(value) for name, value in fixed.items()}
 
 
-def _stage_sqlite(target: TargetTable, names: list[str], columns: list[pa.Array]) -> bool:
-    """Queue a first load's batch for the target's Arrow stage; False when this store or
-    connection cannot take one (the caller binds the rows itself)."""
+def _stage_sqlite(
+    target: TargetTable, names: list[str], columns: list[pa.Array], *, staging: bool
+) -> bool:
+    """Queue a batch for the target's Arrow stage, bound for the staging table or (a
+    first load) the target; False when this store or connection cannot take one (the
+    caller binds the rows itself)."""
     from factorysync.store import arrow_stage
 
     if not columns:
@@ -421,11 +424,18 @@ def _stage_sqlite(target: TargetTable, names: list[str], columns: list[pa.Array]
         conn = target.conn
         if not (arrow_stage.available(conn.engine.url.database) and arrow_stage.attachable(conn)):
             return False
-        constants = _sqlite_constants(target, target.direct_values)
+        if staging:
+            table, constants = target.stage_name, {}
+        else:
+            table, constants = target.name, _sqlite_constants(target, target.direct_values)
         stage = target.arrow_stage = arrow_stage.ArrowStage(
-            str(conn.engine.url.database), target.quote(target.name), target.quote, constants
+            str(conn.engine.url.database), target.quote(table), target.quote, constants
         )
-    stage.put(names, _sqlite_columns(target, names, columns))
+    # A single integer or text key is checked for ascending order: the target's
+    # indexes can then be built before the rows go in (appended, not sorted after).
+    key = target.key[0] if len(target.key) == 1 else ""
+    ordered = key in names and target.kinds.get(key) in ("integer", "string")
+    stage.put(names, _sqlite_columns(target, names, columns), names.index(key) if ordered else None)
     return True
 
 

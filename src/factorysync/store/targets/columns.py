@@ -88,7 +88,8 @@ class TargetColumns:
         self.direct = False
         self.direct_values: dict[str, Any] = {}
         self.direct_rows = 0  # rows a first load wrote straight into the target
-        self.arrow_stage: Any = None  # a SQLite first load's rows on their way (bulk.py)
+        self.arrow_stage: Any = None  # SQLite rows on their way in C (bulk.py)
+        self.bulk_staging = False  # a full sync: staged all at once, merged at the end
         self._indexes_pending = False
         # ... the keys a full sync keeps (staging.py) ...
         self._keep_name = f"_fs_keep_{re.sub(r'[^a-z0-9_]', '_', name)}"[:63]

@@ -68,6 +68,7 @@ class TargetTable(StagingTarget):
         """Apply the staged rows to the target; ``delete_missing`` is None, "hard" or "soft"."""
         counts = MergeCounts()
         self.run_id = run_id
+        self.flush_bulk()
         if self._staged == 0 and (not self.existing or delete_missing is None):
             return counts  # nothing to insert or update, and nothing to delete
         if self._staged:

@@ -61,15 +61,20 @@ class StagingTarget(EvolvingTarget):
         self.direct_rows = 0
         self._row_staged = False
 
-    def flush_direct(self) -> None:
-        """Write what the first load still holds (a SQLite Arrow stage) into the target."""
+    def flush_bulk(self) -> None:
+        """Write the rows still on their way (a SQLite Arrow stage) into the target (a
+        first load) or the staging table."""
         stage, self.arrow_stage = self.arrow_stage, None
         if stage is not None:
+            if self.direct and stage.ascending:
+                # Keys in order, none repeated: the indexes of a table this load made
+                # take the rows as appends, cheaper than building them afterwards.
+                self._build_pending_indexes()
             stage.copy_into(self.conn)
 
     def finish_direct(self) -> int:
         """Build pending indexes; returns the rows this source now has in the target."""
-        self.flush_direct()
+        self.flush_bulk()
         if not self.existing:
             return 0
         if self.dialect == "postgresql":
@@ -147,6 +152,7 @@ class StagingTarget(EvolvingTarget):
         """Write a batch into the staging table (last row wins for a repeated key)."""
         if not rows:
             return 0
+        self.flush_bulk()  # rows staged before these go in first: the last row wins
         self._row_staged = True
         self.plan(rows)
         self._ensure_stage()
