@@ -33,6 +33,19 @@ COLUMNS = [
     "cycle_time_s", "temperature_c", "vibration_mm_s", "status",
 ]  # fmt: skip
 HINTS = {"ts": {"data_type": "timestamp", "timezone": True}}
+TIMESTAMP = "ts"
+NEWLINES_IN_VALUES = False
+
+
+def text_layout() -> None:
+    """Case h's file (bench/text_csv.py): 19 text columns, line breaks inside values."""
+    global INTS, FLOATS, COLUMNS, HINTS, TIMESTAMP, NEWLINES_IN_VALUES
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from text_csv import COLUMNS as TEXT_COLUMNS
+
+    INTS, FLOATS, COLUMNS = ("id", "qty"), ("measured",), list(TEXT_COLUMNS)
+    TIMESTAMP, NEWLINES_IN_VALUES = "recorded_at", True
+    HINTS = {TIMESTAMP: {"data_type": "timestamp", "timezone": True}}
 
 
 def arrow_schema() -> Any:
@@ -41,12 +54,12 @@ def arrow_schema() -> Any:
     types = {c: pa.string() for c in COLUMNS}
     types.update({c: pa.int64() for c in INTS})
     types.update({c: pa.float64() for c in FLOATS})
-    types["ts"] = pa.timestamp("us", tz="UTC")
+    types[TIMESTAMP] = pa.timestamp("us", tz="UTC")
     return pa.schema(list(types.items()))
 
 
 def typed(record: dict[str, Any]) -> dict[str, Any]:
-    record["ts"] = datetime.fromisoformat(record["ts"])
+    record[TIMESTAMP] = datetime.fromisoformat(record[TIMESTAMP])
     return record
 
 
@@ -66,11 +79,13 @@ def csv_dicts(path: str) -> Iterator[dict[str, Any]]:
         reader = csv.reader(f)
         header = next(reader)
         for values in reader:
-            record: dict[str, Any] = dict(zip(header, values, strict=True))
+            record: dict[str, Any] = {
+                name: value or None for name, value in zip(header, values, strict=True)
+            }
             for c in INTS:
-                record[c] = int(record[c])
+                record[c] = int(record[c]) if record[c] is not None else None
             for c in FLOATS:
-                record[c] = float(record[c])
+                record[c] = float(record[c]) if record[c] is not None else None
             yield typed(record)
 
 
@@ -95,7 +110,8 @@ def csv_arrow(path: str) -> Iterator[Any]:
     with pc.open_csv(
         path,
         read_options=pc.ReadOptions(block_size=16 << 20),
-        convert_options=pc.ConvertOptions(column_types=schema),
+        parse_options=pc.ParseOptions(newlines_in_values=NEWLINES_IN_VALUES),
+        convert_options=pc.ConvertOptions(column_types=schema, strings_can_be_null=True),
     ) as reader:
         yield from reader
 
@@ -195,8 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         "--loader-format", default=None, help="default: parquet on the arrow path, else dlt's"
     )
     parser.add_argument("--dataset", default="bench")
+    parser.add_argument(
+        "--layout", choices=["production", "text"], default="production", help="the CSV's columns"
+    )
     parser.add_argument("--pipelines-dir", required=True)
     args = parser.parse_args(argv)
+    if args.layout == "text":
+        text_layout()
 
     import dlt
 

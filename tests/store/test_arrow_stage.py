@@ -329,3 +329,21 @@ def test_a_first_load_in_key_order_builds_its_indexes_first(
         indexes = {r[1] for r in conn.execute(text('PRAGMA index_list("ordered")'))}
         assert conn.execute(text('SELECT count(DISTINCT id) FROM "ordered"')).scalar() == 200
     assert {"ux_ordered_key", "ix_ordered_synced"} <= indexes
+
+
+def test_without_a_stage_file_the_values_are_bound(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file can be made beside the store (a read-only folder, say): the first load
+    binds its values instead, and nothing is lost."""
+    from factorysync.store import db
+
+    def refused(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(db, "create_private_file", refused)
+    register(store, source("bound", True, primary_key="id"))
+    arrow_source.records = plant_records(120)
+    result = Runner(store).sync("bound")
+    assert (result.sync_status, result.records_inserted) == ("success", 120)
+    assert len(stored(store, "bound")) == 120

@@ -10,11 +10,11 @@ batches are parsed — and once they are all in, the driver closes the file and 
 connection attaches it and copies its rows into the target with one
 ``INSERT … SELECT`` inside the run's transaction (all or nothing, as before).
 
-The file sits beside the store (``<store>.stage-<pid>-<token>``, mode 0600). The
-connection detaches it when it goes back to the pool (:func:`release`), which also
-deletes the file; a file left by a process that died is removed when a store opens
-(:func:`sweep`). Without the driver, or for an in-memory store, the caller keeps to
-``executemany`` (:func:`available`).
+The file sits beside the store (``<store>.stage-<pid>-<token>``, mode 0600). Its name is
+deleted once its rows are copied; the connection detaches it when it goes back to the
+pool (:func:`release`). A file left by a process that died is removed when a store opens
+(:func:`sweep`). Without the driver, for an in-memory store, or where the file cannot be
+made, the caller keeps to ``executemany`` (:func:`available`).
 """
 
 from __future__ import annotations
@@ -133,6 +133,9 @@ class ArrowStage:
                 f"INSERT OR REPLACE INTO {self.table} ({into}) "
                 f"SELECT {values} FROM {alias}.{segment}"
             ).rowcount
+        # Read for good: the name goes now (the open file goes when it is detached), so
+        # nothing is left even if the connection is closed without a check-in.
+        _remove(str(self.path))
         return rows
 
     def close(self) -> None:
@@ -145,7 +148,7 @@ class ArrowStage:
 
     def discard(self) -> None:
         """Stop the writer and delete the file (a run that did not use it)."""
-        with suppress(BaseException):
+        with suppress(Exception):
             self.close()
         _remove(str(self.path))
 

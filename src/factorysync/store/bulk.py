@@ -428,9 +428,13 @@ def _stage_sqlite(
             table, constants = target.stage_name, {}
         else:
             table, constants = target.name, _sqlite_constants(target, target.direct_values)
-        stage = target.arrow_stage = arrow_stage.ArrowStage(
-            str(conn.engine.url.database), target.quote(table), target.quote, constants
-        )
+        try:
+            stage = arrow_stage.ArrowStage(
+                str(conn.engine.url.database), target.quote(table), target.quote, constants
+            )
+        except OSError:  # no file can be made beside the store: the values are bound
+            return False
+        target.arrow_stage = stage
     # A single integer or text key is checked for ascending order: the target's
     # indexes can then be built before the rows go in (appended, not sorted after).
     key = target.key[0] if len(target.key) == 1 else ""
