@@ -34,6 +34,24 @@ def arrow_source(monkeypatch: pytest.MonkeyPatch) -> type[ArrowSource]:
     return ArrowSource
 
 
+@pytest.fixture
+def copied(monkeypatch: pytest.MonkeyPatch) -> list[arrow_stage.ArrowStage]:
+    """The stages copied into the store, in order."""
+    stages: list[arrow_stage.ArrowStage] = []
+    real_copy = arrow_stage.ArrowStage.copy_into
+
+    def copy(self: arrow_stage.ArrowStage, conn: Any) -> int:
+        stages.append(self)
+        return real_copy(self, conn)
+
+    monkeypatch.setattr(arrow_stage.ArrowStage, "copy_into", copy)
+    return stages
+
+
+def segments(stages: list[arrow_stage.ArrowStage]) -> list[int]:
+    return [len(stage.segments) for stage in stages]
+
+
 def plant_records(n: int) -> list[dict[str, Any]]:
     base = datetime(2026, 3, 1, 6, tzinfo=UTC)
     notes = ['12" flange, "checked"', "line\nbreak", "Prüfung ok", "", None, "a;b,c"]
@@ -70,18 +88,13 @@ def stage_files(store: Store) -> list[Path]:
 
 
 def test_the_stage_stores_what_bound_values_would(
-    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+    store: Store,
+    arrow_source: type[ArrowSource],
+    monkeypatch: pytest.MonkeyPatch,
+    copied: list[arrow_stage.ArrowStage],
 ) -> None:
     """Integers, decimals, floats, booleans, text with quotes and line breaks, times,
     dates and empty values: the same values and storage types either way."""
-    copies: list[int] = []
-    real_copy = arrow_stage.ArrowStage.copy_into
-
-    def counted(self: arrow_stage.ArrowStage, conn: Any) -> int:
-        copies.append(len(self.segments))
-        return real_copy(self, conn)
-
-    monkeypatch.setattr(arrow_stage.ArrowStage, "copy_into", counted)
     monkeypatch.setattr(arrow_source, "batch_size", 50)
     register(
         store, source("staged", True, primary_key="id"), source("bound", True, primary_key="id")
@@ -89,11 +102,11 @@ def test_the_stage_stores_what_bound_values_would(
     arrow_source.records = plant_records(400)
     staged = Runner(store).sync("staged")
     assert staged.sync_status == "success", staged.error_message
-    assert copies == [1]  # the stage took the load: one table, every batch alike
+    assert segments(copied) == [1]  # the stage took the load: one table, every batch alike
     monkeypatch.setattr(arrow_stage, "available", lambda database: False)
     bound = Runner(store).sync("bound")
     assert bound.sync_status == "success", bound.error_message
-    assert copies == [1]
+    assert segments(copied) == [1]
     assert staged.records_inserted == bound.records_inserted == 400
     got, want = stored(store, "staged"), stored(store, "bound")
     assert len(got) == 400
@@ -103,18 +116,13 @@ def test_the_stage_stores_what_bound_values_would(
 
 
 def test_batches_that_change_their_columns_go_to_tables_of_their_own(
-    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+    store: Store,
+    arrow_source: type[ArrowSource],
+    monkeypatch: pytest.MonkeyPatch,
+    copied: list[arrow_stage.ArrowStage],
 ) -> None:
     """A column empty in the first batch, a count that turns decimal, a column that
     appears later: every row arrives, as the bound path stores it."""
-    copies: list[int] = []
-    real_copy = arrow_stage.ArrowStage.copy_into
-
-    def counted(self: arrow_stage.ArrowStage, conn: Any) -> int:
-        copies.append(len(self.segments))
-        return real_copy(self, conn)
-
-    monkeypatch.setattr(arrow_stage.ArrowStage, "copy_into", counted)
     records: list[dict[str, Any]] = [{"id": i, "n": i, "late": None} for i in range(4)]
     records += [{"id": i, "n": i + 0.5, "late": f"x{i}"} for i in range(4, 8)]
     records += [{"id": i, "n": i, "late": "y", "extra": i * 2} for i in range(8, 12)]
@@ -125,7 +133,7 @@ def test_batches_that_change_their_columns_go_to_tables_of_their_own(
     result = Runner(store).sync("shifting")
     assert result.sync_status == "success", result.error_message
     assert result.records_inserted == 12
-    assert copies and copies[0] >= 2
+    assert copied and segments(copied)[0] >= 2
     monkeypatch.setattr(arrow_stage, "available", lambda database: False)
     assert Runner(store).sync("ref").sync_status == "success"
     assert stored(store, "shifting") == stored(store, "ref")
@@ -206,18 +214,13 @@ def test_files_of_a_process_that_died_are_swept(tmp_path: Path) -> None:
 
 
 def test_a_full_resync_stages_in_c_and_merges_as_bound_rows_do(
-    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+    store: Store,
+    arrow_source: type[ArrowSource],
+    monkeypatch: pytest.MonkeyPatch,
+    copied: list[arrow_stage.ArrowStage],
 ) -> None:
     """The second sync of a full source stages through the file too: inserts, updates
     and deletes counted as the bound path counts them, the same rows after."""
-    copies: list[str] = []
-    real_copy = arrow_stage.ArrowStage.copy_into
-
-    def counted(self: arrow_stage.ArrowStage, conn: Any) -> int:
-        copies.append(self.table)
-        return real_copy(self, conn)
-
-    monkeypatch.setattr(arrow_stage.ArrowStage, "copy_into", counted)
     monkeypatch.setattr(arrow_source, "batch_size", 40)
     register(
         store, source("staged", True, primary_key="id"), source("bound", True, primary_key="id")
@@ -233,7 +236,10 @@ def test_a_full_resync_stages_in_c_and_merges_as_bound_rows_do(
         assert Runner(store).sync(sid).sync_status == "success"
         arrow_source.records = second
         results[sid] = Runner(store).sync(sid)
-    assert copies == ["staged", "_fs_stage_staged"]  # the first load, then the re-sync
+    assert [stage.table for stage in copied] == [
+        "staged",
+        "_fs_stage_staged",
+    ]  # the first load, then the re-sync
     counts = {
         sid: (r.sync_status, r.records_inserted, r.records_updated, r.records_deleted)
         for sid, r in results.items()

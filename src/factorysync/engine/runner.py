@@ -348,8 +348,6 @@ class Runner:
                         self._read_all(
                             conn, connector, runs, result, single=True, use_relay=path.relay
                         )
-                        for mrun in runs:
-                            mrun.target.flush_bulk()
                         scans = key_scans(conn, connector, runs, first_load=True)
                         finish_scans(scans, result)
                         self._finish(conn, runs, result, source, started, notes)

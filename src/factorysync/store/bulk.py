@@ -435,9 +435,9 @@ def _stage_sqlite(
         except OSError:  # no file can be made beside the store: the values are bound
             return False
         target.arrow_stage = stage
-    # A single integer or text key is checked for ascending order: the target's
-    # indexes can then be built before the rows go in (appended, not sorted after).
-    key = target.key[0] if len(target.key) == 1 else ""
+    # A first load's single integer or text key is checked for ascending order: the
+    # target's indexes can then be built before the rows go in (appended, not sorted).
+    key = target.key[0] if len(target.key) == 1 and not staging else ""
     ordered = key in names and target.kinds.get(key) in ("integer", "string")
     stage.put(names, _sqlite_columns(target, names, columns), names.index(key) if ordered else None)
     return True
