@@ -291,7 +291,7 @@ def test_the_stage_follows_whether_keys_ascend(
     stage = arrow_stage.ArrowStage(str(tmp_path / "s.db"), '"t"', lambda n: f'"{n}"', {})
     try:
         for values in batches:
-            stage.put(["id"], [pa.array(values)], key=0)
+            stage.put(["id"], [pa.array(values)], keys=pa.array(values))
         assert stage.ascending is ascending
     finally:
         stage.discard()

@@ -192,6 +192,9 @@ def run(store: Store, host: str | None = None, port: int | None = None) -> None:
     trim = MallocTrim()
     trim.start()
     _few_cached_statements(store)
+    checkpoints = store.checkpointer()
+    if checkpoints is not None:
+        checkpoints.start()
     service = _Service(store)
     service.stop_on_signals()
     _greet_first_admin(store)
@@ -211,6 +214,8 @@ def run(store: Store, host: str | None = None, port: int | None = None) -> None:
         thread.join()
         if publisher is not None:
             publisher.stop()  # after the last runs: their changes are in the outbox
+        if checkpoints is not None:
+            checkpoints.stop()
         trim.stop()
 
 

@@ -399,11 +399,17 @@ class Runner:
             if mrun.columnar and connector.columnar:
                 # Columnar reads parse the next batch while this one is written.
                 batches = prefetched(batches)
-            for batch in batches:
-                with nullcontext() if single else conn.begin():
-                    mrun.stage(batch, result)
-                if mrun.incremental:
-                    mrun.merge(conn, result, cursor=batch.cursor_ordered, txn=not single)
+            # A full sync into PostgreSQL stages all its batches in one transaction: one
+            # COPY then stays open across them, sent while the next batch is parsed.
+            whole = not single and not mrun.incremental and conn.dialect.name == "postgresql"
+            with conn.begin() if whole else nullcontext():
+                for batch in batches:
+                    with nullcontext() if single or whole else conn.begin():
+                        mrun.stage(batch, result)
+                    if mrun.incremental:
+                        mrun.merge(conn, result, cursor=batch.cursor_ordered, txn=not single)
+                if whole:
+                    mrun.target.flush_bulk()  # the COPY ends (or fails) inside the transaction
 
     @staticmethod
     def _relayed(connector: Connector, mrun: MappingRun, result: RunResult) -> bool:

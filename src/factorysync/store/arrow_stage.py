@@ -28,6 +28,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from factorysync.store.key_order import KeyOrder
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from sqlalchemy import Connection
@@ -74,20 +76,17 @@ class ArrowStage:
         self._schema: pa.Schema | None = None
         self._names: list[str] = []
         self._after: Any = _END
-        # Whether every key so far is greater than the one before it (SQLite's binary
-        # order of text is Python's order of str, and Arrow's).
-        self.ascending = True
-        self._last_key: Any = None
+        self.order = KeyOrder()  # whether every key so far is greater than the one before
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._write, name="arrow-stage", daemon=True)
         self._thread.start()
 
-    def put(self, names: list[str], columns: list[pa.Array], key: int | None = None) -> None:
-        """Queue a batch's ``columns`` (named ``names`` in the target); ``key`` is the
-        position of the target's key column, whose order :attr:`ascending` follows."""
+    def put(self, names: list[str], columns: list[pa.Array], keys: pa.Array | None = None) -> None:
+        """Queue a batch's ``columns`` (named ``names`` in the target); ``keys`` are its
+        values of the target's key, whose order :attr:`ascending` follows."""
         import pyarrow as pa
 
-        self._follow(columns[key] if key is not None else None)
+        self.order.follow(keys)
         # Positional names in the file: a target column's name needs no quoting there.
         schema = pa.schema([pa.field(f"c{i}", c.type) for i, c in enumerate(columns)])
         if self._schema is None or not schema.equals(self._schema) or names != self._names:
@@ -97,24 +96,10 @@ class ArrowStage:
             self._send((table, schema))
         self._send(pa.RecordBatch.from_arrays(columns, schema=schema))
 
-    def _follow(self, keys: pa.Array | None) -> None:
-        """Whether the keys still ascend strictly (no repeats) across the batches."""
-        import pyarrow.compute as pc
-
-        if not self.ascending or keys is None or len(keys) == 0:
-            self.ascending = self.ascending and keys is not None
-            return
-        try:
-            rest = len(keys) - 1
-            if rest and not pc.all(pc.greater(keys.slice(1), keys.slice(0, rest))).as_py():
-                self.ascending = False
-                return
-            first, last = keys[0].as_py(), keys[-1].as_py()
-            if self._last_key is not None and not first > self._last_key:
-                self.ascending = False
-            self._last_key = last
-        except Exception:  # types Arrow or Python cannot compare: taken as unordered
-            self.ascending = False
+    @property
+    def ascending(self) -> bool:
+        """Whether the keys put so far ascend strictly (none repeated)."""
+        return self.order.ascending
 
     def copy_into(self, conn: Connection) -> int:
         """Close the file, attach it to ``conn`` (the run's connection, in its transaction)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from factorysync.kinds import merge_kinds
+from factorysync.store.key_order import ORDERED_KINDS
 from factorysync.store.open_copy import OpenCopy
 
 if TYPE_CHECKING:  # pyarrow is imported lazily: only columnar sources need it
@@ -157,6 +158,7 @@ def stage_arrow(target: TargetTable, batch: pa.RecordBatch) -> int:
         return int(batch.num_rows)
     target.ensure_stage()
     if target.dialect == "postgresql":
+        target.stage_order.follow(_ordered_key(target, names, columns))
         _copy_postgres(target, names, columns)
     elif not (target.bulk_staging and _stage_sqlite(target, names, columns, staging=True)):
         _insert_sqlite(target, names, columns)
@@ -341,7 +343,9 @@ def _utc_text(column: pa.Array, suffix: str = "") -> pa.Array:
 
 
 def _copy_postgres(target: TargetTable, names: list[str], columns: list[pa.Array]) -> None:
-    _copy_into(target, target.stage_name, names, columns)
+    # One COPY across the batches, sent by a thread while the next batch is encoded;
+    # the target's flush_bulk() (first thing of a merge) ends it.
+    _copy_into(target, target.stage_name, names, columns, keep_open=True)
 
 
 def _insert_sqlite(
@@ -435,12 +439,19 @@ def _stage_sqlite(
         except OSError:  # no file can be made beside the store: the values are bound
             return False
         target.arrow_stage = stage
-    # A first load's single integer or text key is checked for ascending order: the
-    # target's indexes can then be built before the rows go in (appended, not sorted).
-    key = target.key[0] if len(target.key) == 1 and not staging else ""
-    ordered = key in names and target.kinds.get(key) in ("integer", "string")
-    stage.put(names, _sqlite_columns(target, names, columns), names.index(key) if ordered else None)
+    # A first load's key is checked for ascending order: the target's indexes can then
+    # be built before the rows go in (appended, not sorted).
+    keys = None if staging else _ordered_key(target, names, columns)
+    stage.put(names, _sqlite_columns(target, names, columns), keys)
     return True
+
+
+def _ordered_key(target: TargetTable, names: list[str], columns: list[pa.Array]) -> Any:
+    """The batch's values of the target's single integer or text key, else None."""
+    key = target.key[0] if len(target.key) == 1 else ""
+    if key not in names or target.kinds.get(key) not in ORDERED_KINDS:
+        return None
+    return columns[names.index(key)]
 
 
 def _row_major(columns: list[pa.Array]) -> np.ndarray:

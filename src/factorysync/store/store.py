@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy import Connection, Engine
 
@@ -16,6 +16,9 @@ from factorysync.security.secrets import SecretBox
 from factorysync.settings import Settings, get_settings, sqlite_path
 from factorysync.store import db
 from factorysync.store.capture import FORWARD_OPTION, ForwardedTables
+
+if TYPE_CHECKING:
+    from factorysync.store.checkpoint import Checkpointer
 
 
 class Store:
@@ -69,6 +72,16 @@ class Store:
 
     def upgrade(self) -> str | None:
         return db.upgrade(self.engine, site=self.settings.site)
+
+    def checkpointer(self) -> Checkpointer | None:
+        """A SQLite store's background write-ahead-log checkpoints for a long-running
+        service (:mod:`~factorysync.store.checkpoint`; not started), else None."""
+        path = sqlite_path(self.url)
+        if path is None or self.dialect != "sqlite":
+            return None
+        from factorysync.store.checkpoint import Checkpointer
+
+        return Checkpointer(self.engine, path.resolve())
 
     def tighten_files(self) -> list[Path]:
         """Make a SQLite store's files readable by their owner only (see

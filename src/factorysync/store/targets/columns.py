@@ -19,6 +19,7 @@ from factorysync.config import REGISTRY_TABLES
 from factorysync.config.mapping import SYSTEM_COLUMNS
 from factorysync.errors import StoreError
 from factorysync.kinds import PG_TYPES, infer_kind, kind_of_type, merge_kinds
+from factorysync.store.key_order import KeyOrder
 from factorysync.store.targets.changes import SchemaChange
 from factorysync.store.targets.kinds import KIND_TYPES
 from factorysync.store.types import UTCDateTime
@@ -81,8 +82,10 @@ class TargetColumns:
         # the staging table and the direct first load (staging.py) ...
         self._stage_name = f"_fs_stage_{re.sub(r'[^a-z0-9_]', '_', name)}"
         self._stage_created: set[str] = set()
-        self._stage_indexed = False
+        self._stage_indexed = False  # PostgreSQL: deduplicated and ready to merge
         self._staged = 0
+        # PostgreSQL: whether the staged keys ascend strictly (then none repeats)
+        self.stage_order = KeyOrder()
         self._stage_kinds: dict[str, str] = {}  # staging columns' kinds as created
         self._row_staged = False  # whether any batch of the run took the row path
         self.direct = False

@@ -111,7 +111,8 @@ class TargetTable(StagingTarget):
 
         diff = self._diff(target, stage, delete_missing)
         if diff is not None:
-            # Each step joins the (usually small) diff instead of both whole tables.
+            # Each step joins the (usually small) diff instead of both whole tables, and
+            # a step with no row in the diff is not run.
             changed = update(target).where(mine, key_match, diff.has("u", stage))
             absent = diff.has("i", stage)
             gone = diff.has("d", target)
@@ -122,7 +123,8 @@ class TargetTable(StagingTarget):
         values: dict[str, Any] = {c: stage.c[c] for c in columns}
         values.update(dict.fromkeys(self._others()))
         values["_row_hash"] = stage.c._row_hash
-        counts.updated = self.conn.execute(changed.values(**values, **provenance)).rowcount
+        if diff is None or diff.counts.get("u"):
+            counts.updated = self.conn.execute(changed.values(**values, **provenance)).rowcount
 
         names = [*self.key, *columns, "_row_hash"]
         picked = select(
@@ -131,13 +133,14 @@ class TargetTable(StagingTarget):
             literal(run_id, BigInteger()),
             literal(now, UTCDateTime()),
         ).where(absent)
-        counts.inserted = self.conn.execute(
-            insert(target)
-            .from_select([*names, "_source_id", "_run_id", "_synced_at"], picked)
-            .execution_options(preserve_rowcount=True)
-        ).rowcount
+        if diff is None or diff.counts.get("i"):
+            counts.inserted = self.conn.execute(
+                insert(target)
+                .from_select([*names, "_source_id", "_run_id", "_synced_at"], picked)
+                .execution_options(preserve_rowcount=True)
+            ).rowcount
 
-        if delete_missing:
+        if delete_missing and (diff is None or diff.counts.get("d")):
             if self._keep_kinds:
                 gone = and_(gone, ~self._kept(target))
             stmt: Update | Delete
@@ -330,8 +333,9 @@ class TargetTable(StagingTarget):
 class _Diff:
     """A temporary table of (action, key…) rows: 'i' insert, 'u' update, 'd' delete."""
 
-    def __init__(self, conn: Connection, table: Table, quote: Any) -> None:
+    def __init__(self, conn: Connection, table: Table, quote: Any, counts: dict[str, int]) -> None:
         self.conn, self.table, self._quote = conn, table, quote
+        self.counts = counts  # action → rows
 
     @classmethod
     def create(
@@ -342,9 +346,12 @@ class _Diff:
         conn.exec_driver_sql(
             f"CREATE TEMPORARY TABLE {quote(name)} AS {compiled}", dict(compiled.params)
         )
-        conn.execute(text(f"ANALYZE {quote(name)}"))
+        found = conn.execute(text(f"SELECT _action, count(*) FROM {quote(name)} GROUP BY 1"))
+        counts = {str(action): int(n) for action, n in found}
+        if counts:
+            conn.execute(text(f"ANALYZE {quote(name)}"))
         columns = [Column("_action", Text()), *(Column(k, stage.c[k].type) for k in key)]
-        return cls(conn, Table(name, MetaData(), *columns), quote)
+        return cls(conn, Table(name, MetaData(), *columns), quote, counts)
 
     def has(self, action: str, other: Table) -> Any:
         """Rows of ``other`` (staging or target) whose key has ``action`` in the diff."""
