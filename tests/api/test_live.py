@@ -377,3 +377,41 @@ def test_stream_announces_a_batch_sync(store: Store, data_dir: Path) -> None:
         run_id = start_sync(http, operator)
         _, kind, event = reader.next()
         assert event["run_id"] == run_id and (event["inserted"], event["deleted"]) == (0, 1)
+
+
+def test_a_stream_ends_once_its_token_is_revoked(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream is checked again while it is open: a token still valid keeps it going
+    across checks, a revoked one ends it with an 'end' event."""
+    from factorysync.services import stream_access
+
+    monkeypatch.setattr(stream_access, "RECHECK_S", 0.1)
+    tokens = role_tokens(store)
+    with store.begin() as conn:
+        from factorysync.intake import parse_sources
+        from factorysync.store.registry_save import apply_declarations
+
+        apply_declarations(conn, parse_sources({"sources": [push_source()]}), store.box)
+        token, row = auth.create_token(conn, "viewer-user", name="wall screen")
+    with live_server(store) as url, httpx.Client(base_url=url, timeout=PATIENCE) as http:
+        admin = {"Authorization": f"Bearer {tokens['admin']}"}
+        with StreamReader(f"{url}/api/stream/press_push", token) as reader:
+            assert reader.next()[1] == "ready"
+            opened = time.monotonic()
+            wait_until(lambda: time.monotonic() - opened > 0.5, what="a few checks")
+            http.post("/api/ingest/press-push", json={"machineId": "P-1"}, headers=admin)
+            assert reader.next()[1] == "change"
+            with store.begin() as conn:
+                auth.revoke_token(conn, row["id"])
+            _, kind, event = reader.next()
+            assert kind == "end"
+            assert "no longer valid" in event["reason"]
+            reader._thread.join(PATIENCE)
+            assert not reader._thread.is_alive(), "the stream stayed open"
+        assert (
+            http.get(
+                "/api/stream/press_push", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 401
+        )

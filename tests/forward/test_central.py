@@ -19,7 +19,12 @@ from sqlalchemy import select, text
 from factorysync import services
 from factorysync.forward import central as central_mod
 from factorysync.forward.central import CentralIngest
-from factorysync.forward.central_apply import Delivered, apply_batch
+from factorysync.forward.central_apply import (
+    Delivered,
+    PositionMoved,
+    apply_batch,
+    forget_positions_after,
+)
 from factorysync.forward.central_lag import count_pending, save_pending
 from factorysync.store.registry import data_version
 from factorysync.store.schema import central_sites, infolog
@@ -119,6 +124,8 @@ def test_the_same_message_twice_changes_nothing(store: Store, hub: NatsServer) -
     assert apply_batch(store, delivered, 0).changed == 2
     before = table_rows(store, "production")
     # Applied again from scratch (as if its position were lost): nothing changes.
+    with store.begin() as conn:
+        assert forget_positions_after(conn, 0) == 1
     result = apply_batch(store, delivered, 0)
     assert (result.applied, result.changed) == (1, 0)
     assert table_rows(store, "production") == before
@@ -130,6 +137,45 @@ def test_the_same_message_twice_changes_nothing(store: Store, hub: NatsServer) -
     with ingesting(store, hub) as ingest:
         wait_until(lambda: ingest.state.position == 2, what="both messages read")
     assert table_rows(store, "production") == before
+
+
+def test_a_batch_read_before_the_store_moved_on_is_refused(store: Store) -> None:
+    """Two ingests at once (one lost its lock): the one whose position is behind the
+    store's applies nothing, so no older change lands over a newer one."""
+    first = production_rows("a", 1, [("M1", T1, 1)])
+    older = production_rows("a", 2, [("M1", T1, 99)])
+    assert apply_batch(store, [Delivered(2, first.subject, first.payload())], 0).applied == 1
+    with pytest.raises(PositionMoved, match="another central ingest"):
+        apply_batch(store, [Delivered(1, older.subject, older.payload())], 0)
+    assert [r[-1] for r in production(store)] == [1]
+
+
+def test_an_ingest_that_lost_its_lock_takes_it_again_and_applies_each_message_once(
+    store: Store, hub: NatsServer
+) -> None:
+    lock_holder = text(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    publish(hub.url, [production_rows("a", 1, [("M1", T1, 1)])])
+    with ingesting(store, hub) as ingest:
+        wait_until(lambda: ingest.state.position == 1, what="the first message applied")
+        with store.begin() as conn:
+            pids = conn.execute(lock_holder).scalars().all()
+            assert len(pids) == 1
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]})
+        # Another ingest applies message 2 meanwhile (this one's position stays at 1).
+        other = production_rows("a", 2, [("M9", T1, 9)])
+        apply_batch(store, [Delivered(2, other.subject, other.payload())], 1)
+        publish(
+            hub.url,
+            [production_rows("a", 3, [("M2", T1, 2)]), production_rows("a", 4, [("M3", T1, 3)])],
+        )
+        wait_until(lambda: ingest.state.position == 3, what="message 3 applied")
+        with store.begin() as conn:
+            assert len(conn.execute(lock_holder).scalars().all()) == 1  # held again
+    machines = sorted(r[2] for r in production(store))
+    assert machines == ["M1", "M3", "M9"]  # message 2 of the stream was the other's
 
 
 class _Crash(BaseException):

@@ -435,3 +435,27 @@ def test_live_mode_shows_new_rows_without_a_reload(
     assert page.locator("#live-state").is_hidden()
     assert watch.violations == []
     context.close()
+
+
+def test_live_mode_ends_when_the_session_logs_out(
+    console: LiveServer, browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logged out in another tab: the live page's stream is closed by the server, and the
+    page says it is no longer live (it does not go on showing new rows)."""
+    from factorysync.services import stream_access
+
+    monkeypatch.setattr(stream_access, "RECHECK_S", 0.2)
+    base = console.url
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(BROWSER_PATIENCE_MS)
+    browser_log_in(page, base, "viewer")
+    page.goto(f"{base}/data/machines?view-live=1")
+    page.wait_for_selector("#live-state[data-state=on]")
+    other = context.new_page()
+    other.set_default_timeout(BROWSER_PATIENCE_MS)
+    other.goto(f"{base}/data")
+    other.click("#logout")
+    other.wait_for_url(re.compile(r"/login"))
+    page.wait_for_selector("#live-state[data-state=off]")
+    context.close()

@@ -32,6 +32,7 @@ from factorysync.errors import ConfigError, StoreError
 from factorysync.forward.central_apply import (
     BatchResult,
     Delivered,
+    PositionMoved,
     applied_position,
     apply_batch,
     forget_positions_after,
@@ -171,6 +172,28 @@ class CentralIngest:
             delay = min(delay * 2, 5.0)
         return False
 
+    def _relock(self) -> bool:
+        """After another ingest applied the stream: hold the lock again (waiting for the
+        other one), unless it is still held here; False when stopped meanwhile."""
+        conn = self._lock_conn
+        try:
+            assert conn is not None
+            held = conn.execute(
+                text("SELECT pg_try_advisory_lock(hashtext(:name))"), {"name": LOCK_NAME}
+            ).scalar()
+            if held:  # taken once more by this session: give that one back
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": LOCK_NAME}
+                )
+            conn.commit()
+        except Exception:
+            held = False
+        if held:
+            return True
+        log.warning("central ingest lost its lock (its connection to the store): taking it again")
+        self._release_lock()
+        return self._take_lock()
+
     def _release_lock(self) -> None:
         conn, self._lock_conn = self._lock_conn, None
         if conn is not None:
@@ -214,6 +237,8 @@ class CentralIngest:
                 except Exception as exc:
                     self.state.connected = bool(nc is not None and nc.is_connected)
                     self._failed("the store" if _is_store_error(exc) else "the hub", exc)
+                    if isinstance(exc, PositionMoved) and not await asyncio.to_thread(self._relock):
+                        return  # stopped while waiting for the lock
                     await self._sleep(delay)
                     delay = min(delay * 2, BACKOFF_S[1])
         finally:

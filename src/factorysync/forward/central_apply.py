@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -86,12 +86,34 @@ def forget_positions_after(conn: Connection, last_seq: int) -> int:
     )
 
 
+APPLY_LOCK = "factorysync.central.apply"
+
+
+class PositionMoved(StoreError):
+    """The store's stream position moved past the one this ingest read: another ingest
+    applied the stream meanwhile (the one-ingest lock was lost with its connection)."""
+
+
 def apply_batch(store: Store, delivered: list[Delivered], after: int) -> BatchResult:
     """Apply ``delivered`` (in stream order) in one transaction, skipping sequences at
-    or below ``after`` (applied before)."""
+    or below ``after`` (applied before).
+
+    The batch applies only from the position ``after`` was read from: one batch at a time
+    (a transaction lock), and PositionMoved when the store's position is beyond it. So
+    even two ingests at once (the session lock of :mod:`~factorysync.forward.central`
+    lost with its connection) never apply a message twice or an older one over a newer
+    one; the refused one reads its position from the store again."""
     result = BatchResult(position=after)
     tallies: dict[tuple[str, str], _Tally] = {}
     with store.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": APPLY_LOCK})
+        current = applied_position(conn)
+        if current > after:
+            raise PositionMoved(
+                f"the store has applied the stream up to message {current}, past this "
+                f"ingest's {after}: another central ingest applies it too; reading again "
+                "from the store's position"
+            )
         tables: dict[tuple[str, tuple[str, ...]], CentralTable] = {}
         for item in delivered:
             result.position = max(result.position, item.seq)

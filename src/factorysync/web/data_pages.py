@@ -35,6 +35,7 @@ from factorysync.realtime.bus import bus
 from factorysync.services.data_browse import COUNT_CAP, table_summaries, writers
 from factorysync.services.data_export import csv_chunks, xlsx_chunks, xlsx_missing
 from factorysync.services.dataquery import OPERATORS, PageQuery, PageRequest, QueryProblems
+from factorysync.services.stream_access import ENDED, StreamAccess
 from factorysync.services.tables import TableCache, TableInfo
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
@@ -255,12 +256,17 @@ async def data_events(request: Request, table: Table, user: Reader) -> Response:
     if not await run_in_threadpool(known):
         return Response(f"no target table {table!r}", status_code=404, media_type="text/plain")
     ctx = _ctx(request)
+    # The session is checked again while the page stays open (logged out: the stream ends).
+    access = StreamAccess(_store(request), user.token, "viewer", None)
 
     async def events() -> AsyncIterator[bytes]:
         async with bus.subscribe_async(table) as sub:
             yield b"retry: 3000\n" + _frame("ready", {"table": table})
             quiet = 0.0
             while not getattr(ctx, "closing", False):
+                if not await access.still_valid():
+                    yield _frame("end", {"reason": ENDED})
+                    return
                 event = await sub.get(POLL_S)
                 if event is None:
                     quiet += POLL_S

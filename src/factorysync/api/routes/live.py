@@ -22,14 +22,23 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import select
 
 from factorysync.api.context import ApiContext
-from factorysync.api.deps import AUTH_RESPONSES, Context, Responses, Viewer, current_principal
+from factorysync.api.deps import (
+    AUTH_RESPONSES,
+    Context,
+    Responses,
+    Viewer,
+    bearer,
+    current_principal,
+)
 from factorysync.api.errors import invalid
 from factorysync.api.ingest import IngestRefused
 from factorysync.api.schemas import ErrorPublic, IngestAnswer
 from factorysync.realtime.bus import bus
+from factorysync.services.stream_access import ENDED, StreamAccess
 from factorysync.store.accounts import Principal
 from factorysync.store.schema import data_source_mappings as maps_t
 
@@ -167,10 +176,16 @@ async def stream(
     target_table: Annotated[str, Path(pattern=TABLE)],
     _: Viewer,
     ctx: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> StreamingResponse:
-    """Committed changes of a target table as Server-Sent Events, for live dashboards."""
+    """Committed changes of a target table as Server-Sent Events, for live dashboards.
+
+    The token is checked again while the stream is open: once it is revoked or expired
+    (or its user disabled) an 'end' event closes the stream."""
     if not await run_in_threadpool(_table_known, ctx, target_table):
         raise HTTPException(404, f"no source writes table {target_table!r}")
+    assert credentials is not None  # Viewer has checked it
+    access = StreamAccess(ctx.store, credentials.credentials, "viewer", "read")
 
     async def events() -> Any:
         async with bus.subscribe_async(target_table) as sub:
@@ -178,6 +193,9 @@ async def stream(
             seq = 0
             quiet = 0.0
             while not ctx.closing:
+                if not await access.still_valid():
+                    yield _frame("end", {"reason": ENDED})
+                    return
                 event = await sub.get(POLL_S)
                 if event is None:
                     quiet += POLL_S

@@ -55,5 +55,7 @@
   source.addEventListener("ready", function () { show("on"); });
   source.addEventListener("change", function () { show("on"); reload(); });
   source.addEventListener("error", function () { show("off"); });
+  // The session ended (logged out, expired): the server closed the stream for good.
+  source.addEventListener("end", function () { source.close(); show("off"); });
   window.addEventListener("pagehide", function () { source.close(); });
 })();
