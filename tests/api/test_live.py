@@ -402,8 +402,8 @@ def test_a_stream_ends_once_its_token_is_revoked(
             wait_until(lambda: time.monotonic() - opened > 0.5, what="a few checks")
             http.post("/api/ingest/press-push", json={"machineId": "P-1"}, headers=admin)
             assert reader.next()[1] == "change"
-            with store.begin() as conn:
-                auth.revoke_token(conn, row["id"])
+            revoked = http.delete(f"/api/tokens/{row['id']}", headers=admin)
+            assert revoked.status_code == 200, revoked.text
             _, kind, event = reader.next()
             assert kind == "end"
             assert "no longer valid" in event["reason"]

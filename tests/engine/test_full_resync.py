@@ -125,6 +125,27 @@ def test_a_full_resync_stages_every_batch_through_one_copy(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_slow_source_commits_its_staging_now_and_then(
+    store: Store, arrow_source: type[ArrowSource], seen: Seen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past STAGE_TXN_S the staging transaction (and its COPY) is committed and begun
+    again: here after every batch, with the same counts and rows."""
+    from factorysync.engine import stage_txn
+
+    register(store, source("slow", True, primary_key="id"))
+    arrow_source.records = records(list(range(40)))
+    Runner(store).sync("slow")
+    monkeypatch.setattr(stage_txn, "STAGE_TXN_S", 0.0)
+    seen.copies.clear()
+    arrow_source.records = records(list(range(2, 42)), bump=frozenset({5, 17}))
+    result = Runner(store).sync("slow")
+    assert (result.records_inserted, result.records_updated, result.records_deleted) == (2, 2, 2)
+    assert len([c for c in seen.copies if "_fs_stage_slow" in c]) == 10, seen.copies
+    assert values(store, "slow") == {i: i * 10 + (1 if i in (5, 17) else 0) for i in range(2, 42)}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_full_resync_failing_midway_changes_nothing(
     store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -176,3 +197,40 @@ def test_a_full_resync_on_the_row_path_keeps_the_last_row_of_a_key(
     assert values(store, "rows")[9] == 2
     if store.dialect == "postgresql":
         assert seen.count(r"CREATE UNIQUE INDEX ON _fs_stage_rows")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("tail", ["arrow", "rows"])
+def test_a_first_load_into_a_shared_table_with_a_repeated_key_loads_again_through_staging(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch, tail: str
+) -> None:
+    """The table (another source's) has its key index: the COPY of the first load fails
+    on a key read twice, the error surfaces when the COPY ends (at the end of the load, or
+    before a batch that must go row by row), and the run loads again through staging."""
+    from factorysync.connectors.base import Batch
+
+    register(store, source("one", True, primary_key="id"))
+    one = source("two", True, primary_key="id")
+    one["mappings"][0]["target_table"] = "one"
+    register(store, one)
+    arrow_source.records = records([1, 2, 3])
+    assert Runner(store).sync("one").records_inserted == 3
+    arrow_source.records = records([1, 2, 3, 4, 2, 5])  # 2 again in the second batch
+    if tail == "rows":
+        real = ArrowSource.read
+
+        def then_rows(self: ArrowSource, request: ReadRequest) -> Iterator[Batch]:
+            yield from real(self, request)
+            yield Batch([{"id": 6, "v": 60, "name": "n6"}])  # no Arrow: the row path
+
+        monkeypatch.setattr(ArrowSource, "read", then_rows)
+    result = Runner(store).sync("two")
+    assert result.sync_status == "success", result.error_message
+    inserted = 6 if tail == "rows" else 5
+    assert result.records_inserted == inserted
+    with store.connect() as conn:
+        from sqlalchemy import text
+
+        found = conn.execute(text("SELECT id, v FROM one WHERE _source_id = 'two'")).all()
+    assert {i: v for i, v in found}[2] == 20 and len(found) == inserted

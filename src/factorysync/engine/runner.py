@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +45,7 @@ from factorysync.engine.key_scan import KeyScan, finish_scans, key_scans
 from factorysync.engine.mapping_run import MappingRun, mapping_runs
 from factorysync.engine.relay import RelayFallback
 from factorysync.engine.slots import run_slot
+from factorysync.engine.stage_txn import StagingTransactions
 from factorysync.errors import ConfigError, ConnectorError, FactorySyncError
 from factorysync.observability import infolog
 from factorysync.prefetch import prefetched
@@ -399,17 +400,15 @@ class Runner:
             if mrun.columnar and connector.columnar:
                 # Columnar reads parse the next batch while this one is written.
                 batches = prefetched(batches)
-            # A full sync into PostgreSQL stages all its batches in one transaction: one
-            # COPY then stays open across them, sent while the next batch is parsed.
+            # A full sync into PostgreSQL stages its batches in one transaction: one COPY
+            # then stays open across them (engine/stage_txn.py).
             whole = not single and not mrun.incremental and conn.dialect.name == "postgresql"
-            with conn.begin() if whole else nullcontext():
+            with StagingTransactions(conn, mrun.target, whole=whole, per_batch=not single) as txns:
                 for batch in batches:
-                    with nullcontext() if single or whole else conn.begin():
+                    with txns.batch():
                         mrun.stage(batch, result)
                     if mrun.incremental:
                         mrun.merge(conn, result, cursor=batch.cursor_ordered, txn=not single)
-                if whole:
-                    mrun.target.flush_bulk()  # the COPY ends (or fails) inside the transaction
 
     @staticmethod
     def _relayed(connector: Connector, mrun: MappingRun, result: RunResult) -> bool:

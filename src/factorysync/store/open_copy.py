@@ -13,6 +13,7 @@ import weakref
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import DBAPIError
 
 
 class OpenCopy:
@@ -61,10 +62,23 @@ class OpenCopy:
         return cls(conn, statement, head=head, tail=tail)
 
     @classmethod
-    def end(cls, conn: Connection, *, abort: bool = False) -> None:
+    def end(cls, conn: Connection, *, abort: bool = False, wrap: bool = True) -> None:
+        """End the connection's open COPY, if any; the server's error is raised as
+        SQLAlchemy raises a statement's (an IntegrityError for a repeated key), or as the
+        driver's own with ``wrap`` False (the hooks below: SQLAlchemy wraps it then)."""
         current = cls._open.pop(conn, None)
-        if current is not None:
+        if current is None:
+            return
+        if not wrap:
             current._close(abort)
+            return
+        driver_error = conn.dialect.loaded_dbapi.Error
+        try:
+            current._close(abort)
+        except driver_error as exc:
+            raise DBAPIError.instance(
+                current.statement, None, exc, driver_error, dialect=conn.dialect
+            ) from exc
 
     def write(self, data: bytes | memoryview) -> None:
         if self._error is not None:
@@ -102,7 +116,7 @@ class OpenCopy:
 
 def _end_hook(abort: bool) -> Any:
     def hook(conn: Connection, *_args: Any, **_kwargs: Any) -> None:
-        OpenCopy.end(conn, abort=abort)
+        OpenCopy.end(conn, abort=abort, wrap=False)
 
     return hook
 
