@@ -158,22 +158,29 @@ def test_first_load_with_a_repeated_key(store: Store, arrow_source: type[ArrowSo
     assert (again.records_inserted, again.records_updated, again.records_deleted) == (0, 0, 0)
 
 
-def test_first_load_failing_midway_leaves_nothing(
-    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def fail_reads(monkeypatch: pytest.MonkeyPatch, reason: str, after: int = 2) -> Any:
+    """ArrowSource reads ``after`` batches, then fails with ``reason``; returns the real
+    ``read``, to put back."""
     from factorysync.errors import ConnectorFatal
 
-    register(store, source("broken", True, primary_key="id"))
-    arrow_source.records = [{"id": i} for i in range(12)]
     real = ArrowSource.read
 
     def read_then_fail(self: ArrowSource, request: ReadRequest) -> Iterator[Batch]:
         for n, batch in enumerate(real(self, request)):
-            if n == 2:
-                raise ConnectorFatal("disk unplugged")
+            if n == after:
+                raise ConnectorFatal(reason)
             yield batch
 
     monkeypatch.setattr(ArrowSource, "read", read_then_fail)
+    return real
+
+
+def test_first_load_failing_midway_leaves_nothing(
+    store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(store, source("broken", True, primary_key="id"))
+    arrow_source.records = [{"id": i} for i in range(12)]
+    fail_reads(monkeypatch, "disk unplugged")
     assert Runner(store).sync("broken").sync_status == "failed"
     from sqlalchemy import inspect
 

@@ -14,7 +14,7 @@ from factorysync.connectors.base import Batch, ReadRequest
 from factorysync.engine.runner import Runner
 from factorysync.store.open_copy import OpenCopy
 from factorysync.store.store import Store
-from tests.engine.test_columnar import ArrowSource, arrow_source, source
+from tests.engine.test_columnar import ArrowSource, arrow_source, fail_reads, source
 from tests.engine.test_runner import register, table_rows
 
 __all__ = ["arrow_source"]  # the fixture, imported for the tests here
@@ -149,22 +149,12 @@ def test_a_slow_source_commits_its_staging_now_and_then(
 def test_a_full_resync_failing_midway_changes_nothing(
     store: Store, arrow_source: type[ArrowSource], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from factorysync.errors import ConnectorFatal
-
     register(store, source("midway", True, primary_key="id"))
     arrow_source.records = records(list(range(12)))
     Runner(store).sync("midway")
     before = table_rows(store, "midway")
     arrow_source.records = records(list(range(1, 13)), bump=frozenset({3}))
-    real = ArrowSource.read
-
-    def read_then_fail(self: ArrowSource, request: ReadRequest) -> Iterator[Batch]:
-        for n, batch in enumerate(real(self, request)):
-            if n == 2:
-                raise ConnectorFatal("cable pulled")
-            yield batch
-
-    monkeypatch.setattr(ArrowSource, "read", read_then_fail)
+    real = fail_reads(monkeypatch, "cable pulled")
     failed = Runner(store).sync("midway")
     assert failed.sync_status == "failed"
     assert "cable pulled" in (failed.error_message or "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from sqlalchemy import text
 
 from factorysync.settings import sqlite_path
 from factorysync.store import checkpoint
+from factorysync.store.checkpoint import Checkpointer
 from factorysync.store.store import Store
 from tests.waiting import wait_until
 
@@ -28,6 +31,19 @@ def write_mb(store: Store, mb: int) -> None:
             conn.execute(text("INSERT INTO ballast VALUES (randomblob(1048576))"))
 
 
+@contextmanager
+def running(store: Store, every_s: float) -> Iterator[Checkpointer]:
+    """The store's checkpointer, started for the block with a pass every ``every_s``."""
+    checkpoints = store.checkpointer()
+    assert checkpoints is not None
+    checkpoints.every_s = every_s
+    checkpoints.start()
+    try:
+        yield checkpoints
+    finally:
+        checkpoints.stop()
+
+
 def db_file(store: Store) -> Path:
     path = sqlite_path(store.url)
     assert path is not None
@@ -40,30 +56,18 @@ def test_a_commit_checkpoints_by_itself_without_the_service(store: Store) -> Non
 
 
 def test_the_service_leaves_the_copy_to_its_thread(store: Store) -> None:
-    checkpoints = store.checkpointer()
-    assert checkpoints is not None
-    checkpoints.every_s = 3600.0  # the thread waits: only a commit could have copied
-    checkpoints.start()
-    try:
+    with running(store, every_s=3600.0):  # the thread waits: only a commit could copy
         write_mb(store, 48)
         assert db_file(store).stat().st_size < 8 * MB
         assert Path(f"{db_file(store)}-wal").stat().st_size > 40 * MB
         with store.connect() as conn:  # every row is there for readers all the same
             assert conn.execute(text("SELECT count(*) FROM ballast")).scalar() == 48
-    finally:
-        checkpoints.stop()
 
 
 def test_the_thread_copies_the_log_soon_after_the_commit(store: Store) -> None:
-    checkpoints = store.checkpointer()
-    assert checkpoints is not None
-    checkpoints.every_s = 0.05
-    checkpoints.start()
-    try:
+    with running(store, every_s=0.05) as checkpoints:
         write_mb(store, 48)
         wait_until(lambda: db_file(store).stat().st_size > 40 * MB, what="the checkpoint")
-    finally:
-        checkpoints.stop()
     assert checkpoints._thread is None
 
 
@@ -72,14 +76,8 @@ def test_a_commit_past_the_bound_still_checkpoints(
 ) -> None:
     """Without the thread (stopped, or a reader holding the log) the log stays bounded."""
     monkeypatch.setattr(checkpoint, "DEFERRED_BYTES", 40 * MB)
-    checkpoints = store.checkpointer()
-    assert checkpoints is not None
-    checkpoints.every_s = 3600.0
-    checkpoints.start()
-    try:
+    with running(store, every_s=3600.0):
         write_mb(store, 24)
         assert db_file(store).stat().st_size < 8 * MB
         write_mb(store, 24)  # the log passes 40 MB at this commit
         assert db_file(store).stat().st_size > 40 * MB
-    finally:
-        checkpoints.stop()

@@ -123,7 +123,7 @@ class TargetTable(StagingTarget):
         values: dict[str, Any] = {c: stage.c[c] for c in columns}
         values.update(dict.fromkeys(self._others()))
         values["_row_hash"] = stage.c._row_hash
-        if diff is None or diff.counts.get("u"):
+        if diff is None or diff.holds("u"):
             counts.updated = self.conn.execute(changed.values(**values, **provenance)).rowcount
 
         names = [*self.key, *columns, "_row_hash"]
@@ -133,14 +133,14 @@ class TargetTable(StagingTarget):
             literal(run_id, BigInteger()),
             literal(now, UTCDateTime()),
         ).where(absent)
-        if diff is None or diff.counts.get("i"):
+        if diff is None or diff.holds("i"):
             counts.inserted = self.conn.execute(
                 insert(target)
                 .from_select([*names, "_source_id", "_run_id", "_synced_at"], picked)
                 .execution_options(preserve_rowcount=True)
             ).rowcount
 
-        if delete_missing and (diff is None or diff.counts.get("d")):
+        if delete_missing and (diff is None or diff.holds("d")):
             if self._keep_kinds:
                 gone = and_(gone, ~self._kept(target))
             stmt: Update | Delete
@@ -352,6 +352,10 @@ class _Diff:
             conn.execute(text(f"ANALYZE {quote(name)}"))
         columns = [Column("_action", Text()), *(Column(k, stage.c[k].type) for k in key)]
         return cls(conn, Table(name, MetaData(), *columns), quote, counts)
+
+    def holds(self, action: str) -> bool:
+        """Whether any key has ``action``."""
+        return bool(self.counts.get(action))
 
     def has(self, action: str, other: Table) -> Any:
         """Rows of ``other`` (staging or target) whose key has ``action`` in the diff."""

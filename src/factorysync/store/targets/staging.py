@@ -80,8 +80,6 @@ class StagingTarget(EvolvingTarget):
         self.flush_bulk()
         if not self.existing:
             return 0
-        if self.dialect == "postgresql":
-            OpenCopy.end(self.conn)
         self._build_pending_indexes()
         if self.run_id is not None:
             # Rows loaded in bulk (COPY, relayed, multi-row inserts) carry this stamp.
