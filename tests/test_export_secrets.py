@@ -144,6 +144,33 @@ def test_apply_refuses_a_placeholder_whose_variable_is_not_set(
     assert {sid: stored(store, sid) for sid in before} == before
 
 
+def test_apply_names_the_unset_variables_of_every_source(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only the first source's: one run of `apply` shows every variable to set."""
+    path = tmp_path / "s.yaml"
+    apply(store, path, [file_source("first", "secret-first-1"), api_source()])
+    before = {sid: stored(store, sid) for sid in ("first", "mes")}
+    found = export_sources(store, secrets_as_env=True)
+    for name in found.env_names:
+        monkeypatch.delenv(name, raising=False)
+    path.write_text(found.text)
+
+    with pytest.raises(ConfigError) as caught:
+        services.apply_file(store, path)
+    assert caught.value.problems == [
+        f"source {sid!r}: connections.{conn}.authentication_config.token: environment "
+        f"variable {name} is not set, and a secret is stored: set it where the file is "
+        "applied, or write '***' to keep the stored secret"
+        for sid, conn, name in (
+            ("first", "c", "FS_SECRET_FIRST_C_TOKEN"),
+            ("mes", "primary", "FS_SECRET_MES_PRIMARY_TOKEN"),
+        )
+    ]
+    assert str(caught.value).startswith("2 sources: 2 problem(s)\n")
+    assert {sid: stored(store, sid) for sid in before} == before
+
+
 def test_a_value_that_only_contains_a_reference_is_a_secret(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

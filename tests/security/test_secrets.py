@@ -70,6 +70,26 @@ def test_env_references(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_env_refs({"t": "${env:MES_TOKEN}"}, where="auth")
 
 
+def test_every_unresolved_reference_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One error names every reference that cannot be resolved, where each one is."""
+    monkeypatch.setenv("MES_USER", "plant")
+    for name in ("MES_TOKEN", "MES_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    config = {
+        "username": "${env:MES_USER}",
+        "password": "${env:MES_PASSWORD}",
+        "headers": [{"Authorization": "Bearer ${env:MES_TOKEN}"}],
+        "key": "${env:FACTORYSYNC_SECRET_KEY}",
+    }
+    with pytest.raises(ConfigError) as caught:
+        resolve_env_refs(config, where="auth")
+    message = str(caught.value)
+    assert "auth.password: environment variable MES_PASSWORD is not set" in message
+    assert "auth.headers[0].Authorization: environment variable MES_TOKEN is not set" in message
+    assert "auth.key: ${env:FACTORYSYNC_SECRET_KEY} is not allowed" in message
+    assert "MES_USER" not in message and "plant" not in message
+
+
 def test_redactor_and_secret_repr() -> None:
     redact = Redactor()
     redact.add(PLAIN)

@@ -130,16 +130,21 @@ class SecretBox:
 def resolve_env_refs(value: Any, *, where: str) -> Any:
     """Replace ``${env:NAME}`` references (in strings, recursively) by the variable's value.
 
-    Every caller resolves an authentication config: the secrets of a resolved mapping
-    become known to :func:`~factorysync.security.redaction.redact_known`.
+    Every reference that cannot be resolved is reported at once, in one ConfigError
+    (an unset variable, a FACTORYSYNC_* one). Every caller resolves an authentication
+    config: the secrets of a resolved mapping become known to
+    :func:`~factorysync.security.redaction.redact_known`.
     """
-    resolved = _resolve(value, where)
+    problems: list[str] = []
+    resolved = _resolve(value, where, problems)
     if isinstance(resolved, Mapping):
-        learn_secrets(resolved)
+        learn_secrets(resolved)  # the values that did resolve are secrets all the same
+    if problems:
+        raise ConfigError("; ".join(problems))
     return resolved
 
 
-def _resolve(value: Any, where: str) -> Any:
+def _resolve(value: Any, where: str, problems: list[str]) -> Any:
     if isinstance(value, str):
 
         def _sub(m: re.Match[str]) -> str:
@@ -147,17 +152,19 @@ def _resolve(value: Any, where: str) -> Any:
             if name.upper().startswith("FACTORYSYNC_"):
                 # The service's own settings (its secret key, the store's URL) are not
                 # for sources: a source could send them to any host it may reach.
-                raise ConfigError(
+                problems.append(
                     f"{where}: ${{env:{name}}} is not allowed: FACTORYSYNC_* variables "
                     "are the service's own settings"
                 )
-            if name not in os.environ:
-                raise ConfigError(f"{where}: environment variable {name} is not set")
-            return os.environ[name]
+            elif name not in os.environ:
+                problems.append(f"{where}: environment variable {name} is not set")
+            else:
+                return os.environ[name]
+            return ""
 
         return ENV_REF.sub(_sub, value)
     if isinstance(value, dict):
-        return {k: _resolve(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: _resolve(v, f"{where}.{k}", problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_resolve(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
     return value

@@ -320,9 +320,23 @@ def apply_declarations(
     ``site`` (an unchanged site is not reported: the changes stay one per source)."""
     changes = [Change(s.name, *save_site(conn, s), kind="site") for s in sites]
     changes = [c for c in changes if c.action != "unchanged"]
-    changes += [
-        save_source(conn, d, box, created_by=created_by, default_site=default_site) for d in decls
-    ]
+    failed: list[tuple[str, ConfigError]] = []
+    for d in decls:  # every source is checked: one error names the problems of them all
+        try:
+            changes.append(
+                save_source(conn, d, box, created_by=created_by, default_site=default_site)
+            )
+        except ConfigError as exc:
+            failed.append((d.source_id, exc))
+    if len(failed) == 1:
+        raise failed[0][1]
+    if failed:
+        problems = [
+            text if text.startswith(f"source {sid!r}") else f"source {sid!r}: {text}"
+            for sid, exc in failed
+            for text in (exc.problems or [str(exc)])
+        ]
+        raise ConfigError(f"{len(failed)} sources: {len(problems)} problem(s)", problems)
     if prune:
         wanted = {d.source_id for d in decls}
         for sid in source_ids(conn):
