@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from factorysync.engine import history
 from factorysync.engine.runner import Runner, recover_interrupted
 from factorysync.engine.scheduler import Scheduler
+from factorysync.store.processes import PROCESS_STARTED
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.schema import infolog
@@ -210,7 +211,7 @@ def test_a_previous_process_with_the_same_id(store: Store, data_dir: Path) -> No
     register(store, csv_source("counts", write_counts(data_dir / "counts.csv")))
     run_id = leave_running(store, "counts", history.WORKER)
     with store.begin() as conn:
-        before = history.PROCESS_STARTED - timedelta(minutes=5)
+        before = PROCESS_STARTED - timedelta(minutes=5)
         conn.execute(update(hist_t).where(hist_t.c.id == run_id).values(sync_started_at=before))
     assert recover_interrupted(store) == ["counts"]
     assert runs(store, "counts")[0].error_message == history.INTERRUPTED

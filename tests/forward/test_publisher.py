@@ -16,6 +16,7 @@ import pytest
 
 from factorysync import services
 from factorysync.forward import forward_status
+from factorysync.forward.lease import lease_holder
 from factorysync.forward.outbox import Outbox
 from factorysync.forward.publisher import Publisher
 from factorysync.store.store import Store
@@ -344,3 +345,41 @@ def test_forward_drain_and_status_commands(fstore: Store, hub: NatsServer, data_
     assert stream_messages(hub.url) == 1
     for proc in (down, shown, drained_now):
         assert PASSWORD not in proc.stdout + proc.stderr
+
+
+def test_a_second_publisher_stands_by_and_takes_over_when_the_first_stops(
+    fstore: Store, hub: NatsServer, data_dir: Path
+) -> None:
+    """`run` with FORWARD_URL beside `forward`: one of them publishes, never both."""
+    hub.start()
+    path = data_dir / "m.json"
+    register(fstore, json_source("line1", path, "production"))
+    first, second = publisher(fstore), publisher(fstore)
+    first.start()
+    try:
+        wait_until(lambda: lease_holder(fstore) == first.lease.owner, what="the first holding")
+        second.start()
+        wait_until(
+            lambda: second.state.snapshot()["standby_for"] == first.lease.owner,
+            what="the second standing by",
+            state=second.state.snapshot,
+        )
+        sync(fstore, "line1", path, machines(30))
+        wait_until(lambda: drained(fstore, first), what="the outbox emptied")
+        assert first.state.snapshot()["published_messages"] == 1
+        assert second.state.snapshot()["published_messages"] == 0
+        shown = forward_status(fstore)
+        assert shown is not None and shown["publisher"] == first.lease.owner
+    finally:
+        first.stop()
+    # Released on a clean stop: the one standing by publishes from now on.
+    try:
+        wait_until(lambda: lease_holder(fstore) == second.lease.owner, what="the takeover")
+        sync(fstore, "line1", path, machines(31))
+        wait_until(lambda: drained(fstore, second), what="the outbox emptied again")
+        assert second.state.snapshot()["standby_for"] is None
+        assert second.state.snapshot()["published_messages"] == 1
+    finally:
+        second.stop()
+    assert stream_messages(hub.url) == 2
+    assert lease_holder(fstore) is None

@@ -304,6 +304,7 @@ class ForwardingPublic(BaseModel):
     outbox_depth: int = Field(description="Outbox entries not yet acknowledged by the stream")
     oldest_entry_age_s: float = Field(description="Age of the oldest entry (0: none waits)")
     publisher_running: bool = Field(description="A publisher saved its state in the last 20 s")
+    publisher: str | None = Field(None, description="The process holding the outbox lease")
     connected: bool
     last_error: str | None
     last_error_at: str | None

@@ -67,7 +67,10 @@ def forward(
     thread.join(15)
     state = forward_status(store) or {}
     if left != 0:
-        error = publisher.state.snapshot()["last_error"] or "timed out"
+        shown = publisher.state.snapshot()
+        error = shown["last_error"] or "timed out"
+        if shown["standby_for"]:  # one publisher per store: the other one sends it
+            error = f"timed out while {shown['standby_for']} publishes the outbox"
         err.print(f"error: {left} outbox entries left: {error}", markup=False, highlight=False)
         raise typer.Exit(1)
     out.print(f"outbox empty ({state.get('last_published_at') or 'nothing to publish'})")

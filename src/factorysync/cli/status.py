@@ -78,6 +78,7 @@ def status(site: SiteOpt = None, json: JsonOpt = False) -> None:
         out.print(
             f"forwarding       {escape(fwd['url'] or 'off')}  {state}  outbox "
             f"{fwd['outbox_depth']}  oldest {fwd['oldest_entry_age_s']:g} s"
+            + (f"  publisher {escape(fwd['publisher'])}" if fwd.get("publisher") else "")
             + (f"  [red]last error: {escape(fwd['last_error'])}[/]" if fwd["last_error"] else ""),
             highlight=False,
         )

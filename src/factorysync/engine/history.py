@@ -29,13 +29,13 @@ from factorysync.connectors.file.workbook_process import ReaderStopped
 from factorysync.engine.schedule import next_due
 from factorysync.errors import FactorySyncError
 from factorysync.observability import infolog
+from factorysync.store.processes import dead_here
 from factorysync.store.registry import data_changed
 from factorysync.store.schema import data_source_registry as reg_t
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.types import utcnow
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
-PROCESS_STARTED = utcnow()  # no run of this process began earlier
 CIRCUIT_FAILURES = 5  # consecutive failed runs that put a source in status 'error'
 MAX_BACKOFF_S = 3600
 CRASH_LIMIT = 2  # consecutive crashed runs after which a source is no longer scheduled
@@ -73,33 +73,6 @@ class RunResult:
         return asdict(self)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _dead_here(worker: str | None, started: datetime | None = None) -> bool:
-    """Whether ``worker`` (``host:pid``, or a scheduler's ``host:pid:name``), running a
-    run since ``started``, was a process of this host that is gone.
-
-    A run that names this process's own id but began before this process started was a
-    previous process's: after a reboot (or in a container) a service often gets the same
-    id again.
-    """
-    host, _, rest = (worker or "").partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return started is not None and started < PROCESS_STARTED
-    return not pid_alive(int(pid))
-
-
 def start_run(
     conn: Connection,
     source_id: str,
@@ -130,7 +103,7 @@ def start_run(
             .order_by(hist_t.c.id.desc())
         ).first()
     if row is not None:
-        if lease_owner is None and not _dead_here(row.worker, row.sync_started_at):
+        if lease_owner is None and not dead_here(row.worker, row.sync_started_at):
             raise AlreadyRunning(
                 f"source {source_id!r} is already syncing (run {row.id} on {row.worker}, "
                 f"started {row.sync_started_at:%Y-%m-%d %H:%M:%S} UTC)"
@@ -373,7 +346,7 @@ def recover_interrupted(conn: Connection) -> list[str]:
             hist_t.c.sync_status == "running"
         )
     ).all()
-    ids = [r.id for r in rows if _dead_here(r.worker, r.sync_started_at)]
+    ids = [r.id for r in rows if dead_here(r.worker, r.sync_started_at)]
     if not ids:
         return []
     # Only the runs this call marked count: two recoveries at once (the scheduler's and

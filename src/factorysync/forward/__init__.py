@@ -24,11 +24,13 @@ LIVE_S = 20.0
 
 
 def forward_status(store: Store) -> dict[str, Any] | None:
-    """Forwarding as ``status`` shows it: the outbox (entries waiting, oldest entry's age)
-    and the publisher's last saved state (connected, last error); None when forwarding
-    is off. The URL is shown with its credentials masked."""
+    """Forwarding as ``status`` shows it: the outbox (entries waiting, oldest entry's age),
+    the publisher's last saved state (connected, last error) and which process holds the
+    outbox lease (``host:pid:…``, see :mod:`.lease`); None when forwarding is off. The
+    URL is shown with its credentials masked."""
     from datetime import datetime
 
+    from factorysync.forward.lease import lease_holder
     from factorysync.forward.outbox import Outbox
     from factorysync.forward.publisher import load_publisher_state, safe_url
     from factorysync.store.types import utcnow
@@ -50,6 +52,7 @@ def forward_status(store: Store) -> dict[str, Any] | None:
         "site": settings.site,
         **depth,
         "publisher_running": running,
+        "publisher": lease_holder(store),
         "connected": bool(running and saved.get("connected")),
         "last_error": saved.get("last_error"),
         "last_error_at": saved.get("last_error_at"),

@@ -12,6 +12,10 @@ connection is closed (dropping what it still buffers), the error is kept for ``s
 with the URL's credentials masked, and the next attempt starts after a back-off from the
 oldest entry still in the outbox, read afresh. A message that did reach the stream and
 is sent again carries the same ``Nats-Msg-Id``, which JetStream drops.
+
+One publisher sends a store's outbox at a time: it holds the lease of
+:mod:`~factorysync.forward.lease` while it runs; another one stands by (sends nothing,
+saves no state) until the lease is released or runs out, and then takes over.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import orjson
 
 from factorysync.errors import ConfigError, FactorySyncError
 from factorysync.forward import wire
+from factorysync.forward.lease import RENEW_S, PublisherLease
 from factorysync.forward.outbox import Outbox, Rows, Shape, Work
 from factorysync.security.redaction import Redactor, learn_secrets
 from factorysync.settings import Settings
@@ -47,6 +52,14 @@ DUPLICATE_WINDOW_S = 24 * 3600.0
 
 class ForwardError(FactorySyncError):
     """An attempt to publish failed; the outbox keeps what was not acknowledged."""
+
+
+class LeaseLost(ForwardError):
+    """Another publisher holds the outbox now (this one was silent past the lease)."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"the outbox is published by {holder} now")
+        self.holder = holder
 
 
 def _nats() -> Any:
@@ -85,6 +98,7 @@ class PublisherState:
         self.messages = 0
         self.rows = 0
         self.last_published_at: datetime | None = None
+        self.standby_for: str | None = None  # the publisher holding the outbox lease
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -97,6 +111,7 @@ class PublisherState:
                 "last_published_at": (
                     self.last_published_at.isoformat() if self.last_published_at else None
                 ),
+                "standby_for": self.standby_for,
             }
 
     def failed(self, error: str) -> None:
@@ -107,6 +122,12 @@ class PublisherState:
     def up(self, connected: bool) -> None:
         with self._lock:
             self.connected = connected
+
+    def standing_by(self, holder: str | None) -> None:
+        with self._lock:
+            self.standby_for = holder
+            if holder is not None:
+                self.connected = False
 
     def sent(self, messages: int, rows: int) -> None:
         with self._lock:
@@ -143,6 +164,9 @@ class Publisher:
         learn_secrets(secrets)  # masked in every log line of the process too
         self.redact = Redactor(secrets)
         self.outbox = Outbox(store)
+        self.lease = PublisherLease(store)
+        self._holding = False
+        self._renewed_at = 0.0
         self.state = PublisherState()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -176,8 +200,12 @@ class Publisher:
         delay = self.backoff_s[0]
         while not self._stop.is_set():
             try:
+                await self._hold()
                 await self._attempt()
                 delay = self.backoff_s[0]
+            except LeaseLost as lost:  # stand by: the other publisher sends it all
+                self._stand_by(lost.holder)
+                await self._sleep(RENEW_S * (0.5 + random.random()))
             except Exception as exc:  # every failure is waited out, then tried again
                 error = self.describe(exc)
                 self.state.failed(error)
@@ -187,6 +215,52 @@ class Publisher:
                 delay = min(delay * 2, self.backoff_s[1])
         self.state.up(False)
         self._save_state(force=True)
+        if self._holding:
+            try:
+                await asyncio.to_thread(self.lease.release)
+            except Exception as exc:  # the store is away: the lease runs out instead
+                log.debug("publisher lease not released: %s", self.describe(exc))
+            self._holding = False
+
+    async def _hold(self, *, every_s: float = 0.0) -> None:
+        """Take or renew the outbox lease (at most once in ``every_s``); raises
+        :class:`LeaseLost` when another publisher holds it."""
+        import time
+
+        if self._holding and time.monotonic() - self._renewed_at < every_s:
+            return
+        holder = await asyncio.to_thread(self.lease.acquire)
+        if holder is not None:
+            raise LeaseLost(holder)
+        self._renewed_at = time.monotonic()
+        if not self._holding:
+            self._holding = True
+            if self.state.snapshot()["standby_for"] is not None:
+                log.info("forwarding: this process publishes the outbox now")
+            self.state.standing_by(None)
+            self._saved_at = 0.0  # saved at once: status names the new publisher
+
+    async def _keep(self) -> None:
+        """Renew the lease while waiting; losing it ends the holding (the next
+        :meth:`_hold` raises), a store that does not answer is tried again later."""
+        try:
+            await self._hold(every_s=RENEW_S)
+        except LeaseLost as lost:
+            self._stand_by(lost.holder)
+        except Exception as exc:
+            log.debug("publisher lease not renewed: %s", self.describe(exc))
+
+    def _stand_by(self, holder: str) -> None:
+        was = self.state.snapshot()["standby_for"]
+        self._holding = False
+        self.state.standing_by(holder)
+        if was != holder:
+            log.warning(
+                "forwarding: %s publishes this store's outbox; this process stands by "
+                "until it stops (one publisher per store: `run` with "
+                "FACTORYSYNC_FORWARD_URL, or `forward`)",
+                holder,
+            )
 
     def describe(self, exc: BaseException) -> str:
         """An error as ``status`` shows it: one line, credentials masked."""
@@ -201,6 +275,8 @@ class Publisher:
             left = end - asyncio.get_running_loop().time()
             if left <= 0:
                 return
+            if self._holding:
+                await self._keep()  # the lease is kept while waiting, failures too
             self._save_state()  # every few seconds: status tells a live publisher
             await asyncio.sleep(min(left, 0.1))
 
@@ -280,6 +356,7 @@ class Publisher:
         await nc.flush(timeout=5)
         number = 0
         while not self._stop.is_set():
+            await self._hold(every_s=RENEW_S)
             works = await asyncio.to_thread(self.outbox.take, self.window)
             if not works:
                 if nc.is_closed:
@@ -291,6 +368,7 @@ class Publisher:
             outstanding: deque[asyncio.Future[Any]] = deque()
             sent: list[tuple[Work, list[asyncio.Future[Any]], int]] = []
             for work in works:
+                await self._keep()  # a long window keeps the lease too
                 futures: list[asyncio.Future[Any]] = []
                 rows = 0
                 batches = self.outbox.batches(work)
@@ -363,8 +441,8 @@ class Publisher:
         import time
 
         now = time.monotonic()
-        if not force and now - self._saved_at < 5.0:
-            return
+        if not self._holding or (not force and now - self._saved_at < 5.0):
+            return  # a publisher standing by leaves the state to the one that publishes
         self._saved_at = now
         try:
             save_publisher_state(self.store, {**self.state.snapshot(), "url": self.safe_url})

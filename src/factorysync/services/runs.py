@@ -83,14 +83,15 @@ def refuse_while_running(conn: Connection, source_id: str, action: str) -> None:
     marked interrupted by the next scan). A realtime window is open for as long as the
     source's stream runs: the message says to disable the source first, which stops it.
     """
-    from factorysync.engine.history import REALTIME, AlreadyRunning, _dead_here
+    from factorysync.engine.history import REALTIME, AlreadyRunning
+    from factorysync.store.processes import dead_here
 
     running = conn.execute(
         select(hist_t.c.id, hist_t.c.worker, hist_t.c.sync_started_at, hist_t.c.sync_type)
         .where(hist_t.c.source_id == source_id, hist_t.c.sync_status == "running")
         .order_by(hist_t.c.id.desc())
     ).first()
-    if running is None or _dead_here(running.worker, running.sync_started_at):
+    if running is None or dead_here(running.worker, running.sync_started_at):
         return
     if running.sync_type == REALTIME:
         hint = (

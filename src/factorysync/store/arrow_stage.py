@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factorysync.store.key_order import KeyOrder
+from factorysync.store.processes import pid_alive
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -212,18 +213,8 @@ def sweep(database: str) -> None:
     store = Path(database)
     for path in store.parent.glob(f"{store.name}.stage-*-*"):
         pid = path.name[len(store.name) + len(".stage-") :].split("-")[0]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             _remove(str(path))
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _drain(q: queue.Queue[Any]) -> None:
