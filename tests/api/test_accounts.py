@@ -248,3 +248,28 @@ def test_init_user_and_token_commands(env: dict[str, str]) -> None:
         assert auth.authenticate(conn, admin_token).role == "admin"  # type: ignore[union-attr]
         assert auth.authenticate(conn, token) is None
     store.dispose()
+
+
+def test_a_password_changed_over_the_api_ends_the_login_sessions(api: Api) -> None:
+    """PATCH sets it as ``user set-password`` does (one store function): the user's
+    logins end, its tokens made on purpose stay, and no token may pass for a login."""
+    api.post("/api/users", json={"username": "ops", "role": "operator", "password": PASSWORD})
+    login = api.client.post("/api/auth/login", json={"username": "ops", "password": PASSWORD})
+    session = {"Authorization": f"Bearer {login.json()['token']}"}
+    made = api.post("/api/tokens", json={"username": "ops", "name": "scada"}).json()
+    kept = {"Authorization": f"Bearer {made['token']}"}
+    assert api.client.get("/api/sources", headers=session).status_code == 200
+
+    refused = api.patch("/api/users/ops", json={"password": "x" * 1025})
+    assert refused.status_code == 422
+    assert api.client.get("/api/sources", headers=session).status_code == 200
+    changed = api.patch("/api/users/ops", json={"password": "Battery-Staple-77"})
+    assert changed.status_code == 200 and "Battery" not in changed.text
+    assert api.client.get("/api/sources", headers=session).status_code == 401
+    assert api.client.get("/api/sources", headers=kept).status_code == 200
+    with api.store.begin() as conn:
+        assert auth.login(conn, "ops", PASSWORD) is None
+        assert auth.login(conn, "ops", "Battery-Staple-77") is not None
+    for name in auth.SESSION_NAMES:
+        named = api.post("/api/tokens", json={"username": "ops", "name": name})
+        assert named.status_code == 422 and "kept for login sessions" in named.text

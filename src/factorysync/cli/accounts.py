@@ -11,6 +11,7 @@ from rich.table import Table
 
 from factorysync import services
 from factorysync.cli.base import JsonOpt, open_store, out, print_json
+from factorysync.errors import ConfigError
 from factorysync.store import accounts
 from factorysync.store.types import utcnow
 
@@ -20,12 +21,25 @@ secrets_app = typer.Typer(help="The key that encrypts stored credentials.", no_a
 
 
 # -- users -------------------------------------------------------------------------------
-def _read_password(prompt: bool, from_stdin: bool) -> str | None:
+# Never an argument: it would be kept in the shell's history and shown by `ps`.
+PasswordStdinOpt = Annotated[
+    bool,
+    typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+]
+
+
+def _new_password(from_stdin: bool) -> str:
+    """The first line of stdin, or asked twice with the input hidden."""
     if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    if prompt:
-        return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
-    return None
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise ConfigError("--password-stdin: the first line of standard input is empty")
+        return line
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+def _read_password(prompt: bool, from_stdin: bool) -> str | None:
+    return _new_password(from_stdin) if prompt or from_stdin else None
 
 
 @user_app.command("add")
@@ -33,9 +47,7 @@ def user_add(
     username: str,
     role: Annotated[str, typer.Option(help="admin, operator or viewer.")] = "viewer",
     password: Annotated[bool, typer.Option("--password", help="Ask for a password.")] = False,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-    ] = False,
+    password_stdin: PasswordStdinOpt = False,
     email: Annotated[str | None, typer.Option()] = None,
     full_name: Annotated[str | None, typer.Option()] = None,
     json: JsonOpt = False,
@@ -70,6 +82,30 @@ def user_list(json: JsonOpt = False) -> None:
             str(u["last_login"] or ""),
         )
     out.print(table)
+
+
+@user_app.command("set-password")
+def user_set_password(
+    username: str, password_stdin: PasswordStdinOpt = False, json: JsonOpt = False
+) -> None:
+    """Give a user a new password (asked twice, hidden); its login sessions end.
+
+    Console and API logins of the old password stop working; API tokens made with
+    'token create' stay valid (revoke them with 'token revoke').
+    """
+    store = open_store()
+    with store.connect() as conn:
+        accounts.get_user(conn, username)  # an unknown user before asking for a password
+    secret = _new_password(password_stdin)
+    with store.begin() as conn:
+        ended = accounts.set_password(conn, username, secret)
+        user = accounts.get_user(conn, username)
+    if json:
+        print_json({**user, "sessions_ended": ended})
+        return
+    out.print(f"user {username!r}: password changed, {ended} login session(s) ended")
+    if not user["is_active"]:
+        out.print(f"the user is disabled: 'factorysync user enable {username}' lets it log in")
 
 
 def _set_active(username: str, active: bool) -> None:

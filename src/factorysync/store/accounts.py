@@ -22,6 +22,11 @@ A token never makes one stronger than itself (:func:`check_grant`): a scoped tok
 only tokens whose scopes are a subset of its own (never an unscoped one), and tokens for
 other users take an admin token that reaches admin endpoints. A password login, which
 proves the whole account, gets an unscoped token of the user's role.
+
+Such a login token (named ``login`` or ``console``) is a session of the password: a new
+password (:func:`set_password`) ends them all. Tokens made on purpose (``token create``,
+``POST /api/tokens``) are credentials of their own and stay valid; they may not take a
+session's name, so they are never taken for one.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ SHOWN_CHARS = 10  # characters of a token kept in clear to tell tokens apart
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 SCOPE = re.compile(r"^[a-z]+(:[a-z0-9][a-z0-9_.-]{0,99})?$")
 MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # as the API's login takes: a longer one could never log in
+SESSION_NAMES = ("login", "console")  # the tokens login_token makes, by who asked
 FIRST_ADMIN = "admin"
 _hasher = PasswordHasher()
 
@@ -122,7 +129,13 @@ def _check_role(role: str) -> str:
 def _check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise ConfigError(f"password: at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise ConfigError(f"password: at most {MAX_PASSWORD} characters")
     return password
+
+
+def _no_user(username: str) -> NotFoundError:
+    return NotFoundError(f"no user {username!r} (see 'factorysync user list')")
 
 
 def public_user(row: Any) -> dict[str, Any]:
@@ -164,7 +177,7 @@ def create_user(
 def get_user(conn: Connection, username: str) -> dict[str, Any]:
     row = conn.execute(select(users_t).where(users_t.c.username == username)).mappings().first()
     if row is None:
-        raise NotFoundError(f"no user {username!r} (see 'factorysync user list')")
+        raise _no_user(username)
     return public_user(row)
 
 
@@ -183,13 +196,14 @@ def update_user(
     email: str | None = None,
     full_name: str | None = None,
 ) -> dict[str, Any]:
+    """Change what is given; a new password as :func:`set_password` sets it."""
     values: dict[str, Any] = {}
     if role is not None:
         values["role"] = _check_role(role)
+    if password is not None:
+        _check_password(password)  # refused before anything changes
     if is_active is not None:
         values["is_active"] = is_active
-    if password is not None:
-        values["password_hash"] = hash_password(_check_password(password))
     if email is not None:
         values["email"] = email
     if full_name is not None:
@@ -199,8 +213,41 @@ def update_user(
             update(users_t).where(users_t.c.username == username).values(**values)
         ).rowcount
         if not found:
-            raise NotFoundError(f"no user {username!r} (see 'factorysync user list')")
+            raise _no_user(username)
+    if password is not None:
+        set_password(conn, username, password)
     return get_user(conn, username)
+
+
+def set_password(conn: Connection, username: str, password: str) -> int:
+    """Give ``username`` a new password and end its login sessions: the number ended.
+
+    The one way a password changes (``user set-password``, ``PATCH /api/users``, the
+    demo), so none of them leaves a session of the old password alive."""
+    password_hash = hash_password(_check_password(password))
+    user_id = conn.execute(select(users_t.c.id).where(users_t.c.username == username)).scalar()
+    if user_id is None:
+        raise _no_user(username)
+    conn.execute(update(users_t).where(users_t.c.id == user_id).values(password_hash=password_hash))
+    return end_sessions(conn, user_id)
+
+
+def end_sessions(conn: Connection, user_id: int) -> int:
+    """Revoke the user's live login sessions (tokens :func:`login_token` made): how many.
+
+    Its other tokens stay valid: revoke them one by one, or disable the user."""
+    now = utcnow()
+    ended = conn.execute(
+        update(tokens_t)
+        .where(
+            tokens_t.c.user_id == user_id,
+            tokens_t.c.name.in_(SESSION_NAMES),
+            tokens_t.c.revoked_at.is_(None),
+            tokens_t.c.expires_at > now,
+        )
+        .values(revoked_at=now)
+    )
+    return int(ended.rowcount)
 
 
 def count_users(conn: Connection) -> int:
@@ -225,11 +272,13 @@ def login_token(
     The API's login and the console's session both come through here (callers throttle
     attempts first, see :mod:`factorysync.security.throttle`).
     """
+    if name not in SESSION_NAMES:  # else set_password would not end it
+        raise ValueError(f"login token {name!r}: not one of {SESSION_NAMES}")
     user = login(conn, username, password)
     if user is None:
         return None
     expires = utcnow() + timedelta(seconds=ttl_s)
-    token, _ = create_token(conn, user["username"], name=name, expires_at=expires)
+    token, _ = create_token(conn, user["username"], name=name, expires_at=expires, session=True)
     return token, expires, user
 
 
@@ -292,12 +341,16 @@ def create_token(
     expires_at: datetime | None = None,
     scopes: list[str] | None = None,
     creator: Principal | None = None,
+    session: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """A new token for ``username``: (the token, shown only now; its stored row).
 
     ``creator`` is the token asking for it (over the API), held to :func:`check_grant`;
     None is the local administrator (the CLI, the first admin, a password login).
+    ``session`` is :func:`login_token`'s: only it may use the names in SESSION_NAMES.
     """
+    if name in SESSION_NAMES and not session:
+        raise ConfigError(f"name {name!r} is kept for login sessions: choose another")
     scopes = check_scopes(scopes)
     if creator is not None:
         check_grant(creator, username, None, scopes)
