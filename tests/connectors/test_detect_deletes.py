@@ -237,3 +237,28 @@ def test_reset_reads_a_database_source_again(store: Store, server: SourceServer)
     full = runner.sync(table)
     assert full.sync_status == "success", full.error_message
     assert (full.records_processed, *counts(full)) == (30, 0, 0, 0)
+
+
+def test_a_naive_timestamp_key_is_scanned_in_the_connection_zone(
+    store: Store, server: SourceServer
+) -> None:
+    """Scanned keys are mapped as the rows were: a key timestamp without an offset is in
+    the connection's ``timezone``, so no row that is still there counts as gone."""
+    table = line_output(server, range(1, 11))
+    declared = source(server, table, primary_key=["line_code", "ts"], delete_scan_every=1)
+    declared["connections"][0]["connection_config"]["timezone"] = "Asia/Jakarta"
+    declared["mappings"][0]["mapping_config"]["cursor_field"] = "id"
+    register(store, declared)
+    runner = Runner(store)
+    first = runner.sync(table)
+    assert first.sync_status == "success", first.error_message
+    assert counts(first) == (10, 0, 0)
+    with store.connect() as conn:
+        stamps = sorted(r["ts"] for r in read_rows(conn, table))
+    assert stamps[0].isoformat().startswith("2026-01-05T01:01:00")  # 08:01 in Jakarta
+
+    server.execute(f"DELETE FROM {table} WHERE id IN (2, 5)")
+    second = runner.sync(table)  # a scan every run
+    assert second.sync_status == "success", second.error_message
+    assert counts(second) == (0, 0, 2)
+    assert ids_in(store, table) == [1, 3, 4, 6, 7, 8, 9, 10]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, union_all, update
 
 from factorysync.config import SourceDecl
 from factorysync.config.cadence import declared_refresh_interval
@@ -170,17 +170,18 @@ def data_version(conn: Connection, target_table: str) -> tuple[int, int]:
     """What changes whenever the rows of ``target_table`` may have changed: the sum of its
     sources' data versions, and how many sources write it. On a central store the
     messages the central ingest applied to the table count too (``central_sites``)."""
-    row = conn.execute(
-        select(func.coalesce(func.sum(reg_t.c.data_version), 0), func.count())
+    local = (
+        select(func.coalesce(func.sum(reg_t.c.data_version), 0).label("v"), func.count().label("n"))
         .select_from(reg_t.join(maps_t, maps_t.c.registry_id == reg_t.c.id))
         .where(maps_t.c.target_table == target_table)
-    ).one()
-    forwarded = conn.execute(
-        select(func.coalesce(func.sum(central_t.c.messages_applied), 0), func.count()).where(
-            central_t.c.table_name == target_table
-        )
-    ).one()
-    return int(row[0]) + int(forwarded[0]), int(row[1]) + int(forwarded[1])
+    )
+    forwarded = select(
+        func.coalesce(func.sum(central_t.c.messages_applied), 0).label("v"),
+        func.count().label("n"),
+    ).where(central_t.c.table_name == target_table)
+    both = union_all(local, forwarded).subquery()  # one round trip per cache check
+    row = conn.execute(select(func.sum(both.c.v), func.sum(both.c.n))).one()
+    return int(row[0]), int(row[1])
 
 
 def set_status(conn: Connection, source_id: str, status: str) -> None:
