@@ -10,11 +10,8 @@ carries a token).
 
 from __future__ import annotations
 
-import smtplib
-import ssl
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -122,6 +119,11 @@ class EmailChannel:
         self.zone = settings.timezone
 
     def send(self, notice: Notice) -> None:
+        # Imported here: every process that ends a run loads this module, few send mail.
+        import smtplib
+        import ssl
+        from email.message import EmailMessage
+
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = ", ".join(self.recipients)

@@ -61,7 +61,7 @@ def evaluate_run(
     """Raise or resolve the run-driven alerts of ``result``'s source; how many changed.
     ``error``: the exception that ended a failed run, if known."""
     sid = result.source_id
-    touched = schema_alert(conn, result, now, error)
+    touched, schema_changed = schema_alert(conn, result, now, error)
     if result.sync_status in FAILED:
         n = settings.alert_failures
         last = conn.execute(
@@ -97,10 +97,15 @@ def evaluate_run(
             )
         return touched
     if result.sync_status != "success":
-        return 0
-    touched += records.resolve(conn, ("consecutive_failures", "stale"), now, source_ids=[sid])
+        return touched
+    # What a successful run clears, resolved in one statement (a run ends with it).
+    cleared = ["consecutive_failures", "stale"]
+    if not schema_changed:
+        cleared.append("schema_change")
     processed, rejected = result.records_processed, result.records_rejected
     total = max(processed, rejected)  # processed counts the rejected records too
+    if processed:
+        cleared.append("realtime_silence")
     if total and rejected / total >= settings.alert_rejected_rate:
         touched += records.raise_alerts(
             conn,
@@ -116,19 +121,18 @@ def evaluate_run(
             now,
         )
     else:
-        touched += records.resolve(conn, ("rejected_rows",), now, source_ids=[sid])
-    if processed:
-        touched += records.resolve(conn, ("realtime_silence",), now, source_ids=[sid])
-    return touched
+        cleared.append("rejected_rows")
+    return touched + records.resolve(conn, cleared, now, source_ids=[sid])
 
 
 def schema_alert(
     conn: Connection, result: Any, now: datetime, error: BaseException | None = None
-) -> int:
+) -> tuple[int, bool]:
     """Raise ``schema_change`` for the columns the run changed (its ``schema.changed``
     events) or that ``schema_contract: freeze`` refused (``error``, written to the
-    infolog here: the run's own transaction was rolled back); resolve it after a
-    successful run that changed nothing."""
+    infolog here: the run's own transaction was rolled back): how many alerts changed,
+    and whether the run changed or refused any column (else a successful run resolves
+    the alert, with the others it clears)."""
     sid, run_id = result.source_id, result.run_id
     started = select(hist_t.c.sync_started_at).where(hist_t.c.id == run_id).scalar_subquery()
     changes = [
@@ -158,14 +162,12 @@ def schema_alert(
             )
             refused.append(details)
     if not changes and not refused:
-        if result.sync_status == "success":
-            return records.resolve(conn, ("schema_change",), now, source_ids=[sid])
-        return 0
+        return 0, False
     found = refused + changes
     listed = "; ".join(_change_text(c) for c in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
     what = "change refused (schema_contract freeze), run failed: " if refused else "changed: "
-    return records.raise_alerts(
+    raised = records.raise_alerts(
         conn,
         [
             {
@@ -178,6 +180,7 @@ def schema_alert(
         ],
         now,
     )
+    return raised, True
 
 
 def _change_text(change: dict[str, Any]) -> str:
