@@ -188,6 +188,7 @@ def test_api_reset_then_sync(api: Api, data_dir: Path) -> None:
         "source_id": "log",
         "reset_by": "api:operator-user",
         "mappings": {"log": {"cursor": "2026-01-04T21:00:00+00:00", "connector_state": True}},
+        "stream": None,  # not a streaming source
     }
     run = api.post("/api/sources/log/sync?wait_s=600", role="operator").json()
     assert run["sync_status"] == "success", run["error_message"]

@@ -14,7 +14,6 @@ the spool is full. A source without a writer here gets 503 until the store is ba
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -26,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from factorysync.errors import ConfigError, FactorySyncError
 from factorysync.realtime import PUSH_CONNECTION_TYPES
+from factorysync.realtime.target import built_from
 from factorysync.realtime.writer import Incoming, MicroBatchWriter
 from factorysync.store.db import describe_db_error, store_unreachable
 from factorysync.store.registry import declaration_of, get_source
@@ -84,7 +84,7 @@ class IngestHub:
     def _fingerprint(self, source_id: str) -> str:
         with self.store.connect() as conn:
             decl = declaration_of(get_source(conn, source_id), self.store.box)
-        return hashlib.sha256(decl.model_dump_json().encode()).hexdigest()
+        return built_from(decl)
 
     def _held(self, source_id: str, exc: SQLAlchemyError) -> _Writer:
         """The store cannot be asked about the source: its writer, if one is open here."""
@@ -139,7 +139,7 @@ class IngestHub:
                 decl = writer.open()
             except ConfigError as exc:
                 raise IngestRefused(409, str(exc)) from None
-            fingerprint = hashlib.sha256(decl.model_dump_json().encode()).hexdigest()
+            fingerprint = built_from(decl)
             config = decl.primary().connection_config
             writer.max_rows = int(config.get("batch_rows", 500))
             writer.max_age_s = float(config.get("batch_ms", 50)) / 1000

@@ -177,6 +177,7 @@ class ResetPublic(BaseModel):
     mappings: dict[str, MappingReset] = Field(
         description="Per target table of the source: what the reset removed."
     )
+    stream: MappingReset | None = Field(None, description="A streaming source's position")
 
 
 # -- source lifecycle: delete with its rows, duplicate ----------------------------------

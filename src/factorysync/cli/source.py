@@ -147,6 +147,15 @@ def source_reset(
         was = f"cursor was {cursor}" if cursor is not None else "no cursor stored"
         state = ", connector state cleared" if removed["connector_state"] else ""
         out.print(f"{source_id} → {table}: reset ({was}{state})", highlight=False)
+    stream = result.get("stream")
+    if stream is not None:
+        had = "its position forgotten" if stream["connector_state"] else "no position stored"
+        out.print(
+            f"{source_id}: stream reset ({had}); a running stream starts again from scratch "
+            "at the service's next registry scan",
+            highlight=False,
+        )
+        return
     out.print(f"the next sync of {source_id} reads the whole source again", highlight=False)
 
 

@@ -90,6 +90,14 @@ def connection_types(info: ValidationInfo) -> ConnectionTypes:
     return types  # type: ignore[no-any-return]
 
 
+def naive_zone(own: object, site_zone: str | None) -> str:
+    """The IANA zone naive timestamps of a connection are read in: its own ``timezone``
+    (``connection_config.timezone``), else its site's zone, else UTC (the plant zone,
+    FACTORYSYNC_TIMEZONE, is for display only). The one rule: batch syncs (through
+    ``Connector.timezone``), realtime writers and quarantine replays all apply it."""
+    return own if isinstance(own, str) and own else site_zone or "UTC"
+
+
 class ConnectionDecl(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -106,10 +114,10 @@ class ConnectionDecl(BaseModel):
 
     @property
     def naive_zone(self) -> str:
-        """The IANA zone naive timestamps of this connection are read in: its
-        ``connection_config.timezone``, else its site's zone, else UTC."""
-        own = self.connection_config.get("timezone")
-        return own if isinstance(own, str) and own else self._site_zone or "UTC"
+        """The IANA zone naive timestamps of this connection are read in (see
+        :func:`naive_zone`), told from the declaration alone: a realtime writer may have
+        no connector."""
+        return naive_zone(self.connection_config.get("timezone"), self._site_zone)
 
     @property
     def site_zone(self) -> str | None:

@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from factorysync.config import naive_zone
 from factorysync.errors import ConnectorFatal
 from factorysync.kinds import infer_kind, merge_kinds
 from factorysync.settings import Settings
@@ -245,10 +246,9 @@ class Connector(ABC):
 
     @property
     def timezone(self) -> str:
-        """The IANA zone naive timestamps of this connection are read in: its
-        ``connection_config.timezone``, else its site's zone, else UTC (the plant zone,
-        FACTORYSYNC_TIMEZONE, is for display only)."""
-        return getattr(self.config, "timezone", None) or self.context.site_zone or "UTC"
+        """The IANA zone naive timestamps of this connection are read in (see
+        :func:`~factorysync.config.naive_zone`)."""
+        return naive_zone(getattr(self.config, "timezone", None), self.context.site_zone)
 
     def check(self) -> CheckResult:
         started = time.perf_counter()

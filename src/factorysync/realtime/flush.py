@@ -2,9 +2,10 @@
 
 The records go through each active mapping's record pipeline (:class:`Target`), the rows
 are merged into the target tables by key, rejects are quarantined, the stream's state
-and the spool mark of the newest message are saved, and the history window's counts
-grow, all in the same transaction. :func:`flush_or_isolate` finds the one message of a
-batch whose values the store itself refuses.
+(not while a reset of the source waits for its stream to restart: see
+:mod:`factorysync.engine.state`) and the spool mark of the newest message are saved, and
+the history window's counts grow, all in the same transaction. :func:`flush_or_isolate`
+finds the one message of a batch whose values the store itself refuses.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from factorysync.engine.quarantine import store_rejects
-from factorysync.engine.state import CONNECTOR_KEY, save_state
+from factorysync.engine.state import CONNECTOR_KEY, SOURCE_WIDE, reset_pending, save_state
 from factorysync.realtime.backlog import Backlog
 from factorysync.realtime.incoming import Incoming
 from factorysync.realtime.target import Target
@@ -84,17 +85,21 @@ def write_items(
                 done.published.append((target.decl.target_table, rows))
         if quarantine:
             store_rejects(conn, quarantine, now)
-        # The stream's state as of the last message that carries one, with the rows it
-        # covers (source-wide: mapping 0 of data_source_sync_state).
-        state = next((i.state for i in reversed(items) if i.state is not None), None)
-        if state is not None:
-            save_state(conn, source_id, 0, CONNECTOR_KEY, state, done.run_id)
         # Messages from the spool: their mark, so that they are written only once.
         seqs = [i.spool_seq for i in items if i.spool_seq is not None]
         done.marked = max(seqs) if seqs else None
         if done.marked is not None:
             backlog.mark(conn, done.marked, done.run_id)
-        window.add(conn, processed, counts, rejected)
+        window.add(conn, processed, counts, rejected)  # updates the source's registry row
+        # The stream's state as of the last message that carries one, with the rows it
+        # covers (source-wide: mapping 0 of data_source_sync_state) — unless the source
+        # was reset and its stream not restarted yet: the state is then the position from
+        # before the reset (the rows are written all the same). Checked after the registry
+        # row's update: a reset locks that row first, so a reset racing this flush is
+        # either seen here or comes after the commit and removes what is stored here.
+        state = next((i.state for i in reversed(items) if i.state is not None), None)
+        if state is not None and not reset_pending(conn, source_id):
+            save_state(conn, source_id, SOURCE_WIDE, CONNECTOR_KEY, state, done.run_id)
     return done
 
 

@@ -17,7 +17,6 @@ in the registry's ``last_error`` and is tried again once its declaration changes
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -32,11 +31,13 @@ from factorysync.connectors.base import Connector
 from factorysync.connectors.registry import connector_class, open_connection
 from factorysync.engine import leases
 from factorysync.engine.runner import recover_interrupted
+from factorysync.engine.state import pending_resets, take_reset
 from factorysync.errors import ConfigError, ConnectorRetriable, FactorySyncError
 from factorysync.realtime import REALTIME_CONNECTION_TYPES
 from factorysync.realtime.health import record_event, report_status
 from factorysync.realtime.leftovers import LeftoverDrains
 from factorysync.realtime.spools import process_spool
+from factorysync.realtime.target import built_from
 from factorysync.realtime.writer import GAP_EVENT, Incoming, MicroBatchWriter
 from factorysync.retry import Reconnects
 from factorysync.store.registry import declaration_of, get_source
@@ -225,7 +226,8 @@ class _Stream:
 
 
 def _fingerprint(decl: SourceDecl) -> str:
-    return hashlib.sha256(decl.model_dump_json().encode()).hexdigest()
+    """What a worker is built from (a changed site zone restarts it too)."""
+    return built_from(decl)
 
 
 def shared(decl: SourceDecl) -> bool:
@@ -346,6 +348,17 @@ class RealtimeService:
                     found[sid] = decl
         return found
 
+    def _take_reset(self, sid: str, stamp: str) -> bool:
+        """The reset source's old stream (if any) has stopped: the new one, starting from
+        scratch, may store its position. False: not now, the stream starts at a later scan."""
+        try:
+            with self.store.begin() as conn:
+                take_reset(conn, sid, stamp)
+        except Exception as exc:
+            log.warning("realtime: %s was reset; its stream starts later (%s)", sid, exc)
+            return False
+        return True
+
     def reconcile(self) -> None:
         if self._stop.is_set():
             return
@@ -355,6 +368,8 @@ class RealtimeService:
             self._recovered = True
         try:
             wanted = self.wanted()
+            with self.store.connect() as conn:  # sources reset since their stream started
+                resets = pending_resets(conn)
         except Exception:
             if self.owner is not None:
                 self._leased(None)  # stops the leased sources once the leases run out
@@ -371,9 +386,15 @@ class RealtimeService:
                 self.failed[sid] = fingerprint
             elif decl is None or _fingerprint(decl) != fingerprint:
                 self._stop_worker(sid)
+            elif sid in resets:
+                # Reset since it started: its position in memory is the one forgotten.
+                log.info("realtime: %s was reset: restarting its stream", sid)
+                self._stop_worker(sid)
         for sid, decl in wanted.items():
             fingerprint = _fingerprint(decl)
             if sid in self.workers or self.failed.get(sid) == fingerprint:
+                continue
+            if sid in resets and not self._take_reset(sid, resets[sid]):
                 continue
             try:
                 worker = build_worker(self.store, decl, self.member, self.owner)

@@ -1,12 +1,18 @@
 """One active mapping of a realtime source, as its writer uses it: the record pipeline
-of a batch sync (map, validate, quarantine decision) and the target table it merges into."""
+of a batch sync (map, validate, quarantine decision) and the target table it merges into.
+
+Timestamps without an offset are read in :func:`source_zone`, as a batch sync of the
+source would read them, whichever writer builds the targets (a stream's, a push's, a
+drain of the spool after a restart)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import Connection
 
+from factorysync.config import SourceDecl
 from factorysync.engine.mapping import Mapper
 from factorysync.engine.pipeline import Quarantine, RecordPipeline, Validator
 from factorysync.errors import ConfigError
@@ -14,12 +20,34 @@ from factorysync.realtime.incoming import Incoming
 from factorysync.store.targets import TargetTable
 
 
-class Target:
-    """One active mapping of the source: its record pipeline and target table."""
+def source_zone(decl: SourceDecl) -> str:
+    """The zone naive timestamps of a realtime source are read in: its primary
+    connection's (:func:`~factorysync.config.naive_zone`), as its connector's
+    ``timezone`` says, told from the declaration since a writer may have no connector."""
+    return decl.primary().naive_zone
 
-    def __init__(self, conn: Connection, source_id: str, decl: Any) -> None:
+
+def built_from(decl: SourceDecl) -> str:
+    """A fingerprint of what a realtime writer is built from: the declaration, and the
+    site's zone, which the dump leaves out (a changed zone makes a new writer, so its
+    rows are read in the new zone)."""
+    seen = decl.model_dump_json() + "\n" + (decl.primary().site_zone or "")
+    return hashlib.sha256(seen.encode()).hexdigest()
+
+
+def targets_of(conn: Connection, decl: SourceDecl) -> list[Target]:
+    """The source's active mappings as targets, naive timestamps in :func:`source_zone`."""
+    zone = source_zone(decl)
+    return [Target(conn, decl.source_id, m, zone=zone) for m in decl.mappings if m.is_active]
+
+
+class Target:
+    """One active mapping of the source: its record pipeline and target table. ``zone``:
+    the zone of timestamps without an offset (a field's own ``timezone`` wins)."""
+
+    def __init__(self, conn: Connection, source_id: str, decl: Any, *, zone: str) -> None:
         self.decl = decl
-        self.mapper = Mapper(decl.mapping_config)
+        self.mapper = Mapper(decl.mapping_config, zone=zone)
         if not self.mapper.key:
             raise ConfigError(
                 f"source {source_id!r}: mapping {decl.target_table!r} needs a primary_key: "

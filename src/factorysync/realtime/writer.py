@@ -43,7 +43,7 @@ from factorysync.realtime.flush import flush_or_isolate, write_items
 from factorysync.realtime.health import record_event, report_status
 from factorysync.realtime.incoming import Incoming, acknowledge
 from factorysync.realtime.spools import process_spool
-from factorysync.realtime.target import Target
+from factorysync.realtime.target import Target, targets_of
 from factorysync.realtime.window import Gaps, HistoryWindow
 from factorysync.security.redaction import redact_known
 from factorysync.store.db import describe_db_error, store_unreachable, write_transaction
@@ -123,9 +123,7 @@ class MicroBatchWriter:
         try:
             with conn.begin():
                 decl = declaration_of(get_source(conn, self.source_id), self.store.box)
-                self._targets = [
-                    Target(conn, self.source_id, m) for m in decl.mappings if m.is_active
-                ]
+                self._targets = targets_of(conn, decl)  # naive timestamps: source_zone
                 if not self._targets:
                     raise ConfigError(f"source {self.source_id!r} has no active mapping")
                 self.backlog.open(conn)

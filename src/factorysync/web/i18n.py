@@ -119,6 +119,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Reset {tables}: the next run reads the whole source again.",
         "{tables} diatur ulang: proses berikutnya membaca seluruh sumber lagi.",
     ),
+    "life.reset_stream_done": (
+        "Reset {tables}: the stream starts again from scratch at the next registry scan.",
+        "{tables} diatur ulang: aliran dimulai lagi dari awal pada pemindaian registri berikutnya.",
+    ),
     # probe results
     "probe.ok": ("OK", "OK"),
     "probe.failed": ("Failed", "Gagal"),

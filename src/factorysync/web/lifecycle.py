@@ -222,4 +222,5 @@ async def reset_source(request: Request, source_id: str, user: User) -> Response
     except NotFoundError:
         return _not_found(request, user, source_id)
     tables = ", ".join(result["mappings"])
-    return _to_source(source_id, t("life.reset_done", tables=tables))
+    done = "life.reset_stream_done" if result.get("stream") else "life.reset_done"
+    return _to_source(source_id, t(done, tables=tables))

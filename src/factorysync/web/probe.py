@@ -188,7 +188,7 @@ def preview(store: Store, decl: SourceDecl) -> dict[str, Any]:
     try:
         connector, redact = _connector(store, decl, PREVIEW_ROWS)
         mapping = decl.mappings[0].mapping_config
-        mapper = Mapper(mapping)
+        mapper = Mapper(mapping, zone=connector.timezone)  # as a run maps naive times
         records: list[Any] = []
         request = ReadRequest(records_path=mapping.records_path)
         for batch in connector.read(request):
