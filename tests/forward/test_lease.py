@@ -3,6 +3,7 @@ when it is released, runs out, or its holder's process is gone."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from datetime import timedelta
 from sqlalchemy import delete, insert, update
 
 from factorysync.forward.lease import LEASE_KEY, LEASE_SOURCE, PublisherLease, lease_holder
+from factorysync.store.processes import PROCESS_STARTED
 from factorysync.store.schema import data_source_sync_state as state_t
 from factorysync.store.store import Store
 from factorysync.store.types import utcnow
@@ -52,7 +54,12 @@ def test_a_holder_of_this_host_whose_process_is_gone_is_taken_over(store: Store)
                           capture_output=True, text=True)  # fmt: skip
     dead = f"{socket.gethostname()}:{int(gone.stdout)}:abc123"
     elsewhere = "other-host.plant:4242:abc123"
-    for holder, taken in ((elsewhere, False), (dead, True)):
+    # A restarted container's service often has the id its predecessor had: a lease this
+    # process id took before this process started was the predecessor's.
+    before = f"{socket.gethostname()}:{os.getpid()}:prev01"
+    earlier = (PROCESS_STARTED - timedelta(minutes=5)).isoformat()
+    cases = ((elsewhere, None, False), (dead, None, True), (before, earlier, True))
+    for holder, since, taken in cases:
         with store.begin() as conn:
             conn.execute(delete(state_t).where(*WHERE))
             conn.execute(
@@ -60,7 +67,7 @@ def test_a_holder_of_this_host_whose_process_is_gone_is_taken_over(store: Store)
                     source_id=LEASE_SOURCE,
                     mapping_id=0,
                     state_key=LEASE_KEY,
-                    state={"owner": holder},
+                    state={"owner": holder, "since": since or utcnow().isoformat()},
                     run_id=0,
                     updated_at=utcnow(),
                 )

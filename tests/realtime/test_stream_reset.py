@@ -301,3 +301,44 @@ def test_the_api_answer_says_the_stream_was_reset(store: Store) -> None:
         assert answer.status_code == 200, answer.text
         assert answer.json()["stream"] == {"cursor": None, "connector_state": True}
     assert position(store) is None and LINE in pending(store)
+
+
+class _Stopped:
+    """A worker stopped for the reset whose writer has not finished yet."""
+
+    def __init__(self) -> None:
+        self.writing = True
+        self.writer = self
+
+    def running(self) -> bool:
+        return self.writing
+
+
+def test_the_mark_stays_while_the_old_stream_writes_or_its_messages_wait(store: Store) -> None:
+    """The new stream may store positions only once nothing of the old one can: its
+    writer has ended, and none of its messages waits in this process's spool."""
+    from factorysync.realtime.spools import close_process_spools, process_spool
+
+    press_line(store)
+    services.reset_source(store, LINE, reset_by="test")
+    stamp = pending(store)[LINE]
+    service = RealtimeService(store, file_watch=False)
+    old = _Stopped()
+    service._resetting[LINE] = old  # type: ignore[assignment]
+    try:
+        assert not service._take_reset(LINE, stamp)  # still writing
+        assert pending(store) == {LINE: stamp}
+
+        old.writing = False
+        spool = process_spool(store.settings).get(create=True)
+        assert spool is not None
+        spool.append(LINE, [msg(1, upto=1)])  # a message of the old stream, spooled
+        assert not service._take_reset(LINE, stamp)
+        assert pending(store) == {LINE: stamp}
+
+        spool.remove_through(LINE, spool.read(LINE, 10)[-1].seq)  # written by a drain
+        assert service._take_reset(LINE, stamp)
+        assert pending(store) == {}
+    finally:
+        service.stop()
+        close_process_spools()

@@ -9,11 +9,13 @@ carries everything twice and the two race for the same entries).
 So a publisher holds a lease, one row of ``data_source_sync_state`` (source ``_forward``,
 key ``publisher_lease``) that names it and whose ``updated_at`` it renews while it runs.
 Another publisher finds the lease held and stands by: it sends nothing, and ``status``
-names the holder. It takes over when the holder releases the lease (a clean stop), or
-stops renewing it for ``lease_s`` (a host gone), or is a process of this host that is
-gone (a crash: the restarted service takes over at once). The lease is taken in a write
-transaction, with the row locked on PostgreSQL (SQLite's write lock is taken up front),
-so two publishers never both hold it.
+names the holder. It takes over at its next try (every few seconds) when the holder
+releases the lease (a clean stop), or stops renewing it for ``lease_s`` (a host gone),
+or is a process of this host that is gone (a crash: a restarted service takes over at
+its first try). The lease is taken in a write transaction, with the row locked on
+PostgreSQL (SQLite's write lock is taken up front), so two publishers never both hold
+it. The holder's renewals are stamped with its own clock: hosts that share a store keep
+their clocks in step (NTP), as the workers' leases need too.
 """
 
 from __future__ import annotations
@@ -84,14 +86,16 @@ class PublisherLease:
                             updated_at=now,
                         )
                     )
-            except IntegrityError:
-                return "another publisher"
+            except IntegrityError:  # it did: the lease is its own
+                found = conn.execute(select(state_t.c.state).where(*_where())).scalar()
+                held = found if isinstance(found, dict) else {}
+                return str(held.get("owner") or "another publisher")
             return None
         held = row.state if isinstance(row.state, dict) else {}
         holder = str(held.get("owner") or "")
         # Run out, or its process is gone from this host (a restart after a crash takes
         # over at once, not lease_s later).
-        stale = _aware(row.updated_at) < now - timedelta(seconds=self.lease_s) or dead_here(holder)
+        stale = _aware(row.updated_at) < now - timedelta(seconds=self.lease_s) or _gone(held)
         if holder and holder != self.owner and not stale:
             return holder
         if holder == self.owner:
@@ -116,6 +120,18 @@ def lease_holder(store: Store, lease_s: float = LEASE_S) -> str | None:
     if row is None or not isinstance(row.state, dict):
         return None
     owner = str(row.state.get("owner") or "")
-    if _aware(row.updated_at) < utcnow() - timedelta(seconds=lease_s) or dead_here(owner):
+    if _aware(row.updated_at) < utcnow() - timedelta(seconds=lease_s) or _gone(row.state):
         return None
     return owner or None
+
+
+def _gone(held: dict[str, Any]) -> bool:
+    """Whether the lease's holder was a process of this host that is gone: also one with
+    this process's id that took the lease before this process started (a restarted
+    container's service often gets the id it had)."""
+    since = held.get("since")
+    try:
+        started = datetime.fromisoformat(since) if isinstance(since, str) else None
+    except ValueError:
+        started = None
+    return dead_here(str(held.get("owner") or ""), started)

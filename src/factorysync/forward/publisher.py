@@ -369,6 +369,8 @@ class Publisher:
             sent: list[tuple[Work, list[asyncio.Future[Any]], int]] = []
             for work in works:
                 await self._keep()  # a long window keeps the lease too
+                if not self._holding:  # lost: the rest of the window is the holder's
+                    raise LeaseLost(self.state.snapshot()["standby_for"] or "another publisher")
                 futures: list[asyncio.Future[Any]] = []
                 rows = 0
                 batches = self.outbox.batches(work)

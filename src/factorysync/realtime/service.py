@@ -285,6 +285,7 @@ class RealtimeService:
         self._renewed = time.monotonic()
         self.workers: dict[str, tuple[str, Worker]] = {}
         self.failed: dict[str, str] = {}  # source_id -> fingerprint that could not start
+        self._resetting: dict[str, Worker] = {}  # stopped for a reset, maybe still writing
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._recovered = False
@@ -349,8 +350,18 @@ class RealtimeService:
         return found
 
     def _take_reset(self, sid: str, stamp: str) -> bool:
-        """The reset source's old stream (if any) has stopped: the new one, starting from
-        scratch, may store its position. False: not now, the stream starts at a later scan."""
+        """Once the reset source's old stream has stopped writing and no message of it waits
+        in this process's spool (each would carry a position from before the reset), the
+        mark goes and the new stream, starting from scratch, may store positions again.
+        False: not yet, the stream starts at a later scan."""
+        old = self._resetting.get(sid)
+        writer = getattr(old, "writer", None)
+        if writer is not None and writer.running():
+            return False
+        self._resetting.pop(sid, None)
+        spool = self.leftovers.spools.get(create=False)
+        if spool is not None and spool.depth(sid):
+            return False  # written first by a drain, which stores no position meanwhile
         try:
             with self.store.begin() as conn:
                 take_reset(conn, sid, stamp)
@@ -390,6 +401,7 @@ class RealtimeService:
                 # Reset since it started: its position in memory is the one forgotten.
                 log.info("realtime: %s was reset: restarting its stream", sid)
                 self._stop_worker(sid)
+                self._resetting[sid] = worker
         for sid, decl in wanted.items():
             fingerprint = _fingerprint(decl)
             if sid in self.workers or self.failed.get(sid) == fingerprint:

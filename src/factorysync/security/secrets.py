@@ -137,10 +137,10 @@ def resolve_env_refs(value: Any, *, where: str) -> Any:
     """
     problems: list[str] = []
     resolved = _resolve(value, where, problems)
-    if isinstance(resolved, Mapping):
-        learn_secrets(resolved)  # the values that did resolve are secrets all the same
     if problems:
         raise ConfigError("; ".join(problems))
+    if isinstance(resolved, Mapping):
+        learn_secrets(resolved)
     return resolved
 
 
