@@ -11,12 +11,20 @@ once, the latest state per key is the last one sent, the spool is empty, and the
 windows' inserted counts add up to the rows.
 
 ``FACTORYSYNC_TEST_OUTAGE_S`` shortens the outage (default 60 s) for a quick local run.
+
+A broker acknowledges a message that no subscription matches yet and drops it (a
+persistent session queues messages for the subscriptions it has), so the MQTT sender
+starts once the source reports its subscription up: from then on every acknowledged
+message must arrive. The ports of the cluster and of the API stay held while their
+servers are down: the suite runs as two pytest processes, and the other one takes ports
+found free all the time.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,10 +37,13 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import ProgrammingError
 
 from factorysync import services
+from factorysync.observability.infolog import SUBSCRIBED_EVENT
 from factorysync.settings import Settings
 from factorysync.store.schema import data_source_sync_history as hist_t
+from factorysync.store.schema import infolog as infolog_t
 from factorysync.store.store import Store
 from tests.api.conftest import role_tokens
 from tests.realtime.conftest import PrivateBroker, Publisher, free_port, mqtt_source, register
@@ -42,6 +53,7 @@ from tests.realtime.test_opcua_backfill import HistoryServer, Ticker, landed, no
 from tests.waiting import PATIENCE, wait_until
 
 OUTAGE_S = float(os.environ.get("FACTORYSYNC_TEST_OUTAGE_S", "60"))
+UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE: no such table (yet)
 OPCUA = "m101-opcua"
 SERIES = {
     "primary_key": ["machine_id", "seq"],
@@ -110,6 +122,32 @@ class Service:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
 
+class PortHeld:
+    """Keeps a stopped server's port from other processes until it starts again there.
+
+    A restart must keep its port (its clients reconnect to it), and the other pytest
+    process of the suite takes ports found free (``free_port``) all the time: the
+    cluster's port, free for the whole outage, or the API's, free while factorysync is
+    dead, could be handed out meanwhile and the restart would fail. A socket bound to the
+    port, not listening, keeps ``bind(0)`` and outgoing connections off it while
+    connecting to it is still refused, as to a stopped server. ``SO_REUSEADDR``: the
+    stopped server's closed connections may linger on the port (TIME_WAIT)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock: socket.socket | None = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind(("127.0.0.1", port))
+        except OSError:  # taken in the moment since it was free: the restart says so
+            self.release()
+
+    def release(self) -> None:
+        """Free the port, just before its server starts again."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 class MqttSender:
     """Publishes ``{"machine_id", "seq"}`` at QoS 1, 25 a second, to the broker."""
 
@@ -170,7 +208,7 @@ class Pusher:
     def stop(self) -> list[int]:
         self.done.set()
         self.thread.join(PATIENCE)
-        return self.acked
+        return list(self.acked)
 
 
 def _json(value: Any) -> bytes:
@@ -180,18 +218,33 @@ def _json(value: Any) -> bytes:
 
 
 def table(store: Store, name: str) -> list[tuple[Any, ...]]:
-    """``(machine_id, seq, _synced_at)`` of a target table, by seq."""
+    """``(machine_id, seq, _synced_at)`` of a target table, by seq; none before the
+    first flush made the table. Any other failure is the test's: it is raised, rather
+    than read as an empty table by a wait or an assertion."""
     with store.connect() as conn:
         try:
             return list(
                 conn.execute(text(f"SELECT machine_id, seq, _synced_at FROM {name} ORDER BY seq"))
             )
-        except Exception:
+        except ProgrammingError as exc:
+            if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
+                raise
             return []
 
 
 def seqs(store: Store, name: str) -> list[int]:
     return [r[1] for r in table(store, name)]
+
+
+def subscribed(store: Store, source_id: str) -> bool:
+    """Whether the source's subscription came up (its ``realtime.subscribed`` event)."""
+    with store.connect() as conn:
+        found = conn.execute(
+            select(func.count()).where(
+                infolog_t.c.source_id == source_id, infolog_t.c.event == SUBSCRIBED_EVENT
+            )
+        ).scalar_one()
+    return bool(found)
 
 
 def spooled(settings: Settings) -> dict[str, int]:
@@ -297,9 +350,13 @@ def test_a_store_outage_and_a_kill_lose_and_duplicate_nothing(
     ticker: Ticker | None = None
     mqtt: MqttSender | None = None
     pusher: Pusher | None = None
+    held_ports: list[PortHeld] = []
     try:
         service.start()
         wait_until(lambda: len(landed(store)) >= 2, what="the initial OPC UA values")
+        # Published before the subscription is up, a message is acknowledged and dropped.
+        wait_until(lambda: subscribed(store, "line-mqtt"), what="the MQTT subscription",
+                   state=service.tail)  # fmt: skip
         ticker = Ticker(history_server)
         mqtt = MqttSender(broker, f"{topic_root}/press")
         pusher = Pusher(service.api, "line-push", token)
@@ -312,6 +369,8 @@ def test_a_store_outage_and_a_kill_lose_and_duplicate_nothing(
         # The store goes away; the sources go on, into the spool.
         went = time.monotonic()
         pg_cluster.crash()
+        store_port = PortHeld(pg_cluster.port)
+        held_ports.append(store_port)
         wait_until(
             lambda: {"line-mqtt", "line-push", OPCUA} <= set(spooled(settings))
             and pusher.spooled > 0,
@@ -329,8 +388,12 @@ def test_a_store_outage_and_a_kill_lose_and_duplicate_nothing(
         wait_until(lambda: time.monotonic() - went >= OUTAGE_S / 2, what="half the outage")
         held = spooled(settings)
         service.kill()
+        api_port = PortHeld(int(env["FACTORYSYNC_API_PORT"]))
+        held_ports.append(api_port)
         wait_until(lambda: time.monotonic() - went >= OUTAGE_S, what="the whole outage")
+        store_port.release()
         pg_cluster.start()
+        api_port.release()
         service.start()
 
         # It writes what it spooled before anything newer, and goes on.
@@ -340,8 +403,8 @@ def test_a_store_outage_and_a_kill_lose_and_duplicate_nothing(
         )  # fmt: skip
         sent = len(mqtt.sent), len(pusher.acked)
         wait_until(
-            lambda: max(seqs(store, "mqtt_series")) > sent[0] + 25
-            and max(seqs(store, "push_series")) > sent[1] + 10,
+            lambda: max(seqs(store, "mqtt_series"), default=0) > sent[0] + 25
+            and max(seqs(store, "push_series"), default=0) > sent[1] + 10,
             what="messages sent after the restart written", state=service.tail,
         )  # fmt: skip
         ticker.stop()
@@ -359,6 +422,8 @@ def test_a_store_outage_and_a_kill_lose_and_duplicate_nothing(
             ),
         )  # fmt: skip
     finally:
+        for port in held_ports:
+            port.release()
         for stopping in (ticker, mqtt, pusher):
             if stopping is not None and not stopping.done.is_set():
                 stopping.stop()
