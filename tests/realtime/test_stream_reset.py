@@ -26,11 +26,11 @@ from factorysync.realtime.service import RealtimeService
 from factorysync.realtime.writer import Incoming, MicroBatchWriter
 from factorysync.settings import Settings
 from factorysync.store.schema import data_source_registry as reg_t
-from factorysync.store.schema import infolog
 from factorysync.store.store import Store
 from factorysync.store.targets import target_table
 from tests.api.conftest import make_api
 from tests.conftest import run_cli
+from tests.engine.test_reset import reset_events
 from tests.realtime.conftest import mqtt_source, register
 from tests.realtime.test_opcua import OpcServer, opcua_source, signals
 from tests.test_source_lifecycle import end_run, running_row
@@ -85,17 +85,6 @@ def press_rows(store: Store) -> list[int]:
     with store.connect() as conn:
         t = target_table(conn, "press_values")
         return sorted(conn.execute(select(t.c.seq)).scalars())
-
-
-def reset_events(store: Store, source_id: str) -> list[Any]:
-    with store.connect() as conn:
-        return list(
-            conn.execute(
-                select(infolog)
-                .where(infolog.c.source_id == source_id, infolog.c.event == "source_reset")
-                .order_by(infolog.c.id)
-            )
-        )
 
 
 def test_reset_forgets_the_stream_position_and_says_so(store: Store) -> None:
