@@ -237,6 +237,7 @@ class Contender:
     counts: list[int] = field(default_factory=list)
     note: str = ""
     tree: str = ""  # the label of the other source tree it runs (--compare-with); "" for this one
+    floor: bool = False  # a lower bound for a Python process, not a tool (peer_incremental.py)
 
     @property
     def key(self) -> str:
@@ -244,6 +245,8 @@ class Contender:
 
     @property
     def role(self) -> str:
+        if self.floor:
+            return "floor"
         return "native" if self.native else "factorysync" if self.factorysync else "peer"
 
 

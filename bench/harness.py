@@ -143,6 +143,8 @@ def status_text(e: dict[str, Any]) -> str:
         return "WRONG: " + "; ".join(e["problems"][:2])
     if e["failure"]:
         return f"a later run failed: {e['failure']}"
+    if e["role"] == "floor" and e["expected_rows"] is None:
+        return "start-up only"
     counts = {r["rows"] for r in e["runs"]}
     return f"{counts.pop():,} rows ✓" if len(counts) == 1 else "ok"
 
@@ -239,7 +241,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 # -- chart --------------------------------------------------------------------------------
-COLOURS = {"native": "#7f7f7f", "factorysync": "#1f77b4", "peer": "#ff7f0e"}
+COLOURS = {"native": "#7f7f7f", "factorysync": "#1f77b4", "peer": "#ff7f0e", "floor": "#c7c7c7"}
 
 
 def svg_chart(result: dict[str, Any]) -> str:
@@ -265,9 +267,11 @@ def svg_chart(result: dict[str, Any]) -> str:
         f"{escape(result['when'])}</text>",
     ]
     legend_x = label_w + plot_w - 250
-    for index, (role, label) in enumerate(
-        (("native", "native loader"), ("factorysync", "factorysync"), ("peer", "peer tool"))
-    ):
+    roles = [("native", "native loader"), ("factorysync", "factorysync"), ("peer", "peer tool")]
+    if any(b["role"] == "floor" for b in bars):
+        roles.append(("floor", "Python floor"))
+        legend_x -= 95
+    for index, (role, label) in enumerate(roles):
         lx = legend_x + index * 95
         out.append(f'<rect x="{lx}" y="28" width="12" height="12" fill="{COLOURS[role]}"/>')
         out.append(f'<text x="{lx + 16}" y="38">{label}</text>')

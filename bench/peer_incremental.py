@@ -14,6 +14,9 @@ source and the timed run picks them up:
     dlt                       sql_table(incremental=dlt.sources.incremental("id")),
                               connectorx + parquet, append
     sling                     --mode incremental --primary-key id --update-key id
+    floor: …                  what no one-off Python process here goes below: the
+                              interpreter importing psycopg, and bench/floor_incremental.py
+                              (the run's database work with psycopg alone)
 
 ingestr is left out: its `append` keeps no cursor of its own (the caller passes the
 interval), so run again it re-appends every row. The done-when target is factorysync's
@@ -28,6 +31,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,16 +62,6 @@ def native_new_rows(
     """The native reference: the target holds the first rows; copy only the new ones."""
     psql = shutil.which("psql") or "psql"
 
-    def prepare(run: int) -> None:
-        source.reset()
-        target.create()
-        target.execute(PG_TABLE)
-        out = [psql, source.db.url, "-c", "\\copy production TO STDOUT WITH (FORMAT csv)"]
-        into = [psql, target.url, "-c", "\\copy production FROM STDIN WITH (FORMAT csv)"]
-        dump = subprocess.run(out, check=True, capture_output=True)
-        subprocess.run(into, input=dump.stdout, check=True, capture_output=True)
-        source.grow()
-
     def command(run: int) -> list[list[str]]:
         query = f"SELECT * FROM production WHERE id > {source.rows}"
         return [
@@ -89,14 +83,74 @@ def native_new_rows(
             ],
         ]
 
+    return new_rows_contender(name, source, target, command, native=True, **extra)
+
+
+def floor_contenders(source: GrowingSource, target: PgDatabase, **same: object) -> list[Contender]:
+    """What a one-off Python process cannot go below here: the interpreter with the
+    PostgreSQL driver imported (start-up only: no rows move), and
+    bench/floor_incremental.py, the run's database work with psycopg alone."""
+    script = str(Path(__file__).resolve().parent / "floor_incremental.py")
+    group, new = same.get("group", ""), same.get("rows_processed")
+    return [
+        Contender(
+            "floor: python + import psycopg",
+            "PostgreSQL",
+            False,
+            lambda run: None,
+            lambda run: [[sys.executable, "-c", "import psycopg"]],
+            lambda run: 0,
+            group=str(group),
+            rows_processed=0,
+            floor=True,
+        ),
+        new_rows_contender(
+            "floor: psycopg-only incremental script",
+            source,
+            target,
+            lambda run: [[sys.executable, script, source.db.url, target.url]],
+            floor=True,
+            check=lambda run, out: (
+                None if out.strip() == str(new) else f"merged {out.strip()!r}, expected {new}"
+            ),
+            **same,
+        ),
+    ]
+
+
+def new_rows_contender(
+    name: str,
+    source: GrowingSource,
+    target: PgDatabase,
+    command: Callable[[int], list[list[str]]],
+    *,
+    native: bool = False,
+    floor: bool = False,
+    **extra: object,
+) -> Contender:
+    """The target holds the first rows (copied with psql, not timed); ``command`` brings
+    the new ones over."""
+    psql = shutil.which("psql") or "psql"
+
+    def prepare(run: int) -> None:
+        source.reset()
+        target.create()
+        target.execute(PG_TABLE)
+        out = [psql, source.db.url, "-c", "\\copy production TO STDOUT WITH (FORMAT csv)"]
+        into = [psql, target.url, "-c", "\\copy production FROM STDIN WITH (FORMAT csv)"]
+        dump = subprocess.run(out, check=True, capture_output=True)
+        subprocess.run(into, input=dump.stdout, check=True, capture_output=True)
+        source.grow()
+
     return Contender(
         name,
         "PostgreSQL",
-        True,
+        native,
         prepare,
         command,
         lambda run: target.count(),
         cleanup=lambda run: target.drop(),
+        floor=floor,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -123,6 +177,7 @@ def incremental_contenders(
             PgDatabase(args.pg_url, f"fs_bench_f_native_{tag}"),
             **same,
         ),
+        *floor_contenders(source, PgDatabase(args.pg_url, f"fs_bench_f_floor_{tag}"), **same),
         FactorysyncStore(
             work,
             "PostgreSQL",

@@ -75,6 +75,8 @@ def test_peer_case_tiny(script: str, args: list[str], cases: list[str], tmp_path
         for e in ran:
             # each run completed and its target held exactly the expected rows
             assert not e["failure"] and not e["problems"], e
+            if e["role"] == "floor" and e["expected_rows"] is None:
+                continue  # the interpreter's start-up only: no rows move
             assert [r["rows"] for r in e["runs"]] == [e["expected_rows"]], e
         skipped = [e for e in result["contenders"] if e["skipped"]]
         assert all(e["role"] == "peer" for e in skipped)
