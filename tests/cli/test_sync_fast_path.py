@@ -384,3 +384,28 @@ def test_the_fast_path_defaults_are_the_settings_defaults() -> None:
         assert default == (Path(value) if isinstance(default, Path) else value), name
     assert KNOWN - {"fast_path"} <= set(fields)
     assert set(SETTINGS) == set(fields), "cli/fast_sync.SETTINGS lists every setting"
+
+
+def _store_sql(url: str, *statements: str) -> None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
+
+
+def test_target_rows_removed_or_added_by_hand_are_synced_again(
+    source: Path, env: dict[str, str]
+) -> None:
+    """A full run puts back what was deleted from its target by hand: the fast path does
+    not vouch for a source whose target tables' row counts moved since its marked run."""
+    url = env["FACTORYSYNC_DATABASE_URL"]
+    assert counts(sync(fast=True)) == (2, 0, 0, 0, 0)
+    _store_sql(url, "DELETE FROM small_t")  # emptied to be loaded again
+    assert counts(sync(fast=False)) == (2, 2, 0, 0, 0)
+    assert counts(sync(fast=True)) == (2, 0, 0, 0, 0)
+    _store_sql(url, "DELETE FROM small_t WHERE id = 2")
+    assert counts(sync(fast=False)) == (2, 1, 0, 0, 0)
+    _store_sql(url, "INSERT INTO small_t (id, qty) VALUES (3, 9)")
+    assert counts(sync(fast=False)) == (2, 0, 0, 0, 0)  # no detect_deletes: row 3 stays
+    assert counts(sync(fast=True)) == (2, 0, 0, 0, 0)

@@ -290,6 +290,8 @@ def _plan(store: _Store, facts: dict[str, Any], roots: list[Path], sid: str) -> 
         raise NotHere(f"{sid}: configuration changed")
     if unchanged.state_digest(store.query, sid) != marker["state"]:
         raise NotHere(f"{sid}: cursor or connector state changed")
+    if unchanged.target_counts(store.query, rows) != marker.get("targets"):
+        raise NotHere(f"{sid}: the target tables' row counts changed outside factorysync")
     pattern = unchanged.file_pattern(rows)
     if pattern is None or pattern != marker["pattern"]:
         raise NotHere(f"{sid}: file path")

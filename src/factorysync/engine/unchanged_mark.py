@@ -119,11 +119,17 @@ def _marker(
     version = conn.execute(
         select(reg_t.c.data_version).where(reg_t.c.source_id == result.source_id)
     ).scalar_one()
+    try:
+        with conn.begin_nested():  # a failed count leaves the run's transaction usable
+            targets = unchanged.target_counts(query, rows)
+    except Exception:
+        return None  # a target table that cannot be counted is never vouched for
     return {
         "run_id": result.run_id,
         "config": unchanged.config_digest(rows, facts(settings)),
         "state": unchanged.state_digest(query, result.source_id),
         "data_version": int(version),
+        "targets": targets,
         "interval_s": interval_seconds(source),
         "connection_name": result.connection_name,
         "sync_type": result.sync_type,

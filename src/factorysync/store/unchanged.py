@@ -100,6 +100,18 @@ def source_rows(query: Query, source_id: str) -> dict[str, Any] | None:
     }
 
 
+def target_counts(query: Query, rows: dict[str, Any]) -> dict[str, int]:
+    """The row count of each target table of the source's active mappings. A row deleted
+    or added by hand outside factorysync changes it (an UPDATE that keeps the count does
+    not: ``FACTORYSYNC_FAST_PATH=off`` runs the engine then). A missing table raises."""
+    tables = sorted({str(m["target_table"]) for m in rows["mappings"] if _plain(m["is_active"])})
+    counts = {}
+    for table in tables:
+        quoted = '"' + table.replace('"', '""') + '"'
+        counts[table] = int(query(f"SELECT count(*) AS n FROM {quoted}", ())[0]["n"])
+    return counts
+
+
 def config_digest(rows: dict[str, Any], facts: dict[str, Any]) -> str:
     """Digest of what decides a run's result besides the files: the source's rows (not
     the columns runs write) and ``facts``, the settings that place and read files."""
