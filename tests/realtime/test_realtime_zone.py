@@ -21,6 +21,7 @@ from factorysync.api.ingest import IngestHub
 from factorysync.connectors import registry
 from factorysync.connectors.base import Batch, Connector, ReadRequest, Sink
 from factorysync.connectors.registry import open_connection
+from factorysync.errors import ConfigError
 from factorysync.intake import parse_declarations
 from factorysync.realtime.leftovers import LeftoverDrains
 from factorysync.realtime.service import RealtimeService
@@ -144,21 +145,36 @@ def test_mqtt_naive_timestamps_are_read_in_the_site_zone_or_as_utc(
         ),
         "bare",
     )
-    declare(store, [zoned, bare], SITES)
+    own = sited(
+        mqtt_source(
+            "own_zone",
+            *broker,
+            [f"{topic_root}/own/+"],
+            topic_template=f"{topic_root}/own/{{machine_id}}",
+            timezone="Europe/Berlin",  # the connection's own zone wins over the site's
+        ),
+        "jakarta",
+    )
+    declare(store, [zoned, bare, own], SITES)
     subscribed(service, "unzoned")
+    subscribed(service, "own_zone")
     stream = subscribed(service, "zoned")
 
     publisher.publish(f"{topic_root}/zoned/M-1", PAYLOAD)
     publisher.publish(f"{topic_root}/unzoned/M-1", PAYLOAD)
+    publisher.publish(f"{topic_root}/own/M-1", PAYLOAD)
     assert landed(store, "zoned", "M-1") == {
         "ts": at(1),  # 08:00 in Jakarta
         "ts_ny": at(13),  # the field's own zone wins
         "ts_offset": at(6),
     }
     assert landed(store, "unzoned", "M-1") == {"ts": at(8), "ts_ny": at(13), "ts_offset": at(6)}
+    assert landed(store, "own_zone", "M-1") == {"ts": at(7), "ts_ny": at(13), "ts_offset": at(6)}
 
     # The site moves to another zone (UTC+8): the stream restarts and reads in it.
-    declare(store, [zoned, bare], [{"name": "jakarta", "time_zone": "Asia/Makassar"}, SITES[1]])
+    declare(
+        store, [zoned, bare, own], [{"name": "jakarta", "time_zone": "Asia/Makassar"}, SITES[1]]
+    )
     subscribed(service, "zoned", before=stream)
     publisher.publish(f"{topic_root}/zoned/M-2", PAYLOAD)
     assert landed(store, "zoned", "M-2")["ts"] == at(0)
@@ -267,6 +283,14 @@ def test_writers_without_a_connector_read_in_the_same_zone(
             ],
         },
     ]
+    declared.append(
+        {
+            **declared[2],
+            "source_id": "pushed_own",
+            "connections": [{"connection_config": {"batch_ms": 20, "timezone": "Europe/Berlin"}}],
+            "mappings": [{**declared[2]["mappings"][0], "target_table": "pushed_own"}],
+        }
+    )
     declare(store, declared, SITES)
     spool = process_spool(store.settings).get(create=True)
     assert spool is not None
@@ -290,6 +314,8 @@ def test_writers_without_a_connector_read_in_the_same_zone(
         machine = f"P-{uuid.uuid4().hex[:6]}"
         assert hub.ingest("pushed", [{"machine_id": machine, **PAYLOAD}], PATIENCE).stored == 1
         assert stamps(store, "pushed")[machine]["ts"] == at(1)
+        assert hub.ingest("pushed_own", [{"machine_id": machine, **PAYLOAD}], PATIENCE).stored == 1
+        assert stamps(store, "pushed_own")[machine]["ts"] == at(7)
         # The site's zone changes: the push writer is made again, in the new zone.
         declare(store, declared, [{"name": "jakarta", "time_zone": "Asia/Makassar"}, SITES[1]])
         later = f"P-{uuid.uuid4().hex[:6]}"
@@ -298,3 +324,21 @@ def test_writers_without_a_connector_read_in_the_same_zone(
         hub.close()
     assert stamps(store, "pushed")[machine] == {"ts": at(1), "ts_ny": at(13), "ts_offset": at(6)}
     assert stamps(store, "pushed")[later] == {"ts": at(0), "ts_ny": at(13), "ts_offset": at(6)}
+
+
+@pytest.mark.parametrize("source_type", ["mqtt", "push"])
+def test_an_unknown_connection_zone_is_refused_when_declared(source_type: str) -> None:
+    config: dict[str, Any] = {"timezone": "Asia/Atlantis"}
+    if source_type == "mqtt":
+        config |= {"host": "127.0.0.1", "topics": ["plant/#"]}
+    source = {
+        "source_id": "zoned",
+        "name": "zoned",
+        "source_type": source_type,
+        "connections": [{"connection_config": config}],
+        "mappings": [{"target_table": "zoned", "sync_strategy": "realtime"}],
+    }
+    with pytest.raises(ConfigError) as refused:
+        parse_declarations({"sources": [source]})
+    assert "connection_config.timezone" in str(refused.value)
+    assert "unknown time zone 'Asia/Atlantis'" in str(refused.value)

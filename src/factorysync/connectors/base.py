@@ -29,11 +29,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, Field
 
 from factorysync.config import naive_zone
+from factorysync.config.names import check_zone
 from factorysync.errors import ConnectorFatal
 from factorysync.kinds import infer_kind, merge_kinds
 from factorysync.settings import Settings
@@ -42,6 +43,23 @@ from factorysync.settings import Settings
 # default): per-batch work (one COPY, one executemany, one compute call per column) is
 # then noise, and a batch stays a few MB.
 COLUMNAR_BATCH_FACTOR = 10
+
+
+# The ``timezone`` key of a connection config whose records may carry timestamps without
+# an offset: an IANA name, checked when the source is saved (:func:`naive_zone_field`).
+NaiveZone = Annotated[str | None, AfterValidator(check_zone)]
+
+
+def naive_zone_field(of: str, more: str = "") -> Any:
+    """The ``timezone`` field of a connection config: the zone of ``of`` (timestamps
+    without a UTC offset); ``more`` ends its help text."""
+    return Field(
+        title="Time zone of naive timestamps",
+        examples=["Asia/Jakarta"],
+        default=None,
+        description=f"IANA time zone, e.g. Asia/Jakarta, of {of}. Default: the time zone "
+        f"of the source's site, else UTC.{' ' + more if more else ''}",
+    )
 
 
 @dataclass

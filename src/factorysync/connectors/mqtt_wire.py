@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factorysync.connectors.base import NaiveZone, naive_zone_field
 from factorysync.errors import ConfigError, ConnectorFatal, ConnectorRetriable
 
 if TYPE_CHECKING:
@@ -193,6 +194,10 @@ class MqttConfig(BaseModel):
         description="TLS to the broker: false, true (the broker's certificate checked "
         "against the system's CAs), or an object with ca_file, cert_file, key_file and "
         "insecure.",
+    )
+    timezone: NaiveZone = naive_zone_field(
+        "timestamps the messages carry without a UTC offset, read so where a mapping field "
+        "types them as datetime"
     )
     payload_format: Literal["auto", "json", "text", "sparkplug_b"] = Field(
         title="Payload format",

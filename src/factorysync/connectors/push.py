@@ -10,6 +10,7 @@ scheduler leaves push sources alone.
     max_records: 10000   # records one request may carry
     batch_rows: 500      # micro-batch size (requests arriving together share a batch)
     batch_ms: 50         # how long the first record of a batch may wait for others
+    timezone: Asia/Jakarta  # of timestamps sent without an offset (default: the site's)
 
 A token that may push to one source only: ``factorysync token create --user NAME
 --scope ingest:SOURCE_ID``.
@@ -21,7 +22,15 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from factorysync.connectors.base import Batch, Connector, FieldInfo, ReadRequest, SourceKind
+from factorysync.connectors.base import (
+    Batch,
+    Connector,
+    FieldInfo,
+    NaiveZone,
+    ReadRequest,
+    SourceKind,
+    naive_zone_field,
+)
 from factorysync.errors import ConnectorFatal
 
 
@@ -54,6 +63,10 @@ class PushConfig(BaseModel):
         le=60_000,
         description="Micro-batches: milliseconds the first record of a batch may wait "
         "for others before it is written; 0 writes at once.",
+    )
+    timezone: NaiveZone = naive_zone_field(
+        "timestamps the pushed records carry without a UTC offset, read so where a mapping "
+        "field types them as datetime"
     )
 
 

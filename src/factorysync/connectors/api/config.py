@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factorysync.config.names import check_zone, parse_path
+from factorysync.config.names import parse_path
 from factorysync.connectors.api.auth import HEADER_NAME, AuthConfig
 from factorysync.connectors.api.client import check_url
 from factorysync.connectors.api.pagination import Pagination
+from factorysync.connectors.base import NaiveZone, naive_zone_field
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 CURSOR = "cursor"
@@ -167,13 +168,9 @@ class ApiConfig(BaseModel):
     )
     # Zone of timestamps the API sends without an offset (an IANA name; default UTC):
     # a mapping field of type datetime reads them in it.
-    timezone: str | None = Field(
-        title="Time zone of naive timestamps",
-        examples=["Asia/Jakarta"],
-        default=None,
-        description="IANA time zone, e.g. Asia/Jakarta, of timestamps the API sends "
-        "without a UTC offset, read so where a mapping field types them as datetime. "
-        "Default: the time zone of the source's site, else UTC.",
+    timezone: NaiveZone = naive_zone_field(
+        "timestamps the API sends without a UTC offset, read so where a mapping field "
+        "types them as datetime"
     )
 
     @field_validator("method", mode="before")
@@ -195,11 +192,6 @@ class ApiConfig(BaseModel):
         if v is not None:
             parse_path(v)
         return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str | None) -> str | None:
-        return check_zone(v)
 
     @field_validator("verify", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from factorysync.config.names import check_zone
+from factorysync.connectors.base import NaiveZone, naive_zone_field
 from factorysync.errors import ConnectorFatal
 
 Dialect = Literal["postgresql", "mysql", "mariadb", "mssql", "sqlite"]
@@ -170,14 +170,9 @@ class DatabaseConfig(BaseModel):
     )
     # Zone of timestamps stored without one (DATETIME, timestamp without time zone):
     # default UTC. The plant zone (FACTORYSYNC_TIMEZONE) is for display only.
-    timezone: str | None = Field(
-        title="Time zone of naive timestamps",
-        examples=["Asia/Jakarta"],
-        default=None,
-        description="IANA time zone, e.g. Asia/Jakarta, of timestamps stored without one "
-        "(DATETIME, timestamp without time zone, datetime2). Default: the time zone of the "
-        "source's site, else UTC. Set it to the server's zone for MySQL and MariaDB "
-        "TIMESTAMP columns.",
+    timezone: NaiveZone = naive_zone_field(
+        "timestamps stored without one (DATETIME, timestamp without time zone, datetime2)",
+        "Set it to the server's zone for MySQL and MariaDB TIMESTAMP columns.",
     )
 
     @model_validator(mode="before")
@@ -227,11 +222,6 @@ class DatabaseConfig(BaseModel):
                 "they are not supported (write '\\:' for a literal colon)"
             )
         return body
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str | None) -> str | None:
-        return check_zone(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> DatabaseConfig:
