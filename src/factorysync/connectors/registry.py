@@ -56,6 +56,22 @@ BUILTIN: dict[str, str] = {
     "push": "factorysync.connectors.push:PushConnector",
 }
 CAPABILITIES = ("polls", "streams", "pushes", "relays")
+# The capabilities each built-in class declares, by its reference in BUILTIN (a test keeps
+# them equal to the classes'): which types stream, push or poll is told without importing
+# every driver's module, about half a second of a command like `source list`. A reference
+# not in here (a plugin, a test's stand-in) is asked by loading its class.
+_BUILTIN_CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "factorysync.connectors.file.connector:FileConnector": ("polls",),
+    "factorysync.connectors.database.reader:DatabaseConnector": ("polls", "relays"),
+    "factorysync.connectors.api.connector:ApiConnector": ("polls",),
+    "factorysync.connectors.command:ArtisanConnector": ("polls",),
+    "factorysync.connectors.command:CommandConnector": ("polls",),
+    "factorysync.connectors.mqtt:MqttConnector": ("streams",),
+    "factorysync.connectors.opcua:OpcUaConnector": ("streams",),
+    "factorysync.connectors.modbus:ModbusConnector": ("streams",),
+    "factorysync.connectors.s7:S7Connector": ("streams",),
+    "factorysync.connectors.push:PushConnector": ("pushes",),
+}
 
 _plugins_seen: tuple[tuple[str, ...], dict[str, EntryPoint]] | None = None
 # What is worked out from the classes, kept while the built-in list and sys.path stay.
@@ -154,7 +170,24 @@ def types_with(capability: str) -> list[str]:
     """Names of the connection types with ``capability`` (polls, streams, pushes, relays)."""
     if capability not in CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r} (known: {', '.join(CAPABILITIES)})")
-    return [name for name, cls in connection_types().items() if getattr(cls, capability)]
+    return list(_cached(f"with {capability}", lambda: _types_with(capability)))
+
+
+def _types_with(capability: str) -> list[str]:
+    return [name for name in available() if capability in _capabilities(name)]
+
+
+def _capabilities(connection_type: str) -> tuple[str, ...]:
+    """What the type's class declares: from the built-in table, else from the class (none
+    for a type that cannot be loaded: told where types are listed)."""
+    known = _BUILTIN_CAPABILITIES.get(BUILTIN.get(connection_type, ""))
+    if known is not None:
+        return known
+    try:
+        cls = connector_class(connection_type)
+    except ConfigError:
+        return ()
+    return tuple(c for c in CAPABILITIES if getattr(cls, c))
 
 
 def source_kinds() -> dict[str, tuple[SourceKind, str]]:
@@ -231,13 +264,11 @@ def _kind_of(source_type: str) -> tuple[SourceKind, str] | None:
 
 def capability_of(connection_type: str, capability: str) -> bool:
     """Whether ``connection_type`` has ``capability`` (polls, streams, pushes, relays),
-    loading that type's class only; False for a type that cannot be loaded."""
+    loading no class for a built-in type and that type's class only for another; False
+    for a type that cannot be loaded."""
     if capability not in CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r} (known: {', '.join(CAPABILITIES)})")
-    try:
-        return bool(getattr(connector_class(connection_type), capability))
-    except ConfigError:
-        return False
+    return capability in _capabilities(connection_type)
 
 
 # -- live views for code that wants a constant -------------------------------------------
