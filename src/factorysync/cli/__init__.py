@@ -62,6 +62,38 @@ GROUP_COMMANDS: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 
+# What the root help lists for each command and group: the first paragraph of its help,
+# kept here so that `factorysync --help` (and any command line naming no command) imports
+# no command module, about 0.7 s; tests/cli/test_help_listing.py keeps it equal to the
+# commands' own help.
+SUMMARIES: dict[str, str] = {
+    "init": "Create or upgrade the store and the secret key file.",
+    "apply": "Make the registry match a YAML file of source declarations (idempotent).",
+    "import-legacy": "Register each entry of a front end's default_source_data as a JSON file "
+    "source.",
+    "history": "Recent sync runs, newest first (of one source, or of one site's sources).",
+    "status": "Counts by status, failing sources, runs in progress, scheduler lag (polled "
+    "sources),\nthe live state of realtime and push sources, and workers (--site: of one site).",
+    "run": "Run the scheduler and workers, and serve the API and console, until stopped.",
+    "demo": "Generate a plant data set of 40+ JSON sources, import, sync and (by default) "
+    "serve\nthe console, with a login printed once (a new admin password at every start).",
+    "version": "Print the version.",
+    "serve": "Serve the HTTP API only (syncs started over it run here; the scheduler does not).",
+    "central": "Apply the changes every site forwards (FACTORYSYNC_CENTRAL_URL, a NATS server "
+    "with\nthe JetStream stream) to this PostgreSQL store, and serve the API and console on it.",
+    "forward": "Publish committed changes of the forwarded tables to the central JetStream "
+    "stream\n(FACTORYSYNC_FORWARD_URL, _TABLES, _STREAM) until SIGINT/SIGTERM.",
+    "worker": "Run due sources together with other workers on the same PostgreSQL store.",
+    "export": "Print the registry (or some sources) as a sources file; secrets never in clear.",
+    "source": "Inspect and operate single sources.",
+    "site": "The sites (plants): zones, shifts, sources. Declared with apply.",
+    "quarantine": "Records a source's runs refused: list or export them, replay them, clear "
+    "them. 'factorysync quarantine SOURCE' lists them.",
+    "user": "User accounts (roles: admin, operator, viewer).",
+    "token": "API tokens (shown once, stored hashed).",
+    "secrets": "The key that encrypts stored credentials.",
+}
+
 _registered: set[str] = set()
 
 
@@ -86,6 +118,25 @@ def register(names: set[str] | None = None) -> typer.Typer:
             app.add_typer(group, name=name)
             _registered.add(name)
     return app
+
+
+def listing() -> typer.Typer:
+    """The app as its root help shows it: every command and group by name and summary,
+    none of their modules imported. Enough for any command line that names no command
+    (``--help``, no arguments, an unknown command or option): none of them runs one."""
+    import typer
+
+    from factorysync.cli.base import app
+
+    for name in COMMANDS:
+        app.command(name, help=SUMMARIES[name])(_listed)
+    for name in GROUPS:
+        app.add_typer(typer.Typer(), name=name, help=SUMMARIES[name])
+    return app
+
+
+def _listed() -> None:
+    raise AssertionError("a listed command is never run")  # listing() is for help only
 
 
 def __getattr__(name: str) -> typer.Typer:
@@ -131,7 +182,7 @@ def main() -> None:
     # Foreground commands print their own outcome; the event log echoes only in `run`.
     logging.getLogger("factorysync.infolog").setLevel(logging.CRITICAL)
     command = _command_named(sys.argv[1:])
-    app = register(None if command is None else {command})
+    app = listing() if command is None else register({command})
     code: object = 0
     try:
         app()
