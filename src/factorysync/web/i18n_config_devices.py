@@ -305,4 +305,20 @@ DEVICE_HELP: tuple[tuple[str, str], ...] = (
         "Micro-batch: milidetik rekaman pertama sebuah batch boleh menunggu rekaman lain "
         "sebelum ditulis; 0 langsung menulis.",
     ),
+    (
+        "IANA time zone, e.g. Asia/Jakarta, of timestamps the messages carry without a UTC "
+        "offset, read so where a mapping field types them as datetime. Default: the time zone "
+        "of the source's site, else UTC.",
+        "Zona waktu IANA, mis. Asia/Jakarta, untuk stempel waktu yang dibawa pesan tanpa "
+        "offset UTC, dibaca demikian bila bidang pemetaan memberinya tipe datetime. Bawaan: "
+        "zona waktu situs sumber, atau UTC.",
+    ),
+    (
+        "IANA time zone, e.g. Asia/Jakarta, of timestamps the pushed records carry without a "
+        "UTC offset, read so where a mapping field types them as datetime. Default: the time "
+        "zone of the source's site, else UTC.",
+        "Zona waktu IANA, mis. Asia/Jakarta, untuk stempel waktu yang dibawa rekaman kiriman "
+        "tanpa offset UTC, dibaca demikian bila bidang pemetaan memberinya tipe datetime. "
+        "Bawaan: zona waktu situs sumber, atau UTC.",
+    ),
 )
