@@ -124,6 +124,8 @@ def _marker(
             targets = unchanged.target_counts(query, rows)
     except Exception:
         return None  # a target table that cannot be counted is never vouched for
+    if any(n > unchanged.MAX_TARGET_ROWS for n in targets.values()):
+        return None
     return {
         "run_id": result.run_id,
         "config": unchanged.config_digest(rows, facts(settings)),

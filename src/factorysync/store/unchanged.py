@@ -33,6 +33,8 @@ MARKER_KEY = "unchanged"
 MARKER_MAPPING = 0
 # Files larger than this together are never vouched for: hashing them is no longer free.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# Nor target tables of more rows: counting them is no longer free (a count stops here).
+MAX_TARGET_ROWS = 1_000_000
 # State that says where the next read starts: a change of it changes the next run.
 READ_STATE_KEYS = ("cursor", "connector")
 
@@ -101,14 +103,17 @@ def source_rows(query: Query, source_id: str) -> dict[str, Any] | None:
 
 
 def target_counts(query: Query, rows: dict[str, Any]) -> dict[str, int]:
-    """The row count of each target table of the source's active mappings. A row deleted
-    or added by hand outside factorysync changes it (an UPDATE that keeps the count does
-    not: ``FACTORYSYNC_FAST_PATH=off`` runs the engine then). A missing table raises."""
+    """The row count of each target table of the source's active mappings, counted up to
+    one past :data:`MAX_TARGET_ROWS`. Rows deleted or added outside the source's runs (by
+    hand, or by another source writing the table) change it; an UPDATE that keeps the
+    count does not (``FACTORYSYNC_FAST_PATH=off`` runs the engine then). A missing table
+    raises."""
     tables = sorted({str(m["target_table"]) for m in rows["mappings"] if _plain(m["is_active"])})
     counts = {}
     for table in tables:
         quoted = '"' + table.replace('"', '""') + '"'
-        counts[table] = int(query(f"SELECT count(*) AS n FROM {quoted}", ())[0]["n"])
+        sql = f"SELECT count(*) AS n FROM (SELECT 1 FROM {quoted} LIMIT ?) AS c"
+        counts[table] = int(query(sql, (MAX_TARGET_ROWS + 1,))[0]["n"])
     return counts
 
 
