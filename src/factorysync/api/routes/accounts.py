@@ -7,17 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from factorysync.api.deps import (
-    AUTH_RESPONSES,
-    Admin,
-    AnyToken,
-    Context,
-    Responses,
-    StoreDep,
-    TokenHolder,
-)
-from factorysync.api.schemas import (
-    ErrorPublic,
+from factorysync.api.account_schemas import (
     LoginPublic,
     LoginRequest,
     MePublic,
@@ -28,6 +18,16 @@ from factorysync.api.schemas import (
     UserPublic,
     UserUpdate,
 )
+from factorysync.api.deps import (
+    AUTH_RESPONSES,
+    Admin,
+    AnyToken,
+    Context,
+    Responses,
+    StoreDep,
+    TokenHolder,
+)
+from factorysync.api.schemas import ErrorPublic
 from factorysync.security.throttle import LoginThrottled
 from factorysync.store import accounts
 from factorysync.store.types import utcnow
