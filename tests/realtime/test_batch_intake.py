@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 
 from factorysync.connectors.mqtt_wire import MqttConfig, TopicTemplate, message_records, raw_message
 from factorysync.realtime.incoming import Incoming, acknowledge
-from factorysync.realtime.service import _Feed
+from factorysync.realtime.stream import Feed
 from factorysync.realtime.writer import MicroBatchWriter
 from factorysync.store.schema import data_source_quarantine
 from factorysync.store.store import Store
@@ -73,7 +73,7 @@ def test_many_at_once_gives_the_rows_and_rejects_of_one_at_a_time(
     source = f"intake-{'many' if together else 'one'}"
     register(store, mqtt_source(source, "127.0.0.1", 1883, ["plant/+/status"], mapping=MAPPING))
     writer = MicroBatchWriter(store, source, max_rows=100, max_age_s=0.01, window_s=3600)
-    feed = _Feed(writer, lambda: False)
+    feed = Feed(writer, lambda: False)
     writer.start()
     acked: list[int] = []
     try:

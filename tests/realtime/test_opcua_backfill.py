@@ -23,7 +23,8 @@ import pytest
 from sqlalchemy import func, select
 
 from factorysync.engine.state import CONNECTOR_KEY, load_state
-from factorysync.realtime.service import GAP_EVENT, RealtimeService, _Feed
+from factorysync.realtime.service import GAP_EVENT, RealtimeService
+from factorysync.realtime.stream import Feed
 from factorysync.realtime.writer import Incoming, MicroBatchWriter
 from factorysync.store.schema import data_source_sync_history as hist_t
 from factorysync.store.schema import infolog
@@ -84,7 +85,7 @@ def press_rows(store: Store) -> list[int]:
 
 def test_the_state_of_the_last_message_is_committed_with_its_rows(store: Store) -> None:
     writer = writer_for(store)
-    feed = _Feed(writer, lambda: False)
+    feed = Feed(writer, lambda: False)
     try:
         assert feed.state() == {}
         writer.flush([msg(1, {"upto": 1}), msg(2, {"upto": 2}), msg(3)])
@@ -100,7 +101,7 @@ def test_the_state_of_the_last_message_is_committed_with_its_rows(store: Store) 
     other = MicroBatchWriter(store, "press-line", window_s=3600)
     other.open()
     try:
-        assert _Feed(other, lambda: False).state() == {"upto": 5, "nested": {"a": [1, 2]}}
+        assert Feed(other, lambda: False).state() == {"upto": 5, "nested": {"a": [1, 2]}}
     finally:
         other.stop()
 

@@ -19,8 +19,8 @@ from factorysync.alerts.monitor import AlertMonitor
 from factorysync.api.ingest import IngestHub, IngestRefused
 from factorysync.realtime.backlog import MARK_PREFIX
 from factorysync.realtime.leftovers import LeftoverDrains
-from factorysync.realtime.service import _Feed
 from factorysync.realtime.spools import close_process_spools, process_spool
+from factorysync.realtime.stream import Feed
 from factorysync.realtime.writer import GAP_EVENT, Incoming, MicroBatchWriter
 from factorysync.settings import Settings
 from factorysync.store.schema import alerts as alerts_t
@@ -147,7 +147,7 @@ def test_an_outage_is_spooled_acknowledged_and_written_back_in_order_once(
     store = pg_store
     register(store, press_source())
     writer = MicroBatchWriter(store, "press", max_rows=20, max_age_s=0.05, window_s=3600)
-    feed = _Feed(writer, lambda: False)
+    feed = Feed(writer, lambda: False)
     acked: list[int] = []
 
     def send(first: int, last: int) -> None:
@@ -231,7 +231,7 @@ def test_a_backlog_left_by_a_previous_run_is_written_first_and_only_once(store: 
     second = MicroBatchWriter(store, "press", max_age_s=0.02, window_s=3600)
     second.open()
     assert spooled(store, "press") == 20
-    assert _Feed(second, lambda: False).state() == {"upto": 30}
+    assert Feed(second, lambda: False).state() == {"upto": 30}
     second.start()
     try:
         for i in range(31, 41):
