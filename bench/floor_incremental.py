@@ -1,39 +1,26 @@
 """The least a Python process does for case f: the new rows of the source's
 ``production`` table upserted into the target's, with psycopg alone.
 
-    python bench/floor_incremental.py SOURCE_URL TARGET_URL
+    python bench/floor_incremental.py SOURCE_URL TARGET_URL COLUMN,COLUMN,…
 
 What a factorysync incremental run does with the store, without the rest: no
 settings, registry, history, state or checks. The cursor is the target's largest id;
 the new rows are copied out of the source in binary into a temporary table of the
 target and merged with one ``INSERT … ON CONFLICT … DO UPDATE … WHERE <a value
-differs>``, in one transaction. bench/peer_incremental.py times it beside
-factorysync's incremental run as the floor of a one-off process on this machine; it
-prints the rows it inserted or updated.
+differs>``, in one transaction. bench/peer_incremental.py times it beside factorysync's
+incremental run as the floor of a one-off process on this machine, and passes the
+table's columns (bench/common.COLUMNS: importing that module here would add to the
+floor). It prints the rows it inserted or updated.
 """
 
 import sys
 
 import psycopg
 
-COLUMNS = [
-    "machine_id",
-    "line",
-    "ts",
-    "shift",
-    "product_code",
-    "qty_good",
-    "qty_reject",
-    "cycle_time_s",
-    "temperature_c",
-    "vibration_mm_s",
-    "status",
-]
 
-
-def main(source_url: str, target_url: str) -> int:
-    changed = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS)
-    differs = " OR ".join(f"production.{c} IS DISTINCT FROM excluded.{c}" for c in COLUMNS)
+def main(source_url: str, target_url: str, columns: list[str]) -> int:
+    changed = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    differs = " OR ".join(f"production.{c} IS DISTINCT FROM excluded.{c}" for c in columns)
     with psycopg.connect(target_url) as target, psycopg.connect(source_url) as source:
         row = target.execute("SELECT coalesce(max(id), 0) FROM production").fetchone()
         last = row[0] if row else 0
@@ -58,4 +45,4 @@ def main(source_url: str, target_url: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(sys.argv[1], sys.argv[2], [c for c in sys.argv[3].split(",") if c != "id"]))

@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PG_TABLE, Contender, PgDatabase, load_pg_from_csv, write_production
+from common import COLUMNS, PG_TABLE, Contender, PgDatabase, load_pg_from_csv, write_production
 from contenders import FactorysyncService, FactorysyncStore, database_source, expect_counts
 from harness import add_arguments, run_case, session
 from peer_pg_table import create_source
@@ -108,7 +108,7 @@ def floor_contenders(source: GrowingSource, target: PgDatabase, **same: object) 
             "floor: psycopg-only incremental script",
             source,
             target,
-            lambda run: [[sys.executable, script, source.db.url, target.url]],
+            lambda run: [[sys.executable, script, source.db.url, target.url, ",".join(COLUMNS)]],
             floor=True,
             check=lambda run, out: (
                 None if out.strip() == str(new) else f"merged {out.strip()!r}, expected {new}"
